@@ -1,0 +1,111 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Agent } from '../agent/agent.js';
+import { toReport } from '../core/report.js';
+
+export interface AgentServer {
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
+  const text = JSON.stringify(body, null, 2) + '\n';
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', ...headers });
+  res.end(text);
+}
+
+function sendError(
+  res: ServerResponse,
+  status: number,
+  message: string,
+  headers: Record<string, string> = {},
+): void {
+  sendJson(res, status, { error: message }, headers);
+}
+
+/**
+ * The agent's HTTP endpoints: GET /metrics, GET /healthz, POST /check[?target=NAME].
+ * /check only ever runs configured targets by name; it never takes an address from the request.
+ */
+export function handler(agent: Agent) {
+  return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const url = new URL(req.url ?? '/', 'http://agent.invalid');
+    const method = req.method ?? 'GET';
+    // Bodies are never needed; drain so a client's upload does not stall the connection.
+    req.resume();
+    try {
+      switch (url.pathname) {
+        case '/metrics': {
+          if (method !== 'GET' && method !== 'HEAD')
+            return sendError(res, 405, 'use GET', { allow: 'GET, HEAD' });
+          const text = await agent.registry.metrics();
+          res.writeHead(200, { 'content-type': agent.registry.contentType });
+          res.end(method === 'HEAD' ? undefined : text);
+          return;
+        }
+        case '/healthz':
+          if (method !== 'GET' && method !== 'HEAD')
+            return sendError(res, 405, 'use GET', { allow: 'GET, HEAD' });
+          return sendJson(res, 200, { status: 'ok', targets: agent.targetNames().length });
+        case '/check': {
+          if (method !== 'POST') return sendError(res, 405, 'use POST', { allow: 'POST' });
+          const names = url.searchParams.getAll('target');
+          for (const key of url.searchParams.keys()) {
+            if (key !== 'target')
+              return sendError(res, 400, `unknown query parameter "${key}" (only target=NAME)`);
+          }
+          const unknown = names.filter((n) => agent.target(n) === undefined);
+          if (unknown.length > 0) {
+            return sendError(
+              res,
+              404,
+              `no configured target named ${unknown.map((n) => JSON.stringify(n)).join(', ')}`,
+            );
+          }
+          const observations = await agent.check(names.length > 0 ? names : undefined);
+          return sendJson(res, 200, { results: observations.map(toReport) });
+        }
+        case '/':
+          return sendJson(res, 200, {
+            endpoints: ['GET /metrics', 'GET /healthz', 'POST /check[?target=NAME]'],
+          });
+        default:
+          return sendError(res, 404, `no such endpoint ${url.pathname}`);
+      }
+    } catch (err) {
+      if (!res.headersSent) sendError(res, 500, `internal error: ${(err as Error).message}`);
+      else res.destroy();
+    }
+  };
+}
+
+export async function startServer(agent: Agent, host: string, port: number): Promise<AgentServer> {
+  const server: Server = createServer((req, res) => void handler(agent)(req, res));
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 60_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const addr = server.address() as AddressInfo;
+  const shownHost = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  let closing: Promise<void> | undefined;
+  return {
+    url: `http://${shownHost}:${addr.port}`,
+    port: addr.port,
+    close: () =>
+      (closing ??= new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      })),
+  };
+}

@@ -1,0 +1,24 @@
+import type { Command } from 'commander';
+import { loadConfigFile } from '../../config/load.js';
+import { configJsonSchema } from '../../config/schema.js';
+import type { Io } from '../main.js';
+
+export function configCommand(program: Command, io: Io): void {
+  const config = program.command('config').description('Validate a config file or print its JSON Schema');
+  config
+    .command('check')
+    .description('Validate a config file: exit 0 when valid, exit 2 listing every problem with its line')
+    .argument('<file>', 'YAML config file')
+    .action(async (file: string) => {
+      const cfg = await loadConfigFile(file);
+      io.out(
+        `${file}: valid: ${cfg.targets.length} target${cfg.targets.length === 1 ? '' : 's'}, default interval ${cfg.intervalMs / 1000}s`,
+      );
+    });
+  config
+    .command('schema')
+    .description('Print the JSON Schema of the config file, for editors (e.g. yaml-language-server)')
+    .action(() => {
+      io.out(JSON.stringify(configJsonSchema(), null, 2));
+    });
+}

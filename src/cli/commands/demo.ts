@@ -1,0 +1,134 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { Agent } from '../../agent/agent.js';
+import { startServer, type AgentServer } from '../../api/server.js';
+import { parseConfig, parseListen } from '../../config/load.js';
+import { toReport, type ProbeReport } from '../../core/report.js';
+import { startDnsServer } from '../../target/dns-server.js';
+import { startExampleService } from '../../target/example-service.js';
+import { ms, phasesText, table } from '../format.js';
+import type { Io } from '../main.js';
+import { durationOption } from '../options.js';
+import { guardProcess, untilSignal } from '../signals.js';
+import { EXAMPLE_DNS_NAME, exampleZone } from './target.js';
+
+interface Tally {
+  runs: number;
+  failures: number;
+  recent: number[];
+  last?: ProbeReport;
+}
+
+export function demoCommand(program: Command, io: Io): void {
+  program
+    .command('demo')
+    .description(
+      'Run a self-contained demo: the example target service and an agent probing it with every kind',
+    )
+    .option('-l, --listen <host:port>', 'address of the agent endpoints', '127.0.0.1:9777')
+    .option('-i, --interval <duration>', 'probe interval', durationOption('--interval'), 2000)
+    .option(
+      '-d, --duration <duration>',
+      'stop after this long (default: run until Ctrl-C)',
+      durationOption('--duration'),
+    )
+    .action(async (opts: { listen: string; interval: number; duration?: number }) => {
+      guardProcess(io.err);
+      const dir = await mkdtemp(join(tmpdir(), 'coalmine-demo-'));
+      const service = await startExampleService({
+        host: '127.0.0.1',
+        port: 0,
+        notesFile: join(dir, 'notes.txt'),
+      });
+      const dns = await startDnsServer({ host: '127.0.0.1', port: 0, records: exampleZone('127.0.0.1') });
+      const seconds = `${opts.interval / 1000}s`;
+      const config = parseConfig(
+        [
+          `interval: ${seconds}`,
+          'metrics: { compat: [latency404] }',
+          'targets:',
+          `  - { name: example-http, kind: http, target: "${service.url}/health", validStatusCodes: [200] }`,
+          `  - { name: example-tcp, kind: tcp, target: "127.0.0.1:${service.port}" }`,
+          `  - { name: example-dns, kind: dns, target: ${EXAMPLE_DNS_NAME}, server: "127.0.0.1:${dns.port}" }`,
+          '  - { name: loopback-icmp, kind: icmp, target: 127.0.0.1, packets: 5, packetIntervalMs: 20 }',
+        ].join('\n'),
+        'demo',
+      );
+      config.listen = parseListen(opts.listen);
+      const tallies = new Map<string, Tally>();
+      const agent = new Agent(config, {
+        onObservation: (o) => {
+          const t = tallies.get(o.name) ?? { runs: 0, failures: 0, recent: [] };
+          const r = toReport(o);
+          t.runs++;
+          if (!r.ok) t.failures++;
+          t.recent.push(r.durationSeconds);
+          if (t.recent.length > 100) t.recent.shift();
+          t.last = r;
+          tallies.set(o.name, t);
+        },
+      });
+      let server: AgentServer;
+      try {
+        server = await startServer(agent, config.listen.host, config.listen.port);
+      } catch (err) {
+        if ((err as { code?: string }).code !== 'EADDRINUSE') throw err;
+        io.err(`${opts.listen} is in use; serving on an ephemeral port instead`);
+        server = await startServer(agent, config.listen.host, 0);
+      }
+      agent.start();
+      io.out(
+        [
+          'coalmine demo: probing the example service with http, tcp, dns and icmp every ' + seconds,
+          `  example service  ${service.url}/health   DNS ${EXAMPLE_DNS_NAME} at 127.0.0.1:${dns.port}`,
+          `  metrics          ${server.url}/metrics`,
+          `  check now        curl -X POST ${server.url}/check`,
+          'Press Ctrl-C to stop.',
+          '',
+        ].join('\n'),
+      );
+      const render = () => summary(agent.targetNames(), tallies);
+      const timer = setInterval(
+        () => {
+          if (io.isTty) io.out(`\x1b[J${render()}\x1b[${render().split('\n').length}A`);
+          else io.out(render() + '\n');
+        },
+        Math.max(opts.interval, 2000),
+      );
+      const stop = opts.duration !== undefined ? AbortSignal.timeout(opts.duration) : undefined;
+      await untilSignal(stop);
+      clearInterval(timer);
+      io.out(`${io.isTty ? '\x1b[J' : ''}${render()}\n`);
+      await server.close();
+      await agent.close();
+      await Promise.all([service.close(), dns.close()]);
+      await rm(dir, { recursive: true, force: true });
+    });
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+function summary(names: string[], tallies: Map<string, Tally>): string {
+  const rows = names.map((name) => {
+    const t = tallies.get(name);
+    if (!t?.last) return [name, '-', 'waiting', '', '', '', '', ''];
+    const sorted = [...t.recent].sort((a, b) => a - b);
+    const last = t.last;
+    return [
+      name,
+      last.kind,
+      last.ok ? 'up' : 'DOWN',
+      `${t.runs - t.failures}/${t.runs}`,
+      ms(last.durationSeconds),
+      ms(percentile(sorted, 50)),
+      ms(percentile(sorted, 95)),
+      last.ok ? phasesText(last.phases) : `${last.error?.code}: ${last.error?.message}`,
+    ];
+  });
+  return table(['TARGET', 'KIND', 'STATUS', 'OK/RUNS', 'LAST', 'P50', 'P95', 'PHASES (ms) / ERROR'], rows);
+}

@@ -1,0 +1,75 @@
+import { Command, CommanderError } from 'commander';
+import { VERSION } from '../agent/agent.js';
+import { ConfigError, UsageError } from '../core/errors.js';
+import { configCommand } from './commands/config.js';
+import { demoCommand } from './commands/demo.js';
+import { probeCommand } from './commands/probe.js';
+import { runCommand } from './commands/run.js';
+import { targetCommand } from './commands/target.js';
+
+/** Where a command writes; tests pass their own. */
+export interface Io {
+  out(line: string): void;
+  err(line: string): void;
+  isTty: boolean;
+}
+
+export const processIo: Io = {
+  out: (line) => process.stdout.write(line + '\n'),
+  err: (line) => process.stderr.write(line + '\n'),
+  isTty: Boolean(process.stdout.isTTY),
+};
+
+/** Runs the CLI and resolves to the exit code: 0 ok, 1 a probe failed, 2 bad usage or config. */
+export async function main(argv: readonly string[], io: Io = processIo): Promise<number> {
+  let exitCode = 0;
+  const program = new Command('coalmine')
+    .description(
+      'Measures how long messages take to cross a network or messaging system, and whether they arrive.',
+    )
+    .version(VERSION, '-V, --version')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => io.out(s.replace(/\n$/, '')),
+      writeErr: (s) => io.err(s.replace(/\n$/, '')),
+    });
+  probeCommand(program, io, (c) => (exitCode = c));
+  runCommand(program, io);
+  configCommand(program, io);
+  targetCommand(program, io);
+  demoCommand(program, io);
+  for (const c of program.commands) {
+    c.exitOverride();
+    for (const sub of c.commands) sub.exitOverride();
+  }
+  try {
+    await program.parseAsync(argv as string[]);
+    return exitCode;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      return err.code === 'commander.helpDisplayed' ||
+        err.code === 'commander.version' ||
+        err.code === 'commander.help'
+        ? 0
+        : 2;
+    }
+    if (err instanceof ConfigError) {
+      io.err(
+        err.problems.length === 1 ? `error: ${err.problems[0]}` : `error: ${err.problems.length} problems:`,
+      );
+      if (err.problems.length > 1) for (const p of err.problems) io.err(`  ${p}`);
+      return 2;
+    }
+    if (err instanceof UsageError) {
+      io.err(`error: ${err.message}`);
+      return 2;
+    }
+    const code = (err as { code?: string }).code;
+    if (code === 'EADDRINUSE' || code === 'EACCES') {
+      io.err(`error: cannot listen: ${(err as Error).message}`);
+      return 2;
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,142 @@
+import { z } from 'zod';
+import { probeKinds, probes, type ProbeKind } from '../probes/registry.js';
+import { durationMs } from './duration.js';
+
+export const DEFAULT_INTERVAL_MS = 15_000;
+export const DEFAULT_TIMEOUT_MS = 10_000;
+export const DEFAULT_LISTEN = '127.0.0.1:9777';
+
+/** Target names become label values and URL parameters, so keep them plain. */
+const targetName = z
+  .string()
+  .regex(
+    /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/,
+    'a name is 1-128 letters, digits, "_", ".", ":" or "-", starting with a letter or digit',
+  )
+  .describe('Unique name of this target; the `target` label of its metrics');
+
+const exponentialBuckets = z.strictObject({
+  exponential: z.strictObject({
+    start: z.number().positive().describe('Upper bound of the first bucket, in seconds'),
+    factor: z.number().gt(1).describe('Each bucket bound is the previous one times this'),
+    count: z.number().int().min(1).max(100).describe('How many buckets (besides +Inf)'),
+  }),
+});
+
+export const bucketsSchema = z
+  .union([
+    z
+      .array(z.number().positive())
+      .min(1)
+      .refine(
+        (a) => a.every((v, i) => i === 0 || v > a[i - 1]!),
+        'bucket bounds must be strictly increasing',
+      ),
+    exponentialBuckets,
+  ])
+  .describe('Histogram bucket upper bounds in seconds: a list, or {exponential: {start, factor, count}}');
+
+export const DEFAULT_BUCKETS = { exponential: { start: 0.0001, factor: 2, count: 18 } } as const;
+
+/** Seed 001's Prometheus default buckets, kept for its compatibility metrics. */
+export const LATENCY404_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10];
+
+const baseTargetShape = {
+  name: targetName,
+  target: z.string().min(1).describe('What to probe; its form depends on the kind'),
+  interval: durationMs().optional().describe('How often to probe; defaults to the top-level interval'),
+  timeout: durationMs()
+    .optional()
+    .describe(
+      'How long one run may take; must be below the interval. Defaults to min(timeout, 0.9 x interval)',
+    ),
+};
+
+function targetSchemaFor<K extends ProbeKind>(kind: K) {
+  return z.strictObject({
+    kind: z.literal(kind).describe(probes[kind].summary),
+    ...baseTargetShape,
+    target: z
+      .string()
+      .min(1)
+      .superRefine((v, ctx) => {
+        const problem = probes[kind].validateTarget(v);
+        if (problem) ctx.addIssue({ code: 'custom', message: `${problem} (got ${JSON.stringify(v)})` });
+      })
+      .describe(`What to probe: ${probes[kind].targetForm}`),
+    ...probes[kind].options.shape,
+  });
+}
+
+const targetSchemas = probeKinds.map((k) => targetSchemaFor(k));
+
+export const targetSchema = z.discriminatedUnion(
+  'kind',
+  targetSchemas as unknown as [(typeof targetSchemas)[number], ...(typeof targetSchemas)[number][]],
+);
+
+export const configSchema = z
+  .strictObject({
+    interval: durationMs()
+      .optional()
+      .describe(
+        'Default probe interval (15s); the CHECK_INTERVAL or COALMINE_CHECK_INTERVAL environment variable overrides it',
+      ),
+    timeout: durationMs()
+      .optional()
+      .describe('Default per-run timeout (10s), always kept below each interval'),
+    listen: z
+      .string()
+      .regex(
+        /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]*):\d{1,5}$/,
+        'expected HOST:PORT, e.g. 127.0.0.1:9777 or [::1]:9777',
+      )
+      .optional()
+      .describe('Address of the HTTP endpoints (/metrics, /healthz, /check); loopback by default'),
+    metrics: z
+      .strictObject({
+        compat: z
+          .array(z.enum(['latency404']))
+          .default([])
+          .describe("Extra metric name sets: 'latency404' adds seed 001's names for its Grafana dashboard"),
+        buckets: bucketsSchema.optional(),
+      })
+      .default({ compat: [] })
+      .describe('Prometheus metrics'),
+    targets: z.array(targetSchema).default([]).describe('Network probe targets'),
+  })
+  .describe('coalmine agent configuration');
+
+export type RawConfig = z.output<typeof configSchema>;
+export type RawTarget = z.output<typeof targetSchema>;
+
+/** A target with every default applied: what the scheduler and probes get. */
+export interface TargetConfig {
+  name: string;
+  kind: ProbeKind;
+  target: string;
+  intervalMs: number;
+  timeoutMs: number;
+  /** The kind's own options, validated by its schema. */
+  options: Record<string, unknown>;
+}
+
+export interface AgentConfig {
+  intervalMs: number;
+  listen: { host: string; port: number };
+  metrics: { compat: 'latency404'[]; buckets: number[] };
+  targets: TargetConfig[];
+}
+
+export function bucketBounds(spec: z.output<typeof bucketsSchema>): number[] {
+  if (Array.isArray(spec)) return [...spec];
+  const { start, factor, count } = spec.exponential;
+  return Array.from({ length: count }, (_, i) => Number((start * factor ** i).toPrecision(6)));
+}
+
+export function configJsonSchema(): Record<string, unknown> {
+  return {
+    title: 'coalmine configuration',
+    ...(z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>),
+  };
+}

@@ -1,0 +1,106 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { describe, expect, it } from 'vitest';
+import { systemClock } from './clock.js';
+import { Scheduler } from './scheduler.js';
+
+const nowMs = () => Number(systemClock.nowNs()) / 1e6;
+
+describe('Scheduler', () => {
+  it('keeps runs on fixed slots: a slow run does not push later runs back', async () => {
+    const starts: number[] = [];
+    const s = new Scheduler(systemClock);
+    s.add({
+      id: 'a',
+      intervalMs: 40,
+      run: async () => {
+        starts.push(nowMs());
+        await sleep(25);
+      },
+    });
+    s.start();
+    await sleep(650);
+    s.stop();
+    await s.idle();
+    expect(starts.length).toBeGreaterThanOrEqual(14);
+    // Slot k starts at first + k x 40 ms; drift would make the error grow with k.
+    const first = starts[0]!;
+    starts.forEach((t, k) => expect(Math.abs(t - (first + k * 40))).toBeLessThan(15));
+  });
+
+  it('never runs one job twice at once, and counts the slots it skipped', async () => {
+    let running = 0;
+    let maxRunning = 0;
+    let runs = 0;
+    const skipped: string[] = [];
+    const s = new Scheduler(systemClock, { skipped: (_id, reason) => skipped.push(reason) });
+    s.add({
+      id: 'slow',
+      intervalMs: 30,
+      run: async () => {
+        runs++;
+        running++;
+        maxRunning = Math.max(maxRunning, running);
+        await sleep(70);
+        running--;
+      },
+    });
+    s.start();
+    const extra = s.runNow('slow');
+    await sleep(400);
+    s.stop();
+    await extra;
+    await s.idle();
+    expect(maxRunning).toBe(1);
+    expect(runs).toBeGreaterThanOrEqual(4);
+    expect(skipped.filter((r) => r === 'overlap').length).toBeGreaterThanOrEqual(4);
+  });
+
+  it('runNow joins a run that is already going instead of starting another', async () => {
+    let runs = 0;
+    const s = new Scheduler(systemClock);
+    s.add({ id: 'j', intervalMs: 60_000, run: () => (runs++, sleep(50)) });
+    const a = s.runNow('j');
+    const b = s.runNow('j');
+    expect(a).toBe(b);
+    await a;
+    expect(runs).toBe(1);
+    await expect(s.runNow('missing')).rejects.toThrow('no job missing');
+  });
+
+  it('spreads start offsets over the interval and reports its lateness', async () => {
+    const firsts = new Map<string, number>();
+    const lateness: number[] = [];
+    const s = new Scheduler(systemClock, { lateness: (_id, sec) => lateness.push(sec) });
+    const t0 = nowMs();
+    for (let i = 0; i < 200; i++) {
+      const id = `t${i}`;
+      s.add({ id, intervalMs: 400, run: async () => void (firsts.has(id) || firsts.set(id, nowMs() - t0)) });
+    }
+    s.start();
+    await sleep(450);
+    s.stop();
+    expect(firsts.size).toBe(200);
+    const offsets = [...firsts.values()];
+    // Hash-spread offsets: each quarter of the interval gets a fair share of first runs.
+    for (let q = 0; q < 4; q++) {
+      const inQuarter = offsets.filter((o) => o >= q * 100 && o < (q + 1) * 100).length;
+      expect(inQuarter).toBeGreaterThan(25);
+    }
+    expect(lateness.length).toBeGreaterThanOrEqual(200);
+    expect(Math.max(...lateness)).toBeLessThan(0.05);
+  });
+
+  it('stops scheduling a removed job', async () => {
+    let runs = 0;
+    const s = new Scheduler(systemClock);
+    s.add({ id: 'r', intervalMs: 20, run: async () => void runs++ });
+    s.start();
+    await sleep(100);
+    s.remove('r');
+    const after = runs;
+    await sleep(100);
+    s.stop();
+    expect(after).toBeGreaterThan(0);
+    expect(runs).toBe(after);
+  });
+});

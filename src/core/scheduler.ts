@@ -1,0 +1,177 @@
+import type { Clock } from './clock.js';
+
+export interface Job {
+  id: string;
+  intervalMs: number;
+  run(): Promise<unknown>;
+}
+
+export interface SchedulerEvents {
+  /** How late a run started relative to its slot, in seconds (scheduled runs only). */
+  lateness?(id: string, seconds: number): void;
+  /** A slot that was not run: the previous run was still going, or the agent was stalled past it. */
+  skipped?(id: string, reason: 'overlap' | 'stalled'): void;
+}
+
+interface Entry {
+  job: Job;
+  due: number;
+  running: Promise<unknown> | undefined;
+  removed: boolean;
+}
+
+/** FNV-1a of the id, so a target's start offset is the same on every start of the agent. */
+function stableHash(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+/**
+ * Runs every job on its own interval from one timer and a min-heap of due times. Slots are fixed
+ * (start + offset + k x interval), so a late run never pushes later runs back; start offsets are
+ * spread over the interval by a hash of the id; a job never runs twice at once.
+ */
+export class Scheduler {
+  private readonly heap: Entry[] = [];
+  private readonly entries = new Map<string, Entry>();
+  private timer: NodeJS.Timeout | undefined;
+  private timerDue = Infinity;
+  private started = false;
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly events: SchedulerEvents = {},
+  ) {}
+
+  private nowMs(): number {
+    return Number(this.clock.nowNs()) / 1e6;
+  }
+
+  add(job: Job): void {
+    if (this.entries.has(job.id)) throw new Error(`job ${job.id} is already scheduled`);
+    if (!(job.intervalMs > 0)) throw new Error(`job ${job.id}: interval must be > 0`);
+    const offset = stableHash(job.id) % Math.max(1, Math.floor(job.intervalMs));
+    const entry: Entry = { job, due: this.nowMs() + offset, running: undefined, removed: false };
+    this.entries.set(job.id, entry);
+    this.push(entry);
+    if (this.started) this.arm();
+  }
+
+  remove(id: string): void {
+    const e = this.entries.get(id);
+    if (!e) return;
+    e.removed = true;
+    this.entries.delete(id);
+  }
+
+  has(id: string): boolean {
+    return this.entries.has(id);
+  }
+
+  start(): void {
+    this.started = true;
+    this.arm();
+  }
+
+  /** Stops scheduling; runs already going finish on their own (their own timeouts bound them). */
+  stop(): void {
+    this.started = false;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.timerDue = Infinity;
+  }
+
+  /** Runs a job now, outside its schedule. If it is running already, waits for that run instead. */
+  runNow(id: string): Promise<unknown> {
+    const e = this.entries.get(id);
+    if (!e) return Promise.reject(new Error(`no job ${id}`));
+    return e.running ?? this.launch(e);
+  }
+
+  /** Resolves when every running job has finished. */
+  async idle(): Promise<void> {
+    await Promise.allSettled([...this.entries.values()].map((e) => e.running));
+  }
+
+  private launch(e: Entry): Promise<unknown> {
+    const p = e.job
+      .run()
+      .catch(() => undefined)
+      .finally(() => {
+        if (e.running === p) e.running = undefined;
+      });
+    e.running = p;
+    return p;
+  }
+
+  private arm(): void {
+    if (!this.started) return;
+    const top = this.heap[0];
+    if (!top) return;
+    if (top.due >= this.timerDue && this.timer) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timerDue = top.due;
+    const delay = Math.max(0, top.due - this.nowMs());
+    this.timer = setTimeout(() => this.tick(), Math.ceil(delay));
+    this.timer.unref?.();
+  }
+
+  private tick(): void {
+    this.timer = undefined;
+    this.timerDue = Infinity;
+    const now = this.nowMs();
+    for (let top = this.heap[0]; top && top.due <= now + 0.5; top = this.heap[0]) {
+      this.pop();
+      if (top.removed) continue;
+      this.events.lateness?.(top.job.id, Math.max(0, now - top.due) / 1000);
+      if (top.running) this.events.skipped?.(top.job.id, 'overlap');
+      else void this.launch(top);
+      top.due += top.job.intervalMs;
+      if (top.due <= now) {
+        const missed = Math.ceil((now - top.due) / top.job.intervalMs);
+        for (let i = 0; i < missed; i++) this.events.skipped?.(top.job.id, 'stalled');
+        top.due += missed * top.job.intervalMs;
+        if (top.due <= now) top.due += top.job.intervalMs;
+      }
+      this.push(top);
+    }
+    this.arm();
+  }
+
+  private push(e: Entry): void {
+    const h = this.heap;
+    h.push(e);
+    let i = h.length - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (h[p]!.due <= h[i]!.due) break;
+      [h[p], h[i]] = [h[i]!, h[p]!];
+      i = p;
+    }
+  }
+
+  private pop(): Entry | undefined {
+    const h = this.heap;
+    const top = h[0];
+    const last = h.pop();
+    if (h.length > 0 && last) {
+      h[0] = last;
+      let i = 0;
+      for (;;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < h.length && h[l]!.due < h[m]!.due) m = l;
+        if (r < h.length && h[r]!.due < h[m]!.due) m = r;
+        if (m === i) break;
+        [h[m], h[i]] = [h[i]!, h[m]!];
+        i = m;
+      }
+    }
+    return top;
+  }
+}

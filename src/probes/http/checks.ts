@@ -1,0 +1,107 @@
+import type { ProbeError } from '../../core/types.js';
+import {
+  compileRegex,
+  normalizeVersion,
+  type HttpOptions,
+  type HttpVersion,
+  type JsonCondition,
+} from './options.js';
+
+const versionLabel = (v: HttpVersion) => `HTTP/${v}`;
+
+/** Status first, then version, as blackbox_exporter orders them. Undefined means the response passes. */
+export function checkStatusAndVersion(
+  status: number,
+  version: HttpVersion,
+  opts: Pick<HttpOptions, 'validStatusCodes' | 'validHttpVersions'>,
+  note = '',
+): ProbeError | undefined {
+  const statusOk =
+    opts.validStatusCodes.length === 0
+      ? status >= 200 && status < 300
+      : opts.validStatusCodes.includes(status);
+  if (!statusOk) {
+    const expected =
+      opts.validStatusCodes.length === 0
+        ? '2xx'
+        : opts.validStatusCodes.length === 1
+          ? String(opts.validStatusCodes[0])
+          : `one of ${opts.validStatusCodes.join(', ')}`;
+    return { code: 'http_status', message: `got status ${status}, expected ${expected}${note}` };
+  }
+  const valid = [...new Set(opts.validHttpVersions.map(normalizeVersion))];
+  if (valid.length > 0 && !valid.includes(version)) {
+    return {
+      code: 'http_version',
+      message: `got ${versionLabel(version)}, expected ${valid.map(versionLabel).join(' or ')}`,
+    };
+  }
+  return undefined;
+}
+
+export function needsBody(opts: HttpOptions): boolean {
+  return (
+    opts.failIfBodyMatchesRegexp.length > 0 ||
+    opts.failIfBodyNotMatchesRegexp.length > 0 ||
+    opts.jsonConditions.length > 0
+  );
+}
+
+/** Body regexes, then JSON conditions; the message names the check that failed. */
+export function checkBody(body: string, opts: HttpOptions): ProbeError | undefined {
+  for (const pattern of opts.failIfBodyMatchesRegexp) {
+    if (compileRegex(pattern).test(body)) {
+      return { code: 'validation', message: `body matches failIfBodyMatchesRegexp /${pattern}/` };
+    }
+  }
+  for (const pattern of opts.failIfBodyNotMatchesRegexp) {
+    if (!compileRegex(pattern).test(body)) {
+      return { code: 'validation', message: `body does not match failIfBodyNotMatchesRegexp /${pattern}/` };
+    }
+  }
+  if (opts.jsonConditions.length === 0) return undefined;
+  let doc: unknown;
+  try {
+    doc = JSON.parse(body);
+  } catch (err) {
+    return { code: 'validation', message: `jsonConditions: body is not JSON (${(err as Error).message})` };
+  }
+  for (const cond of opts.jsonConditions) {
+    const problem = checkJsonCondition(doc, cond);
+    if (problem !== undefined) return { code: 'validation', message: `jsonConditions: ${problem}` };
+  }
+  return undefined;
+}
+
+const MISSING = Symbol('missing');
+
+/** Follows a dotted path (`a.b.0.c`); array elements are addressed by index. */
+export function jsonAt(doc: unknown, path: string): unknown {
+  let node: unknown = doc;
+  for (const key of path.split('.')) {
+    if (Array.isArray(node)) {
+      if (!/^\d+$/.test(key) || Number(key) >= node.length) return MISSING;
+      node = node[Number(key)];
+    } else if (node !== null && typeof node === 'object' && Object.hasOwn(node, key)) {
+      node = (node as Record<string, unknown>)[key];
+    } else {
+      return MISSING;
+    }
+  }
+  return node;
+}
+
+function checkJsonCondition(doc: unknown, cond: JsonCondition): string | undefined {
+  const value = jsonAt(doc, cond.path);
+  if (value === MISSING) return `field "${cond.path}" is missing`;
+  if (cond.equals !== undefined && value !== cond.equals) {
+    return `field "${cond.path}" is ${JSON.stringify(value)}, expected ${JSON.stringify(cond.equals)}`;
+  }
+  if (cond.matches !== undefined) {
+    const text = typeof value === 'string' ? value : JSON.stringify(value);
+    if (!compileRegex(cond.matches).test(text)) {
+      return `field "${cond.path}" is ${JSON.stringify(value)}, which does not match /${cond.matches}/`;
+    }
+  }
+  return undefined;
+}

@@ -1,0 +1,511 @@
+import { execFileSync } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer as createHttpServer, type RequestListener } from 'node:http';
+import { createSecureServer, createServer as createH2cServer } from 'node:http2';
+import { createServer as createHttpsServer } from 'node:https';
+import { createServer as createNetServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { gzipSync } from 'node:zlib';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { systemClock } from '../../core/clock.js';
+import type { ProbeResult } from '../../core/types.js';
+import probe from './index.js';
+
+const MS = 1_000_000n;
+// Timing assertions hold on an idle machine; on a loaded CI box the OS can pause this process for tens of
+// milliseconds between two clock reads. A real mis-measurement fails every attempt, so retries hide no bug.
+const TIMING = { retry: 2 };
+
+function ctx(timeoutMs = 3000) {
+  return { signal: AbortSignal.timeout(timeoutMs), clock: systemClock, timeoutMs };
+}
+
+function run(target: string, options: Record<string, unknown> = {}, timeoutMs = 3000): Promise<ProbeResult> {
+  return probe.run(target, probe.options.parse(options), ctx(timeoutMs));
+}
+
+/** setTimeout may fire up to a millisecond early by the hrtime clock; this never does. */
+async function sleepAtLeast(ms: number): Promise<void> {
+  const start = process.hrtime.bigint();
+  for (;;) {
+    const left = ms - Number(process.hrtime.bigint() - start) / 1e6;
+    if (left <= 0) return;
+    await sleep(Math.ceil(left));
+  }
+}
+
+const servers: Server[] = [];
+const connections = new Set<Socket>();
+
+async function listen<S extends Server>(server: S, host = '127.0.0.1'): Promise<number> {
+  servers.push(server);
+  // TLS servers report the raw socket here too, so destroying these closes every kind of server.
+  server.on('connection', (s: Socket) => connections.add(s));
+  server.listen(0, host);
+  await once(server, 'listening');
+  const addr = server.address();
+  if (addr === null || typeof addr === 'string') throw new Error('no port');
+  return addr.port;
+}
+
+async function httpServer(handler: RequestListener, host = '127.0.0.1'): Promise<string> {
+  const port = await listen(createHttpServer(handler), host);
+  return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
+afterEach(async () => {
+  for (const s of connections) s.destroy();
+  connections.clear();
+  await Promise.all(servers.splice(0).map((s) => new Promise((resolve) => s.close(resolve))));
+});
+
+function sumPhases(r: ProbeResult): bigint {
+  return Object.values(r.phases).reduce((a, b) => a + (b ?? 0n), 0n);
+}
+
+function expectFailure(r: ProbeResult, code: string) {
+  if (r.ok) throw new Error(`expected ${code}, got success`);
+  expect(r.error.code, r.error.message).toBe(code);
+  return r.error;
+}
+
+describe('http probe: plain HTTP', () => {
+  it('reports every phase, and the phases add up to the run', TIMING, async () => {
+    const base = await httpServer((_req, res) => res.end('hello'));
+    const r = await run(`${base}/`);
+    expect(r.ok).toBe(true);
+    expect(Object.keys(r.phases).sort()).toEqual(['connect', 'processing', 'resolve', 'transfer']);
+    const sum = sumPhases(r);
+    expect(sum).toBeLessThanOrEqual(r.durationNs);
+    expect(r.durationNs - sum).toBeLessThan(5n * MS);
+    expect(r.values).toMatchObject({
+      http_status_code: 200,
+      http_version: 1.1,
+      http_ssl: 0,
+      http_redirects: 0,
+      http_content_length: 5,
+      http_uncompressed_body_length: 5,
+      ip_protocol: 4,
+    });
+  });
+
+  it('puts a slow server response in processing', TIMING, async () => {
+    const base = await httpServer(async (_req, res) => {
+      await sleepAtLeast(50);
+      res.end('late');
+    });
+    const r = await run(base);
+    expect(r.ok).toBe(true);
+    expect(r.phases.processing!).toBeGreaterThanOrEqual(50n * MS);
+    expect(r.phases.processing!).toBeLessThan(70n * MS);
+    expect(r.phases.transfer!).toBeLessThan(20n * MS);
+  });
+
+  it('puts a slowly streamed body in transfer', TIMING, async () => {
+    const base = await httpServer(async (_req, res) => {
+      res.write('first part;');
+      await sleepAtLeast(60);
+      res.end('second part');
+    });
+    const r = await run(base, { failIfBodyNotMatchesRegexp: ['first part;second part'] });
+    expect(r.ok).toBe(true);
+    expect(r.phases.transfer!).toBeGreaterThanOrEqual(60n * MS);
+    expect(r.phases.processing!).toBeLessThan(20n * MS);
+  });
+
+  it('fails with http_status on an unexpected status, keeping phases and the status', async () => {
+    const base = await httpServer((_req, res) => {
+      res.statusCode = 404;
+      res.end('nope');
+    });
+    const r = await run(base);
+    const error = expectFailure(r, 'http_status');
+    expect(error.message).toBe('got status 404, expected 2xx');
+    expect(r.values?.http_status_code).toBe(404);
+    expect(r.phases.connect).toBeDefined();
+    expect(r.phases.processing).toBeDefined();
+
+    expect((await run(base, { validStatusCodes: [404] })).ok).toBe(true);
+    const other = await run(base, { validStatusCodes: [200, 204] });
+    expect(expectFailure(other, 'http_status').message).toBe('got status 404, expected one of 200, 204');
+  });
+
+  it('sends method, headers and body, and the URL host as Host', async () => {
+    let seen: { method?: string; host?: string; token?: string; body: string } = { body: '' };
+    const base = await httpServer(async (req, res) => {
+      let body = '';
+      for await (const chunk of req) body += String(chunk);
+      seen = { method: req.method, host: req.headers.host, token: req.headers['x-token'] as string, body };
+      res.end();
+    });
+    const r = await run(`${base}/submit?x=1`, {
+      method: 'POST',
+      headers: { 'X-Token': 't1' },
+      body: '{"a":1}',
+    });
+    expect(r.ok).toBe(true);
+    expect(seen).toEqual({
+      method: 'POST',
+      host: base.slice('http://'.length),
+      token: 't1',
+      body: '{"a":1}',
+    });
+  });
+
+  it('follows redirects (a 303 after POST as GET) and counts them, or stops when told to', async () => {
+    const methods: string[] = [];
+    const base = await httpServer((req, res) => {
+      methods.push(`${req.method} ${req.url}`);
+      if (req.url === '/old') res.writeHead(302, { location: '/new' }).end();
+      else if (req.url === '/form') res.writeHead(303, { location: '/done' }).end();
+      else if (req.url === '/loop') res.writeHead(301, { location: '/loop' }).end();
+      else res.end('arrived');
+    });
+    const followed = await run(`${base}/old`, { failIfBodyNotMatchesRegexp: ['arrived'] });
+    expect(followed.ok).toBe(true);
+    expect(followed.values).toMatchObject({ http_redirects: 1, http_status_code: 200 });
+    expect(followed.detail?.url).toBe(`${base}/new`);
+
+    const notFollowed = await run(`${base}/old`, { followRedirects: false });
+    expect(expectFailure(notFollowed, 'http_status').message).toBe('got status 302, expected 2xx');
+    expect(notFollowed.values).toMatchObject({ http_redirects: 0, http_status_code: 302 });
+    expect((await run(`${base}/old`, { followRedirects: false, validStatusCodes: [302] })).ok).toBe(true);
+
+    const posted = await run(`${base}/form`, { method: 'POST', body: 'a=1' });
+    expect(posted.ok).toBe(true);
+    expect(methods.at(-1)).toBe('GET /done');
+
+    const loop = await run(`${base}/loop`, { maxRedirects: 3 });
+    expect(expectFailure(loop, 'http_status').message).toContain('stopped after 3 redirects');
+    expect(loop.values?.http_redirects).toBe(3);
+  });
+
+  it('checks the body against regexes and names the one that failed', async () => {
+    const base = await httpServer((_req, res) => res.end('status: healthy\nversion 1.2.3'));
+    expect((await run(base, { failIfBodyNotMatchesRegexp: ['healthy', 'version \\d+'] })).ok).toBe(true);
+    expect((await run(base, { failIfBodyMatchesRegexp: ['(?i)ERROR'] })).ok).toBe(true);
+
+    const missing = await run(base, { failIfBodyNotMatchesRegexp: ['healthy', 'database: up'] });
+    expect(expectFailure(missing, 'validation').message).toContain('/database: up/');
+    const forbidden = await run(base, { failIfBodyMatchesRegexp: ['(?i)HEALTHY'] });
+    expect(expectFailure(forbidden, 'validation').message).toContain('failIfBodyMatchesRegexp');
+  });
+
+  it('checks JSON fields by dotted path', async () => {
+    const doc = { status: 'ok', checks: [{ name: 'db', latencyMs: 12 }], ready: true };
+    const base = await httpServer((_req, res) =>
+      res.setHeader('content-type', 'application/json').end(JSON.stringify(doc)),
+    );
+    const pass = await run(base, {
+      jsonConditions: [
+        { path: 'status', equals: 'ok' },
+        { path: 'checks.0.name', matches: '^d' },
+        { path: 'ready', equals: true },
+        { path: 'checks.0.latencyMs' },
+      ],
+    });
+    expect(pass.ok).toBe(true);
+
+    const wrong = await run(base, { jsonConditions: [{ path: 'status', equals: 'down' }] });
+    expect(expectFailure(wrong, 'validation').message).toBe(
+      'jsonConditions: field "status" is "ok", expected "down"',
+    );
+    const absent = await run(base, { jsonConditions: [{ path: 'checks.1.name' }] });
+    expect(expectFailure(absent, 'validation').message).toContain('"checks.1.name" is missing');
+    const noMatch = await run(base, { jsonConditions: [{ path: 'checks.0.latencyMs', matches: '^\\d$' }] });
+    expect(expectFailure(noMatch, 'validation').message).toContain('does not match');
+
+    const text = await httpServer((_req, res) => res.end('<html>'));
+    const notJson = await run(text, { jsonConditions: [{ path: 'status', equals: 'ok' }] });
+    expect(expectFailure(notJson, 'validation').message).toContain('not JSON');
+  });
+
+  it('stops reading at maxBodyBytes, and fails only when a body check needs more', async () => {
+    const big = Buffer.alloc(200_000, 'a');
+    const base = await httpServer((_req, res) => res.end(big));
+    const counted = await run(base, { maxBodyBytes: 10_000 });
+    expect(counted.ok).toBe(true);
+    expect(counted.detail?.bodyTruncated).toBe(true);
+    expect(counted.values?.http_uncompressed_body_length).toBeGreaterThan(10_000);
+    expect(counted.values?.http_uncompressed_body_length).toBeLessThan(200_000);
+    expect(counted.values?.http_content_length).toBe(200_000);
+
+    const checked = await run(base, { maxBodyBytes: 10_000, failIfBodyMatchesRegexp: ['b'] });
+    expect(expectFailure(checked, 'validation').message).toContain('maxBodyBytes');
+    expect((await run(base, { failIfBodyMatchesRegexp: ['b'] })).ok).toBe(true);
+  });
+
+  it('decodes a gzip body for checks and reports both lengths', async () => {
+    const text = 'compressible '.repeat(1000);
+    const gz = gzipSync(text);
+    const base = await httpServer((_req, res) => res.writeHead(200, { 'content-encoding': 'gzip' }).end(gz));
+    const r = await run(base, {
+      headers: { 'accept-encoding': 'gzip' },
+      failIfBodyNotMatchesRegexp: ['^compressible'],
+    });
+    expect(r.ok).toBe(true);
+    expect(r.values).toMatchObject({
+      http_content_length: gz.length,
+      http_uncompressed_body_length: text.length,
+    });
+  });
+
+  it('fails with refused when nothing listens', async () => {
+    const probeServer = createNetServer();
+    const port = await listen(probeServer);
+    servers.pop();
+    await new Promise((resolve) => probeServer.close(resolve));
+    const r = await run(`http://127.0.0.1:${port}/`);
+    expect(expectFailure(r, 'refused').cause).toBe('ECONNREFUSED');
+    expect(r.phases.resolve).toBeDefined();
+    expect(r.phases.connect).toBeUndefined();
+  });
+
+  it('times out on a server that accepts and never answers, and closes its socket', async () => {
+    const accepted: Socket[] = [];
+    const port = await listen(
+      createNetServer((s) => {
+        accepted.push(s);
+        s.resume();
+      }),
+    );
+    const started = process.hrtime.bigint();
+    const r = await run(`http://127.0.0.1:${port}/`, {}, 300);
+    const elapsedMs = Number(process.hrtime.bigint() - started) / 1e6;
+    expect(expectFailure(r, 'timeout').message).toBe('timed out after 300 ms');
+    expect(elapsedMs).toBeGreaterThanOrEqual(290);
+    expect(elapsedMs).toBeLessThan(400);
+    expect(r.phases.connect).toBeDefined();
+    expect(r.phases.processing).toBeUndefined();
+    expect(accepted).toHaveLength(1);
+    if (!accepted[0]!.readableEnded) await once(accepted[0]!, 'end');
+  });
+
+  it('times out on a TLS handshake that never completes', async () => {
+    const port = await listen(createNetServer((s) => s.resume()));
+    const r = await run(`https://127.0.0.1:${port}/`, {}, 200);
+    expectFailure(r, 'timeout');
+    expect(r.phases.connect).toBeDefined();
+    expect(r.phases.tls).toBeUndefined();
+  });
+
+  it('times out on an HTTP/2 server that never answers, and closes the session', async () => {
+    const server = createH2cServer(() => {});
+    const sessionClosed = new Promise((resolve) => server.on('session', (s) => s.once('close', resolve)));
+    const port = await listen(server as unknown as Server);
+    const r = await run(`http://127.0.0.1:${port}/`, { httpVersion: '2' }, 200);
+    expectFailure(r, 'timeout');
+    await sessionClosed;
+  });
+
+  it('times out on a body that never ends', async () => {
+    const base = await httpServer((_req, res) => res.write('partial'));
+    const r = await run(base, {}, 300);
+    expectFailure(r, 'timeout');
+    expect(r.phases.processing).toBeDefined();
+    expect(r.values?.http_status_code).toBe(200);
+  });
+
+  it('reports a malformed response as protocol', async () => {
+    const port = await listen(createNetServer((s) => s.end('SSH-2.0-OpenSSH_9.6\r\n')));
+    expectFailure(await run(`http://127.0.0.1:${port}/`), 'protocol');
+  });
+
+  it('reports a connection closed mid-body as reset', async () => {
+    const port = await listen(
+      createNetServer((s) => {
+        s.once('data', () => s.end('HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly this'));
+      }),
+    );
+    expectFailure(await run(`http://127.0.0.1:${port}/`), 'reset');
+  });
+
+  it('connects over IPv6 to ::1', async () => {
+    const base = await httpServer((req, res) => res.end(req.headers.host), '::1');
+    const r = await run(`${base}/`, { failIfBodyNotMatchesRegexp: ['^\\[::1\\]:\\d+$'] });
+    expect(r.ok).toBe(true);
+    expect(r.values?.ip_protocol).toBe(6);
+    expect(r.detail?.address).toBe('::1');
+  });
+});
+
+describe('http probe: HTTP/2 without TLS', () => {
+  it('speaks prior-knowledge h2c when asked, and checks the version', async () => {
+    const port = await listen(createH2cServer((_req, res) => res.end('over h2c')) as unknown as Server);
+    const r = await run(`http://127.0.0.1:${port}/`, {
+      httpVersion: '2',
+      validHttpVersions: ['HTTP/2.0'],
+      failIfBodyNotMatchesRegexp: ['h2c'],
+    });
+    expect(r.ok).toBe(true);
+    expect(r.values?.http_version).toBe(2);
+    expect(Object.keys(r.phases).sort()).toEqual(['connect', 'processing', 'resolve', 'transfer']);
+  });
+
+  it('fails with http_version when the response version is not valid', async () => {
+    const base = await httpServer((_req, res) => res.end());
+    const r = await run(base, { validHttpVersions: ['2'] });
+    expect(expectFailure(r, 'http_version').message).toBe('got HTTP/1.1, expected HTTP/2');
+  });
+});
+
+describe('http probe: HTTPS', () => {
+  let dir: string;
+  let caFile: string;
+  let serverKey: Buffer;
+  let serverCert: Buffer;
+  let clientCertFile: string;
+  let clientKeyFile: string;
+  let notAfterSeconds: number;
+
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'coalmine-http-'));
+    const selfSigned = (name: string, subj: string, san: string) =>
+      execFileSync(
+        'openssl',
+        [
+          'req',
+          '-x509',
+          '-newkey',
+          'rsa:2048',
+          '-nodes',
+          '-days',
+          '2',
+          '-subj',
+          subj,
+          '-addext',
+          `subjectAltName=${san}`,
+          '-keyout',
+          join(dir, `${name}.key`),
+          '-out',
+          join(dir, `${name}.crt`),
+        ],
+        { stdio: 'ignore' },
+      );
+    selfSigned('server', '/CN=localhost', 'DNS:localhost,IP:127.0.0.1');
+    selfSigned('client', '/CN=coalmine-client', 'DNS:client');
+    caFile = join(dir, 'server.crt');
+    serverCert = readFileSync(caFile);
+    serverKey = readFileSync(join(dir, 'server.key'));
+    clientCertFile = join(dir, 'client.crt');
+    clientKeyFile = join(dir, 'client.key');
+    const end = execFileSync('openssl', ['x509', '-enddate', '-noout', '-in', caFile], { encoding: 'utf8' });
+    notAfterSeconds = Date.parse(end.trim().replace(/^notAfter=/, '')) / 1000;
+  });
+
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  async function httpsServer(extra: Record<string, unknown> = {}): Promise<string> {
+    const server = createHttpsServer({ key: serverKey, cert: serverCert, ...extra }, (_req, res) =>
+      res.end('secure'),
+    );
+    return `https://127.0.0.1:${await listen(server)}`;
+  }
+
+  it('fails with tls on an untrusted certificate by default, keeping the cause', async () => {
+    const r = await run(await httpsServer());
+    const error = expectFailure(r, 'tls');
+    expect(error.cause).toBe('DEPTH_ZERO_SELF_SIGNED_CERT');
+    expect(r.phases.connect).toBeDefined();
+    expect(r.phases.tls).toBeUndefined();
+  });
+
+  it('passes with the CA file, reporting TLS phase and certificate expiry', async () => {
+    const r = await run(await httpsServer(), { tls: { caFile } });
+    expect(r.ok).toBe(true);
+    expect(Object.keys(r.phases).sort()).toEqual(['connect', 'processing', 'resolve', 'tls', 'transfer']);
+    expect(r.values?.http_ssl).toBe(1);
+    expect(Math.abs(r.values!.ssl_earliest_cert_expiry! - notAfterSeconds)).toBeLessThan(86_400);
+    expect(r.values?.ssl_last_chain_expiry_timestamp_seconds).toBe(r.values?.ssl_earliest_cert_expiry);
+    expect(r.detail?.certSubject).toBe('CN=localhost');
+  });
+
+  it('passes with insecureSkipVerify and still reports expiry', async () => {
+    const r = await run(await httpsServer(), { tls: { insecureSkipVerify: true } });
+    expect(r.ok).toBe(true);
+    expect(Math.abs(r.values!.ssl_earliest_cert_expiry! - notAfterSeconds)).toBeLessThan(86_400);
+    expect(r.values?.ssl_last_chain_expiry_timestamp_seconds).toBeUndefined();
+    expect(r.detail?.tlsAuthorizationError).toBe('DEPTH_ZERO_SELF_SIGNED_CERT');
+  });
+
+  it('checks the certificate against the host name or serverName', async () => {
+    const base = await httpsServer();
+    const port = new URL(base).port;
+    const byName = await run(`https://localhost:${port}/`, { tls: { caFile }, ipProtocol: 'ip4' });
+    expect(byName.ok).toBe(true);
+    const mismatch = await run(base, { tls: { caFile, serverName: 'other.example' } });
+    expect(expectFailure(mismatch, 'tls').cause).toBe('ERR_TLS_CERT_ALTNAME_INVALID');
+  });
+
+  it('presents a client certificate when the server requires one', async () => {
+    const base = await httpsServer({
+      requestCert: true,
+      rejectUnauthorized: true,
+      ca: readFileSync(clientCertFile),
+    });
+    const without = await run(base, { tls: { caFile } });
+    expectFailure(without, 'tls');
+    const withCert = await run(base, {
+      tls: { caFile, certFile: clientCertFile, keyFile: clientKeyFile },
+      failIfBodyNotMatchesRegexp: ['secure'],
+    });
+    expect(withCert.ok).toBe(true);
+  });
+
+  it('negotiates HTTP/2 over TLS with ALPN', async () => {
+    const server = createSecureServer({ key: serverKey, cert: serverCert }, (_req, res) =>
+      res.end('h2 body'),
+    );
+    const port = await listen(server as unknown as Server);
+    const r = await run(`https://127.0.0.1:${port}/`, {
+      httpVersion: '2',
+      tls: { caFile },
+      failIfBodyNotMatchesRegexp: ['h2 body'],
+    });
+    expect(r.ok).toBe(true);
+    expect(r.values?.http_version).toBe(2);
+    expect(r.detail?.alpn).toBe('h2');
+    expect(r.phases.tls).toBeDefined();
+  });
+
+  it('falls back to HTTP/1.1 when the server does not offer h2', async () => {
+    const r = await run(await httpsServer(), { httpVersion: 2, tls: { caFile } });
+    expect(r.ok).toBe(true);
+    expect(r.values?.http_version).toBe(1.1);
+  });
+
+  it('reports an unreadable CA file clearly', async () => {
+    const r = await run(await httpsServer(), { tls: { caFile: join(dir, 'missing.pem') } });
+    const error = expectFailure(r, 'error');
+    expect(error.message).toContain('tls.caFile');
+    expect(error.cause).toBe('ENOENT');
+  });
+});
+
+describe('http probe: definition', () => {
+  it('accepts http and https URLs and says what a target looks like otherwise', () => {
+    expect(probe.validateTarget('https://example.com/health')).toBeUndefined();
+    expect(probe.validateTarget('http://[::1]:8080/')).toBeUndefined();
+    expect(probe.validateTarget('example.com')).toContain('http://host');
+    expect(probe.validateTarget('ftp://example.com/')).toContain('scheme must be http or https');
+    expect(probe.validateTarget('https://user:pw@example.com/')).toContain('headers.Authorization');
+  });
+
+  it('has defaults for everything and rejects bad options', () => {
+    const defaults = probe.options.parse({});
+    expect(defaults).toMatchObject({
+      method: 'GET',
+      followRedirects: true,
+      maxRedirects: 10,
+      httpVersion: '1.1',
+      maxBodyBytes: 1024 * 1024,
+      tls: { insecureSkipVerify: false },
+    });
+    expect(probe.options.safeParse({ failIfBodyMatchesRegexp: ['('] }).success).toBe(false);
+    expect(probe.options.safeParse({ timeout: 5 }).success).toBe(false);
+    expect(probe.options.safeParse({ tls: { certFile: 'a.pem' } }).success).toBe(false);
+  });
+});

@@ -1,0 +1,28 @@
+import type { z } from 'zod';
+import type { ProbeContext, ProbeResult } from '../core/types.js';
+
+/**
+ * One probe kind: its option schema and a function that runs it once against one target.
+ * Scheduling, timeouts, metrics and storage are someone else's job; a probe only probes.
+ */
+export interface ProbeDefinition<S extends z.ZodRawShape = z.ZodRawShape> {
+  /** The kind word: folder name, config discriminant and registry key. */
+  readonly kind: string;
+  /** One line for --help. */
+  readonly summary: string;
+  /** What a target looks like, for --help and error messages (e.g. `https://host/path`). */
+  readonly targetForm: string;
+  /** Kind-specific options, a strict object whose fields all have defaults or are optional. */
+  readonly options: z.ZodObject<S>;
+  /** Returns a message saying what is wrong with the target string, or undefined if it is usable. */
+  validateTarget(target: string): string | undefined;
+  /**
+   * Runs once. Never rejects for a failure of the target (down, refused, slow, invalid): those are
+   * `{ ok: false, error }` results. It must return promptly once `ctx.signal` aborts.
+   */
+  run(target: string, options: z.output<z.ZodObject<S>>, ctx: ProbeContext): Promise<ProbeResult>;
+}
+
+export function defineProbe<S extends z.ZodRawShape>(def: ProbeDefinition<S>): ProbeDefinition<S> {
+  return def;
+}

@@ -1,0 +1,144 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createServer as createTlsServer } from 'node:tls';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { systemClock } from '../../core/clock.js';
+import { runProbe } from '../run.js';
+import tcp from './index.js';
+
+const opts = (o: Record<string, unknown> = {}) => tcp.options.parse(o) as Record<string, unknown>;
+const probe = (target: string, o: Record<string, unknown> = {}, timeoutMs = 2000) =>
+  runProbe('tcp', target, opts(o), { clock: systemClock, timeoutMs });
+
+function listen(server: Server, host = '127.0.0.1'): Promise<number> {
+  return new Promise((resolve) =>
+    server.listen(0, host, () => resolve((server.address() as AddressInfo).port)),
+  );
+}
+
+describe('tcp probe', () => {
+  const sockets = new Set<Socket>();
+  const track = (s: Socket) => (sockets.add(s), s.on('close', () => sockets.delete(s)));
+  const echo = createServer((s) => {
+    track(s);
+    s.on('data', (d) => s.write(`echo:${d.toString()}`));
+  });
+  const greeter = createServer((s) => {
+    track(s);
+    s.write('SSH-2.0-test\r\n');
+  });
+  const silent = createServer((s) => void track(s));
+  const echo6 = createServer((s) => void track(s).end());
+  let dir: string;
+  let tlsServer: Server;
+  let echoPort: number, greeterPort: number, silentPort: number, echo6Port: number, tlsPort: number;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'coalmine-tcp-'));
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-days',
+        '3',
+        '-subj',
+        '/CN=localhost',
+        '-addext',
+        'subjectAltName=DNS:localhost,IP:127.0.0.1',
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
+      ],
+      { stdio: 'ignore' },
+    );
+    tlsServer = createTlsServer(
+      { key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) },
+      (s) => s.end('hello over tls\n'),
+    );
+    [echoPort, greeterPort, silentPort, echo6Port, tlsPort] = await Promise.all([
+      listen(echo),
+      listen(greeter),
+      listen(silent),
+      listen(echo6, '::1'),
+      listen(tlsServer),
+    ]);
+  });
+  afterAll(() => {
+    for (const s of sockets) s.destroy();
+    for (const s of [echo, greeter, silent, echo6, tlsServer]) s.close();
+  });
+
+  it('measures connect time to a listening port', async () => {
+    const r = await probe(`127.0.0.1:${echoPort}`);
+    expect(r.ok).toBe(true);
+    expect(r.phases.connect).toBeGreaterThan(0n);
+    expect(r.phases.connect! <= r.durationNs).toBe(true);
+    expect(r.values?.ip_protocol).toBe(4);
+  });
+
+  it('connects over IPv6 and resolves localhost', async () => {
+    const r = await probe(`[::1]:${echo6Port}`);
+    expect(r).toMatchObject({ ok: true, values: { ip_protocol: 6 } });
+    const named = await probe(`localhost:${echoPort}`, { ipProtocol: 'ip4' });
+    expect(named.ok).toBe(true);
+    expect(named.phases.resolve).toBeDefined();
+  });
+
+  it('reports a refused port as refused', async () => {
+    const closed = createServer();
+    const port = await listen(closed);
+    await new Promise((r) => closed.close(r));
+    const r = await probe(`127.0.0.1:${port}`);
+    expect(r).toMatchObject({ ok: false, error: { code: 'refused', cause: 'ECONNREFUSED' } });
+  });
+
+  it('runs a send/expect exchange', async () => {
+    const ok = await probe(`127.0.0.1:${echoPort}`, { exchange: [{ send: 'PING\n', expect: '^echo:PING' }] });
+    expect(ok.ok).toBe(true);
+    expect(ok.phases.exchange).toBeGreaterThan(0n);
+    const banner = await probe(`127.0.0.1:${greeterPort}`, { exchange: [{ expect: '^SSH-2\\.0-' }] });
+    expect(banner.ok).toBe(true);
+  });
+
+  it('fails an exchange whose expectation is never met, at the timeout', async () => {
+    const start = Date.now();
+    const r = await probe(`127.0.0.1:${silentPort}`, { exchange: [{ send: 'x', expect: 'never' }] }, 300);
+    expect(r).toMatchObject({ ok: false, error: { code: 'timeout' } });
+    expect(Date.now() - start).toBeLessThan(450);
+  });
+
+  it('fails an exchange when the peer closes before the expected data', async () => {
+    const r = await probe(`[::1]:${echo6Port}`, { exchange: [{ expect: 'banner' }] });
+    expect(r).toMatchObject({ ok: false, error: { code: 'expect' } });
+  });
+
+  it('does TLS: rejects an untrusted certificate, accepts it with its CA, reports its expiry', async () => {
+    const bad = await probe(`127.0.0.1:${tlsPort}`, { tls: true });
+    expect(bad).toMatchObject({ ok: false, error: { code: 'tls' } });
+    const good = await probe(`localhost:${tlsPort}`, {
+      tls: { caFile: join(dir, 'cert.pem') },
+      ipProtocol: 'ip4',
+    });
+    expect(good.ok).toBe(true);
+    expect(good.phases.tls).toBeGreaterThan(0n);
+    const expiry = good.values!.ssl_earliest_cert_expiry!;
+    expect(Math.abs(expiry - (Date.now() / 1000 + 3 * 86400))).toBeLessThan(3600);
+    const skip = await probe(`127.0.0.1:${tlsPort}`, { tls: { insecureSkipVerify: true } });
+    expect(skip.ok).toBe(true);
+  });
+
+  it('validates targets', () => {
+    expect(tcp.validateTarget('127.0.0.1:80')).toBeUndefined();
+    expect(tcp.validateTarget('[::1]:443')).toBeUndefined();
+    expect(tcp.validateTarget('host')).toMatch(/host:port/);
+    expect(tcp.validateTarget('host:70000')).toMatch(/1-65535/);
+  });
+});

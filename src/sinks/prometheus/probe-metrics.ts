@@ -1,0 +1,191 @@
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { nsToSeconds } from '../../core/clock.js';
+import type { Observation } from '../../core/types.js';
+import { LATENCY404_BUCKETS } from '../../config/schema.js';
+
+/** Help text for the probe values we know; anything else still exports, with a generic help line. */
+const VALUE_HELP: Record<string, string> = {
+  ip_protocol: 'Whether the probe used IPv4 or IPv6 (4 or 6)',
+  http_status_code: 'HTTP status code of the last response',
+  http_version: 'HTTP version of the last response',
+  http_ssl: 'Whether the final request used TLS (1) or not (0)',
+  http_redirects: 'Number of redirects followed',
+  http_content_length: 'Content-Length of the response, -1 if absent',
+  http_uncompressed_body_length: 'Bytes of response body read',
+  ssl_earliest_cert_expiry: 'Unix time in seconds of the earliest certificate expiry in the chain',
+  ssl_last_chain_expiry_timestamp_seconds:
+    'Unix time in seconds of the earliest expiry in the verified chain',
+  dns_lookup_time_seconds: 'Seconds spent resolving the host name of what was probed (as blackbox_exporter)',
+  dns_answer_rrs: 'Resource records in the answer section',
+  dns_authority_rrs: 'Resource records in the authority section',
+  dns_additional_rrs: 'Resource records in the additional section',
+  dns_rcode: 'DNS response code',
+  icmp_packets_sent: 'ICMP echo requests sent in the last round',
+  icmp_packets_received: 'ICMP echo replies received in the last round',
+  icmp_packet_loss_ratio: 'Fraction of ICMP echo requests of the last round left unanswered',
+  icmp_rtt_min_seconds: 'Smallest ICMP round-trip time of the last round',
+  icmp_rtt_mean_seconds: 'Mean ICMP round-trip time of the last round',
+  icmp_rtt_max_seconds: 'Largest ICMP round-trip time of the last round',
+  icmp_rtt_median_seconds: 'Median ICMP round-trip time of the last round',
+  icmp_rtt_stddev_seconds: 'Standard deviation (jitter) of ICMP round-trip times of the last round',
+  icmp_reply_hop_limit: 'Hop limit (TTL) of the ICMP reply',
+};
+
+/** Seed 001 (latency404) metric prefix for each probe kind. */
+const LATENCY404_PREFIX: Record<string, string> = { http: 'http', tcp: 'tcp', icmp: 'ping', dns: 'dns' };
+
+export interface ProbeMetricsOptions {
+  buckets: number[];
+  compat: readonly string[];
+}
+
+/**
+ * Turns probe observations into Prometheus metrics on one registry: blackbox_exporter's names, our own
+ * histogram and counters, and optionally seed 001's names. Probes never see this.
+ */
+export class ProbeMetrics {
+  private readonly success: Gauge<'target' | 'kind'>;
+  private readonly duration: Gauge<'target' | 'kind'>;
+  private readonly phaseGauges = new Map<string, Gauge<'target' | 'phase'>>();
+  private readonly valueGauges = new Map<string, Gauge<'target'>>();
+  private readonly lastValues = new Map<string, Set<string>>();
+  private readonly histogram: Histogram<'kind' | 'target'>;
+  private readonly total: Counter<'kind' | 'target' | 'result'>;
+  private readonly compat = new Map<
+    string,
+    { checks: Counter<'target' | 'status'>; time: Histogram<'target'> }
+  >();
+
+  constructor(
+    private readonly registry: Registry,
+    opts: ProbeMetricsOptions,
+  ) {
+    const registers = [registry];
+    this.success = new Gauge({
+      name: 'probe_success',
+      help: 'Whether the last probe of the target succeeded (1) or failed (0)',
+      labelNames: ['target', 'kind'],
+      registers,
+    });
+    this.duration = new Gauge({
+      name: 'probe_duration_seconds',
+      help: 'How long the last probe of the target took to complete, in seconds',
+      labelNames: ['target', 'kind'],
+      registers,
+    });
+    this.histogram = new Histogram({
+      name: 'coalmine_probe_duration_seconds',
+      help: 'Distribution of probe durations, successful and failed, in seconds',
+      labelNames: ['kind', 'target'],
+      buckets: opts.buckets,
+      registers,
+    });
+    this.total = new Counter({
+      name: 'coalmine_probes_total',
+      help: 'Probe runs by result: success, or the error code of the failure',
+      labelNames: ['kind', 'target', 'result'],
+      registers,
+    });
+    if (opts.compat.includes('latency404')) {
+      for (const [kind, prefix] of Object.entries(LATENCY404_PREFIX)) {
+        this.compat.set(kind, {
+          checks: new Counter({
+            name: `${prefix}_health_check_total`,
+            help: `Total number of ${prefix === 'ping' ? 'ping' : prefix.toUpperCase()} health checks performed`,
+            labelNames: ['target', 'status'],
+            registers,
+          }),
+          time: new Histogram({
+            name: `${prefix}_response_time_seconds`,
+            help: `${prefix === 'ping' ? 'ICMP ping' : prefix.toUpperCase()} response time in seconds`,
+            labelNames: ['target'],
+            buckets: LATENCY404_BUCKETS,
+            registers,
+          }),
+        });
+      }
+    }
+  }
+
+  observe(o: Observation): void {
+    const { name: target, kind, result } = o;
+    const seconds = nsToSeconds(result.durationNs);
+    this.success.set({ target, kind }, result.ok ? 1 : 0);
+    this.duration.set({ target, kind }, seconds);
+    this.histogram.observe({ kind, target }, seconds);
+    this.total.inc({ kind, target, result: result.ok ? 'success' : result.error.code });
+
+    const phaseGauge = this.phaseGauge(kind);
+    for (const [phase, ns] of Object.entries(result.phases)) {
+      if (ns !== undefined) phaseGauge.set({ target, phase }, nsToSeconds(ns));
+    }
+
+    const now = new Set<string>();
+    for (const [name, value] of Object.entries(result.values ?? {})) {
+      if (!Number.isFinite(value)) continue;
+      this.valueGauge(name).set({ target }, value);
+      now.add(name);
+    }
+    // A value the last run had and this one lacks (no TLS this time, no answer) must not linger.
+    for (const name of this.lastValues.get(target) ?? []) {
+      if (!now.has(name)) this.valueGauges.get(name)?.remove({ target });
+    }
+    this.lastValues.set(target, now);
+
+    const compat = this.compat.get(kind);
+    if (compat) {
+      compat.checks.inc({ target, status: result.ok ? 'success' : 'failure' });
+      if (result.ok) compat.time.observe({ target }, seconds);
+    }
+  }
+
+  /** Forget a target that left the config, so its series stop being exported. */
+  forget(target: string, kind: string): void {
+    this.success.remove({ target, kind });
+    this.duration.remove({ target, kind });
+    for (const name of this.lastValues.get(target) ?? []) this.valueGauges.get(name)?.remove({ target });
+    this.lastValues.delete(target);
+    const phaseGauge = this.phaseGauges.get(kind);
+    if (phaseGauge)
+      for (const phase of [
+        'resolve',
+        'connect',
+        'tls',
+        'processing',
+        'transfer',
+        'setup',
+        'rtt',
+        'request',
+        'exchange',
+      ])
+        phaseGauge.remove({ target, phase });
+  }
+
+  private phaseGauge(kind: string): Gauge<'target' | 'phase'> {
+    let g = this.phaseGauges.get(kind);
+    if (!g) {
+      g = new Gauge({
+        name: `probe_${kind}_duration_seconds`,
+        help: `Duration of each phase of the last ${kind} probe, in seconds`,
+        labelNames: ['target', 'phase'],
+        registers: [this.registry],
+      });
+      this.phaseGauges.set(kind, g);
+    }
+    return g;
+  }
+
+  private valueGauge(name: string): Gauge<'target'> {
+    let g = this.valueGauges.get(name);
+    if (!g) {
+      g = new Gauge({
+        name: `probe_${name}`,
+        help: VALUE_HELP[name] ?? `Probe value ${name} from the last run`,
+        labelNames: ['target'],
+        registers: [this.registry],
+      });
+      this.valueGauges.set(name, g);
+    }
+    return g;
+  }
+}

@@ -1,0 +1,24 @@
+import { describe, expect, it } from 'vitest';
+import { main, type Io } from '../../src/cli/main.js';
+
+describe('the demo that npm start runs', () => {
+  it('probes the example service with all four kinds and prints a live summary', async () => {
+    const out: string[] = [];
+    const err: string[] = [];
+    const io: Io = { out: (l) => out.push(l), err: (l) => err.push(l), isTty: false };
+    const code = await main(
+      ['node', 'coalmine', 'demo', '--listen', '127.0.0.1:0', '--interval', '500ms', '--duration', '3s'],
+      io,
+    );
+    expect(err.join('\n')).not.toMatch(/unhandled/);
+    expect(code).toBe(0);
+    const text = out.join('\n');
+    expect(text).toContain('coalmine demo');
+    const final = out.at(-1)!;
+    for (const name of ['example-http', 'example-tcp', 'example-dns']) {
+      expect(final).toMatch(new RegExp(`${name}\\s+\\w+\\s+up\\s+(\\d+)/\\1`));
+    }
+    // ICMP is up where the host allows it; otherwise the row says why.
+    expect(final).toMatch(/loopback-icmp\s+icmp\s+(up|DOWN\s.*(permission|unsupported))/);
+  });
+});

@@ -1,0 +1,20 @@
+import { execFileSync } from 'node:child_process';
+
+/**
+ * Whether an external command a test needs is present. In CI a missing one fails the test run
+ * (so CI can never go green by skipping); for a developer it skips with a line saying how to get it.
+ */
+export function haveCommand(command: string, howToGet: string): boolean {
+  let found = true;
+  try {
+    execFileSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' });
+  } catch {
+    found = false;
+  }
+  if (!found) {
+    const line = `${command} is missing: ${howToGet}`;
+    if (process.env.CI) throw new Error(`CI: ${line}`);
+    console.warn(`skipping: ${line}`);
+  }
+  return found;
+}
