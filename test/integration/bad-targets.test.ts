@@ -1,6 +1,5 @@
-import { execFileSync } from 'node:child_process';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent } from '../../src/agent/agent.js';
 import { startServer, type AgentServer } from '../../src/api/server.js';
 import { parseConfig } from '../../src/config/load.js';
+import { selfSignedCert } from '../support/certs.js';
 
 /** Targets that are down in every way we can make on loopback: none may crash the agent or outlive its timeout. */
 describe('an agent probing broken targets', () => {
@@ -21,29 +21,8 @@ describe('an agent probing broken targets', () => {
 
   beforeAll(async () => {
     hung = createServer((s) => void sockets.add(s));
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-days',
-        '1',
-        '-subj',
-        '/CN=wrong.example',
-        '-keyout',
-        join(dir, 'k.pem'),
-        '-out',
-        join(dir, 'c.pem'),
-      ],
-      { stdio: 'ignore' },
-    );
-    tlsBroken = createTlsServer(
-      { key: readFileSync(join(dir, 'k.pem')), cert: readFileSync(join(dir, 'c.pem')) },
-      (s) => s.end(),
-    );
+    const cert = selfSignedCert(dir, 'wrong', { subject: '/CN=wrong.example', san: '', days: 1 });
+    tlsBroken = createTlsServer({ key: cert.key, cert: cert.cert }, (s) => s.end());
     const closed = createServer();
     await Promise.all(
       [hung, tlsBroken, closed].map((s) => new Promise<void>((r) => s.listen(0, '127.0.0.1', r))),

@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer as createHttpServer, type RequestListener } from 'node:http';
@@ -13,6 +12,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../core/clock.js';
 import type { ProbeResult } from '../../core/types.js';
 import probe from './index.js';
+import { selfSignedCert } from '../../../test/support/certs.js';
 
 const MS = 1_000_000n;
 // Timing assertions hold on an idle machine; on a loaded CI box the OS can pause this process for tens of
@@ -363,37 +363,14 @@ describe('http probe: HTTPS', () => {
 
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'coalmine-http-'));
-    const selfSigned = (name: string, subj: string, san: string) =>
-      execFileSync(
-        'openssl',
-        [
-          'req',
-          '-x509',
-          '-newkey',
-          'rsa:2048',
-          '-nodes',
-          '-days',
-          '2',
-          '-subj',
-          subj,
-          '-addext',
-          `subjectAltName=${san}`,
-          '-keyout',
-          join(dir, `${name}.key`),
-          '-out',
-          join(dir, `${name}.crt`),
-        ],
-        { stdio: 'ignore' },
-      );
-    selfSigned('server', '/CN=localhost', 'DNS:localhost,IP:127.0.0.1');
-    selfSigned('client', '/CN=coalmine-client', 'DNS:client');
-    caFile = join(dir, 'server.crt');
-    serverCert = readFileSync(caFile);
-    serverKey = readFileSync(join(dir, 'server.key'));
-    clientCertFile = join(dir, 'client.crt');
-    clientKeyFile = join(dir, 'client.key');
-    const end = execFileSync('openssl', ['x509', '-enddate', '-noout', '-in', caFile], { encoding: 'utf8' });
-    notAfterSeconds = Date.parse(end.trim().replace(/^notAfter=/, '')) / 1000;
+    const server = selfSignedCert(dir, 'server');
+    const client = selfSignedCert(dir, 'client', { subject: '/CN=coalmine-client', san: 'DNS:client' });
+    caFile = server.certFile;
+    serverCert = server.cert;
+    serverKey = server.key;
+    clientCertFile = client.certFile;
+    clientKeyFile = client.keyFile;
+    notAfterSeconds = server.notAfterSeconds;
   });
 
   afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { tlsOptions } from '../tls-options.js';
 import { ipProtocolOption } from '../resolve.js';
 
 /** The HTTP versions a response can have, as this probe names them. */
@@ -62,28 +63,6 @@ const jsonCondition = z
   .describe('A condition on one field of a JSON body; with neither equals nor matches, the field must exist');
 export type JsonCondition = z.output<typeof jsonCondition>;
 
-const tlsOptions = z
-  .strictObject({
-    caFile: z
-      .string()
-      .optional()
-      .describe('PEM file of CA certificates to trust instead of the system store'),
-    certFile: z.string().optional().describe('PEM client certificate to present (with keyFile)'),
-    keyFile: z.string().optional().describe('PEM private key of the client certificate (with certFile)'),
-    insecureSkipVerify: z
-      .boolean()
-      .default(false)
-      .describe('Accept any server certificate (chain, expiry, name); expiry values are still reported'),
-    serverName: z
-      .string()
-      .optional()
-      .describe('Name sent as TLS SNI and checked against the certificate (default: the URL host)'),
-  })
-  .refine((t) => (t.certFile === undefined) === (t.keyFile === undefined), {
-    message: 'tls.certFile and tls.keyFile must be given together',
-  })
-  .describe('TLS settings for https targets');
-
 export const httpOptions = z.strictObject({
   method: z
     .string()
@@ -132,7 +111,7 @@ export const httpOptions = z.strictObject({
     .default(1024 * 1024)
     .describe('Most body bytes to read (after decompression); a body check on a larger body fails'),
   ipProtocol: ipProtocolOption,
-  tls: tlsOptions.prefault({}),
+  tls: tlsOptions.describe('TLS settings for https targets').prefault({}),
 });
 
 export type HttpOptions = z.output<typeof httpOptions>;

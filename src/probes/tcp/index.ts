@@ -6,6 +6,7 @@ import type { Phases, ProbeContext, ProbeResult, ProbeValues } from '../../core/
 import { toProbeError } from '../net-errors.js';
 import { defineProbe } from '../probe.js';
 import { ipProtocolOption, resolveHost } from '../resolve.js';
+import { tlsOptions } from '../tls-options.js';
 
 const step = z.strictObject({
   send: z.string().optional().describe('Text to send (a trailing newline is not added for you)'),
@@ -14,22 +15,7 @@ const step = z.strictObject({
 
 const options = z.strictObject({
   tls: z
-    .union([
-      z.boolean(),
-      z.strictObject({
-        caFile: z
-          .string()
-          .optional()
-          .describe('PEM file of CA certificates to trust instead of the system ones'),
-        certFile: z.string().optional().describe('Client certificate (PEM), with keyFile'),
-        keyFile: z.string().optional().describe('Client private key (PEM), with certFile'),
-        insecureSkipVerify: z.boolean().default(false).describe('Do not verify the server certificate'),
-        serverName: z
-          .string()
-          .optional()
-          .describe('TLS SNI and certificate name (defaults to the target host)'),
-      }),
-    ])
+    .union([z.boolean(), tlsOptions])
     .default(false)
     .describe(
       'Start TLS after connecting: true, or the TLS settings {caFile, certFile, keyFile, insecureSkipVerify, serverName}',

@@ -1,5 +1,4 @@
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../core/clock.js';
 import { runProbe } from '../run.js';
 import tcp from './index.js';
+import { selfSignedCert } from '../../../test/support/certs.js';
 
 const opts = (o: Record<string, unknown> = {}) => tcp.options.parse(o) as Record<string, unknown>;
 const probe = (target: string, o: Record<string, unknown> = {}, timeoutMs = 2000) =>
@@ -38,31 +38,8 @@ describe('tcp probe', () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'coalmine-tcp-'));
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-days',
-        '3',
-        '-subj',
-        '/CN=localhost',
-        '-addext',
-        'subjectAltName=DNS:localhost,IP:127.0.0.1',
-        '-keyout',
-        join(dir, 'key.pem'),
-        '-out',
-        join(dir, 'cert.pem'),
-      ],
-      { stdio: 'ignore' },
-    );
-    tlsServer = createTlsServer(
-      { key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) },
-      (s) => s.end('hello over tls\n'),
-    );
+    const cert = selfSignedCert(dir, 'server', { days: 3 });
+    tlsServer = createTlsServer({ key: cert.key, cert: cert.cert }, (s) => s.end('hello over tls\n'));
     [echoPort, greeterPort, silentPort, echo6Port, tlsPort] = await Promise.all([
       listen(echo),
       listen(greeter),
@@ -124,7 +101,7 @@ describe('tcp probe', () => {
     const bad = await probe(`127.0.0.1:${tlsPort}`, { tls: true });
     expect(bad).toMatchObject({ ok: false, error: { code: 'tls' } });
     const good = await probe(`localhost:${tlsPort}`, {
-      tls: { caFile: join(dir, 'cert.pem') },
+      tls: { caFile: join(dir, 'server.crt') },
       ipProtocol: 'ip4',
     });
     expect(good.ok).toBe(true);
