@@ -202,6 +202,12 @@ function describeIssue(
     case 'invalid_union':
       message = issue.message;
       break;
+    case 'too_small':
+      message = `must be ${issue.inclusive === false ? 'more than' : 'at least'} ${String(issue.minimum)}${issue.origin === 'string' ? ' characters long' : issue.origin === 'array' ? ' items' : ''}, got ${describeValue(got)}`;
+      break;
+    case 'too_big':
+      message = `must be ${issue.inclusive === false ? 'less than' : 'at most'} ${String(issue.maximum)}${issue.origin === 'string' ? ' characters long' : issue.origin === 'array' ? ' items' : ''}, got ${describeValue(got)}`;
+      break;
     case 'invalid_value':
       message = `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}, got ${describeValue(got)}`;
       break;
@@ -220,20 +226,47 @@ function describeValue(v: unknown): string {
 
 /** The field names allowed where an unknown key was found, for the error message. */
 function allowedKeys(path: readonly PropertyKey[], data: unknown): string[] | undefined {
-  if (path.length === 0) return Object.keys(configSchema.shape);
-  if (path.length === 1 && path[0] === 'metrics') return ['compat', 'buckets'];
-  if (path.length === 2 && path[0] === 'targets') {
-    const kind = (valueAt(data, path) as { kind?: string } | undefined)?.kind;
-    if (kind && Object.hasOwn(probes, kind)) {
-      return [
-        'name',
-        'kind',
-        'target',
-        'interval',
-        'timeout',
-        ...Object.keys(probes[kind as keyof typeof probes].options.shape),
-      ];
-    }
+  const schema = schemaAt(configSchema, path, data);
+  const shape = (schema?._zod.def as { shape?: Record<string, unknown> } | undefined)?.shape;
+  return shape ? Object.keys(shape) : undefined;
+}
+
+type AnySchema = z.core.$ZodType;
+
+/** Walks the config schema along `path`, choosing union members by the data found there. */
+function schemaAt(root: AnySchema, path: readonly PropertyKey[], data: unknown): AnySchema | undefined {
+  let schema: AnySchema | undefined = root;
+  for (let i = 0; i <= path.length && schema; i++) {
+    schema = unwrap(schema, valueAt(data, path.slice(0, i)));
+    if (i === path.length || !schema) break;
+    const def = schema._zod.def as { type: string; shape?: Record<string, AnySchema>; element?: AnySchema };
+    const key = path[i]!;
+    if (def.type === 'object') schema = def.shape?.[String(key)];
+    else if (def.type === 'array') schema = def.element;
+    else return undefined;
+  }
+  return schema;
+}
+
+function unwrap(schema: AnySchema, value: unknown): AnySchema | undefined {
+  for (let s: AnySchema | undefined = schema, n = 0; s && n < 20; n++) {
+    const def = s._zod.def as { type: string; innerType?: AnySchema; in?: AnySchema; options?: AnySchema[] };
+    if (def.innerType) s = def.innerType;
+    else if (def.type === 'pipe') s = def.in;
+    else if (def.type === 'union') {
+      // The object member whose literal fields (e.g. kind) match the data, else the only object member.
+      const objects = (def.options ?? []).map((o) => unwrap(o, value)).filter((o) => o?._zod.def.type === 'object');
+      s = objects.find((o) => matchesLiterals(o!, value)) ?? (objects.length === 1 ? objects[0] : undefined);
+    } else return s;
   }
   return undefined;
+}
+
+function matchesLiterals(schema: AnySchema, value: unknown): boolean {
+  const shape = (schema._zod.def as { shape?: Record<string, AnySchema> }).shape ?? {};
+  return Object.entries(shape).every(([k, field]) => {
+    const def = field._zod.def as { type: string; values?: unknown[] };
+    if (def.type !== 'literal') return true;
+    return def.values?.includes((value as Record<string, unknown> | undefined)?.[k]) ?? false;
+  });
 }

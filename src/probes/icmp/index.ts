@@ -67,7 +67,7 @@ export default defineProbe({
   validateTarget(target) {
     const host = bareHost(target);
     if (isIP(host) !== 0 || (HOST_NAME.test(host) && !/^[\d.]+$/.test(host))) return undefined;
-    return `expected a host name or an IPv4/IPv6 address without a port or scheme (e.g. example.com, 192.0.2.1, 2001:db8::1), got ${JSON.stringify(target)}`;
+    return `expected a host name or an IPv4/IPv6 address without a port or scheme (e.g. example.com, 192.0.2.1, 2001:db8::1)`;
   },
   run: runIcmp,
 });
