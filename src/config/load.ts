@@ -255,7 +255,9 @@ function unwrap(schema: AnySchema, value: unknown): AnySchema | undefined {
     else if (def.type === 'pipe') s = def.in;
     else if (def.type === 'union') {
       // The object member whose literal fields (e.g. kind) match the data, else the only object member.
-      const objects = (def.options ?? []).map((o) => unwrap(o, value)).filter((o) => o?._zod.def.type === 'object');
+      const objects = (def.options ?? [])
+        .map((o) => unwrap(o, value))
+        .filter((o) => o?._zod.def.type === 'object');
       s = objects.find((o) => matchesLiterals(o!, value)) ?? (objects.length === 1 ? objects[0] : undefined);
     } else return s;
   }
