@@ -1,0 +1,113 @@
+import type { TransportStatus } from './transport.js';
+
+export function wallClockNs(): bigint {
+  // Date.now() has ms resolution; anchoring hrtime to it once gives ns resolution without drift between calls.
+  return WALL_ANCHOR_NS + (process.hrtime.bigint() - HR_ANCHOR_NS);
+}
+const WALL_ANCHOR_NS = BigInt(Date.now()) * 1_000_000n;
+const HR_ANCHOR_NS = process.hrtime.bigint();
+
+/** Exponential backoff with full jitter in [0.5, 1] of the step: reconnecting clients do not stampede. */
+export function backoffMs(attempt: number, initialMs = 100, maxMs = 5000, random = Math.random): number {
+  const step = Math.min(maxMs, initialMs * 2 ** Math.min(attempt, 20));
+  return Math.round(step * (0.5 + random() * 0.5));
+}
+
+/**
+ * Fan-out of status changes to any number of async-iterator readers. Each reader has a bounded queue;
+ * a reader that falls behind loses its oldest entries, never blocks the transport.
+ */
+export class StatusHub {
+  private current: TransportStatus = { type: 'disconnected' };
+  private readonly readers = new Set<{ queue: TransportStatus[]; wake?: () => void }>();
+  private ended = false;
+
+  get state(): TransportStatus['type'] {
+    return this.current.type;
+  }
+
+  set(status: TransportStatus): void {
+    if (this.ended) return;
+    this.current = status;
+    for (const r of this.readers) {
+      r.queue.push(status);
+      if (r.queue.length > 100) r.queue.shift();
+      r.wake?.();
+    }
+    if (status.type === 'closed') {
+      this.ended = true;
+      for (const r of this.readers) r.wake?.();
+    }
+  }
+
+  async *stream(): AsyncGenerator<TransportStatus> {
+    const reader: { queue: TransportStatus[]; wake?: () => void } = { queue: [this.current] };
+    this.readers.add(reader);
+    try {
+      for (;;) {
+        const next = reader.queue.shift();
+        if (next) {
+          yield next;
+          if (next.type === 'closed') return;
+          continue;
+        }
+        if (this.ended) return;
+        await new Promise<void>((r) => (reader.wake = r));
+        reader.wake = undefined;
+      }
+    } finally {
+      this.readers.delete(reader);
+    }
+  }
+}
+
+/**
+ * A bounded single-consumer queue turned into an async iterable: what a subscription hands out.
+ * Pushing past the bound drops the oldest message and counts it; ending stops the iteration.
+ */
+export class DeliveryQueue<T> implements AsyncIterable<T> {
+  private readonly items: T[] = [];
+  private wake: (() => void) | undefined;
+  private done = false;
+  dropped = 0;
+
+  constructor(private readonly bound = 100_000) {}
+
+  push(item: T): void {
+    if (this.done) return;
+    if (this.items.length >= this.bound) {
+      this.items.shift();
+      this.dropped++;
+    }
+    this.items.push(item);
+    this.wake?.();
+  }
+
+  end(): void {
+    this.done = true;
+    this.wake?.();
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<T> {
+    for (;;) {
+      if (this.items.length > 0) {
+        yield this.items.shift()!;
+        continue;
+      }
+      if (this.done) return;
+      await new Promise<void>((r) => (this.wake = r));
+      this.wake = undefined;
+    }
+  }
+}
+
+/** Removes the password from a URL for display. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@');
+  }
+}

@@ -1,0 +1,52 @@
+import type { Transport, TransportOptions } from './transport.js';
+
+export interface TransportModule {
+  create(url: string, opts?: TransportOptions): Transport;
+}
+
+interface TransportEntry {
+  /** URL schemes this kind accepts. */
+  schemes: readonly string[];
+  summary: string;
+  /** Loaded on first use, so a client library is only imported when its transport is used. */
+  load(): Promise<TransportModule>;
+}
+
+/** Every transport kind by its kind word. Adding one is one folder and one entry here. */
+export const transports = {
+  memory: { schemes: ['memory'], summary: 'in-process bus, for tests and demos', load: () => import('./memory/index.js') },
+  websocket: { schemes: ['ws', 'wss'], summary: 'WebSocket relay (`coalmine relay`)', load: () => import('./websocket/index.js') },
+  redis: { schemes: ['redis', 'rediss', 'redis+stream', 'rediss+stream'], summary: 'Redis pub/sub, or streams with consumer groups', load: () => import('./redis/index.js') },
+  amqp: { schemes: ['amqp', 'amqps'], summary: 'RabbitMQ (AMQP 0-9-1) with publisher confirms', load: () => import('./amqp/index.js') },
+  mqtt: { schemes: ['mqtt', 'mqtts'], summary: 'MQTT 3.1.1/5 with QoS 0, 1 or 2', load: () => import('./mqtt/index.js') },
+  nats: { schemes: ['nats', 'nats+jetstream'], summary: 'NATS core, or JetStream with PubAck', load: () => import('./nats/index.js') },
+  kafka: { schemes: ['kafka'], summary: 'Kafka with producer acks, one consumer group per coalminer', load: () => import('./kafka/index.js') },
+  postgres: { schemes: ['postgres', 'postgresql'], summary: 'PostgreSQL LISTEN/NOTIFY', load: () => import('./postgres/index.js') },
+  webhook: { schemes: ['http', 'https'], summary: 'HTTP webhooks: the canary POSTs to the coalminer', load: () => import('./webhook/index.js') },
+} satisfies Record<string, TransportEntry>;
+
+export type TransportKind = keyof typeof transports;
+
+export function transportKindOf(url: string): TransportKind | undefined {
+  const m = /^([a-z][a-z0-9+.-]*):/i.exec(url);
+  const scheme = m?.[1]?.toLowerCase();
+  if (!scheme) return undefined;
+  for (const [kind, entry] of Object.entries(transports)) {
+    if ((entry.schemes as readonly string[]).includes(scheme)) return kind as TransportKind;
+  }
+  return undefined;
+}
+
+export function allSchemes(): string[] {
+  return Object.values(transports).flatMap((t) => [...t.schemes]);
+}
+
+/** Creates the transport a URL names; throws a message listing the schemes when none matches. */
+export async function createTransport(url: string, opts?: TransportOptions): Promise<Transport> {
+  const kind = transportKindOf(url);
+  if (!kind) {
+    throw new Error(`unsupported transport URL ${JSON.stringify(url)}: the scheme must be one of ${allSchemes().map((s) => `${s}://`).join(', ')}`);
+  }
+  const mod = await transports[kind].load();
+  return mod.create(url, opts);
+}

@@ -1,0 +1,97 @@
+import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net';
+
+export interface TcpProxy {
+  /** Port the proxy listens on (127.0.0.1). */
+  port: number;
+  /** Delay added to every chunk in each direction, in ms (changeable while running). */
+  delayMs: { toServer: number; toClient: number };
+  /** Drops every connection and refuses new ones until `up()`: a broker outage, as the client sees it. */
+  down(): void;
+  up(): void;
+  /** Connections accepted so far. */
+  readonly accepted: number;
+  close(): Promise<void>;
+}
+
+/**
+ * A TCP proxy of the tests' own between a client and a real server on loopback, to inject a known delay
+ * (each chunk is held for delayMs, order kept) or an outage. `tc netem` is not available here.
+ */
+export async function startTcpProxy(target: { host: string; port: number }, delayMs = 0): Promise<TcpProxy> {
+  const pairs = new Set<{ a: Socket; b: Socket }>();
+  let isDown = false;
+  let accepted = 0;
+  let listening: Server | undefined;
+  const delays = { toServer: delayMs, toClient: delayMs };
+
+  const pipeWithDelay = (from: Socket, to: Socket, which: 'toServer' | 'toClient') => {
+    // Each chunk leaves no earlier than its arrival + delay, and never before the chunk ahead of it.
+    let lastDue = 0;
+    from.on('data', (chunk: Buffer) => {
+      const d = delays[which];
+      if (d <= 0 && lastDue <= Date.now()) {
+        to.write(chunk);
+        return;
+      }
+      const due = Math.max(performance.now() + d, lastDue);
+      lastDue = due;
+      setTimeout(() => to.writable && to.write(chunk), Math.max(0, due - performance.now()));
+    });
+  };
+
+  const onConnection = (client: Socket) => {
+    if (isDown) {
+      client.destroy();
+      return;
+    }
+    accepted++;
+    const upstream = connect(target.port, target.host);
+    const pair = { a: client, b: upstream };
+    pairs.add(pair);
+    client.setNoDelay(true);
+    upstream.setNoDelay(true);
+    pipeWithDelay(client, upstream, 'toServer');
+    pipeWithDelay(upstream, client, 'toClient');
+    const end = () => {
+      pairs.delete(pair);
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('close', end).on('error', end);
+    upstream.on('close', end).on('error', end);
+  };
+
+  const listen = async (port: number): Promise<number> => {
+    const server = createServer(onConnection);
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, '127.0.0.1', () => resolve());
+    });
+    listening = server;
+    return (server.address() as AddressInfo).port;
+  };
+
+  const port = await listen(0);
+  return {
+    port,
+    delayMs: delays,
+    get accepted() {
+      return accepted;
+    },
+    down() {
+      isDown = true;
+      for (const p of pairs) {
+        p.a.destroy();
+        p.b.destroy();
+      }
+      pairs.clear();
+    },
+    up() {
+      isDown = false;
+    },
+    async close() {
+      this.down();
+      await new Promise<void>((r) => (listening ? listening.close(() => r()) : r()));
+    },
+  };
+}
