@@ -1,0 +1,168 @@
+import { describe, expect, it } from 'vitest';
+import { SequenceTracker, type SequenceCounts } from './sequence.js';
+
+function invariant(c: SequenceCounts): void {
+  expect(c.expected).toBe(c.received + c.inFlight + c.lost + c.sendFailed);
+  for (const v of Object.values(c)) expect(v).toBeGreaterThanOrEqual(0);
+}
+
+/** A deterministic PRNG, so every failure is reproducible. */
+function prng(seed: number) {
+  return () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
+}
+
+describe('SequenceTracker', () => {
+  it('counts exactly the sequence numbers a sender skipped as lost', () => {
+    const t = new SequenceTracker({ lossTimeoutMs: 1000 });
+    const skipped = new Set([3, 4, 10, 57, 58, 59, 99]);
+    for (let s = 0; s < 100; s++) if (!skipped.has(s)) t.observe(s, s);
+    invariant(t.counts());
+    expect(t.counts().inFlight).toBe(6); // 99 was never followed by anything yet
+    t.tick(10_000);
+    expect(t.counts()).toMatchObject({
+      expected: 99,
+      received: 93,
+      lost: 6,
+      inFlight: 0,
+      reordered: 0,
+      duplicated: 0,
+    });
+    // 99 was never followed by anything: it is not known to be missing yet.
+    t.observe(100, 10_001);
+    t.tick(20_000);
+    expect(t.counts()).toMatchObject({ expected: 101, received: 94, lost: 7 });
+  });
+
+  it('counts reordering as reordered, never as lost or duplicated', () => {
+    const t = new SequenceTracker({ lossTimeoutMs: 1000 });
+    const order = [0, 2, 1, 5, 3, 4, 6, 9, 8, 7];
+    order.forEach((s, i) => {
+      t.observe(s, i);
+      invariant(t.counts());
+    });
+    t.tick(100_000);
+    expect(t.counts()).toMatchObject({
+      expected: 10,
+      received: 10,
+      lost: 0,
+      duplicated: 0,
+      reordered: 5,
+      inFlight: 0,
+    });
+  });
+
+  it('counts duplicates once each and takes back a late message from lost', () => {
+    const t = new SequenceTracker({ lossTimeoutMs: 100 });
+    t.observe(0, 0);
+    t.observe(0, 1);
+    t.observe(2, 2);
+    t.tick(1000);
+    expect(t.counts()).toMatchObject({ lost: 1, duplicated: 1 });
+    expect(t.observe(1, 1001)).toBe('late');
+    expect(t.counts()).toMatchObject({ received: 3, lost: 0, late: 1, reordered: 1, duplicated: 1 });
+    expect(t.observe(1, 1002)).toBe('duplicate');
+    invariant(t.counts());
+  });
+
+  it('declares a gap lost once it falls out of the reorder window', () => {
+    const t = new SequenceTracker({ reorderWindow: 10, lossTimeoutMs: 1e9 });
+    t.observe(0, 0);
+    for (let s = 2; s < 30; s++) t.observe(s, 0);
+    t.tick(0);
+    expect(t.counts()).toMatchObject({ lost: 1, inFlight: 0 });
+  });
+
+  it('does not call failed publishes lost, whether the news comes before or after the gap', () => {
+    const before = new SequenceTracker({ lossTimeoutMs: 100 });
+    before.observe(0, 0);
+    before.noteFailed([[1, 500]]);
+    before.observe(501, 1);
+    before.tick(1000);
+    expect(before.counts()).toMatchObject({
+      expected: 502,
+      received: 2,
+      sendFailed: 500,
+      lost: 0,
+      inFlight: 0,
+    });
+
+    const after = new SequenceTracker({ lossTimeoutMs: 100 });
+    after.observe(0, 0);
+    after.observe(501, 1);
+    after.tick(1000); // declared lost before the canary's word arrives
+    expect(after.counts().lost).toBe(500);
+    after.noteFailed([[1, 500]]);
+    after.noteFailed([[1, 500]]); // repeated announcements change nothing
+    expect(after.counts()).toMatchObject({ expected: 502, received: 2, sendFailed: 500, lost: 0 });
+    invariant(after.counts());
+  });
+
+  it('treats a flow that starts mid-way (a coalminer joining) as starting there', () => {
+    const t = new SequenceTracker();
+    t.start(1000);
+    t.observe(1001, 0);
+    t.observe(1000, 1);
+    t.observe(5, 2);
+    expect(t.counts()).toMatchObject({ expected: 2, received: 2, reordered: 1, stale: 1, lost: 0 });
+  });
+
+  it('keeps exact accounting through random drops, failures, duplicates and reordering', () => {
+    for (let seed = 1; seed <= 20; seed++) {
+      const rand = prng(seed);
+      const n = 5000;
+      const dropped = new Set<number>();
+      const failed = new Set<number>();
+      const arrivals: { seq: number; at: number; failedSoFar: number[] }[] = [];
+      const failedSoFar: number[] = [];
+      for (let s = 0; s < n; s++) {
+        const r = rand();
+        if (r < 0.02) {
+          failed.add(s);
+          failedSoFar.push(s);
+          continue;
+        }
+        if (r < 0.05 && s < n - 1) {
+          dropped.add(s);
+          continue;
+        }
+        // Up to 20 ms of jitter at 1 message per ms: plenty of reordering.
+        const at = s + rand() * 20;
+        arrivals.push({ seq: s, at, failedSoFar: failedSoFar.slice(-32) });
+        if (rand() < 0.01) arrivals.push({ seq: s, at: at + rand() * 5, failedSoFar: [] });
+      }
+      arrivals.sort((a, b) => a.at - b.at);
+      const t = new SequenceTracker({ lossTimeoutMs: 100, reorderWindow: 1000 });
+      t.start(0); // as the canary's confirm says
+      let duplicates = 0;
+      const seen = new Set<number>();
+      for (const a of arrivals) {
+        t.noteFailed(a.failedSoFar.map((s) => [s, s] as [number, number]));
+        t.observe(a.seq, a.at);
+        if (seen.has(a.seq)) duplicates++;
+        seen.add(a.seq);
+        t.tick(a.at);
+        invariant(t.counts());
+      }
+      t.noteFailed([...failed].map((s) => [s, s] as [number, number]));
+      t.tick(1e9);
+      const c = t.counts();
+      const last = Math.max(...arrivals.map((a) => a.seq));
+      const reached = (set: Set<number>) => [...set].filter((s) => s <= last).length;
+      expect(c.lost, `seed ${seed}`).toBe(reached(dropped));
+      expect(c.sendFailed, `seed ${seed}`).toBe(reached(failed));
+      expect(c.duplicated, `seed ${seed}`).toBe(duplicates);
+      expect(c.received, `seed ${seed}`).toBe(seen.size);
+      expect(c.inFlight).toBe(0);
+      expect(c.late).toBe(0); // jitter (20 ms) is below the loss timeout (100 ms)
+    }
+  });
+
+  it('uses bounded memory through a long outage', () => {
+    const t = new SequenceTracker({ lossTimeoutMs: 10, maxGaps: 100 });
+    for (let s = 0; s < 1_000_000; s += 2) t.observe(s, s / 1000);
+    t.tick(1e9);
+    const c = t.counts();
+    expect(c.lost).toBe(499_999);
+    expect(c.received).toBe(500_000);
+  });
+});

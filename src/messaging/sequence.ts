@@ -1,0 +1,295 @@
+/**
+ * Exact accounting of one flow of pings (one canary run to one coalminer) from the sequence numbers
+ * that arrive. Every sequence number from the first one expected up to the highest seen is in exactly one
+ * state: received, in flight (a gap not yet judged), lost, or send-failed (the canary said its publish
+ * failed). So `expected = received + inFlight + lost + sendFailed` holds at every moment, where
+ * `expected` counts the sequence numbers the flow has reached. Reordering is never loss or duplication;
+ * a message that turns up after being declared lost is taken back from `lost` and counted `late`.
+ * Memory is bounded: a window of `historyWindow` sequence numbers is remembered; older arrivals are
+ * `stale` (counted, not judged).
+ */
+export interface SequenceOptions {
+  /** A gap further than this many sequence numbers below the highest one is declared lost. */
+  reorderWindow?: number;
+  /** A gap older than this is declared lost. */
+  lossTimeoutMs?: number;
+  /** How many recent sequence numbers are remembered for duplicate and late detection. Power of two. */
+  historyWindow?: number;
+  /** Most gaps tracked at once; beyond it the oldest gap is declared lost early. */
+  maxGaps?: number;
+}
+
+export type Arrival = 'new' | 'reordered' | 'duplicate' | 'late' | 'stale';
+
+export interface SequenceCounts {
+  expected: number;
+  received: number;
+  inFlight: number;
+  lost: number;
+  sendFailed: number;
+  duplicated: number;
+  reordered: number;
+  late: number;
+  stale: number;
+}
+
+interface Range {
+  a: number;
+  b: number;
+}
+interface Gap extends Range {
+  noticedMs: number;
+}
+
+export class SequenceTracker {
+  private readonly reorderWindow: number;
+  private readonly lossTimeoutMs: number;
+  private readonly window: number;
+  private readonly maxGaps: number;
+  private readonly bits: Uint8Array;
+  private base = -1;
+  private highest = -1;
+  private readonly gaps: Gap[] = [];
+  private lostRanges: Range[] = [];
+  private failedRanges: Range[] = [];
+  /** Failed ranges announced for sequence numbers not reached yet; applied when they are. */
+  private pendingFailed: Range[] = [];
+  private readonly c = {
+    received: 0,
+    lost: 0,
+    sendFailed: 0,
+    duplicated: 0,
+    reordered: 0,
+    late: 0,
+    stale: 0,
+    inFlight: 0,
+  };
+
+  constructor(opts: SequenceOptions = {}) {
+    this.reorderWindow = opts.reorderWindow ?? 1000;
+    this.lossTimeoutMs = opts.lossTimeoutMs ?? 5000;
+    const w = opts.historyWindow ?? 1 << 16;
+    this.window = 2 ** Math.ceil(Math.log2(Math.max(w, this.reorderWindow * 2, 64)));
+    this.maxGaps = opts.maxGaps ?? 10_000;
+    this.bits = new Uint8Array(this.window / 8);
+  }
+
+  /** Sets the first sequence number this flow expects (from the canary's confirm); earlier ones are not ours. */
+  start(firstSeq: number): void {
+    if (this.base < 0) {
+      this.base = firstSeq;
+      this.highest = firstSeq - 1;
+    }
+  }
+
+  counts(): SequenceCounts {
+    const expected = this.base < 0 ? 0 : this.highest - this.base + 1;
+    return { expected, ...this.c };
+  }
+
+  get highestSeq(): number {
+    return this.highest;
+  }
+
+  /** Records the canary's word that these sequence numbers were never published. Repeats are harmless. */
+  noteFailed(ranges: readonly [number, number][]): void {
+    for (const [a0, b0] of ranges) {
+      const a = this.base >= 0 ? Math.max(a0, this.base) : a0;
+      if (b0 < a || b0 <= this.highest - this.window) continue;
+      if (b0 > this.highest) addRange(this.pendingFailed, Math.max(a, this.highest + 1), b0);
+      if (a > this.highest) continue;
+      const b = Math.min(b0, this.highest);
+      // Within what we have reached: move from in flight or lost to send-failed. What is neither was
+      // received (its publish reported an error, yet it arrived) or is send-failed already.
+      for (const r of subtract(this.gaps, a, b)) {
+        this.c.inFlight -= r.b - r.a + 1;
+        this.markFailed(r.a, r.b);
+      }
+      for (const r of subtract(this.lostRanges, a, b)) {
+        this.c.lost -= r.b - r.a + 1;
+        this.markFailed(r.a, r.b);
+      }
+    }
+  }
+
+  private markFailed(a: number, b: number): void {
+    addRange(this.failedRanges, a, b);
+    this.c.sendFailed += b - a + 1;
+  }
+
+  observe(seq: number, nowMs: number): Arrival {
+    if (this.base < 0) this.start(seq);
+    if (seq < this.base) {
+      this.c.stale++;
+      return 'stale';
+    }
+    if (seq > this.highest) {
+      if (this.pendingFailed.length > 0) subtract(this.pendingFailed, seq, seq);
+      this.advance(seq, nowMs);
+      this.setBit(seq);
+      this.c.received++;
+      return 'new';
+    }
+    if (seq <= this.highest - this.window) {
+      this.c.stale++;
+      return 'stale';
+    }
+    if (this.getBit(seq)) {
+      this.c.duplicated++;
+      return 'duplicate';
+    }
+    this.setBit(seq);
+    this.c.received++;
+    this.c.reordered++;
+    if (this.removeFromGaps(seq)) {
+      this.c.inFlight--;
+      return 'reordered';
+    }
+    if (removeFromRanges(this.lostRanges, seq)) {
+      this.c.lost--;
+      this.c.late++;
+      return 'late';
+    }
+    if (removeFromRanges(this.failedRanges, seq)) {
+      // Its publish reported an error, yet it arrived: it was sent after all.
+      this.c.sendFailed--;
+    }
+    return 'reordered';
+  }
+
+  /** Declares lost what waited past the loss timeout or fell out of the reorder window. */
+  tick(nowMs: number): void {
+    const floor = this.highest - this.reorderWindow;
+    while (this.gaps.length > 0) {
+      const g = this.gaps[0]!;
+      if (g.noticedMs + this.lossTimeoutMs <= nowMs) {
+        this.gaps.shift();
+        this.declareLost(g.a, g.b);
+      } else if (g.a < floor) {
+        const b = Math.min(g.b, floor - 1);
+        this.declareLost(g.a, b);
+        if (b === g.b) this.gaps.shift();
+        else g.a = b + 1;
+      } else {
+        break;
+      }
+    }
+    // Ranges that fell out of the history window can no longer be taken back: forget them.
+    const oldest = this.highest - this.window;
+    this.lostRanges = this.lostRanges.filter((r) => r.b > oldest);
+    this.failedRanges = this.failedRanges.filter((r) => r.b > oldest);
+  }
+
+  private advance(seq: number, nowMs: number): void {
+    const from = this.highest + 1;
+    // Clear the bitmap slots the window moves onto.
+    if (seq - this.highest >= this.window) this.bits.fill(0);
+    else for (let s = from; s <= seq; s++) this.clearBit(s);
+    if (seq > from) {
+      let a = from;
+      const b = seq - 1;
+      // Sequence numbers the canary already said it failed to publish are not gaps.
+      for (const r of subtract(this.pendingFailed, a, b)) {
+        if (r.a > a) this.addGap(a, r.a - 1, nowMs);
+        this.markFailed(r.a, r.b);
+        a = r.b + 1;
+      }
+      if (a <= b) this.addGap(a, b, nowMs);
+    }
+    this.highest = seq;
+  }
+
+  private addGap(a: number, b: number, nowMs: number): void {
+    this.gaps.push({ a, b, noticedMs: nowMs });
+    this.c.inFlight += b - a + 1;
+    while (this.gaps.length > this.maxGaps) {
+      const g = this.gaps.shift()!;
+      this.declareLost(g.a, g.b);
+    }
+  }
+
+  private declareLost(a: number, b: number): void {
+    const n = b - a + 1;
+    this.c.inFlight -= n;
+    this.c.lost += n;
+    addRange(this.lostRanges, a, b);
+  }
+
+  private removeFromGaps(s: number): boolean {
+    return subtract(this.gaps, s, s).length > 0;
+  }
+
+  private getBit(s: number): boolean {
+    const i = s & (this.window - 1);
+    return (this.bits[i >> 3]! & (1 << (i & 7))) !== 0;
+  }
+  private setBit(s: number): void {
+    const i = s & (this.window - 1);
+    this.bits[i >> 3]! |= 1 << (i & 7);
+  }
+  private clearBit(s: number): void {
+    const i = s & (this.window - 1);
+    this.bits[i >> 3]! &= ~(1 << (i & 7));
+  }
+}
+
+function removeFromRanges(ranges: Range[], s: number): boolean {
+  return subtract(ranges, s, s).length > 0;
+}
+
+/**
+ * Removes [a, b] from a sorted list of disjoint ranges, splitting where needed (extra fields such as a
+ * gap's noticedMs are kept on both halves). Returns the pieces removed, in order.
+ */
+function subtract<T extends Range>(ranges: T[], a: number, b: number): Range[] {
+  const removed: Range[] = [];
+  let i = 0;
+  let lo = 0;
+  let hi = ranges.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (ranges[mid]!.b < a) lo = mid + 1;
+    else hi = mid;
+  }
+  i = lo;
+  while (i < ranges.length && ranges[i]!.a <= b) {
+    const r = ranges[i]!;
+    const ra = Math.max(r.a, a);
+    const rb = Math.min(r.b, b);
+    removed.push({ a: ra, b: rb });
+    if (r.a < ra && r.b > rb) {
+      ranges.splice(i + 1, 0, { ...r, a: rb + 1 });
+      r.b = ra - 1;
+      break;
+    } else if (r.a < ra) {
+      r.b = ra - 1;
+      i++;
+    } else if (r.b > rb) {
+      r.a = rb + 1;
+      break;
+    } else {
+      ranges.splice(i, 1);
+    }
+  }
+  return removed;
+}
+
+/** Adds [a, b] to a sorted list of disjoint ranges, merging what touches or overlaps. */
+function addRange(ranges: Range[], a: number, b: number): void {
+  let lo = 0;
+  let hi = ranges.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (ranges[mid]!.b < a - 1) lo = mid + 1;
+    else hi = mid;
+  }
+  let end = lo;
+  let na = a;
+  let nb = b;
+  while (end < ranges.length && ranges[end]!.a <= b + 1) {
+    na = Math.min(na, ranges[end]!.a);
+    nb = Math.max(nb, ranges[end]!.b);
+    end++;
+  }
+  ranges.splice(lo, end - lo, { a: na, b: nb });
+}
