@@ -1,3 +1,5 @@
+import { addRange, subtract, type Range } from './ranges.js';
+
 /**
  * Exact accounting of one flow of pings (one canary run to one coalminer) from the sequence numbers
  * that arrive. Every sequence number from the first one expected up to the highest seen is in exactly one
@@ -33,10 +35,6 @@ export interface SequenceCounts {
   stale: number;
 }
 
-interface Range {
-  a: number;
-  b: number;
-}
 interface Gap extends Range {
   noticedMs: number;
 }
@@ -235,61 +233,4 @@ export class SequenceTracker {
 
 function removeFromRanges(ranges: Range[], s: number): boolean {
   return subtract(ranges, s, s).length > 0;
-}
-
-/**
- * Removes [a, b] from a sorted list of disjoint ranges, splitting where needed (extra fields such as a
- * gap's noticedMs are kept on both halves). Returns the pieces removed, in order.
- */
-function subtract<T extends Range>(ranges: T[], a: number, b: number): Range[] {
-  const removed: Range[] = [];
-  let i = 0;
-  let lo = 0;
-  let hi = ranges.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (ranges[mid]!.b < a) lo = mid + 1;
-    else hi = mid;
-  }
-  i = lo;
-  while (i < ranges.length && ranges[i]!.a <= b) {
-    const r = ranges[i]!;
-    const ra = Math.max(r.a, a);
-    const rb = Math.min(r.b, b);
-    removed.push({ a: ra, b: rb });
-    if (r.a < ra && r.b > rb) {
-      ranges.splice(i + 1, 0, { ...r, a: rb + 1 });
-      r.b = ra - 1;
-      break;
-    } else if (r.a < ra) {
-      r.b = ra - 1;
-      i++;
-    } else if (r.b > rb) {
-      r.a = rb + 1;
-      break;
-    } else {
-      ranges.splice(i, 1);
-    }
-  }
-  return removed;
-}
-
-/** Adds [a, b] to a sorted list of disjoint ranges, merging what touches or overlaps. */
-function addRange(ranges: Range[], a: number, b: number): void {
-  let lo = 0;
-  let hi = ranges.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (ranges[mid]!.b < a - 1) lo = mid + 1;
-    else hi = mid;
-  }
-  let end = lo;
-  let na = a;
-  let nb = b;
-  while (end < ranges.length && ranges[end]!.a <= b + 1) {
-    na = Math.min(na, ranges[end]!.a);
-    nb = Math.max(nb, ranges[end]!.b);
-    end++;
-  }
-  ranges.splice(lo, end - lo, { a: na, b: nb });
 }

@@ -1,9 +1,15 @@
 import { DeliveryQueue, StatusHub, wallClockNs } from '../base.js';
-import { TransportError, type Delivery, type PublishReceipt, type Transport, type TransportOptions } from '../transport.js';
+import {
+  TransportError,
+  type Delivery,
+  type PublishReceipt,
+  type Transport,
+  type TransportOptions,
+} from '../transport.js';
 
 /** One in-process message bus; every `memory://NAME` transport with the same NAME shares it. */
 class Bus {
-  readonly subscribers = new Map<string, Set<DeliveryQueue<Delivery>>>();
+  readonly subscribers = new Map<string, Set<{ queue: DeliveryQueue<Delivery>; owner: MemoryTransport }>>();
 }
 const buses = new Map<string, Bus>();
 
@@ -49,13 +55,15 @@ export class MemoryTransport implements Transport {
 
   async publish(channel: string, payload: Uint8Array): Promise<PublishReceipt> {
     if (this.closed) throw new TransportError('closed', 'transport is closed');
-    if (this.down || this.hub.state !== 'connected') throw new TransportError('not_connected', 'memory bus is down');
+    if (this.down || this.hub.state !== 'connected')
+      throw new TransportError('not_connected', 'memory bus is down');
     const copy = payload.slice();
     const subs = this.bus.subscribers.get(channel);
     if (subs) {
       setImmediate(() => {
-        const receivedNs = this.wallNs();
-        for (const q of subs) q.push({ payload: copy, receivedNs });
+        // Each subscriber stamps arrival with its own clock; one whose side is down gets nothing.
+        for (const s of subs)
+          if (!s.owner.down) s.queue.push({ payload: copy, receivedNs: s.owner.wallNs() });
       });
     }
     return { ackNs: this.wallNs() };
@@ -65,9 +73,10 @@ export class MemoryTransport implements Transport {
     const q = new DeliveryQueue<Delivery>();
     let subs = this.bus.subscribers.get(channel);
     if (!subs) this.bus.subscribers.set(channel, (subs = new Set()));
-    subs.add(q);
+    const entry = { queue: q, owner: this };
+    subs.add(entry);
     const stop = () => {
-      subs.delete(q);
+      subs.delete(entry);
       q.end();
     };
     if (signal.aborted) stop();

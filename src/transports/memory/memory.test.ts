@@ -1,4 +1,8 @@
 import { transportConformance } from '../../../test/support/transport-conformance.js';
 import { MemoryTransport } from './index.js';
 
-transportConformance('memory', { make: () => new MemoryTransport('memory://conformance'), acks: true, settleMs: 0 });
+transportConformance('memory', {
+  make: () => new MemoryTransport('memory://conformance'),
+  acks: true,
+  settleMs: 0,
+});

@@ -1,0 +1,41 @@
+/**
+ * NTP-style clock offset between a coalminer and a canary from request/response timestamps:
+ * t1 coalminer sends, t2 canary receives, t3 canary replies, t4 coalminer receives (each on its own
+ * clock). offset = ((t2 - t1) + (t3 - t4)) / 2 is the canary's clock minus ours; the sample with the
+ * smallest round trip among the recent ones is the least disturbed by queueing, and its half round trip
+ * bounds the error of its offset.
+ */
+export interface ClockEstimate {
+  /** Canary clock minus local clock, ns. */
+  offsetNs: number;
+  /** |true offset - offsetNs| is at most this, ns (half the best sample's round trip). */
+  errorNs: number;
+  rttNs: number;
+  samples: number;
+}
+
+export class ClockSync {
+  private readonly samples: { offsetNs: number; rttNs: number }[] = [];
+
+  constructor(private readonly keep = 16) {}
+
+  add(t1: bigint, t2: bigint, t3: bigint, t4: bigint): void {
+    const rtt = Number(t4 - t1 - (t3 - t2));
+    if (!(rtt >= 0)) return; // clocks stepped mid-exchange, or garbage: ignore
+    const offset = (Number(t2 - t1) + Number(t3 - t4)) / 2;
+    this.samples.push({ offsetNs: offset, rttNs: rtt });
+    if (this.samples.length > this.keep) this.samples.shift();
+  }
+
+  estimate(): ClockEstimate | undefined {
+    if (this.samples.length === 0) return undefined;
+    let best = this.samples[0]!;
+    for (const s of this.samples) if (s.rttNs < best.rttNs) best = s;
+    return {
+      offsetNs: best.offsetNs,
+      errorNs: best.rttNs / 2,
+      rttNs: best.rttNs,
+      samples: this.samples.length,
+    };
+  }
+}

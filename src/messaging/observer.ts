@@ -1,0 +1,13 @@
+/** What the canary and coalminer report as they work; a metrics sink implements it. All optional. */
+export interface CanaryObserver {
+  sent?(coalminer: string): void;
+  sendError?(coalminer: string, reason: string, count: number): void;
+  publishAck?(coalminer: string, seconds: number): void;
+  rtt?(coalminer: string, seconds: number): void;
+}
+
+export interface CoalminerObserver {
+  /** One-way latency of a ping, from its intended and its actual send time, clock-corrected. */
+  latency?(canary: string, fromIntendedSeconds: number, fromSentSeconds: number): void;
+  foreign?(): void;
+}

@@ -1,0 +1,62 @@
+/** Sorted lists of disjoint, inclusive integer ranges: how sequence-number sets stay small. */
+export interface Range {
+  a: number;
+  b: number;
+}
+
+/**
+ * Removes [a, b] from a sorted list of disjoint ranges, splitting where needed (extra fields such as a
+ * gap's noticedMs are kept on both halves). Returns the pieces removed, in order.
+ */
+export function subtract<T extends Range>(ranges: T[], a: number, b: number): Range[] {
+  const removed: Range[] = [];
+  let i = 0;
+  let lo = 0;
+  let hi = ranges.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (ranges[mid]!.b < a) lo = mid + 1;
+    else hi = mid;
+  }
+  i = lo;
+  while (i < ranges.length && ranges[i]!.a <= b) {
+    const r = ranges[i]!;
+    const ra = Math.max(r.a, a);
+    const rb = Math.min(r.b, b);
+    removed.push({ a: ra, b: rb });
+    if (r.a < ra && r.b > rb) {
+      ranges.splice(i + 1, 0, { ...r, a: rb + 1 });
+      r.b = ra - 1;
+      break;
+    } else if (r.a < ra) {
+      r.b = ra - 1;
+      i++;
+    } else if (r.b > rb) {
+      r.a = rb + 1;
+      break;
+    } else {
+      ranges.splice(i, 1);
+    }
+  }
+  return removed;
+}
+
+/** Adds [a, b] to a sorted list of disjoint ranges, merging what touches or overlaps. */
+export function addRange(ranges: Range[], a: number, b: number): void {
+  let lo = 0;
+  let hi = ranges.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (ranges[mid]!.b < a - 1) lo = mid + 1;
+    else hi = mid;
+  }
+  let end = lo;
+  let na = a;
+  let nb = b;
+  while (end < ranges.length && ranges[end]!.a <= b + 1) {
+    na = Math.min(na, ranges[end]!.a);
+    nb = Math.max(nb, ranges[end]!.b);
+    end++;
+  }
+  ranges.splice(lo, end - lo, { a: na, b: nb });
+}
