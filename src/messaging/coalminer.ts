@@ -149,9 +149,23 @@ export class Coalminer {
     const now = this.nowMs();
     const idle = this.opts.flowIdleMs ?? 600_000;
     for (const [key, f] of this.flows) {
+      const before = f.tracker.declaredLost;
       f.tracker.tick(now);
+      if (f.tracker.declaredLost > before)
+        this.opts.observer?.lost?.(f.canary, f.tracker.declaredLost - before);
       if (f.lastSeenMs + idle < now && f.tracker.counts().inFlight === 0) this.flows.delete(key);
     }
+  }
+
+  /** Canaries this coalminer has heard from or registers with. */
+  canaries(): string[] {
+    return [
+      ...new Set([
+        ...this.opts.register,
+        ...this.clocks.keys(),
+        ...[...this.flows.values()].map((f) => f.canary),
+      ]),
+    ];
   }
 
   clockEstimate(canary: string): ClockEstimate | undefined {
@@ -160,6 +174,14 @@ export class Coalminer {
 
   isConfirmedBy(canary: string): boolean {
     return this.confirmed.has(canary);
+  }
+
+  /** Pings in flight (gaps not yet judged) per canary, over its live flows. */
+  inFlight(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const f of this.flows.values())
+      out.set(f.canary, (out.get(f.canary) ?? 0) + f.tracker.counts().inFlight);
+    return out;
   }
 
   reports(): FlowReport[] {
@@ -291,7 +313,11 @@ export class Coalminer {
     const nowMs = Number(d.receivedNs / 1_000_000n);
     f.lastSeenMs = nowMs;
     if (e.failed) f.tracker.noteFailed(e.failed.map(([a, b]) => [Number(a), Number(b)]));
+    const lostBefore = f.tracker.declaredLost;
     const arrival = f.tracker.observe(Number(e.seq), nowMs);
+    this.opts.observer?.arrival?.(e.canary, arrival);
+    if (f.tracker.declaredLost > lostBefore)
+      this.opts.observer?.lost?.(e.canary, f.tracker.declaredLost - lostBefore);
     if (e.echo && arrival !== 'duplicate') {
       void this.sendTo(e.canary, {
         type: 'echo',

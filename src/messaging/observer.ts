@@ -10,4 +10,8 @@ export interface CoalminerObserver {
   /** One-way latency of a ping, from its intended and its actual send time, clock-corrected. */
   latency?(canary: string, fromIntendedSeconds: number, fromSentSeconds: number): void;
   foreign?(): void;
+  /** How a ping arrived: new, reordered, duplicate, late (after being declared lost) or stale. */
+  arrival?(canary: string, kind: 'new' | 'reordered' | 'duplicate' | 'late' | 'stale'): void;
+  /** Pings newly declared lost. */
+  lost?(canary: string, count: number): void;
 }

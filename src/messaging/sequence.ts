@@ -52,6 +52,8 @@ export class SequenceTracker {
   private failedRanges: Range[] = [];
   /** Failed ranges announced for sequence numbers not reached yet; applied when they are. */
   private pendingFailed: Range[] = [];
+  /** Sequence numbers ever declared lost (monotonic: later arrivals and send-failure news do not undo it). */
+  declaredLost = 0;
   private readonly c = {
     received: 0,
     lost: 0,
@@ -210,6 +212,7 @@ export class SequenceTracker {
     const n = b - a + 1;
     this.c.inFlight -= n;
     this.c.lost += n;
+    this.declaredLost += n;
     addRange(this.lostRanges, a, b);
   }
 

@@ -72,25 +72,26 @@ export async function startTcpProxy(target: { host: string; port: number }, dela
   };
 
   const port = await listen(0);
+  const down = () => {
+    isDown = true;
+    for (const p of pairs) {
+      p.a.destroy();
+      p.b.destroy();
+    }
+    pairs.clear();
+  };
   return {
     port,
     delayMs: delays,
     get accepted() {
       return accepted;
     },
-    down() {
-      isDown = true;
-      for (const p of pairs) {
-        p.a.destroy();
-        p.b.destroy();
-      }
-      pairs.clear();
-    },
+    down,
     up() {
       isDown = false;
     },
     async close() {
-      this.down();
+      down();
       await new Promise<void>((r) => (listening ? listening.close(() => r()) : r()));
     },
   };

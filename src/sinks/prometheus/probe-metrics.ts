@@ -34,6 +34,19 @@ const VALUE_HELP: Record<string, string> = {
 /** Seed 001 (latency404) metric prefix for each probe kind. */
 const LATENCY404_PREFIX: Record<string, string> = { http: 'http', tcp: 'tcp', icmp: 'ping', dns: 'dns' };
 
+type Child = { set(value: number): void };
+
+/** One target's label children, and the values its last run exported. */
+interface TargetSeries {
+  success: Child;
+  duration: Child;
+  histogram: { observe(value: number): void };
+  totals: Map<string, { inc(): void }>;
+  phases: Map<string, Child>;
+  values: Map<string, Child>;
+  lastValues: Set<string>;
+}
+
 export interface ProbeMetricsOptions {
   buckets: number[];
   compat: readonly string[];
@@ -48,7 +61,7 @@ export class ProbeMetrics {
   private readonly duration: Gauge<'target' | 'kind'>;
   private readonly phaseGauges = new Map<string, Gauge<'target' | 'phase'>>();
   private readonly valueGauges = new Map<string, Gauge<'target'>>();
-  private readonly lastValues = new Map<string, Set<string>>();
+  private readonly targets = new Map<string, TargetSeries>();
   private readonly histogram: Histogram<'kind' | 'target'>;
   private readonly total: Counter<'kind' | 'target' | 'result'>;
   private readonly compat = new Map<
@@ -109,28 +122,46 @@ export class ProbeMetrics {
 
   observe(o: Observation): void {
     const { name: target, kind, result } = o;
+    const t = this.series(target, kind);
     const seconds = nsToSeconds(result.durationNs);
-    this.success.set({ target, kind }, result.ok ? 1 : 0);
-    this.duration.set({ target, kind }, seconds);
-    this.histogram.observe({ kind, target }, seconds);
-    this.total.inc({ kind, target, result: result.ok ? 'success' : result.error.code });
+    t.success.set(result.ok ? 1 : 0);
+    t.duration.set(seconds);
+    t.histogram.observe(seconds);
+    const outcome = result.ok ? 'success' : result.error.code;
+    let total = t.totals.get(outcome);
+    if (!total) t.totals.set(outcome, (total = this.total.labels({ kind, target, result: outcome })));
+    total.inc();
 
-    const phaseGauge = this.phaseGauge(kind);
-    for (const [phase, ns] of Object.entries(result.phases)) {
-      if (ns !== undefined) phaseGauge.set({ target, phase }, nsToSeconds(ns));
+    const phases = result.phases ?? {};
+    for (const phase in phases) {
+      const ns = phases[phase as keyof typeof phases];
+      if (ns === undefined) continue;
+      let g = t.phases.get(phase);
+      if (!g) t.phases.set(phase, (g = this.phaseGauge(kind).labels({ target, phase })));
+      g.set(nsToSeconds(ns));
     }
 
-    const now = new Set<string>();
-    for (const [name, value] of Object.entries(result.values ?? {})) {
+    const values = result.values ?? {};
+    let changed = false;
+    let count = 0;
+    for (const name in values) {
+      const value = values[name] as number;
       if (!Number.isFinite(value)) continue;
-      this.valueGauge(name).set({ target }, value);
-      now.add(name);
+      count++;
+      let g = t.values.get(name);
+      if (!g) t.values.set(name, (g = this.valueGauge(name).labels({ target })));
+      g.set(value);
+      if (!t.lastValues.has(name)) changed = true;
     }
     // A value the last run had and this one lacks (no TLS this time, no answer) must not linger.
-    for (const name of this.lastValues.get(target) ?? []) {
-      if (!now.has(name)) this.valueGauges.get(name)?.remove({ target });
+    if (changed || count !== t.lastValues.size) {
+      const now = new Set<string>();
+      for (const name in values) if (Number.isFinite(values[name])) now.add(name);
+      for (const name of t.lastValues) {
+        if (!now.has(name)) this.valueGauges.get(name)?.remove({ target });
+      }
+      t.lastValues = now;
     }
-    this.lastValues.set(target, now);
 
     const compat = this.compat.get(kind);
     if (compat) {
@@ -139,12 +170,32 @@ export class ProbeMetrics {
     }
   }
 
+  /** The target's label children, made once: observe runs once per probe, so it allocates nothing. */
+  private series(target: string, kind: string): TargetSeries {
+    const key = `${kind}\u0000${target}`;
+    let t = this.targets.get(key);
+    if (!t) {
+      t = {
+        success: this.success.labels({ target, kind }),
+        duration: this.duration.labels({ target, kind }),
+        histogram: this.histogram.labels({ kind, target }),
+        totals: new Map(),
+        phases: new Map(),
+        values: new Map(),
+        lastValues: new Set(),
+      };
+      this.targets.set(key, t);
+    }
+    return t;
+  }
+
   /** Forget a target that left the config, so its series stop being exported. */
   forget(target: string, kind: string): void {
+    const t = this.targets.get(`${kind}\u0000${target}`);
+    this.targets.delete(`${kind}\u0000${target}`);
     this.success.remove({ target, kind });
     this.duration.remove({ target, kind });
-    for (const name of this.lastValues.get(target) ?? []) this.valueGauges.get(name)?.remove({ target });
-    this.lastValues.delete(target);
+    for (const name of t?.lastValues ?? []) this.valueGauges.get(name)?.remove({ target });
     const phaseGauge = this.phaseGauges.get(kind);
     if (phaseGauge)
       for (const phase of [

@@ -1,0 +1,223 @@
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { Coalminer } from '../../messaging/coalminer.js';
+import type { CanaryObserver, CoalminerObserver } from '../../messaging/observer.js';
+import type { Transport } from '../../transports/transport.js';
+
+type FlowLabels = 'canary' | 'coalminer' | 'transport' | 'region';
+
+/**
+ * Prometheus metrics of canaries, coalminers and transports, fed by their observers (per message, with
+ * cached label children) and by collect-time reads (in flight, clock offsets, transport state).
+ */
+export class MessagingMetrics {
+  private readonly latency: Histogram<FlowLabels | 'from'>;
+  private readonly received: Counter<FlowLabels>;
+  private readonly lost: Counter<FlowLabels>;
+  private readonly duplicated: Counter<FlowLabels>;
+  private readonly reordered: Counter<FlowLabels>;
+  private readonly late: Counter<FlowLabels>;
+  private readonly stale: Counter<FlowLabels>;
+  private readonly foreign: Counter<'coalminer' | 'transport'>;
+  private readonly sent: Counter<'canary' | 'coalminer' | 'transport'>;
+  private readonly sendErrors: Counter<'canary' | 'coalminer' | 'transport' | 'reason'>;
+  private readonly ack: Histogram<'canary' | 'transport'>;
+  private readonly rtt: Histogram<'canary' | 'coalminer' | 'transport'>;
+  private readonly up: Gauge<'transport' | 'url'>;
+  private readonly reconnects: Counter<'transport' | 'url'>;
+  private readonly coalminers = new Set<{ c: Coalminer; transport: string; region: string }>();
+
+  constructor(registry: Registry, buckets: number[]) {
+    const registers = [registry];
+    const flow = ['canary', 'coalminer', 'transport', 'region'] as const;
+    this.latency = new Histogram({
+      name: 'coalmine_message_latency_seconds',
+      help: 'One-way latency of canary pings, clock-corrected, measured from the intended send time (from="intended", coordinated-omission corrected) and from the actual send time (from="sent")',
+      labelNames: [...flow, 'from'],
+      buckets,
+      registers,
+    });
+    const counter = (name: string, help: string) => new Counter({ name, help, labelNames: flow, registers });
+    this.received = counter('coalmine_messages_received_total', 'Pings received, each sequence number once');
+    this.lost = counter(
+      'coalmine_messages_lost_total',
+      'Pings declared lost (after the reorder window or loss timeout); coalmine_messages_late_total of them arrived later',
+    );
+    this.duplicated = counter(
+      'coalmine_messages_duplicated_total',
+      'Pings received more than once (extra copies)',
+    );
+    this.reordered = counter(
+      'coalmine_messages_reordered_total',
+      'Pings received after a later sequence number',
+    );
+    this.late = counter('coalmine_messages_late_total', 'Pings received after they had been declared lost');
+    this.stale = counter(
+      'coalmine_messages_stale_total',
+      'Pings too old to judge (before the flow started or beyond the history window)',
+    );
+    this.foreign = new Counter({
+      name: 'coalmine_messages_foreign_total',
+      help: 'Undecodable or misaddressed messages on a coalminer channel, ignored',
+      labelNames: ['coalminer', 'transport'],
+      registers,
+    });
+    this.sent = new Counter({
+      name: 'coalmine_messages_sent_total',
+      help: 'Pings the transport accepted (acknowledged where it acknowledges)',
+      labelNames: ['canary', 'coalminer', 'transport'],
+      registers,
+    });
+    this.sendErrors = new Counter({
+      name: 'coalmine_message_send_errors_total',
+      help: 'Pings that could not be published, by reason',
+      labelNames: ['canary', 'coalminer', 'transport', 'reason'],
+      registers,
+    });
+    this.ack = new Histogram({
+      name: 'coalmine_publish_ack_seconds',
+      help: 'Time from publishing a ping to the broker acknowledging it (confirms, acks, PubAck, PUBACK)',
+      labelNames: ['canary', 'transport'],
+      buckets,
+      registers,
+    });
+    this.rtt = new Histogram({
+      name: 'coalmine_message_rtt_seconds',
+      help: 'Round-trip time of echoed pings, on the canary clock',
+      labelNames: ['canary', 'coalminer', 'transport'],
+      buckets,
+      registers,
+    });
+    const coalminers = this.coalminers;
+    new Gauge({
+      name: 'coalmine_messages_in_flight',
+      help: 'Pings missing but not yet judged lost (within the reorder window and loss timeout)',
+      labelNames: flow,
+      registers,
+      collect() {
+        this.reset();
+        for (const { c, transport, region } of coalminers) {
+          for (const [canary, n] of c.inFlight())
+            this.set({ canary, coalminer: c.name, transport, region }, n);
+        }
+      },
+    });
+    new Gauge({
+      name: 'coalmine_clock_offset_seconds',
+      help: 'Estimated canary clock minus coalminer clock (NTP-style, min-RTT filter); one-way latency is corrected by it',
+      labelNames: ['canary', 'coalminer'],
+      registers,
+      collect() {
+        this.reset();
+        for (const { c } of coalminers)
+          for (const canary of c.canaries()) {
+            const est = c.clockEstimate(canary);
+            if (est) this.set({ canary, coalminer: c.name }, est.offsetNs / 1e9);
+          }
+      },
+    });
+    new Gauge({
+      name: 'coalmine_clock_offset_error_seconds',
+      help: 'Bound on the error of coalmine_clock_offset_seconds (half the best sync round trip)',
+      labelNames: ['canary', 'coalminer'],
+      registers,
+      collect() {
+        this.reset();
+        for (const { c } of coalminers)
+          for (const canary of c.canaries()) {
+            const est = c.clockEstimate(canary);
+            if (est) this.set({ canary, coalminer: c.name }, est.errorNs / 1e9);
+          }
+      },
+    });
+    this.up = new Gauge({
+      name: 'coalmine_transport_up',
+      help: 'Whether the transport is connected (1) or not (0)',
+      labelNames: ['transport', 'url'],
+      registers,
+    });
+    this.reconnects = new Counter({
+      name: 'coalmine_transport_reconnects_total',
+      help: 'Times the transport connected again after losing its connection',
+      labelNames: ['transport', 'url'],
+      registers,
+    });
+  }
+
+  canaryObserver(canary: string, transport: string): CanaryObserver {
+    const sent = new Map<string, Counter.Internal>();
+    const child = (coalminer: string) => {
+      let c = sent.get(coalminer);
+      if (!c) sent.set(coalminer, (c = this.sent.labels({ canary, coalminer, transport })));
+      return c;
+    };
+    const ack = this.ack.labels({ canary, transport });
+    return {
+      sent: (coalminer) => child(coalminer).inc(),
+      sendError: (coalminer, reason, count) =>
+        this.sendErrors.inc({ canary, coalminer, transport, reason }, count),
+      publishAck: (_coalminer, seconds) => ack.observe(seconds),
+      rtt: (coalminer, seconds) => this.rtt.observe({ canary, coalminer, transport }, seconds),
+    };
+  }
+
+  coalminerObserver(coalminer: string, transport: string, region: string): CoalminerObserver {
+    type Children = Record<'fromIntended' | 'fromSent', Histogram.Internal<string>> &
+      Record<'new' | 'reordered' | 'duplicate' | 'late' | 'stale' | 'lost', Counter.Internal>;
+    const byCanary = new Map<string, Children>();
+    const children = (canary: string): Children => {
+      let c = byCanary.get(canary);
+      if (!c) {
+        const l = { canary, coalminer, transport, region };
+        c = {
+          fromIntended: this.latency.labels({ ...l, from: 'intended' }),
+          fromSent: this.latency.labels({ ...l, from: 'sent' }),
+          new: this.received.labels(l),
+          reordered: this.reordered.labels(l),
+          duplicate: this.duplicated.labels(l),
+          late: this.late.labels(l),
+          stale: this.stale.labels(l),
+          lost: this.lost.labels(l),
+        };
+        byCanary.set(canary, c);
+      }
+      return c;
+    };
+    const foreign = this.foreign.labels({ coalminer, transport });
+    return {
+      latency: (canary, fromIntended, fromSent) => {
+        const c = children(canary);
+        c.fromIntended.observe(Math.max(0, fromIntended));
+        c.fromSent.observe(Math.max(0, fromSent));
+      },
+      arrival: (canary, kind) => {
+        const c = children(canary);
+        // Reordered and late pings are received too.
+        if (kind === 'reordered' || kind === 'late') c.new.inc();
+        c[kind].inc();
+      },
+      lost: (canary, n) => children(canary).lost.inc(n),
+      foreign: () => foreign.inc(),
+    };
+  }
+
+  watchCoalminer(c: Coalminer, transport: string, region: string): void {
+    this.coalminers.add({ c, transport, region });
+  }
+
+  /** Follows a transport's status stream until it closes. */
+  watchTransport(t: Transport): void {
+    const labels = { transport: t.kind, url: t.displayUrl };
+    this.up.set(labels, t.state === 'connected' ? 1 : 0);
+    void (async () => {
+      let wasConnected = t.state === 'connected';
+      for await (const s of t.status()) {
+        this.up.set(labels, s.type === 'connected' ? 1 : 0);
+        if (s.type === 'connected' && !wasConnected && this.everConnected.has(t)) this.reconnects.inc(labels);
+        if (s.type === 'connected') this.everConnected.add(t);
+        wasConnected = s.type === 'connected';
+      }
+    })();
+  }
+
+  private readonly everConnected = new WeakSet<Transport>();
+}

@@ -1,0 +1,24 @@
+import { connect } from 'node:net';
+
+/**
+ * Whether a service a test needs answers on host:port. In CI an unreachable one fails the test run
+ * (so CI can never go green by skipping); for a developer it skips with a line saying how to start it.
+ */
+export async function serviceReachable(host: string, port: number, howToStart: string): Promise<boolean> {
+  const reachable = await new Promise<boolean>((resolve) => {
+    const socket = connect({ host, port });
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(2000, () => done(false));
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+  });
+  if (!reachable) {
+    const line = `nothing answers on ${host}:${port}: ${howToStart}`;
+    if (process.env.CI) throw new Error(`CI: ${line}`);
+    console.warn(`skipping: ${line}`);
+  }
+  return reachable;
+}
