@@ -4,7 +4,9 @@ import { systemClock, type Clock } from '../core/clock.js';
 import { Scheduler } from '../core/scheduler.js';
 import type { Observation } from '../core/types.js';
 import { runProbe } from '../probes/run.js';
+import { MessagingMetrics } from '../sinks/prometheus/messaging-metrics.js';
 import { ProbeMetrics } from '../sinks/prometheus/probe-metrics.js';
+import { MessagingRuntime } from './messaging.js';
 
 export interface AgentOptions {
   clock?: Clock;
@@ -12,6 +14,7 @@ export interface AgentOptions {
   onObservation?: (o: Observation) => void;
   /** Export process metrics (CPU, memory, ...) too. Default true. */
   processMetrics?: boolean;
+  log?: (line: string) => void;
 }
 
 export const VERSION = '0.1.0';
@@ -32,6 +35,7 @@ export class Agent {
   private readonly loopProbe: () => () => void;
   private stopLoopProbe: (() => void) | undefined;
   private closed = false;
+  readonly messaging: MessagingRuntime;
 
   constructor(
     readonly config: AgentConfig,
@@ -90,6 +94,11 @@ export class Agent {
     targetCount.set(config.targets.length);
 
     for (const t of config.targets) this.targets.set(t.name, t);
+    this.messaging = new MessagingRuntime(
+      config.messaging,
+      new MessagingMetrics(this.registry, config.metrics.buckets),
+      opts.log,
+    );
   }
 
   start(): void {
@@ -98,6 +107,7 @@ export class Agent {
       this.scheduler.add({ id: t.name, intervalMs: t.intervalMs, run: () => this.runTarget(t) });
     }
     this.scheduler.start();
+    void this.messaging.start();
   }
 
   targetNames(): string[] {
@@ -148,6 +158,6 @@ export class Agent {
     this.closed = true;
     this.scheduler.stop();
     this.stopLoopProbe?.();
-    await this.scheduler.idle();
+    await Promise.all([this.scheduler.idle(), this.messaging.close()]);
   }
 }

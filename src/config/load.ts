@@ -4,6 +4,8 @@ import type { z } from 'zod';
 import { parseDuration } from '../core/duration.js';
 import { ConfigError } from '../core/errors.js';
 import { probes } from '../probes/registry.js';
+import { allSchemes, transportKindOf } from '../transports/registry.js';
+import type { MessagingConfig } from './messaging.js';
 import {
   bucketBounds,
   configSchema,
@@ -12,6 +14,7 @@ import {
   DEFAULT_LISTEN,
   DEFAULT_TIMEOUT_MS,
   type AgentConfig,
+  type RawConfig,
   type TargetConfig,
 } from './schema.js';
 
@@ -109,13 +112,66 @@ export function parseConfig(text: string, file = 'config', env: NodeJS.ProcessEn
       options,
     });
   });
+  const messaging = resolveMessaging(raw, problem);
   if (problems.length > 0) throw new ConfigError(problems);
 
   return {
+    messaging,
     intervalMs,
     listen: parseListen(raw.listen ?? DEFAULT_LISTEN),
     metrics: { compat: raw.metrics.compat, buckets: globalBuckets },
     targets,
+  };
+}
+
+/** Resolves transport references and checks names are unique. */
+function resolveMessaging(
+  raw: RawConfig,
+  problem: (path: PathKey[], message: string) => void,
+): MessagingConfig {
+  const transports = new Map<string, string>();
+  raw.transports.forEach((t, i) => {
+    if (transports.has(t.name)) problem(['transports', i, 'name'], `duplicate transport name "${t.name}"`);
+    transports.set(t.name, t.url);
+  });
+  const resolve = (ref: string, path: PathKey[]): string => {
+    if (transports.has(ref)) return ref;
+    if (transportKindOf(ref)) {
+      transports.set(ref, ref);
+      return ref;
+    }
+    const known = [...raw.transports.map((t) => t.name)];
+    problem(
+      path,
+      `no transport named "${ref}"${known.length ? ` (known: ${known.join(', ')})` : ''}, and not a transport URL (${allSchemes()
+        .map((s) => `${s}://`)
+        .join(', ')})`,
+    );
+    return ref;
+  };
+  const unique = (list: { name: string }[], what: 'canaries' | 'coalminers') => {
+    const seen = new Set<string>();
+    list.forEach((e, i) => {
+      if (seen.has(e.name))
+        problem(
+          [what, i, 'name'],
+          `duplicate ${what === 'canaries' ? 'canary' : 'coalminer'} name "${e.name}"`,
+        );
+      seen.add(e.name);
+    });
+  };
+  unique(raw.canaries, 'canaries');
+  unique(raw.coalminers, 'coalminers');
+  return {
+    transports,
+    canaries: raw.canaries.map((c, i) => ({
+      ...c,
+      transportName: resolve(c.transport, ['canaries', i, 'transport']),
+    })),
+    coalminers: raw.coalminers.map((c, i) => ({
+      ...c,
+      transportName: resolve(c.transport, ['coalminers', i, 'transport']),
+    })),
   };
 }
 

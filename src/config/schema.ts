@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { probeKinds, probes, type ProbeKind } from '../probes/registry.js';
 import { durationMs } from './duration.js';
+import { canaryEntry, coalminerEntry, transportEntry, type MessagingConfig } from './messaging.js';
 
 export const DEFAULT_INTERVAL_MS = 15_000;
 export const DEFAULT_TIMEOUT_MS = 10_000;
@@ -104,6 +105,15 @@ export const configSchema = z
       .default({ compat: [] })
       .describe('Prometheus metrics'),
     targets: z.array(targetSchema).default([]).describe('Network probe targets'),
+    transports: z
+      .array(transportEntry)
+      .default([])
+      .describe('Messaging systems, named for canaries and coalminers'),
+    canaries: z.array(canaryEntry).default([]).describe('Canaries: send sequenced pings through a transport'),
+    coalminers: z
+      .array(coalminerEntry)
+      .default([])
+      .describe('Coalminers: register with canaries and measure their pings'),
   })
   .describe('coalmine agent configuration');
 
@@ -126,6 +136,7 @@ export interface AgentConfig {
   listen: { host: string; port: number };
   metrics: { compat: 'latency404'[]; buckets: number[] };
   targets: TargetConfig[];
+  messaging: MessagingConfig;
 }
 
 export function bucketBounds(spec: z.output<typeof bucketsSchema>): number[] {

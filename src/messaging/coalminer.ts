@@ -195,6 +195,11 @@ export class Coalminer {
     }));
   }
 
+  /** Whole-flow latency histograms (from intended, from sent) of every live flow, for merging. */
+  histograms(): [LatencyHistogram, LatencyHistogram][] {
+    return [...this.flows.values()].map((f) => [f.all, f.allFromSent]);
+  }
+
   /** Latency over the last `windowMs` for one canary (all its runs), from the intended send time. */
   window(canary: string, windowMs: number): LatencyHistogram {
     const h = new LatencyHistogram();

@@ -1,0 +1,417 @@
+import type { Command } from 'commander';
+import { rateSchema } from '../../config/messaging.js';
+import { parseListen } from '../../config/load.js';
+import { UsageError } from '../../core/errors.js';
+import { Canary, type FlowStats } from '../../messaging/canary.js';
+import { Coalminer, summarize, type FlowReport, type LatencySummary } from '../../messaging/coalminer.js';
+import { isValidName } from '../../messaging/envelope.js';
+import { LatencyHistogram } from '../../stats/histogram.js';
+import { redactUrl } from '../../transports/base.js';
+import { createTransport, transportKindOf, allSchemes } from '../../transports/registry.js';
+import type { Transport } from '../../transports/transport.js';
+import { startRelay } from '../../transports/websocket/relay.js';
+import type { Io } from '../main.js';
+import { durationOption } from '../options.js';
+import { guardProcess, untilSignal } from '../signals.js';
+
+const TRANSPORT_HELP = `transport URL: ${allSchemes()
+  .map((s) => `${s}://`)
+  .join(', ')}`;
+
+function rateOption(text: string): number {
+  const r = rateSchema.safeParse(/^\d+(\.\d+)?$/.test(text) ? Number(text) : text);
+  if (!r.success) throw new UsageError(`--rate: ${r.error.issues[0]?.message ?? 'invalid rate'}`);
+  return r.data;
+}
+
+function nameOption(flag: string) {
+  return (text: string): string => {
+    if (!isValidName(text))
+      throw new UsageError(`${flag}: a name is 1-64 letters, digits, "_", "." or "-" (got "${text}")`);
+    return text;
+  };
+}
+
+function sizeOption(text: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 0 || n > 1_048_576)
+    throw new UsageError(`--size: expected bytes from 0 to 1048576 (got "${text}")`);
+  return n;
+}
+
+async function openTransport(url: string, clientName: string, io: Io): Promise<Transport> {
+  if (!transportKindOf(url))
+    throw new UsageError(
+      `unsupported transport URL "${url}": use one of ${allSchemes()
+        .map((s) => `${s}://`)
+        .join(', ')}`,
+    );
+  const t = await createTransport(url, { clientName });
+  try {
+    await t.connect(AbortSignal.timeout(15_000));
+  } catch (err) {
+    await t.close();
+    throw new UsageError(`cannot connect to ${redactUrl(url)}: ${(err as Error).message}`);
+  }
+  io.err(`connected to ${t.displayUrl}`);
+  return t;
+}
+
+export interface MessagingSummary {
+  transport: string;
+  url: string;
+  durationSeconds: number;
+  rate: number;
+  sent: number;
+  received: number;
+  lost: number;
+  inFlight: number;
+  sendFailed: number;
+  duplicated: number;
+  reordered: number;
+  late: number;
+  stale: number;
+  foreign: number;
+  sendErrors: Record<string, number>;
+  latency: LatencySummary;
+  latencyFromSent: LatencySummary;
+  publishAck?: LatencySummary;
+  clockOffset?: { seconds: number; errorSeconds: number };
+}
+
+function sumFlows(reports: FlowReport[]) {
+  const c = {
+    expected: 0,
+    received: 0,
+    lost: 0,
+    inFlight: 0,
+    sendFailed: 0,
+    duplicated: 0,
+    reordered: 0,
+    late: 0,
+    stale: 0,
+  };
+  for (const r of reports) for (const k of Object.keys(c) as (keyof typeof c)[]) c[k] += r.counts[k];
+  return c;
+}
+
+function ms(s: number): string {
+  return Number.isFinite(s) ? `${(s * 1000).toFixed(3)} ms` : '-';
+}
+
+export function formatSummary(title: string, s: MessagingSummary): string {
+  const errors = Object.entries(s.sendErrors)
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ');
+  const lat = (l: LatencySummary) =>
+    l.count === 0
+      ? 'no samples'
+      : `p50 ${ms(l.p50)}  p90 ${ms(l.p90)}  p95 ${ms(l.p95)}  p99 ${ms(l.p99)}  p99.9 ${ms(l.p999)}  max ${ms(l.max)}`;
+  const lines = [
+    title,
+    `  sent ${s.sent}  received ${s.received}  lost ${s.lost}  in flight ${s.inFlight}  duplicated ${s.duplicated}  reordered ${s.reordered}  late ${s.late}  foreign ${s.foreign}`,
+    `  send errors ${s.sendFailed}${errors ? ` (${errors})` : ''}`,
+    `  latency from intended send  ${lat(s.latency)}`,
+    `  latency from actual send    ${lat(s.latencyFromSent)}`,
+  ];
+  if (s.publishAck) lines.push(`  publish acknowledgement     ${lat(s.publishAck)}`);
+  if (s.clockOffset)
+    lines.push(
+      `  clock offset to canary      ${ms(s.clockOffset.seconds)} ± ${ms(s.clockOffset.errorSeconds)}`,
+    );
+  return lines.join('\n');
+}
+
+function buildSummary(
+  t: Transport,
+  durationSeconds: number,
+  rate: number,
+  coalminer: Coalminer,
+  canaryStats: FlowStats | undefined,
+  ack?: LatencyHistogram,
+): MessagingSummary {
+  const reports = coalminer.reports();
+  const c = sumFlows(reports);
+  const lat = new LatencyHistogram();
+  const latSent = new LatencyHistogram();
+  // Merge the flows' raw histograms: percentiles cannot be averaged.
+  coalminer.histograms().forEach(([a, b]) => {
+    lat.merge(a);
+    latSent.merge(b);
+  });
+  const summary: MessagingSummary = {
+    transport: t.kind,
+    url: t.displayUrl,
+    durationSeconds,
+    rate,
+    sent: canaryStats?.sent ?? c.received + c.lost + c.inFlight,
+    received: c.received,
+    lost: c.lost,
+    inFlight: c.inFlight,
+    sendFailed: canaryStats?.failed ?? c.sendFailed,
+    duplicated: c.duplicated,
+    reordered: c.reordered,
+    late: c.late,
+    stale: c.stale,
+    foreign: coalminer.foreign,
+    sendErrors: canaryStats?.errors ?? {},
+    latency: summarize(lat),
+    latencyFromSent: summarize(latSent),
+  };
+  if (ack && ack.count > 0) summary.publishAck = summarize(ack);
+  const canary = reports[0]?.canary;
+  const est = canary ? coalminer.clockEstimate(canary) : undefined;
+  if (est) summary.clockOffset = { seconds: est.offsetNs / 1e9, errorSeconds: est.errorNs / 1e9 };
+  return summary;
+}
+
+export function messagingCommands(program: Command, io: Io, setExit: (code: number) => void): void {
+  program
+    .command('pair')
+    .description(
+      'Run a canary and a coalminer through one messaging system in one process: a one-command health check of a broker',
+    )
+    .argument('<url>', TRANSPORT_HELP)
+    .option('-r, --rate <rate>', 'pings per second (or N/s, N/m)', rateOption, 100)
+    .option('-d, --duration <duration>', 'how long to send', durationOption('--duration'), 10_000)
+    .option('-s, --size <bytes>', 'pad each ping to this many bytes', sizeOption, 0)
+    .option(
+      '--loss-timeout <duration>',
+      'a missing ping is declared lost after this',
+      durationOption('--loss-timeout'),
+      2000,
+    )
+    .option('--json', 'print the summary as one JSON object')
+    .action(
+      async (
+        url: string,
+        opts: { rate: number; duration: number; size: number; lossTimeout: number; json?: boolean },
+      ) => {
+        guardProcess(io.err);
+        const pub = await openTransport(url, 'coalmine-pair-canary', io);
+        let sub: Transport;
+        try {
+          sub = await openTransport(url, 'coalmine-pair-coalminer', io);
+        } catch (err) {
+          await pub.close();
+          throw err;
+        }
+        const ack = new LatencyHistogram();
+        const canary = new Canary({
+          name: 'pair-canary',
+          transport: pub,
+          ratePerSecond: opts.rate,
+          sizeBytes: opts.size,
+          observer: { publishAck: (_c, s) => ack.record(s * 1e9) },
+          log: io.err,
+        });
+        const coalminer = new Coalminer({
+          name: 'pair-coalminer',
+          transport: sub,
+          register: ['pair-canary'],
+          sequence: { lossTimeoutMs: opts.lossTimeout },
+          clockSyncIntervalMs: 1000,
+          log: io.err,
+        });
+        try {
+          await canary.start();
+          await coalminer.start();
+          const registered = Date.now() + 10_000;
+          while (!coalminer.isConfirmedBy('pair-canary') && Date.now() < registered)
+            await new Promise((r) => setTimeout(r, 20));
+          if (!coalminer.isConfirmedBy('pair-canary'))
+            throw new UsageError(`registration through ${pub.displayUrl} got no answer within 10 s`);
+          io.err(`pinging at ${opts.rate}/s for ${opts.duration / 1000} s through ${pub.displayUrl}`);
+          const started = Date.now();
+          const progress = setInterval(() => {
+            const c = sumFlows(coalminer.reports());
+            io.err(
+              `  ${((Date.now() - started) / 1000).toFixed(0)} s: received ${c.received}, lost ${c.lost}, in flight ${c.inFlight}`,
+            );
+          }, 5000);
+          await untilSignal(AbortSignal.timeout(opts.duration));
+          clearInterval(progress);
+          await canary.stop();
+          // Give the last pings their loss timeout to arrive before judging.
+          await new Promise((r) => setTimeout(r, Math.min(opts.lossTimeout + 200, 10_000)));
+          coalminer.tick();
+          const summary = buildSummary(
+            pub,
+            (Date.now() - started) / 1000,
+            opts.rate,
+            coalminer,
+            canary.stats().get('pair-coalminer'),
+            ack,
+          );
+          io.out(
+            opts.json
+              ? JSON.stringify(summary)
+              : formatSummary(
+                  `coalmine pair ${pub.displayUrl}: ${opts.rate}/s for ${summary.durationSeconds.toFixed(1)} s`,
+                  summary,
+                ),
+          );
+          setExit(summary.lost + summary.sendFailed + summary.inFlight > 0 ? 1 : 0);
+        } finally {
+          await coalminer.stop();
+          await canary.stop();
+          await Promise.all([pub.close(), sub.close()]);
+        }
+      },
+    );
+
+  program
+    .command('canary')
+    .description(
+      'Send sequenced, timestamped pings through a messaging system to every coalminer that registers',
+    )
+    .requiredOption('-t, --transport <url>', TRANSPORT_HELP)
+    .requiredOption('-n, --name <name>', 'canary name coalminers register with', nameOption('--name'))
+    .option('--channel <prefix>', 'channel name prefix', 'coalmine')
+    .option('-r, --rate <rate>', 'pings per second to each coalminer (or N/s, N/m)', rateOption, 1)
+    .option('-s, --size <bytes>', 'pad each ping to this many bytes', sizeOption, 0)
+    .option('--echo', 'ask coalminers to echo each ping (round-trip time on this clock)')
+    .option('-c, --coalminer <name...>', 'coalminers to ping without waiting for them to register')
+    .option(
+      '-d, --duration <duration>',
+      'stop after this long (default: until Ctrl-C)',
+      durationOption('--duration'),
+    )
+    .action(
+      async (opts: {
+        transport: string;
+        name: string;
+        channel: string;
+        rate: number;
+        size: number;
+        echo?: boolean;
+        coalminer?: string[];
+        duration?: number;
+      }) => {
+        guardProcess(io.err);
+        const t = await openTransport(opts.transport, opts.name, io);
+        const rtt = new LatencyHistogram();
+        const canary = new Canary({
+          name: opts.name,
+          transport: t,
+          prefix: opts.channel,
+          ratePerSecond: opts.rate,
+          sizeBytes: opts.size,
+          echo: opts.echo,
+          coalminers: opts.coalminer,
+          observer: { rtt: (_c, s) => rtt.record(s * 1e9) },
+          log: io.err,
+        });
+        await canary.start();
+        io.err(
+          `canary ${opts.name}: waiting for coalminers on ${t.displayUrl} (channel ${opts.channel}.canary.${opts.name})`,
+        );
+        const progress = setInterval(() => {
+          for (const [name, s] of canary.stats())
+            io.err(`  ${name}: sent ${s.sent}, send errors ${s.failed}, pending ${s.pending}`);
+        }, 10_000);
+        await untilSignal(opts.duration !== undefined ? AbortSignal.timeout(opts.duration) : undefined);
+        clearInterval(progress);
+        await canary.stop();
+        const out = Object.fromEntries([...canary.stats()].map(([k, v]) => [k, v]));
+        io.out(
+          JSON.stringify({
+            canary: opts.name,
+            runId: canary.runId.toString(16),
+            coalminers: out,
+            ...(rtt.count ? { rtt: summarize(rtt) } : {}),
+          }),
+        );
+        await t.close();
+      },
+    );
+
+  program
+    .command('coalminer')
+    .description(
+      'Register with a canary, receive its pings, and report latency, loss, duplicates and reordering',
+    )
+    .requiredOption('-t, --transport <url>', TRANSPORT_HELP)
+    .requiredOption('-n, --name <name>', "this coalminer's name", nameOption('--name'))
+    .requiredOption('-r, --register <canary...>', 'canaries to register with')
+    .option('--channel <prefix>', 'channel name prefix', 'coalmine')
+    .option('--region <region>', 'region label', '')
+    .option(
+      '--loss-timeout <duration>',
+      'a missing ping is declared lost after this',
+      durationOption('--loss-timeout'),
+      5000,
+    )
+    .option(
+      '-d, --duration <duration>',
+      'stop after this long (default: until Ctrl-C)',
+      durationOption('--duration'),
+    )
+    .option('--json', 'print the final summary as one JSON object')
+    .action(
+      async (opts: {
+        transport: string;
+        name: string;
+        register: string[];
+        channel: string;
+        region: string;
+        lossTimeout: number;
+        duration?: number;
+        json?: boolean;
+      }) => {
+        guardProcess(io.err);
+        for (const c of opts.register) nameOption('--register')(c);
+        const t = await openTransport(opts.transport, opts.name, io);
+        const coalminer = new Coalminer({
+          name: opts.name,
+          transport: t,
+          register: opts.register,
+          prefix: opts.channel,
+          region: opts.region,
+          sequence: { lossTimeoutMs: opts.lossTimeout },
+          log: io.err,
+        });
+        await coalminer.start();
+        const started = Date.now();
+        const progress = setInterval(() => {
+          const c = sumFlows(coalminer.reports());
+          const p = coalminer.histograms().reduce((h, [a]) => (h.merge(a), h), new LatencyHistogram());
+          io.err(
+            `  received ${c.received}, lost ${c.lost}, in flight ${c.inFlight}, p50 ${ms(p.percentile(50) / 1e9)}, p99 ${ms(p.percentile(99) / 1e9)}`,
+          );
+        }, 10_000);
+        await untilSignal(opts.duration !== undefined ? AbortSignal.timeout(opts.duration) : undefined);
+        clearInterval(progress);
+        await coalminer.stop();
+        const summary = buildSummary(t, (Date.now() - started) / 1000, 0, coalminer, undefined);
+        io.out(
+          opts.json
+            ? JSON.stringify(summary)
+            : formatSummary(`coalminer ${opts.name} on ${t.displayUrl}`, summary),
+        );
+        await t.close();
+      },
+    );
+
+  program
+    .command('relay')
+    .description('Run the embedded WebSocket relay that ws:// canaries and coalminers talk through')
+    .option('-l, --listen <host:port>', 'address to listen on', '127.0.0.1:9400')
+    .option('--max-payload <bytes>', 'largest message accepted', (v) => sizeOption(v), 1_048_576)
+    .option('--max-clients <n>', 'most clients at once', (v) => Number(v), 10_000)
+    .action(async (opts: { listen: string; maxPayload: number; maxClients: number }) => {
+      guardProcess(io.err);
+      const { host, port } = parseListen(opts.listen);
+      const relay = await startRelay({
+        host,
+        port,
+        maxPayload: opts.maxPayload,
+        maxClients: opts.maxClients,
+      });
+      io.err(`coalmine relay at ${relay.url} (hop ${relay.hopId})`);
+      await untilSignal();
+      const s = relay.stats();
+      io.err(`relay stopping: ${s.published} published, ${s.delivered} delivered, ${s.clients} clients`);
+      await relay.close();
+    });
+}

@@ -1,0 +1,46 @@
+import { describe, expect, it } from 'vitest';
+import { main, type Io } from '../../src/cli/main.js';
+import { startRelay } from '../../src/transports/websocket/relay.js';
+
+async function cli(...args: string[]) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const io: Io = { out: (l) => out.push(l), err: (l) => err.push(l), isTty: false };
+  const code = await main(['node', 'coalmine', ...args], io);
+  return { code, out: out.join('\n'), err: err.join('\n') };
+}
+
+describe('coalmine pair', () => {
+  it('checks a path end to end through the embedded relay and prints a JSON summary', async () => {
+    const relay = await startRelay({ host: '127.0.0.1', port: 0 });
+    try {
+      const r = await cli('pair', relay.url, '--rate', '200', '--duration', '2s', '--loss-timeout', '500ms', '--json');
+      expect(r.err).not.toMatch(/unhandled/);
+      expect(r.code).toBe(0);
+      const s = JSON.parse(r.out) as Record<string, number> & { latency: Record<string, number> };
+      expect(s.sent).toBeGreaterThanOrEqual(350);
+      expect(s.received).toBe(s.sent);
+      expect(s.lost + s.duplicated + s.inFlight + s.sendFailed).toBe(0);
+      expect(s.latency.p50).toBeGreaterThan(0);
+      expect(s.latency.p99).toBeLessThan(0.1);
+    } finally {
+      await relay.close();
+    }
+  });
+
+  it('prints a readable summary over the memory transport', async () => {
+    const r = await cli('pair', 'memory://cli', '--rate', '100', '--duration', '1s', '--loss-timeout', '200ms');
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/sent \d+ {2}received \d+ {2}lost 0/);
+    expect(r.out).toContain('latency from intended send  p50');
+  });
+
+  it('explains what is wrong with a bad URL or an unreachable broker', async () => {
+    const bad = await cli('pair', 'smtp://127.0.0.1:25');
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(/unsupported transport URL "smtp:\/\/127.0.0.1:25": use one of/);
+    const down = await cli('pair', 'ws://127.0.0.1:1');
+    expect(down.code).toBe(2);
+    expect(down.err).toMatch(/cannot connect to ws:\/\/127.0.0.1:1/);
+  });
+});
