@@ -15,6 +15,9 @@ describe('the demo that npm start runs', () => {
     const text = out.join('\n');
     expect(text).toContain('coalmine demo');
     const final = out.at(-1)!;
+    // Two coalminers in two regions receive the canary's pings with nothing lost.
+    expect(final).toMatch(/demo-canary -> eu-west\s+eu-west-1\s+[1-9]\d*\s+0\s/);
+    expect(final).toMatch(/demo-canary -> ap-southeast\s+ap-southeast-1\s+[1-9]\d*\s+0\s/);
     for (const name of ['example-http', 'example-tcp', 'example-dns']) {
       expect(final).toMatch(new RegExp(`${name}\\s+\\w+\\s+up\\s+(\\d+)/\\1`));
     }

@@ -8,6 +8,8 @@ import { parseConfig, parseListen } from '../../config/load.js';
 import { toReport, type ProbeReport } from '../../core/report.js';
 import { startDnsServer } from '../../target/dns-server.js';
 import { startExampleService } from '../../target/example-service.js';
+import { startRelay } from '../../transports/websocket/relay.js';
+
 import { ms, phasesText, table } from '../format.js';
 import type { Io } from '../main.js';
 import { durationOption } from '../options.js';
@@ -43,6 +45,7 @@ export function demoCommand(program: Command, io: Io): void {
         notesFile: join(dir, 'notes.txt'),
       });
       const dns = await startDnsServer({ host: '127.0.0.1', port: 0, records: exampleZone('127.0.0.1') });
+      const relay = await startRelay({ host: '127.0.0.1', port: 0 });
       const seconds = `${opts.interval / 1000}s`;
       const config = parseConfig(
         [
@@ -53,6 +56,13 @@ export function demoCommand(program: Command, io: Io): void {
           `  - { name: example-tcp, kind: tcp, target: "127.0.0.1:${service.port}" }`,
           `  - { name: example-dns, kind: dns, target: ${EXAMPLE_DNS_NAME}, server: "127.0.0.1:${dns.port}" }`,
           '  - { name: loopback-icmp, kind: icmp, target: 127.0.0.1, packets: 5, packetIntervalMs: 20 }',
+          'transports:',
+          `  - { name: relay, url: "${relay.url}" }`,
+          'canaries:',
+          '  - { name: demo-canary, transport: relay, rate: 20 }',
+          'coalminers:',
+          '  - { name: eu-west, transport: relay, register: [demo-canary], region: eu-west-1, lossTimeout: 2 }',
+          '  - { name: ap-southeast, transport: relay, register: [demo-canary], region: ap-southeast-1, lossTimeout: 2 }',
         ].join('\n'),
         'demo',
       );
@@ -83,13 +93,14 @@ export function demoCommand(program: Command, io: Io): void {
         [
           'coalmine demo: probing the example service with http, tcp, dns and icmp every ' + seconds,
           `  example service  ${service.url}/health   DNS ${EXAMPLE_DNS_NAME} at 127.0.0.1:${dns.port}`,
+          `  messaging        canary demo-canary -> coalminers eu-west, ap-southeast through the relay at ${relay.url}`,
           `  metrics          ${server.url}/metrics`,
           `  check now        curl -X POST ${server.url}/check`,
           'Press Ctrl-C to stop.',
           '',
         ].join('\n'),
       );
-      const render = () => summary(agent.targetNames(), tallies);
+      const render = () => `${summary(agent.targetNames(), tallies)}\n\n${flowSummary(agent)}`;
       const timer = setInterval(
         () => {
           if (io.isTty) io.out(`\x1b[J${render()}\x1b[${render().split('\n').length}A`);
@@ -103,7 +114,7 @@ export function demoCommand(program: Command, io: Io): void {
       io.out(`${io.isTty ? '\x1b[J' : ''}${render()}\n`);
       await server.close();
       await agent.close();
-      await Promise.all([service.close(), dns.close()]);
+      await Promise.all([service.close(), dns.close(), relay.close()]);
       await rm(dir, { recursive: true, force: true });
     });
 }
@@ -131,4 +142,30 @@ function summary(names: string[], tallies: Map<string, Tally>): string {
     ];
   });
   return table(['TARGET', 'KIND', 'STATUS', 'OK/RUNS', 'LAST', 'P50', 'P95', 'PHASES (ms) / ERROR'], rows);
+}
+
+function flowSummary(agent: Agent): string {
+  const rows: string[][] = [];
+  for (const { c, region } of agent.messaging.coalminers) {
+    for (const r of c.reports()) {
+      const k = r.counts;
+      rows.push([
+        `${r.canary} -> ${c.name}`,
+        region,
+        String(k.received),
+        String(k.lost),
+        String(k.inFlight),
+        String(k.duplicated),
+        String(k.reordered),
+        ms(r.latency.p50),
+        ms(r.latency.p95),
+        ms(r.latency.p99),
+      ]);
+    }
+  }
+  if (rows.length === 0) return 'FLOWS: waiting for coalminers to register';
+  return table(
+    ['FLOW', 'REGION', 'RECEIVED', 'LOST', 'IN FLIGHT', 'DUP', 'REORDERED', 'P50', 'P95', 'P99'],
+    rows,
+  );
 }
