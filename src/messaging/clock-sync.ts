@@ -8,11 +8,18 @@
 export interface ClockEstimate {
   /** Canary clock minus local clock, ns. */
   offsetNs: number;
-  /** |true offset - offsetNs| is at most this, ns (half the best sample's round trip). */
+  /** |true offset - offsetNs| is at most this, ns: half the best sample's round trip plus clock reading. */
   errorNs: number;
   rttNs: number;
   samples: number;
 }
+
+/**
+ * Each host reads its wall clock through Date.now() (whole milliseconds) anchored to the monotonic clock;
+ * runs between two hosts on one machine showed the offset off by up to ~60 µs beyond rtt/2. The bound
+ * includes this much for reading the clocks, so it stays a bound.
+ */
+export const CLOCK_READ_UNCERTAINTY_NS = 100_000;
 
 export class ClockSync {
   private readonly samples: { offsetNs: number; rttNs: number }[] = [];

@@ -129,6 +129,17 @@ export class Coalminer {
     // A few quick clock samples first, so the estimate is good early; then the steady rate.
     for (const ms of [200, 400, 800, 1600]) this.timers.push(setTimeout(() => this.syncAll(), ms));
     this.timers.push(setInterval(() => this.registerAll(), Math.max(100, lease / 3)));
+    // Until a canary confirms (it may start after us, or miss the first request on a pub/sub system),
+    // ask again every second rather than waiting for the renewal.
+    this.timers.push(
+      setInterval(
+        () => {
+          for (const c of this.opts.register)
+            if (!this.confirmed.has(c)) void this.sendTo(c, { type: 'register' });
+        },
+        Math.min(1000, Math.max(100, lease / 3)),
+      ),
+    );
     this.timers.push(setInterval(() => this.syncAll(), syncEvery));
     this.timers.push(setInterval(() => this.tick(), 250));
     for (const t of this.timers) t.unref();
@@ -334,8 +345,11 @@ export class Coalminer {
       });
     }
     if (arrival === 'duplicate' || arrival === 'stale') return;
-    // Our clock plus the canary's offset puts the arrival on the canary's clock.
-    const clock = this.opts.correctClock === false ? undefined : this.clocks.get(e.canary)?.estimate();
+    // Our clock plus the canary's offset puts the arrival on the canary's clock. An offset within its own
+    // error bound cannot be told from zero (same host, or asymmetric paths): correcting by it would only
+    // add the asymmetry as error.
+    const est = this.opts.correctClock === false ? undefined : this.clocks.get(e.canary)?.estimate();
+    const clock = est && Math.abs(est.offsetNs) > est.errorNs ? est : undefined;
     // Differences first: wall-clock ns do not fit a double exactly, their differences do.
     const offset = clock?.offsetNs ?? 0;
     const fromIntended = Number(d.receivedNs - e.intendedNs) + offset;

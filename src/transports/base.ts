@@ -1,11 +1,27 @@
 import type { TransportStatus } from './transport.js';
 
+/**
+ * Wall-clock nanoseconds with sub-microsecond resolution and no drift between calls: the monotonic clock
+ * anchored once to the wall clock. Date.now() only has whole milliseconds, so the anchor is taken at the
+ * instant it ticks over (a spin of at most 1 ms, once): otherwise every timestamp could be up to 1 ms
+ * early, and one-way latency between two hosts off by as much.
+ */
 export function wallClockNs(): bigint {
-  // Date.now() has ms resolution; anchoring hrtime to it once gives ns resolution without drift between calls.
-  return WALL_ANCHOR_NS + (process.hrtime.bigint() - HR_ANCHOR_NS);
+  anchor ??= calibrate();
+  return anchor.wallNs + (process.hrtime.bigint() - anchor.hrNs);
 }
-const WALL_ANCHOR_NS = BigInt(Date.now()) * 1_000_000n;
-const HR_ANCHOR_NS = process.hrtime.bigint();
+let anchor: { wallNs: bigint; hrNs: bigint } | undefined;
+
+function calibrate(): { wallNs: bigint; hrNs: bigint } {
+  const start = Date.now();
+  let now = start;
+  let hr = process.hrtime.bigint();
+  while (now === start) {
+    hr = process.hrtime.bigint();
+    now = Date.now();
+  }
+  return { wallNs: BigInt(now) * 1_000_000n, hrNs: hr };
+}
 
 /** Exponential backoff with full jitter in [0.5, 1] of the step: reconnecting clients do not stampede. */
 export function backoffMs(attempt: number, initialMs = 100, maxMs = 5000, random = Math.random): number {

@@ -25,17 +25,36 @@ export async function startTcpProxy(target: { host: string; port: number }, dela
   const delays = { toServer: delayMs, toClient: delayMs };
 
   const pipeWithDelay = (from: Socket, to: Socket, which: 'toServer' | 'toClient') => {
-    // Each chunk leaves no earlier than its arrival + delay, and never before the chunk ahead of it.
-    let lastDue = 0;
+    // Chunks leave in order, each no earlier than its arrival + delay. Timers alone are only good to
+    // about a millisecond, so the last stretch is waited out with setImmediate: sub-millisecond accuracy
+    // without blocking the event loop.
+    const queue: { due: number; chunk: Buffer }[] = [];
+    let pumping = false;
+    const pump = () => {
+      const now = performance.now();
+      while (queue.length > 0 && queue[0]!.due <= now) {
+        const { chunk } = queue.shift()!;
+        if (to.writable) to.write(chunk);
+      }
+      if (queue.length === 0) {
+        pumping = false;
+        return;
+      }
+      const wait = queue[0]!.due - now;
+      if (wait > 2) setTimeout(pump, wait - 1.5);
+      else setImmediate(pump);
+    };
     from.on('data', (chunk: Buffer) => {
       const d = delays[which];
-      if (d <= 0 && lastDue <= Date.now()) {
+      if (d <= 0 && queue.length === 0) {
         to.write(chunk);
         return;
       }
-      const due = Math.max(performance.now() + d, lastDue);
-      lastDue = due;
-      setTimeout(() => to.writable && to.write(chunk), Math.max(0, due - performance.now()));
+      queue.push({ due: performance.now() + d, chunk });
+      if (!pumping) {
+        pumping = true;
+        pump();
+      }
     });
   };
 

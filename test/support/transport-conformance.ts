@@ -74,7 +74,9 @@ export function transportConformance(name: string, opts: ConformanceOptions): vo
       for (const p of payloads) await pub.publish(ch, p);
       const got = await take(iter, 20, 10_000);
       ac.abort();
-      expect(got.map((d) => new TextDecoder().decode(d.payload))).toEqual(payloads.map((p) => new TextDecoder().decode(p)));
+      expect(got.map((d) => new TextDecoder().decode(d.payload))).toEqual(
+        payloads.map((p) => new TextDecoder().decode(p)),
+      );
       for (const d of got) expect(d.receivedNs).toBeGreaterThan(sentAt - 50_000_000n);
       expect(process.hrtime.bigint()).toBeGreaterThan(before);
     });
@@ -100,7 +102,12 @@ export function transportConformance(name: string, opts: ConformanceOptions): vo
       await settle();
       const size = opts.maxPayload ?? 16384;
       const payload = pub.textOnly
-        ? textPayload('cm1 ' + randomBytes(size).toString('base64url').slice(0, size - 4))
+        ? textPayload(
+            'cm1 ' +
+              randomBytes(size)
+                .toString('base64url')
+                .slice(0, size - 4),
+          )
         : new Uint8Array(randomBytes(size));
       await pub.publish(ch, payload);
       const [got] = await take(iter, 1, 5000);

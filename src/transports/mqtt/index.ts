@@ -1,0 +1,512 @@
+/**
+ * MQTT transport (MQTT 5 by default, 3.1.1 on request), e.g. Mosquitto, EMQX, HiveMQ.
+ *
+ *   mqtt[s]://[user:pass@]host:port?qos=1&clean=true&clientId=...
+ *
+ * Query options:
+ *   qos=0|1|2           publish and subscribe QoS (default 1).
+ *   clean=true|false    clean start (default true). With false the broker keeps the session (subscriptions and
+ *                       QoS 1/2 messages for us) across reconnects; it needs a stable clientId or a client name.
+ *   clientId=ID         MQTT client id (default `coalmine-<clientName>-<random>`, or `coalmine-<clientName>`
+ *                       when clean=false).
+ *   version=5|4         protocol level: 5 (MQTT 5, default) or 4 (MQTT 3.1.1).
+ *   keepalive=S         keepalive in seconds (default 10), so a silent broker is noticed in ~1.5 × S.
+ *   sessionExpiry=S     MQTT 5 session expiry with clean=false (default 3600).
+ *   connectTimeoutMs=N  TCP + CONNACK timeout (default 5000).
+ *
+ * Topic = the logical channel with `.` replaced by `/` (`coalmine.coalminer.eu-1` → `coalmine/coalminer/eu-1`).
+ *
+ * ackNs: when the PUBACK (QoS 1) or PUBCOMP (QoS 2) arrived; QoS 0 has no acknowledgement, so undefined.
+ * brokerNs: MQTT brokers stamp nothing, so undefined.
+ *
+ * Reconnects are ours, not mqtt.js's (reconnectPeriod 0): its fixed period has no backoff or jitter and its
+ * events carry no attempt or delay. Each attempt is a fresh client. mqtt.js would also buffer publishes while
+ * offline and replay them later; a canary must see that outage as send errors, so publishing while
+ * disconnected rejects with not_connected (queueQoSZero is off too), and publishes in flight when the
+ * connection drops reject with not_connected: whether the broker got them is unknown, and the canary's
+ * sequence numbers tell.
+ */
+import { randomBytes } from 'node:crypto';
+import mqtt from 'mqtt';
+import type { IClientOptions, IClientPublishOptions, MqttClient } from 'mqtt';
+import { backoffMs, DeliveryQueue, redactUrl, StatusHub, wallClockNs } from '../base.js';
+import {
+  TransportError,
+  type Delivery,
+  type PublishOptions,
+  type PublishReceipt,
+  type Transport,
+  type TransportOptions,
+} from '../transport.js';
+
+type QoS = 0 | 1 | 2;
+
+export interface MqttConfig {
+  url: string;
+  qos: QoS;
+  clean: boolean;
+  clientId: string;
+  version: 4 | 5;
+  keepalive: number;
+  sessionExpiry: number;
+  connectTimeoutMs: number;
+  username: string | undefined;
+  password: string | undefined;
+}
+
+const KNOWN_PARAMS = new Set([
+  'qos',
+  'clean',
+  'clientId',
+  'version',
+  'keepalive',
+  'sessionExpiry',
+  'connectTimeoutMs',
+]);
+
+/** Parses and validates the URL; throws TransportError('error') naming the bad option. */
+export function parseMqttUrl(url: string, clientName?: string): MqttConfig {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch (err) {
+    throw new TransportError('error', `invalid mqtt URL ${redactUrl(url)}`, { cause: err });
+  }
+  const bad = (why: string) => new TransportError('error', `invalid mqtt URL ${redactUrl(url)}: ${why}`);
+  if (u.protocol !== 'mqtt:' && u.protocol !== 'mqtts:') throw bad('the scheme must be mqtt:// or mqtts://');
+  for (const key of u.searchParams.keys()) {
+    if (!KNOWN_PARAMS.has(key)) throw bad(`unknown option ${key} (known: ${[...KNOWN_PARAMS].join(', ')})`);
+  }
+  const int = (name: string, dflt: number, min: number, max = Number.MAX_SAFE_INTEGER) => {
+    const v = u.searchParams.get(name);
+    if (v === null) return dflt;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min || n > max)
+      throw bad(`${name} must be an integer in [${min}, ${max}]`);
+    return n;
+  };
+  const cleanParam = u.searchParams.get('clean');
+  if (cleanParam !== null && !['true', 'false', '1', '0'].includes(cleanParam))
+    throw bad('clean must be true or false');
+  const clean = cleanParam === null || cleanParam === 'true' || cleanParam === '1';
+  const version = int('version', 5, 4, 5);
+  if (version !== 4 && version !== 5) throw bad('version must be 4 or 5');
+  let clientId = u.searchParams.get('clientId') ?? undefined;
+  if (!clientId) {
+    if (!clean && !clientName) throw bad('clean=false needs a stable clientId= (or a client name)');
+    clientId = clean
+      ? `coalmine-${clientName ? `${clientName}-` : ''}${randomBytes(4).toString('hex')}`
+      : `coalmine-${clientName}`;
+  }
+  const base = new URL(u.href);
+  base.search = '';
+  base.username = '';
+  base.password = '';
+  return {
+    url: base.href,
+    qos: int('qos', 1, 0, 2) as QoS,
+    clean,
+    clientId,
+    version,
+    keepalive: int('keepalive', 10, 0, 65535),
+    sessionExpiry: int('sessionExpiry', 3600, 0, 0xffffffff),
+    connectTimeoutMs: int('connectTimeoutMs', 5000, 1),
+    username: u.username ? decodeURIComponent(u.username) : undefined,
+    password: u.password ? decodeURIComponent(u.password) : undefined,
+  };
+}
+
+const noop = () => {};
+const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
+
+/** MQTT 5 reason codes that mean "the message is too big" (0x95 packet too large, 0x97 quota exceeded is not). */
+const PACKET_TOO_LARGE = 0x95;
+
+interface PendingPublish {
+  client: MqttClient;
+  fail(err: TransportError): void;
+}
+
+/**
+ * MQTT 5 flow control, which mqtt.js leaves to us: at most the broker's Receive Maximum QoS 1/2 publishes
+ * unacknowledged at once (Mosquitto answers the 21st QoS 2 publish with "Quota exceeded"). The rest wait here,
+ * in order, within their own timeout. One per connection.
+ */
+interface SendWindow {
+  size: number;
+  inflight: number;
+  waiting: (() => void)[];
+}
+const MAX_WAITING = 10_000;
+
+export class MqttTransport implements Transport {
+  readonly kind = 'mqtt';
+  readonly textOnly = false;
+  readonly displayUrl: string;
+  readonly cfg: MqttConfig;
+  private readonly hub = new StatusHub();
+  private readonly wallNs: () => bigint;
+  private readonly initialMs: number;
+  private readonly maxMs: number;
+  /** The client everything currently runs on; set once connected and resubscribed. */
+  private live: MqttClient | undefined;
+  private window: SendWindow = { size: 0, inflight: 0, waiting: [] };
+  private attempt = 0;
+  private connecting: Promise<void> | undefined;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  /** Subscribers by MQTT topic: one broker subscription per topic, fanned out here. */
+  private readonly topics = new Map<string, Set<DeliveryQueue<Delivery>>>();
+  private readonly pending = new Set<PendingPublish>();
+  /** connect() calls made while the reconnect loop runs: settled at its next success, or at close. */
+  private readonly waiters = new Set<(err?: TransportError) => void>();
+  private closed = false;
+
+  constructor(url: string, opts: TransportOptions = {}) {
+    this.cfg = parseMqttUrl(url, opts.clientName);
+    this.displayUrl = redactUrl(url);
+    this.wallNs = opts.wallNs ?? wallClockNs;
+    this.initialMs = opts.reconnect?.initialMs ?? 100;
+    this.maxMs = opts.reconnect?.maxMs ?? 5000;
+  }
+
+  get state() {
+    return this.hub.state;
+  }
+
+  async connect(signal?: AbortSignal): Promise<void> {
+    if (this.closed) throw new TransportError('closed', 'transport is closed');
+    if (this.live) return;
+    if (this.attempt > 0) return this.untilConnected(signal); // the reconnect loop is on it
+    if (!this.connecting) {
+      this.hub.set({ type: 'connecting' });
+      this.connecting = this.open(signal)
+        .catch((err: unknown) => {
+          if (this.closed)
+            throw new TransportError('closed', 'transport closed while connecting', { cause: err });
+          this.hub.set({ type: 'disconnected', error: message(err) });
+          if (err instanceof TransportError) throw err;
+          throw new TransportError(
+            'not_connected',
+            `cannot connect to ${this.displayUrl}: ${message(err)} — is the MQTT broker running there, and are the user and password right?`,
+            { cause: err },
+          );
+        })
+        .finally(() => (this.connecting = undefined));
+    }
+    return this.connecting;
+  }
+
+  private untilConnected(signal?: AbortSignal): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const done = (err?: TransportError) => {
+        this.waiters.delete(done);
+        signal?.removeEventListener('abort', onAbort);
+        if (err) reject(err);
+        else resolve();
+      };
+      const onAbort = () =>
+        done(
+          new TransportError('timeout', `still reconnecting to ${this.displayUrl}`, {
+            cause: signal?.reason,
+          }),
+        );
+      if (signal?.aborted) return onAbort();
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.waiters.add(done);
+    });
+  }
+
+  private clientOptions(): IClientOptions {
+    return {
+      clientId: this.cfg.clientId,
+      username: this.cfg.username,
+      password: this.cfg.password,
+      protocolVersion: this.cfg.version,
+      clean: this.cfg.clean,
+      keepalive: this.cfg.keepalive,
+      connectTimeout: this.cfg.connectTimeoutMs,
+      reconnectPeriod: 0, // we reconnect ourselves, with backoff and truthful status
+      queueQoSZero: false,
+      resubscribe: false, // every reconnect is a fresh client that we resubscribe
+      ...(this.cfg.version === 5 && !this.cfg.clean
+        ? { properties: { sessionExpiryInterval: this.cfg.sessionExpiry } }
+        : {}),
+    };
+  }
+
+  /** One connection attempt: resolves with a client that got its CONNACK, or rejects and leaves nothing open. */
+  private dial(signal?: AbortSignal): Promise<{ client: MqttClient; receiveMaximum: number }> {
+    signal?.throwIfAborted();
+    const client = mqtt.connect(this.cfg.url, this.clientOptions());
+    let lastError: Error | undefined;
+    // The client emits 'error' for socket and protocol failures; it must never go unheard.
+    client.on('error', (err: Error) => (lastError = err));
+    // Listening from the start: a persistent session's kept messages follow the CONNACK in the same read.
+    client.on('message', (topic, payload) => this.dispatch(topic, payload));
+    return new Promise((resolve, reject) => {
+      const cleanup = () => {
+        client.off('connect', onConnect);
+        client.off('close', onClose);
+        client.off('error', onError);
+        signal?.removeEventListener('abort', onAbort);
+      };
+      const fail = (err: Error) => {
+        cleanup();
+        client.end(true, noop);
+        reject(err);
+      };
+      const onConnect = (connack: { properties?: { receiveMaximum?: number } }) => {
+        cleanup();
+        // 65535 is the MQTT 5 default and, for 3.1.1, effectively no window.
+        resolve({ client, receiveMaximum: connack.properties?.receiveMaximum ?? 65_535 });
+      };
+      const onError = (err: Error) => fail(err);
+      const onClose = () => fail(lastError ?? new Error('connection closed before CONNACK'));
+      const onAbort = () =>
+        fail(
+          new TransportError('timeout', `connecting to ${this.displayUrl} was aborted`, {
+            cause: signal?.reason,
+          }),
+        );
+      client.on('connect', onConnect);
+      client.on('close', onClose);
+      client.on('error', onError);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  /** Connects, resubscribes every topic (waiting for the SUBACK), then reports connected. */
+  private async open(signal?: AbortSignal): Promise<void> {
+    const { client, receiveMaximum } = await this.dial(signal);
+    let lost = false;
+    let lastError: string | undefined;
+    client.on('error', (err: Error) => (lastError = err.message));
+    client.on('disconnect', (packet: { reasonCode?: number }) => {
+      lastError = `broker sent DISCONNECT (reason ${packet.reasonCode ?? 0})`;
+    });
+    client.on('close', () => {
+      lost = true;
+      this.onConnectionLost(client, lastError ?? 'connection closed');
+    });
+    const topics = [...this.topics.keys()];
+    try {
+      if (topics.length > 0) {
+        await withTimeout(
+          client.subscribeAsync(Object.fromEntries(topics.map((t) => [t, { qos: this.cfg.qos }]))),
+          this.cfg.connectTimeoutMs,
+          'SUBACK',
+        );
+      }
+      if (lost) throw new Error(lastError ?? 'connection closed while subscribing');
+      if (this.closed) throw new TransportError('closed', 'transport closed while connecting');
+    } catch (err) {
+      client.end(true, noop);
+      throw err;
+    }
+    this.live = client;
+    this.window = { size: receiveMaximum, inflight: 0, waiting: [] };
+    this.attempt = 0;
+    this.hub.set({ type: 'connected' });
+    for (const w of this.waiters) w();
+    // Topics added while the SUBSCRIBE above was in flight.
+    const late = [...this.topics.keys()].filter((t) => !topics.includes(t));
+    if (late.length > 0) client.subscribe(late, { qos: this.cfg.qos }, noop);
+  }
+
+  private onConnectionLost(client: MqttClient, error: string): void {
+    for (const p of this.pending) {
+      if (p.client === client)
+        p.fail(new TransportError('not_connected', `connection to ${this.displayUrl} lost: ${error}`));
+    }
+    client.end(true, noop); // drops mqtt.js's own store of unacknowledged publishes
+    if (this.live !== client) return; // a client that never got up: open() reports that
+    this.live = undefined;
+    if (this.closed) return;
+    this.hub.set({ type: 'disconnected', error });
+    this.scheduleReconnect(error);
+  }
+
+  private scheduleReconnect(error: string): void {
+    if (this.closed) return;
+    this.attempt++;
+    const delayMs = backoffMs(this.attempt - 1, this.initialMs, this.maxMs);
+    this.hub.set({ type: 'reconnecting', attempt: this.attempt, delayMs, error });
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = undefined;
+      this.open().catch((err: unknown) => this.scheduleReconnect(message(err)));
+    }, delayMs);
+  }
+
+  private dispatch(topic: string, payload: Buffer): void {
+    const subs = this.topics.get(topic);
+    if (!subs) return;
+    const receivedNs = this.wallNs();
+    for (const q of subs) q.push({ payload, receivedNs });
+  }
+
+  publish(channel: string, payload: Uint8Array, opts?: PublishOptions): Promise<PublishReceipt> {
+    if (this.closed) return Promise.reject(new TransportError('closed', 'transport is closed'));
+    const client = this.live;
+    // mqtt.js would queue it while offline and send it later; we want the outage to show.
+    if (!client || !client.connected) {
+      return Promise.reject(new TransportError('not_connected', `not connected to ${this.displayUrl}`));
+    }
+    const timeoutMs = opts?.timeoutMs ?? 5000;
+    const qos = this.cfg.qos;
+    const window = this.window;
+    if (qos > 0 && window.waiting.length >= MAX_WAITING) {
+      return Promise.reject(
+        new TransportError(
+          'error',
+          `more than ${MAX_WAITING} publishes waiting for ${this.displayUrl} to acknowledge`,
+        ),
+      );
+    }
+    return new Promise<PublishReceipt>((resolve, reject) => {
+      let settled = false;
+      const entry: PendingPublish = { client, fail: (err) => settle(() => reject(err)) };
+      const settle = (fn: () => void) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        this.pending.delete(entry);
+        fn();
+      };
+      const timer = setTimeout(
+        () =>
+          settle(() =>
+            reject(
+              new TransportError(
+                'timeout',
+                `no ${qos === 2 ? 'PUBCOMP' : qos === 1 ? 'PUBACK' : 'write'} from ${this.displayUrl} within ${timeoutMs} ms`,
+              ),
+            ),
+          ),
+        timeoutMs,
+      );
+      this.pending.add(entry);
+      const options: IClientPublishOptions = { qos };
+      const content = Buffer.from(payload);
+      const send = () => {
+        if (settled) return; // timed out or failed while waiting for the window
+        if (qos > 0) window.inflight++;
+        try {
+          client.publish(topicOf(channel), content, options, (err) => {
+            // The broker's count drops at its ack, not at our timeout: only then does the slot free up.
+            if (qos > 0) this.release(window);
+            if (!err) {
+              const ackNs = qos === 0 ? undefined : this.wallNs();
+              settle(() => resolve(ackNs === undefined ? {} : { ackNs }));
+              return;
+            }
+            settle(() => reject(this.publishError(err)));
+          });
+        } catch (err) {
+          if (qos > 0) this.release(window);
+          settle(() =>
+            reject(new TransportError('error', `publish failed: ${message(err)}`, { cause: err })),
+          );
+        }
+      };
+      if (qos === 0 || (window.inflight < window.size && window.waiting.length === 0)) send();
+      else window.waiting.push(send);
+    });
+  }
+
+  private release(window: SendWindow): void {
+    window.inflight--;
+    while (window.inflight < window.size && window.waiting.length > 0) window.waiting.shift()!();
+  }
+
+  private publishError(err: Error): TransportError {
+    if (this.closed)
+      return new TransportError('closed', 'transport closed before the broker acknowledged', { cause: err });
+    const reasonCode = (err as { code?: unknown }).code;
+    if (typeof reasonCode === 'number') {
+      // An MQTT 5 PUBACK/PUBREC with a failure reason: the broker refused it.
+      const code = reasonCode === PACKET_TOO_LARGE ? 'too_large' : 'rejected';
+      return new TransportError(code, `${this.displayUrl} refused the message: ${err.message}`, {
+        cause: err,
+      });
+    }
+    if (/closed|disconnect/i.test(err.message)) {
+      return new TransportError('not_connected', `connection to ${this.displayUrl} lost: ${err.message}`, {
+        cause: err,
+      });
+    }
+    return new TransportError('error', `publish to ${this.displayUrl} failed: ${err.message}`, {
+      cause: err,
+    });
+  }
+
+  subscribe(channel: string, signal: AbortSignal): AsyncIterable<Delivery> {
+    const q = new DeliveryQueue<Delivery>();
+    if (this.closed || signal.aborted) {
+      q.end();
+      return q;
+    }
+    const topic = topicOf(channel);
+    let subs = this.topics.get(topic);
+    if (!subs) {
+      this.topics.set(topic, (subs = new Set()));
+      // If this fails the connection is going away, and the reconnect resubscribes.
+      this.live?.subscribe(topic, { qos: this.cfg.qos }, noop);
+    }
+    subs.add(q);
+    const set = subs;
+    signal.addEventListener(
+      'abort',
+      () => {
+        q.end();
+        set.delete(q);
+        if (set.size === 0 && this.topics.get(topic) === set) {
+          this.topics.delete(topic);
+          if (this.live?.connected) this.live.unsubscribe(topic, noop);
+        }
+      },
+      { once: true },
+    );
+    return q;
+  }
+
+  status() {
+    return this.hub.stream();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.reconnectTimer);
+    for (const subs of this.topics.values()) for (const q of subs) q.end();
+    this.topics.clear();
+    for (const p of this.pending)
+      p.fail(new TransportError('closed', 'transport closed before the broker acknowledged'));
+    const client = this.live;
+    this.live = undefined;
+    // A graceful DISCONNECT when we can, bounded so close() cannot hang on a dead socket.
+    if (client) {
+      await withTimeout(client.endAsync(false), 2000, 'DISCONNECT').catch(() => client.end(true, noop));
+    }
+    await this.connecting?.catch(noop);
+    for (const w of this.waiters) w(new TransportError('closed', 'transport closed while reconnecting'));
+    this.hub.set({ type: 'closed' });
+  }
+}
+
+function topicOf(channel: string): string {
+  return channel.replace(/\./g, '/');
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no ${what} within ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+export function create(url: string, opts?: TransportOptions): Transport {
+  return new MqttTransport(url, opts);
+}

@@ -1,0 +1,311 @@
+/**
+ * Redis transport: pub/sub, or streams with consumer groups.
+ *
+ * URL forms:
+ *   redis://[user:pass@]host[:port][/db]            pub/sub: PUBLISH / SUBSCRIBE
+ *   rediss://...                                    the same over TLS (certificate checked against host)
+ *   redis+stream://[user:pass@]host[:port][/db][?maxlen=10000&group=NAME&consumer=NAME]
+ *   rediss+stream://...                             streams over TLS
+ *
+ * Stream options:
+ *   maxlen    approximate bound for each stream (XADD MAXLEN ~ N); default 10000
+ *   group     consumer group of this coalminer; default: the transport's clientName, else "coalmine".
+ *             Give each coalminer its own group: readers in one group share (split) the entries.
+ *   consumer  consumer name inside the group; default: this host's name. Stable across restarts, so a
+ *             restarted process picks up the entries pending for it.
+ *
+ * Channel names map to Redis unchanged: the pub/sub channel, or the stream key.
+ *
+ * Timestamps:
+ *   ackNs     pub/sub: when the PUBLISH reply came back (the server took the message; pub/sub has no
+ *             delivery ack). Streams: when the XADD reply came back (the entry is appended).
+ *   brokerNs  streams only: the millisecond part of the entry id, Redis's own clock when it appended it.
+ *
+ * Pub/sub delivers only while connected: what is published during an outage is lost (the canary counts
+ * it). A stream subscription resumes after a reconnect where it left off, so entries added while it was
+ * away arrive late instead of being lost.
+ */
+import { DeliveryQueue, StatusHub, redactUrl, wallClockNs } from '../base.js';
+import {
+  TransportError,
+  type Delivery,
+  type PublishOptions,
+  type PublishReceipt,
+  type Transport,
+  type TransportOptions,
+} from '../transport.js';
+import { LinkDownError, LinkStatus, RedisLink, describeError } from './link.js';
+import { PAYLOAD_FIELD, StreamReader, streamIdNs } from './stream-reader.js';
+import { parseRedisUrl, type RedisUrlConfig } from './url.js';
+
+const DEFAULT_TIMEOUT_MS = 5000;
+/** Publishes waiting for their reply at once; beyond this the server is not keeping up and we say so. */
+const MAX_IN_FLIGHT = 10_000;
+
+/** One logical channel's subscribers inside this transport; the broker side is shared by all of them. */
+interface ChannelSubscribers {
+  queues: Set<DeliveryQueue<Delivery>>;
+  /** Streams: the reader with its own connection. */
+  reader?: StreamReader;
+}
+
+export class RedisTransport implements Transport {
+  readonly kind = 'redis';
+  readonly textOnly = false;
+  readonly displayUrl: string;
+  private readonly config: RedisUrlConfig;
+  private readonly hub = new StatusHub();
+  private readonly links = new LinkStatus(this.hub);
+  private readonly wallNs: () => bigint;
+  private readonly channels = new Map<string, ChannelSubscribers>();
+  private readonly group: string;
+  /** Commands: PUBLISH, XADD. */
+  private main: RedisLink | undefined;
+  /** Pub/sub: the one connection in subscriber mode that carries every channel. */
+  private subscriber: RedisLink | undefined;
+  private connected = false;
+  private closed = false;
+  private connecting: Promise<void> | undefined;
+  private inFlight = 0;
+
+  constructor(
+    url: string,
+    private readonly opts: TransportOptions = {},
+  ) {
+    this.config = parseRedisUrl(url);
+    this.displayUrl = redactUrl(url);
+    this.wallNs = opts.wallNs ?? wallClockNs;
+    this.group = this.config.group ?? opts.clientName ?? 'coalmine';
+  }
+
+  get state() {
+    return this.hub.state;
+  }
+
+  connect(signal?: AbortSignal): Promise<void> {
+    if (this.closed) return Promise.reject(new TransportError('closed', 'transport is closed'));
+    if (this.connected) return Promise.resolve();
+    this.connecting ??= this.firstConnect(signal).finally(() => (this.connecting = undefined));
+    return this.connecting;
+  }
+
+  private async firstConnect(signal?: AbortSignal): Promise<void> {
+    signal?.throwIfAborted();
+    this.hub.set({ type: 'connecting' });
+    const main = this.newLink('main');
+    const links = [main];
+    let subscriber: RedisLink | undefined;
+    if (this.config.mode === 'pubsub') {
+      subscriber = this.newLink('sub', (c) => this.resubscribe(c));
+      subscriber.client.on('messageBuffer', (channel: Buffer, message: Buffer) =>
+        this.onMessage(channel, message),
+      );
+      links.push(subscriber);
+    }
+    const abort = () => links.forEach((l) => l.close());
+    signal?.addEventListener('abort', abort, { once: true });
+    try {
+      await Promise.all(links.map((l) => l.open()));
+      signal?.throwIfAborted();
+    } catch (err) {
+      abort();
+      if (!this.closed) this.hub.set({ type: 'disconnected', error: describeError(err) });
+      if (signal?.aborted) {
+        const timedOut = (signal.reason as Error | undefined)?.name === 'TimeoutError';
+        throw new TransportError(
+          timedOut ? 'timeout' : 'error',
+          `connecting to ${this.displayUrl} was aborted`,
+          {
+            cause: signal.reason,
+          },
+        );
+      }
+      throw new TransportError(
+        'not_connected',
+        `cannot connect to ${this.displayUrl}: ${describeError(err)} — is Redis running there, and are the credentials and database right?`,
+        { cause: err },
+      );
+    } finally {
+      signal?.removeEventListener('abort', abort);
+    }
+    if (this.closed) {
+      abort();
+      throw new TransportError('closed', 'transport was closed while connecting');
+    }
+    this.main = main;
+    this.subscriber = subscriber;
+    for (const l of links) this.links.add(l);
+    this.connected = true;
+    this.links.activate();
+    // Stream subscriptions made before connect() start now.
+    for (const [channel, subs] of this.channels) if (!subs.reader) this.startReader(channel, subs);
+  }
+
+  private newLink(
+    role: string,
+    prepare?: ConstructorParameters<typeof RedisLink>[3],
+    retryFirst = false,
+  ): RedisLink {
+    const name = `coalmine-${role}${this.opts.clientName ? `-${this.opts.clientName}` : ''}`.replace(
+      /[^A-Za-z0-9_.:-]/g,
+      '_',
+    );
+    return new RedisLink(
+      { ...this.config.connection, connectionName: name },
+      this.opts.reconnect ?? {},
+      this.links,
+      prepare,
+      retryFirst,
+    );
+  }
+
+  publish(channel: string, payload: Uint8Array, opts?: PublishOptions): Promise<PublishReceipt> {
+    return this.publishNow(channel, payload, opts?.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+  }
+
+  private async publishNow(channel: string, payload: Uint8Array, timeoutMs: number): Promise<PublishReceipt> {
+    if (this.closed) throw new TransportError('closed', 'transport is closed');
+    const main = this.main;
+    if (!main)
+      throw new TransportError('not_connected', `not connected to ${this.displayUrl}: call connect() first`);
+    if (this.inFlight >= MAX_IN_FLIGHT) {
+      throw new TransportError(
+        'timeout',
+        `${this.displayUrl}: ${this.inFlight} publishes still wait for the server`,
+      );
+    }
+    const body = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+    this.inFlight++;
+    const command =
+      this.config.mode === 'pubsub'
+        ? main.run((c) => c.publish(channel, body))
+        : main.run((c) => c.xadd(channel, 'MAXLEN', '~', this.config.maxlen, '*', PAYLOAD_FIELD, body));
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(new TransportError('timeout', `no reply from ${this.displayUrl} within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+    });
+    try {
+      await Promise.race([command, timeout]);
+      return { ackNs: this.wallNs() };
+    } catch (err) {
+      if (err instanceof TransportError) throw err;
+      if (this.closed) throw new TransportError('closed', 'transport is closed', { cause: err });
+      if (err instanceof LinkDownError || !(err instanceof Error) || !isReplyError(err)) {
+        throw new TransportError('not_connected', `${this.displayUrl}: ${describeError(err)}`, {
+          cause: err,
+        });
+      }
+      throw new TransportError('rejected', `${this.displayUrl} refused the message: ${err.message}`, {
+        cause: err,
+      });
+    } finally {
+      clearTimeout(timer);
+      command.then(
+        () => this.inFlight--,
+        () => this.inFlight--,
+      );
+    }
+  }
+
+  subscribe(channel: string, signal: AbortSignal): AsyncIterable<Delivery> {
+    const q = new DeliveryQueue<Delivery>();
+    if (this.closed || signal.aborted) {
+      q.end();
+      return q;
+    }
+    let subs = this.channels.get(channel);
+    const first = !subs;
+    if (!subs) this.channels.set(channel, (subs = { queues: new Set() }));
+    subs.queues.add(q);
+    if (first && this.connected) {
+      if (this.config.mode === 'pubsub')
+        this.subscriber?.run((c) => c.subscribe(channel)).catch(() => undefined);
+      else this.startReader(channel, subs);
+    }
+    signal.addEventListener('abort', () => this.unsubscribe(channel, q), { once: true });
+    return q;
+  }
+
+  private unsubscribe(channel: string, q: DeliveryQueue<Delivery>): void {
+    q.end();
+    const subs = this.channels.get(channel);
+    if (!subs?.queues.delete(q) || subs.queues.size > 0) return;
+    this.channels.delete(channel);
+    if (subs.reader) {
+      this.links.remove(subs.reader.link);
+      void subs.reader.stop();
+    } else if (this.config.mode === 'pubsub') {
+      this.subscriber?.run((c) => c.unsubscribe(channel)).catch(() => undefined);
+    }
+  }
+
+  /** Pub/sub: runs on every (re)connection of the subscriber link, before it counts as up. */
+  private async resubscribe(client: RedisLink['client']): Promise<void> {
+    const channels = [...this.channels.keys()];
+    if (channels.length > 0) await client.subscribe(...channels);
+  }
+
+  private onMessage(channel: Buffer, message: Buffer): void {
+    const receivedNs = this.wallNs();
+    const subs = this.channels.get(channel.toString());
+    if (!subs) return;
+    for (const q of subs.queues) q.push({ payload: message, receivedNs });
+  }
+
+  private startReader(channel: string, subs: ChannelSubscribers): void {
+    // Its own connection, retrying from the start: the transport is already up, so a failed first
+    // attempt here is an outage like any other. It only calls ensureGroup once connected.
+    const link = this.newLink('stream', (c) => reader.ensureGroup(c), true);
+    const reader: StreamReader = new StreamReader(
+      link,
+      channel,
+      this.group,
+      this.config.consumer,
+      (entry) => {
+        const receivedNs = this.wallNs();
+        const delivery: Delivery = { payload: entry.payload, receivedNs, brokerNs: streamIdNs(entry.id) };
+        for (const q of subs.queues) q.push(delivery);
+      },
+    );
+    subs.reader = reader;
+    this.links.add(link);
+    link.client.connect().catch(() => undefined);
+  }
+
+  status() {
+    return this.hub.stream();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.links.deactivate();
+    const stopping: Promise<void>[] = [];
+    for (const subs of this.channels.values()) {
+      for (const q of subs.queues) q.end();
+      if (subs.reader) stopping.push(subs.reader.stop());
+    }
+    this.channels.clear();
+    this.main?.close();
+    this.subscriber?.close();
+    await Promise.all(stopping);
+    this.hub.set({ type: 'closed' });
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
+
+function isReplyError(err: Error): boolean {
+  // ioredis passes the server's error replies through as ReplyError; everything else is the connection.
+  return err.name === 'ReplyError';
+}
+
+export function create(url: string, opts?: TransportOptions): Transport {
+  return new RedisTransport(url, opts);
+}

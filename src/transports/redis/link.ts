@@ -1,0 +1,225 @@
+import { Redis, type RedisOptions } from 'ioredis';
+import { backoffMs, type StatusHub } from '../base.js';
+
+/** What a link reports to the transport's status. */
+export interface LinkListener {
+  up(link: RedisLink): void;
+  down(link: RedisLink, error: string | undefined): void;
+  reconnecting(link: RedisLink, attempt: number, delayMs: number, error: string | undefined): void;
+}
+
+/** A command failed because the connection was not up, or went down before the reply came. */
+export class LinkDownError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'LinkDownError';
+  }
+}
+
+export function describeError(err: unknown): string {
+  if (err instanceof AggregateError && err.errors.length > 0) return describeError(err.errors[0]);
+  if (err instanceof Error) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code && !err.message.includes(code) ? `${code} ${err.message}` : err.message;
+  }
+  return String(err);
+}
+
+/**
+ * One ioredis connection whose reconnects follow our backoff and whose commands fail fast: no offline
+ * queue and no resending after a reconnect, so a publish is never silently delivered late, and a command
+ * in flight when the connection drops rejects at once instead of hanging.
+ */
+export class RedisLink {
+  readonly client: Redis;
+  private everReady = false;
+  private closing = false;
+  private isUp = false;
+  private epoch = 0;
+  private attempt = 0;
+  private lastError: string | undefined;
+  private readonly dropWaiters = new Set<(err: Error) => void>();
+  private readonly upWaiters = new Set<(up: boolean) => void>();
+
+  constructor(
+    options: RedisOptions,
+    reconnect: { initialMs?: number; maxMs?: number },
+    private readonly listener: LinkListener,
+    /** Runs after every (re)connection before the link counts as up: re-SUBSCRIBE, XGROUP CREATE. */
+    private readonly prepare: (client: Redis) => Promise<void> = async () => {},
+    /** Whether to keep retrying when the very first connection fails (false: connect() reports it). */
+    retryFirst = false,
+  ) {
+    this.client = new Redis({
+      ...options,
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      autoResendUnfulfilledCommands: false,
+      autoResubscribe: false,
+      maxRetriesPerRequest: null,
+      retryStrategy: (times: number) => {
+        if (this.closing || (!this.everReady && !retryFirst)) return null;
+        this.attempt = times;
+        return backoffMs(times - 1, reconnect.initialMs, reconnect.maxMs);
+      },
+    });
+    this.client.on('error', (err: unknown) => {
+      this.lastError = describeError(err);
+    });
+    this.client.on('close', () => this.onClose());
+    this.client.on('end', () => this.wakeUpWaiters(false));
+    this.client.on('reconnecting', (delayMs: number) => {
+      if (!this.closing) this.listener.reconnecting(this, this.attempt, delayMs, this.lastError);
+    });
+    this.client.on('ready', () => void this.onReady());
+  }
+
+  get up(): boolean {
+    return this.isUp;
+  }
+
+  get error(): string | undefined {
+    return this.lastError;
+  }
+
+  /** First connection; rejects with the reason when it fails (unless retryFirst). */
+  async open(): Promise<void> {
+    const up = this.waitUp();
+    try {
+      await this.client.connect();
+    } catch (err) {
+      if (!this.lastError) this.lastError = describeError(err);
+    }
+    if (!(await up)) throw new LinkDownError(this.lastError ?? 'connection closed');
+  }
+
+  /** Resolves true once the link is up (now or later), false if it closes for good first. */
+  waitUp(): Promise<boolean> {
+    if (this.isUp) return Promise.resolve(true);
+    if (this.closing || this.client.status === 'end') return Promise.resolve(false);
+    return new Promise((resolve) => this.upWaiters.add(resolve));
+  }
+
+  /** Runs a command, rejecting with LinkDownError if the link is not up or drops before the reply. */
+  run<T>(command: (client: Redis) => Promise<T>): Promise<T> {
+    if (this.closing) return Promise.reject(new LinkDownError('closed'));
+    if (this.client.status !== 'ready') {
+      return Promise.reject(new LinkDownError(`not connected (${this.lastError ?? this.client.status})`));
+    }
+    return new Promise<T>((resolve, reject) => {
+      const onDrop = (err: Error) => reject(err);
+      this.dropWaiters.add(onDrop);
+      command(this.client).then(
+        (v) => {
+          this.dropWaiters.delete(onDrop);
+          resolve(v);
+        },
+        (err: unknown) => {
+          this.dropWaiters.delete(onDrop);
+          reject(err instanceof Error ? err : new Error(String(err)));
+        },
+      );
+    });
+  }
+
+  /** Drops the connection because of `err`; it reconnects with backoff like after any outage. */
+  drop(err: unknown): void {
+    if (this.closing) return;
+    this.lastError = describeError(err);
+    this.isUp = false;
+    this.client.disconnect(true);
+  }
+
+  close(): void {
+    if (this.closing) return;
+    this.closing = true;
+    this.isUp = false;
+    this.client.disconnect();
+    this.failInFlight('closed');
+    this.wakeUpWaiters(false);
+  }
+
+  private async onReady(): Promise<void> {
+    const epoch = this.epoch;
+    try {
+      await this.prepare(this.client);
+    } catch (err) {
+      // The connection is unusable for us without its subscriptions: drop it and let the backoff retry.
+      if (epoch === this.epoch && !this.closing) {
+        this.lastError = describeError(err);
+        this.client.disconnect(true);
+      }
+      return;
+    }
+    if (epoch !== this.epoch || this.closing || this.client.status !== 'ready') return;
+    this.everReady = true;
+    this.isUp = true;
+    this.lastError = undefined;
+    this.wakeUpWaiters(true);
+    this.listener.up(this);
+  }
+
+  private onClose(): void {
+    this.epoch++;
+    this.isUp = false;
+    this.failInFlight(`connection lost (${this.lastError ?? 'closed by the server'})`);
+    if (!this.closing && this.everReady) this.listener.down(this, this.lastError ?? 'connection closed');
+  }
+
+  private failInFlight(reason: string): void {
+    const err = new LinkDownError(reason);
+    for (const f of [...this.dropWaiters]) f(err);
+    this.dropWaiters.clear();
+  }
+
+  private wakeUpWaiters(up: boolean): void {
+    for (const f of [...this.upWaiters]) f(up);
+    this.upWaiters.clear();
+  }
+}
+
+/**
+ * Folds the states of a transport's connections into one status: connected when every link is up,
+ * disconnected as soon as one drops, and every reconnect attempt passed through.
+ */
+export class LinkStatus implements LinkListener {
+  private readonly links = new Set<RedisLink>();
+  private active = false;
+
+  constructor(private readonly hub: StatusHub) {}
+
+  add(link: RedisLink): void {
+    this.links.add(link);
+  }
+
+  remove(link: RedisLink): void {
+    this.links.delete(link);
+    this.up();
+  }
+
+  /** Called once the first connection is complete; status changes are reported from then on. */
+  activate(): void {
+    this.active = true;
+    this.hub.set({ type: 'connected' });
+  }
+
+  deactivate(): void {
+    this.active = false;
+  }
+
+  up(): void {
+    if (!this.active || this.hub.state === 'connected') return;
+    for (const l of this.links) if (!l.up) return;
+    this.hub.set({ type: 'connected' });
+  }
+
+  down(_link: RedisLink, error: string | undefined): void {
+    if (!this.active) return;
+    if (this.hub.state === 'connected') this.hub.set({ type: 'disconnected', error });
+  }
+
+  reconnecting(_link: RedisLink, attempt: number, delayMs: number, error: string | undefined): void {
+    if (!this.active) return;
+    this.hub.set({ type: 'reconnecting', attempt, delayMs, error });
+  }
+}
