@@ -259,11 +259,17 @@ function describeIssue(
       message = issue.message;
       break;
     case 'too_small':
-      message = `must be ${issue.inclusive === false ? 'more than' : 'at least'} ${String(issue.minimum)}${issue.origin === 'string' ? ' characters long' : issue.origin === 'array' ? ' items' : ''}, got ${describeValue(got)}`;
+    case 'too_big': {
+      const small = issue.code === 'too_small';
+      const bound = String(small ? issue.minimum : issue.maximum);
+      const strict = issue.inclusive === false;
+      const word = small ? (strict ? 'more than' : 'at least') : strict ? 'fewer than' : 'at most';
+      if (issue.origin === 'array') message = `must have ${word} ${bound} item${bound === '1' ? '' : 's'}`;
+      else if (issue.origin === 'string') message = `must be ${word} ${bound} characters long`;
+      else
+        message = `must be ${small ? (strict ? 'more than' : 'at least') : strict ? 'less than' : 'at most'} ${bound}, got ${describeValue(got)}`;
       break;
-    case 'too_big':
-      message = `must be ${issue.inclusive === false ? 'less than' : 'at most'} ${String(issue.maximum)}${issue.origin === 'string' ? ' characters long' : issue.origin === 'array' ? ' items' : ''}, got ${describeValue(got)}`;
-      break;
+    }
     case 'invalid_value':
       message = `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}, got ${describeValue(got)}`;
       break;

@@ -27,6 +27,26 @@ describe('Scheduler', () => {
     starts.forEach((t, k) => expect(Math.abs(t - (first + k * 40))).toBeLessThan(15));
   });
 
+  it('reports the lateness of each launch when one tick launches many jobs', async () => {
+    // A clock that moves only when a job starts: each launch costs 5 ms of synchronous work, as a
+    // probe opening its socket does, so the fifth job due in one tick really starts 20 ms late.
+    let ns = 0n;
+    const clock = { nowNs: () => ns, wallMs: () => Number(ns / 1_000_000n) };
+    const first = new Map<string, number>();
+    const s = new Scheduler(clock, {
+      lateness: (id, sec) => void (first.has(id) || first.set(id, Math.round(sec * 1000))),
+    });
+    // A 1 ms interval puts every start offset at 0, so all five are due in the same tick.
+    for (const id of ['a', 'b', 'c', 'd', 'e']) {
+      s.add({ id, intervalMs: 1, run: async () => void (ns += 5_000_000n) });
+    }
+    s.start();
+    await sleep(20);
+    s.stop();
+    await s.idle();
+    expect([...first.values()].sort((x, y) => x - y)).toEqual([0, 5, 10, 15, 20]);
+  });
+
   it('never runs one job twice at once, and counts the slots it skipped', async () => {
     let running = 0;
     let maxRunning = 0;

@@ -123,10 +123,14 @@ export class Scheduler {
   private tick(): void {
     this.timer = undefined;
     this.timerDue = Infinity;
-    const now = this.nowMs();
+    let now = this.nowMs();
     for (let top = this.heap[0]; top && top.due <= now + 0.5; top = this.heap[0]) {
       this.pop();
       if (top.removed) continue;
+      // Each launch runs some of the job synchronously (a probe opens its socket), so one tick that
+      // launches many jobs starts the last ones later than it began: read the clock per job, or their
+      // lateness would be under-reported.
+      now = this.nowMs();
       this.events.lateness?.(top.job.id, Math.max(0, now - top.due) / 1000);
       if (top.running) this.events.skipped?.(top.job.id, 'overlap');
       else void this.launch(top);

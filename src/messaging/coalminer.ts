@@ -168,6 +168,10 @@ export class Coalminer {
     }
   }
 
+  flowCount(): number {
+    return this.flows.size;
+  }
+
   /** Canaries this coalminer has heard from or registers with. */
   canaries(): string[] {
     return [

@@ -14,15 +14,51 @@ interface TransportEntry {
 
 /** Every transport kind by its kind word. Adding one is one folder and one entry here. */
 export const transports = {
-  memory: { schemes: ['memory'], summary: 'in-process bus, for tests and demos', load: () => import('./memory/index.js') },
-  websocket: { schemes: ['ws', 'wss'], summary: 'WebSocket relay (`coalmine relay`)', load: () => import('./websocket/index.js') },
-  redis: { schemes: ['redis', 'rediss', 'redis+stream', 'rediss+stream'], summary: 'Redis pub/sub, or streams with consumer groups', load: () => import('./redis/index.js') },
-  amqp: { schemes: ['amqp', 'amqps'], summary: 'RabbitMQ (AMQP 0-9-1) with publisher confirms', load: () => import('./amqp/index.js') },
-  mqtt: { schemes: ['mqtt', 'mqtts'], summary: 'MQTT 3.1.1/5 with QoS 0, 1 or 2', load: () => import('./mqtt/index.js') },
-  nats: { schemes: ['nats', 'nats+jetstream'], summary: 'NATS core, or JetStream with PubAck', load: () => import('./nats/index.js') },
-  kafka: { schemes: ['kafka'], summary: 'Kafka with producer acks, one consumer group per coalminer', load: () => import('./kafka/index.js') },
-  postgres: { schemes: ['postgres', 'postgresql'], summary: 'PostgreSQL LISTEN/NOTIFY', load: () => import('./postgres/index.js') },
-  webhook: { schemes: ['http', 'https'], summary: 'HTTP webhooks: the canary POSTs to the coalminer', load: () => import('./webhook/index.js') },
+  memory: {
+    schemes: ['memory'],
+    summary: 'in-process bus, for tests and demos',
+    load: () => import('./memory/index.js'),
+  },
+  websocket: {
+    schemes: ['ws', 'wss'],
+    summary: 'WebSocket relay (`coalmine relay`)',
+    load: () => import('./websocket/index.js'),
+  },
+  redis: {
+    schemes: ['redis', 'rediss', 'redis+stream', 'rediss+stream'],
+    summary: 'Redis pub/sub, or streams with consumer groups',
+    load: () => import('./redis/index.js'),
+  },
+  amqp: {
+    schemes: ['amqp', 'amqps'],
+    summary: 'RabbitMQ (AMQP 0-9-1) with publisher confirms',
+    load: () => import('./amqp/index.js'),
+  },
+  mqtt: {
+    schemes: ['mqtt', 'mqtts'],
+    summary: 'MQTT 3.1.1/5 with QoS 0, 1 or 2',
+    load: () => import('./mqtt/index.js'),
+  },
+  nats: {
+    schemes: ['nats', 'nats+jetstream'],
+    summary: 'NATS core, or JetStream with PubAck',
+    load: () => import('./nats/index.js'),
+  },
+  kafka: {
+    schemes: ['kafka'],
+    summary: 'Kafka with producer acks, one consumer group per coalminer',
+    load: () => import('./kafka/index.js'),
+  },
+  postgres: {
+    schemes: ['postgres', 'postgresql'],
+    summary: 'PostgreSQL LISTEN/NOTIFY',
+    load: () => import('./postgres/index.js'),
+  },
+  webhook: {
+    schemes: ['http', 'https'],
+    summary: 'HTTP webhooks: the canary POSTs to the coalminer',
+    load: () => import('./webhook/index.js'),
+  },
 } satisfies Record<string, TransportEntry>;
 
 export type TransportKind = keyof typeof transports;
@@ -45,7 +81,11 @@ export function allSchemes(): string[] {
 export async function createTransport(url: string, opts?: TransportOptions): Promise<Transport> {
   const kind = transportKindOf(url);
   if (!kind) {
-    throw new Error(`unsupported transport URL ${JSON.stringify(url)}: the scheme must be one of ${allSchemes().map((s) => `${s}://`).join(', ')}`);
+    throw new Error(
+      `unsupported transport URL ${JSON.stringify(url)}: the scheme must be one of ${allSchemes()
+        .map((s) => `${s}://`)
+        .join(', ')}`,
+    );
   }
   const mod = await transports[kind].load();
   return mod.create(url, opts);

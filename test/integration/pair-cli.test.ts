@@ -14,7 +14,17 @@ describe('coalmine pair', () => {
   it('checks a path end to end through the embedded relay and prints a JSON summary', async () => {
     const relay = await startRelay({ host: '127.0.0.1', port: 0 });
     try {
-      const r = await cli('pair', relay.url, '--rate', '200', '--duration', '2s', '--loss-timeout', '500ms', '--json');
+      const r = await cli(
+        'pair',
+        relay.url,
+        '--rate',
+        '200',
+        '--duration',
+        '2s',
+        '--loss-timeout',
+        '500ms',
+        '--json',
+      );
       expect(r.err).not.toMatch(/unhandled/);
       expect(r.code).toBe(0);
       const s = JSON.parse(r.out) as Record<string, number> & { latency: Record<string, number> };
@@ -29,7 +39,16 @@ describe('coalmine pair', () => {
   });
 
   it('prints a readable summary over the memory transport', async () => {
-    const r = await cli('pair', 'memory://cli', '--rate', '100', '--duration', '1s', '--loss-timeout', '200ms');
+    const r = await cli(
+      'pair',
+      'memory://cli',
+      '--rate',
+      '100',
+      '--duration',
+      '1s',
+      '--loss-timeout',
+      '200ms',
+    );
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/sent \d+ {2}received \d+ {2}lost 0/);
     expect(r.out).toContain('latency from intended send  p50');

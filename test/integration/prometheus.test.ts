@@ -37,12 +37,17 @@ describe.skipIf(!hasPromtool || !hasPrometheus)('a real Prometheus scraping the 
         `  - { name: web, kind: http, target: "${service.url}/health" }`,
         `  - { name: port, kind: tcp, target: "127.0.0.1:${tcpPort}" }`,
         `  - { name: closed, kind: tcp, target: "127.0.0.1:1" }`,
+        'transports: [{ name: bus, url: "memory://prometheus-test" }]',
+        'canaries: [{ name: c1, transport: bus, rate: 20, echo: true }]',
+        'coalminers: [{ name: eu, transport: bus, register: [c1], region: eu-west-1 }]',
       ].join('\n'),
     );
     agent = new Agent(config);
     server = await startServer(agent, '127.0.0.1', 0);
     agent.start();
     await agent.check();
+    await agent.messaging.ready();
+    await new Promise((r) => setTimeout(r, 1000));
 
     const promPort = await freePort();
     promUrl = `http://127.0.0.1:${promPort}`;
@@ -81,6 +86,16 @@ describe.skipIf(!hasPromtool || !hasPrometheus)('a real Prometheus scraping the 
     expect(text).toMatch(/probe_http_duration_seconds\{target="web",phase="processing"\} \d/);
     expect(text).toContain('coalmine_probes_total{kind="tcp",target="closed",result="refused"}');
     expect(text).toMatch(/http_health_check_total\{target="web",status="success"\} \d/);
+    for (const family of [
+      'coalmine_message_latency_seconds_bucket',
+      'coalmine_messages_received_total',
+      'coalmine_message_rtt_seconds_bucket',
+      'coalmine_publish_ack_seconds_bucket',
+      'coalmine_transport_up',
+      'coalmine_messages_in_flight',
+    ]) {
+      expect(text).toContain(family);
+    }
     const check = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
     expect(check.stdout + check.stderr).toBe('');
     expect(check.status).toBe(0);

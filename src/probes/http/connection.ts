@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect, type DetailedPeerCertificate, type TLSSocket } from 'node:tls';
+import { kernelConnectNs } from '../kernel-tcp.js';
 import type { TlsOptions } from './options.js';
 
 interface Destroyable {
@@ -31,17 +32,20 @@ export class OwnedResources {
   }
 }
 
-/** A TCP connection to an address we resolved ourselves. Rejects with the socket error or on abort. */
+/**
+ * A TCP connection to an address we resolved ourselves. Rejects with the socket error or on abort.
+ * `kernelNs` is the kernel's handshake RTT (see kernel-tcp.ts) when it can be had.
+ */
 export async function connectTcp(
   address: string,
   family: 4 | 6,
   port: number,
   owned: OwnedResources,
   signal: AbortSignal,
-): Promise<Socket> {
+): Promise<{ socket: Socket; kernelNs: bigint | undefined }> {
   const socket = owned.add(netConnect({ host: address, port, family, noDelay: true }));
   await once(socket, 'connect', { signal });
-  return socket;
+  return { socket, kernelNs: kernelConnectNs(socket) };
 }
 
 export interface TlsMaterial {

@@ -1,4 +1,4 @@
-import { request as h1Request, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { connect as h2Connect, constants as h2 } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
@@ -6,6 +6,7 @@ import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import type { Clock } from '../../core/clock.js';
 import { raceAbort } from '../resolve.js';
 import type { OwnedResources } from './connection.js';
+import { requestH1Raw } from './h1.js';
 import type { HttpVersion } from './options.js';
 
 export interface OutgoingRequest {
@@ -22,6 +23,10 @@ export interface ResponseHead {
   headers: IncomingHttpHeaders;
   /** When the first byte of the response arrived. */
   firstByteNs: bigint;
+  /** When the request was written, where the transport knows; else processing starts at "connection ready". */
+  sentNs?: bigint;
+  /** When the body's last byte arrived, once it has, where the transport knows (raw HTTP/1.1). */
+  bodyEndNs?: () => bigint | undefined;
   body: Readable;
 }
 
@@ -31,43 +36,7 @@ function codedError(message: string, code: string): Error {
 }
 
 /** Sends one HTTP/1.1 request over an already connected socket and waits for the response head. */
-export function requestH1(
-  socket: Socket,
-  req: OutgoingRequest,
-  clock: Clock,
-  owned: OwnedResources,
-  signal: AbortSignal,
-): Promise<ResponseHead> {
-  let firstByteNs: bigint | undefined;
-  const head = new Promise<ResponseHead>((resolve, reject) => {
-    // No agent and a socket we made: a fresh connection per run, so connect and TLS are really measured.
-    const cr = owned.add(
-      h1Request({
-        createConnection: () => socket,
-        method: req.method,
-        path: req.url.pathname + req.url.search,
-        headers: req.headers,
-        setHost: false,
-      }),
-    );
-    // 'socket' fires after the HTTP parser is attached, so our listener sees the same first chunk it does.
-    cr.once('socket', (s: Socket) => s.prependOnceListener('data', () => (firstByteNs ??= clock.nowNs())));
-    cr.once('response', (res) => {
-      owned.add(res);
-      const major = res.httpVersionMajor;
-      resolve({
-        status: res.statusCode ?? 0,
-        version: major === 1 && res.httpVersionMinor === 0 ? '1.0' : '1.1',
-        headers: res.headers,
-        firstByteNs: firstByteNs ?? clock.nowNs(),
-        body: res,
-      });
-    });
-    cr.once('error', reject);
-    cr.end(req.body);
-  });
-  return raceAbort(head, signal);
-}
+export const requestH1 = requestH1Raw;
 
 // Connection-specific headers are forbidden in HTTP/2 (RFC 9113 §8.2.2); Host becomes :authority.
 const NOT_IN_H2 = new Set([
@@ -166,8 +135,11 @@ export function readBody(
   clock: Clock,
   owned: OwnedResources,
   signal: AbortSignal,
+  wireEndNs?: () => bigint | undefined,
 ): Promise<BodyRead> {
   const read = new Promise<BodyRead>((resolve, reject) => {
+    // The body may have failed before we were called (a reset right after the head).
+    if (source.errored) return reject(source.errored);
     const decoder = decoderFor(contentEncoding);
     const out: Readable = decoder ? owned.add(decoder) : source;
     const chunks: Buffer[] = [];
@@ -178,7 +150,8 @@ export function readBody(
     const finish = (truncated: boolean) => {
       if (settled) return;
       settled = true;
-      const endNs = clock.nowNs();
+      // The last byte's arrival where the transport saw it; decoding and stream hops after it are ours.
+      const endNs = (truncated ? undefined : wireEndNs?.()) ?? clock.nowNs();
       resolve({
         wireBytes,
         bodyBytes,

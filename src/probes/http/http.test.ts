@@ -11,6 +11,7 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../core/clock.js';
 import type { ProbeResult } from '../../core/types.js';
+import { loadIcmpAddon } from '../icmp/native.js';
 import probe from './index.js';
 import { selfSignedCert } from '../../../test/support/certs.js';
 
@@ -321,6 +322,80 @@ describe('http probe: plain HTTP', () => {
       }),
     );
     expectFailure(await run(`http://127.0.0.1:${port}/`), 'reset');
+  });
+
+  it('reads chunked, close-delimited and interim (1xx) responses written by hand', async () => {
+    const replies: Record<string, string> = {
+      '/chunked':
+        'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\nX-A: 2\r\n\r\n' +
+        '5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n',
+      '/close': 'HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end',
+      '/interim': 'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 4\r\n\r\ndone',
+    };
+    const port = await listen(
+      createNetServer((s) => {
+        let head = '';
+        s.on('data', (d) => {
+          head += d.toString('latin1');
+          const path = /^GET (\S+) /.exec(head)?.[1];
+          if (!head.includes('\r\n\r\n') || path === undefined) return;
+          // Byte by byte for the chunked reply, so the parser meets every boundary mid-token.
+          const reply = Buffer.from(replies[path] ?? 'HTTP/1.1 404 Not Found\r\n\r\n', 'latin1');
+          if (path !== '/chunked') return void s.end(reply);
+          let i = 0;
+          const next = () => (i < reply.length ? s.write(reply.subarray(i, ++i), next) : s.end());
+          next();
+        });
+      }),
+    );
+    const base = `http://127.0.0.1:${port}`;
+    const chunked = await run(`${base}/chunked`, { failIfBodyNotMatchesRegexp: ['^hello world$'] });
+    expect(chunked.ok).toBe(true);
+    expect(chunked.values?.http_uncompressed_body_length).toBe(11);
+    const close = await run(`${base}/close`, {
+      failIfBodyNotMatchesRegexp: ['^until the end$'],
+      validHttpVersions: ['HTTP/1.0'],
+    });
+    expect(close.ok).toBe(true);
+    expect(close.values).toMatchObject({ http_version: 1, http_content_length: 13 });
+    const interim = await run(`${base}/interim`, {
+      validStatusCodes: [201],
+      failIfBodyNotMatchesRegexp: ['^done$'],
+    });
+    expect(interim.ok).toBe(true);
+    expect(interim.values?.http_status_code).toBe(201);
+  });
+
+  it('sends no body for HEAD and reads no body after it', async () => {
+    const base = await httpServer((req, res) => {
+      res.writeHead(200, { 'content-length': '1000' });
+      res.end(req.method === 'HEAD' ? undefined : Buffer.alloc(1000));
+    });
+    const r = await run(base, { method: 'HEAD' });
+    expect(r.ok).toBe(true);
+    expect(r.values).toMatchObject({ http_content_length: 1000, http_uncompressed_body_length: 0 });
+  });
+
+  it('refuses a header value that would inject a line into the request', async () => {
+    let requests = 0;
+    const base = await httpServer((_req, res) => void (requests++, res.end()));
+    const r = await run(base, { headers: { 'x-a': 'v\r\nx-injected: 1' } });
+    expect(r.ok).toBe(false);
+    expect(requests).toBe(0);
+  });
+
+  it('times connect in the kernel where it can; a completed run lasts as long as its phases', async () => {
+    const load = loadIcmpAddon();
+    const kernel = load.ok && typeof load.addon.tcpInfo === 'function';
+    const base = await httpServer((_req, res) => res.end('hello'));
+    const before = process.hrtime.bigint();
+    const r = await run(base);
+    const wall = process.hrtime.bigint() - before;
+    expect(r.ok).toBe(true);
+    expect(r.detail?.timing).toBe(kernel ? 'kernel' : 'user');
+    expect(r.durationNs).toBe(sumPhases(r));
+    expect(r.durationNs <= wall).toBe(true);
+    expect(r.phases.connect!).toBeGreaterThan(0n);
   });
 
   it('connects over IPv6 to ::1', async () => {

@@ -90,8 +90,18 @@ class HttpRun {
   }
 
   result(error?: ProbeError): ProbeResult {
+    // Once the exchange completed (transfer timed, even when a check then failed), the run lasts as
+    // long as its phases: the target's latency, not ours. Our own time between phases (promise hops,
+    // building the request, the event loop noticing 'connect') is not the target's, and on an idle
+    // machine it is larger than a loopback exchange. blackbox_exporter bills its own overhead; we do
+    // not. A run that did not get that far keeps its wall time, which is what a timeout means.
+    const p = this.phases;
+    const durationNs =
+      p.transfer !== undefined
+        ? (p.resolve ?? 0n) + (p.connect ?? 0n) + (p.tls ?? 0n) + (p.processing ?? 0n) + p.transfer
+        : this.now() - this.started;
     const base = {
-      durationNs: this.now() - this.started,
+      durationNs,
       phases: this.phases,
       values: this.values,
       detail: this.detail,
@@ -206,9 +216,13 @@ class HttpRun {
     this.detail.address = resolved.address;
     this.values.ip_protocol = resolved.family;
 
-    let socket = await connectTcp(resolved.address, resolved.family, port, this.owned, ctx.signal);
+    const tcp = await connectTcp(resolved.address, resolved.family, port, this.owned, ctx.signal);
+    let socket = tcp.socket;
     let ready = this.now();
-    this.add('connect', ready - t1);
+    // The kernel's handshake RTT when it can be had (see kernel-tcp.ts); else our clock around connect.
+    this.add('connect', tcp.kernelNs ?? ready - t1);
+    // One user-timed hop makes the whole run's connect figure user-timed.
+    this.detail.timing = tcp.kernelNs === undefined || this.detail.timing === 'user' ? 'user' : 'kernel';
 
     let useH2 = wantH2;
     if (secure) {
@@ -230,9 +244,10 @@ class HttpRun {
     };
     const send = useH2 ? requestH2 : requestH1;
     const head = await send(socket, outgoing, ctx.clock, this.owned, ctx.signal);
-    // Processing runs from the connection being ready (the request is written at once) to the first
-    // response byte: blackbox's gotConn -> GotFirstResponseByte, so the phases add up to the whole run.
-    this.add('processing', head.firstByteNs - ready);
+    // Processing runs from the request being written (HTTP/1.1; for HTTP/2, the connection being ready)
+    // to the first response byte: blackbox's gotConn -> GotFirstResponseByte, minus our own time to
+    // build the request.
+    this.add('processing', head.firstByteNs - (head.sentNs ?? ready));
     this.values.http_status_code = head.status;
     this.values.http_version = head.version === '1.0' ? 1 : head.version === '1.1' ? 1.1 : 2;
     this.detail.httpVersion = `HTTP/${head.version}`;
@@ -270,6 +285,7 @@ class HttpRun {
       ctx.clock,
       this.owned,
       ctx.signal,
+      head.bodyEndNs,
     );
     this.add('transfer', read.endNs - head.firstByteNs);
     const declared = Number(head.headers['content-length']);

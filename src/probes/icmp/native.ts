@@ -37,6 +37,23 @@ export interface IcmpNativeSocket {
 }
 
 export interface IcmpAddon {
+  /**
+   * getsockopt(TCP_INFO) on a connected TCP socket (native/tcpinfo/tcpinfo.c), written into `out`:
+   * [state, rttUs, rttVarUs, minRttUs (-1 unknown), totalRetrans]. Returns 0 or an errno number.
+   * Absent from builds older than the function.
+   */
+  tcpInfo?: (fd: number, out: Float64Array) => number;
+  /** Sets the one callback every tcpConnect reports to: (id, errno, rttUs, totalRetrans). */
+  tcpConnectInit?: (
+    callback: (id: number, errno: number, rttUs: number, totalRetrans: number) => void,
+  ) => void;
+  /**
+   * Connects a socket the addon owns and closes it once connected (native/tcpinfo/connect.c); returns
+   * an id for the callback. Throws with `code` (errno name) when connect fails at once.
+   */
+  tcpConnect?: (family: 4 | 6, address: string, port: number) => number;
+  /** Closes a pending tcpConnect; its callback will not be called. */
+  tcpConnectCancel?: (id: number) => void;
   IcmpSocket: new (
     family: 4 | 6,
     mode: IcmpSocketMode,

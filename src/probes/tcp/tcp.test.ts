@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { createServer as createTlsServer } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../core/clock.js';
+import { loadIcmpAddon } from '../icmp/native.js';
 import { runProbe } from '../run.js';
 import tcp from './index.js';
 import { selfSignedCert } from '../../../test/support/certs.js';
@@ -59,6 +60,22 @@ describe('tcp probe', () => {
     expect(r.phases.connect).toBeGreaterThan(0n);
     expect(r.phases.connect! <= r.durationNs).toBe(true);
     expect(r.values?.ip_protocol).toBe(4);
+  });
+
+  it('times connect in the kernel where it can, and lasts exactly as long as its phases', async () => {
+    const load = loadIcmpAddon();
+    const kernel = load.ok && typeof load.addon.tcpInfo === 'function';
+    const before = process.hrtime.bigint();
+    const r = await probe(`127.0.0.1:${echoPort}`, { exchange: [{ send: 'x', expect: 'echo:x' }] });
+    const wall = process.hrtime.bigint() - before;
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    expect(r.detail?.timing).toBe(kernel ? 'kernel' : 'user');
+    const { resolve = 0n, connect = 0n, exchange = 0n } = r.phases;
+    expect(r.durationNs).toBe(resolve + connect + exchange);
+    // Our own overhead is excluded, never the target's: the result stays within the wall time.
+    expect(r.durationNs <= wall).toBe(true);
+    expect(connect).toBeGreaterThan(0n);
   });
 
   it('connects over IPv6 and resolves localhost', async () => {

@@ -129,6 +129,26 @@ export class MessagingMetrics {
           }
       },
     });
+    new Gauge({
+      name: 'coalmine_flows',
+      help: 'Flows (canary runs) a coalminer is tracking',
+      labelNames: ['coalminer'],
+      registers,
+      collect() {
+        this.reset();
+        for (const { c } of coalminers) this.set({ coalminer: c.name }, c.flowCount());
+      },
+    });
+    new Gauge({
+      name: 'coalmine_flows_evicted',
+      help: 'Flows a coalminer dropped because it was tracking its maximum number of flows (cumulative)',
+      labelNames: ['coalminer'],
+      registers,
+      collect() {
+        this.reset();
+        for (const { c } of coalminers) this.set({ coalminer: c.name }, c.evictedFlows);
+      },
+    });
     this.up = new Gauge({
       name: 'coalmine_transport_up',
       help: 'Whether the transport is connected (1) or not (0)',

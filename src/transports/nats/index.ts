@@ -6,9 +6,10 @@
  *   flush=true        (core) after each publish, await a PING/PONG round trip to the server and report its
  *                     end as ackNs: the server has then read the message (it is not a delivery guarantee).
  *                     Default false: core publish is fire-and-forget, resolves at once, no ackNs.
- *   stream=NAME       (JetStream) stream to publish into; created when missing (file storage, limits
- *                     retention, discard old) with subjects `coalmine.>`, and extended with `<first token>.>`
- *                     for any channel outside its subjects.
+ *   stream=NAME       (JetStream) stream for channels no stream captures yet: created when missing (file
+ *                     storage, limits retention, discard old) and extended with `<first token>.>` of each
+ *                     such channel (`coalmine.>` for coalmine.*). A channel another stream already captures
+ *                     is consumed from that stream (a subject belongs to one stream only).
  *   maxMsgs=N         (JetStream) max_msgs of a stream this transport creates; default 100000.
  *
  * Channels are subjects (characters outside [A-Za-z0-9_.-] and empty tokens become `_`).
@@ -49,7 +50,7 @@ import {
   type TransportOptions,
   type TransportStatus,
 } from '../transport.js';
-import { parseNatsUrl, streamSubjectFor, subjectFor, subjectMatches, type NatsUrl } from './url.js';
+import { parseNatsUrl, streamSubjectFor, subjectFor, type NatsUrl } from './url.js';
 
 const HOW_TO_START = 'is nats-server running there? (nats-server -js for JetStream)';
 
@@ -117,10 +118,12 @@ export class NatsTransport implements Transport {
   private attempt = 0;
   private lastDelayMs = 0;
   private lastError: string | undefined;
-  /** subject → promise that the stream covers it; serialised through `streamChain`. */
-  private readonly covered = new Map<string, Promise<void>>();
+  /** subject → the stream that holds it; lookups and changes serialised through `streamChain`. */
+  private readonly covered = new Map<string, Promise<string>>();
   private streamChain: Promise<unknown> = Promise.resolve();
   private readonly onClose = new Set<() => void>();
+  /** Running JetStream consumer loops, awaited by close() so they can remove their consumers first. */
+  private readonly loops = new Set<Promise<void>>();
   private readonly waiters = new Set<() => void>();
 
   constructor(url: string, opts: TransportOptions = {}) {
@@ -338,8 +341,11 @@ export class NatsTransport implements Transport {
     }
   }
 
-  /** Makes sure the stream exists and its subjects cover `subject`, extending them when not. */
-  private ensureCovered(subject: string): Promise<void> {
+  /**
+   * The stream that holds `subject`: one that already captures it (a subject belongs to at most one
+   * stream, so publishes land there whatever we configure), else ours, created or extended to cover it.
+   */
+  private ensureCovered(subject: string): Promise<string> {
     let p = this.covered.get(subject);
     if (!p) {
       p = this.streamChain.then(() => this.coverSubject(subject));
@@ -350,36 +356,46 @@ export class NatsTransport implements Transport {
     return p;
   }
 
-  private async coverSubject(subject: string): Promise<void> {
+  private async coverSubject(subject: string): Promise<string> {
     const jsm = this.jsm!;
     const name = this.cfg.stream;
     const wanted = streamSubjectFor(subject);
-    let info;
-    try {
-      info = await jsm.streams.info(name);
-    } catch (err) {
-      if ((err as Partial<NatsError>).api_error?.err_code !== 10059) throw err; // 10059: stream not found
-      const subjects = subjectMatches('coalmine.>', subject) ? ['coalmine.>'] : ['coalmine.>', wanted];
+    const holder = async () => jsm.streams.find(subject).catch(() => undefined);
+    for (let tries = 0; ; tries++) {
+      const found = await holder();
+      if (found) return found;
       try {
-        await jsm.streams.add({
-          name,
-          subjects,
-          max_msgs: this.cfg.maxMsgs,
-          storage: StorageType.File,
-          retention: RetentionPolicy.Limits,
-          discard: DiscardPolicy.Old,
+        const info = await jsm.streams.info(name).catch((err: Partial<NatsError>) => {
+          if (err.api_error?.err_code === 10059) return undefined; // stream not found
+          throw err;
         });
-        return;
-      } catch (addErr) {
-        // Another client created it meanwhile: fall through to the coverage check.
-        info = await jsm.streams.info(name).catch(() => {
-          throw addErr;
-        });
+        if (!info) {
+          await jsm.streams.add({
+            name,
+            subjects: [wanted],
+            max_msgs: this.cfg.maxMsgs,
+            storage: StorageType.File,
+            retention: RetentionPolicy.Limits,
+            discard: DiscardPolicy.Old,
+          });
+        } else {
+          await jsm.streams.update(name, {
+            ...info.config,
+            subjects: [...(info.config.subjects ?? []), wanted],
+          });
+        }
+        return name;
+      } catch (err) {
+        // Lost a race with another client creating or extending a stream: look again, a few times.
+        if (tries >= 3) {
+          throw new TransportError(
+            'rejected',
+            `cannot make stream ${name} cover ${subject}: ${describe(err)}`,
+            { cause: err },
+          );
+        }
       }
     }
-    const subjects = info.config.subjects ?? [];
-    if (subjects.some((f) => subjectMatches(f, subject))) return;
-    await jsm.streams.update(name, { ...info.config, subjects: [...subjects, wanted] });
   }
 
   subscribe(channel: string, signal: AbortSignal): AsyncIterable<Delivery> {
@@ -397,8 +413,13 @@ export class NatsTransport implements Transport {
     };
     this.onClose.add(stop);
     signal.addEventListener('abort', stop, { once: true });
-    if (this.cfg.jetstream) void this.consumeJetStream(subject, q, stopAc.signal, new Date());
-    else void this.subscribeCore(subject, q, stopAc.signal);
+    if (this.cfg.jetstream) {
+      const loop = this.consumeJetStream(subject, q, stopAc.signal, new Date()).catch(() => {});
+      this.loops.add(loop);
+      void loop.finally(() => this.loops.delete(loop));
+    } else {
+      void this.subscribeCore(subject, q, stopAc.signal);
+    }
     return q;
   }
 
@@ -438,14 +459,15 @@ export class NatsTransport implements Transport {
     );
     const consumerName = `coalmine_${who}_${subject.replace(/[^A-Za-z0-9_-]/g, '_')}`.slice(0, 200);
     let lastSeq = 0;
+    let stream: string | undefined;
     for (let attempt = 0; !stop.aborted && !this.closed;) {
       await this.whenConnected(stop);
       if (stop.aborted || this.closed) break;
       const js = this.js!;
       const jsm = this.jsm!;
       try {
-        await this.ensureCovered(subject);
-        const existing = await jsm.consumers.info(this.cfg.stream, consumerName).catch(() => undefined);
+        stream = await this.ensureCovered(subject);
+        const existing = await jsm.consumers.info(stream, consumerName).catch(() => undefined);
         if (!existing) {
           const config: Partial<ConsumerConfig> = {
             durable_name: consumerName,
@@ -456,9 +478,9 @@ export class NatsTransport implements Transport {
             // An anonymous subscriber's consumer cleans itself up; a named one is kept for its restart.
             ...(durable ? {} : { inactive_threshold: nanos(3_600_000) }),
           };
-          await jsm.consumers.add(this.cfg.stream, config);
+          await jsm.consumers.add(stream, config);
         }
-        const consumer = await js.consumers.get(this.cfg.stream, consumerName);
+        const consumer = await js.consumers.get(stream, consumerName);
         const messages = await consumer.consume({ max_messages: 256 });
         const onStop = () => void messages.close().catch(() => {});
         stop.addEventListener('abort', onStop, { once: true });
@@ -485,9 +507,9 @@ export class NatsTransport implements Transport {
       if (stop.aborted || this.closed) break;
       await sleep(backoffMs(attempt++, 200, 5000), stop);
     }
-    if (!durable && this.jsm && !this.closed) {
+    if (!durable && stream && this.jsm && this.state === 'connected') {
       await withTimeout(
-        this.jsm.consumers.delete(this.cfg.stream, consumerName),
+        this.jsm.consumers.delete(stream, consumerName),
         2000,
         () => new Error('timeout'),
       ).catch(() => {});
@@ -499,6 +521,7 @@ export class NatsTransport implements Transport {
       this.closeAc.abort();
       for (const stop of [...this.onClose]) stop();
       this.onClose.clear();
+      await withTimeout(Promise.all([...this.loops]), 3000, () => new Error('timeout')).catch(() => {});
       const nc = this.nc;
       if (nc) await withTimeout(nc.close(), 3000, () => new Error('close timed out')).catch(() => {});
       this.setStatus({ type: 'closed' });
