@@ -59,13 +59,14 @@ export function spawnTracked(name, cmd, args, opts = {}) {
  * table on stdout stays clean.
  * @param {string} mode
  * @param {unknown} args
- * @param {{ cpu?: number }} [opts]
+ * @param {{ cpu?: number, script?: string }} [opts] `script` runs another child script (default child.mjs)
  */
 export function spawnChild(mode, args, opts = {}) {
   // BENCH_NODE_FLAGS (e.g. --trace-gc) reaches the children only, for looking into a figure.
   const flags = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
-  return spawnTracked(mode, process.execPath, [...flags, CHILD_SCRIPT, mode, JSON.stringify(args)], {
-    ...opts,
+  const { script = CHILD_SCRIPT, ...rest } = opts;
+  return spawnTracked(mode, process.execPath, [...flags, script, mode, JSON.stringify(args)], {
+    ...rest,
     stdio: ['ignore', 2, 2, 'ipc'],
   });
 }
@@ -113,7 +114,7 @@ export function nextMessage(child, type, timeoutMs) {
  * Runs a one-shot child mode to completion and returns its `result` message.
  * @param {string} mode
  * @param {unknown} args
- * @param {{ cpu?: number, timeoutMs: number }} opts
+ * @param {{ cpu?: number, script?: string, timeoutMs: number }} opts
  */
 export async function runChild(mode, args, opts) {
   const child = spawnChild(mode, args, opts);

@@ -730,6 +730,9 @@ static napi_value closed_getter(napi_env env, napi_callback_info info) {
   return v;
 }
 
+/* native/tcpinfo/tcpinfo.c */
+napi_status coalmine_register_tcp_info(napi_env env, napi_value exports);
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor methods[] = {
       {"send", NULL, send_echo, NULL, NULL, NULL, napi_default_method, NULL},
@@ -740,6 +743,7 @@ static napi_value init(napi_env env, napi_value exports) {
   NAPI_CALL(env, napi_define_class(env, "IcmpSocket", NAPI_AUTO_LENGTH, construct, NULL,
                                    sizeof methods / sizeof methods[0], methods, &cls));
   NAPI_CALL(env, napi_set_named_property(env, exports, "IcmpSocket", cls));
+  NAPI_CALL(env, coalmine_register_tcp_info(env, exports));
   return exports;
 }
 

@@ -362,5 +362,12 @@ export class Coalminer {
     f.allFromSent.record(fromSent);
     f.rolling.record(fromIntended, nowMs);
     this.opts.observer?.latency?.(e.canary, fromIntended / 1e9, fromSent / 1e9);
+    if (d.brokerNs !== undefined) {
+      this.opts.observer?.hops?.(
+        e.canary,
+        Number(d.brokerNs - e.sentNs) / 1e9,
+        Number(d.receivedNs - d.brokerNs) / 1e9,
+      );
+    }
   }
 }

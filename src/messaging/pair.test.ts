@@ -157,6 +157,44 @@ describe('canary and coalminers over the memory transport', () => {
     await m.stop();
   });
 
+  it('picks up where it left off when a coalminer restarts and registers again', async () => {
+    const t = memory();
+    await t.connect();
+    const canary = new Canary({ name: 'c9', transport: t, ratePerSecond: 100 });
+    await canary.start();
+    const first = new Coalminer({
+      name: 'phoenix',
+      transport: t,
+      register: ['c9'],
+      sequence: { lossTimeoutMs: 100 },
+    });
+    await first.start();
+    await until('first registered', () => first.isConfirmedBy('c9'));
+    await sleep(300);
+    // Dies without unregistering; its replacement registers under the same name.
+    (first as unknown as { abort: AbortController }).abort.abort();
+    (first as unknown as { timers: NodeJS.Timeout[] }).timers.forEach((x) => clearInterval(x));
+    await sleep(200);
+    const second = new Coalminer({
+      name: 'phoenix',
+      transport: t,
+      register: ['c9'],
+      sequence: { lossTimeoutMs: 100 },
+    });
+    await second.start();
+    await until('second registered', () => second.isConfirmedBy('c9'));
+    await sleep(300);
+    await canary.stop();
+    await sleep(200);
+    second.tick();
+    const c = second.reports()[0]!.counts;
+    // Pings sent while nobody listened belong to no coalminer process: the new one starts at the confirm.
+    expect(c.received).toBeGreaterThan(20);
+    expect(c.lost).toBe(0);
+    expect(c.stale).toBeLessThanOrEqual(1);
+    await second.stop();
+  });
+
   it('stops pinging a coalminer that disappears once its lease expires', async () => {
     const t = memory();
     await t.connect();

@@ -46,7 +46,8 @@ export const transports = {
   },
   kafka: {
     schemes: ['kafka'],
-    summary: 'Kafka with producer acks, one consumer group per coalminer',
+    summary:
+      'Kafka with producer acks, LogAppendTime broker stamps, one consumer group per coalminer and channel',
     load: () => import('./kafka/index.js'),
   },
   postgres: {

@@ -27,7 +27,12 @@ describe('coalmine pair', () => {
       );
       expect(r.err).not.toMatch(/unhandled/);
       expect(r.code).toBe(0);
-      const s = JSON.parse(r.out) as Record<string, number> & { latency: Record<string, number> };
+      const s = JSON.parse(r.out) as Record<
+        'sent' | 'received' | 'lost' | 'duplicated' | 'inFlight' | 'sendFailed',
+        number
+      > & {
+        latency: Record<string, number>;
+      };
       expect(s.sent).toBeGreaterThanOrEqual(350);
       expect(s.received).toBe(s.sent);
       expect(s.lost + s.duplicated + s.inFlight + s.sendFailed).toBe(0);

@@ -78,6 +78,7 @@ export default defineProbe({
           ? connectOnly(resolved.family, resolved.address, hp.port, ctx.clock, ctx.signal)
           : undefined;
       if (only) {
+        // durationNs is the sum of the phases, as on the path below (see why there).
         const c = await only;
         phases.connect = c.connectNs;
         detail.timing = c.timing;

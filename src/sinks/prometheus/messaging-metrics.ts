@@ -11,6 +11,7 @@ type FlowLabels = 'canary' | 'coalminer' | 'transport' | 'region';
  */
 export class MessagingMetrics {
   private readonly latency: Histogram<FlowLabels | 'from'>;
+  private readonly hops: Histogram<FlowLabels | 'segment'>;
   private readonly received: Counter<FlowLabels>;
   private readonly lost: Counter<FlowLabels>;
   private readonly duplicated: Counter<FlowLabels>;
@@ -33,6 +34,13 @@ export class MessagingMetrics {
       name: 'coalmine_message_latency_seconds',
       help: 'One-way latency of canary pings, clock-corrected, measured from the intended send time (from="intended", coordinated-omission corrected) and from the actual send time (from="sent")',
       labelNames: [...flow, 'from'],
+      buckets,
+      registers,
+    });
+    this.hops = new Histogram({
+      name: 'coalmine_message_hop_latency_seconds',
+      help: 'The legs of a ping through a broker that stamps messages: segment="to_broker" (canary to broker) and segment="from_broker" (broker to coalminer); on the broker clock, uncorrected',
+      labelNames: [...flow, 'segment'],
       buckets,
       registers,
     });
@@ -181,7 +189,10 @@ export class MessagingMetrics {
   }
 
   coalminerObserver(coalminer: string, transport: string, region: string): CoalminerObserver {
-    type Children = Record<'fromIntended' | 'fromSent', Histogram.Internal<string>> &
+    type Children = Record<
+      'fromIntended' | 'fromSent' | 'toBroker' | 'fromBroker',
+      Histogram.Internal<string>
+    > &
       Record<'new' | 'reordered' | 'duplicate' | 'late' | 'stale' | 'lost', Counter.Internal>;
     const byCanary = new Map<string, Children>();
     const children = (canary: string): Children => {
@@ -191,6 +202,8 @@ export class MessagingMetrics {
         c = {
           fromIntended: this.latency.labels({ ...l, from: 'intended' }),
           fromSent: this.latency.labels({ ...l, from: 'sent' }),
+          toBroker: this.hops.labels({ ...l, segment: 'to_broker' }),
+          fromBroker: this.hops.labels({ ...l, segment: 'from_broker' }),
           new: this.received.labels(l),
           reordered: this.reordered.labels(l),
           duplicate: this.duplicated.labels(l),
@@ -216,6 +229,11 @@ export class MessagingMetrics {
         c[kind].inc();
       },
       lost: (canary, n) => children(canary).lost.inc(n),
+      hops: (canary, toBroker, fromBroker) => {
+        const c = children(canary);
+        c.toBroker.observe(Math.max(0, toBroker));
+        c.fromBroker.observe(Math.max(0, fromBroker));
+      },
       foreign: () => foreign.inc(),
     };
   }
