@@ -75,7 +75,17 @@ interface Flow {
   all: LatencyHistogram;
   allFromSent: LatencyHistogram;
   rolling: RollingHistogram;
+  /** Latencies since the last sampleFlows(), for the results store. */
+  interval: LatencyHistogram;
   lastSeenMs: number;
+}
+
+/** One flow's activity since the previous sample: what the results store keeps. */
+export interface FlowSample {
+  canary: string;
+  runId: string;
+  counts: SequenceCounts;
+  latency: LatencyHistogram;
 }
 
 /**
@@ -210,6 +220,18 @@ export class Coalminer {
     }));
   }
 
+  /**
+   * Each live flow's cumulative counts and the latencies recorded since the previous call (which are
+   * then forgotten). The caller turns cumulative counts into deltas.
+   */
+  sampleFlows(): FlowSample[] {
+    return [...this.flows.values()].map((f) => {
+      const latency = f.interval;
+      f.interval = new LatencyHistogram();
+      return { canary: f.canary, runId: f.runId.toString(16), counts: f.tracker.counts(), latency };
+    });
+  }
+
   /** Whole-flow latency histograms (from intended, from sent) of every live flow, for merging. */
   histograms(): [LatencyHistogram, LatencyHistogram][] {
     return [...this.flows.values()].map((f) => [f.all, f.allFromSent]);
@@ -311,6 +333,7 @@ export class Coalminer {
         all: new LatencyHistogram(),
         allFromSent: new LatencyHistogram(),
         rolling: new RollingHistogram(),
+        interval: new LatencyHistogram(),
         lastSeenMs: this.nowMs(),
       };
       this.flows.set(key, f);
@@ -361,6 +384,7 @@ export class Coalminer {
     f.all.record(fromIntended);
     f.allFromSent.record(fromSent);
     f.rolling.record(fromIntended, nowMs);
+    f.interval.record(fromIntended);
     this.opts.observer?.latency?.(e.canary, fromIntended / 1e9, fromSent / 1e9);
     if (d.brokerNs !== undefined) {
       this.opts.observer?.hops?.(
