@@ -18,10 +18,10 @@ export const rateSchema = z
         : /^\s*(\d+(?:\.\d+)?)\s*(?:\/\s*([smh]))?\s*$/.exec(v);
     const per = { s: 1, m: 60, h: 3600 }[(m?.[2] ?? 's') as 's' | 'm' | 'h'];
     const rate = m ? Number(m[1]) / per : NaN;
-    if (!(rate >= 1 / 60 && rate <= 100_000)) {
+    if (!(rate >= 1 / 60 && rate <= 1_000_000)) {
       ctx.addIssue({
         code: 'custom',
-        message: `expected a rate from 1/m to 100000/s, like 10, "10/s" or "2/m" (got ${JSON.stringify(v)})`,
+        message: `expected a rate from 1/m to 1000000/s, like 10, "10/s" or "2/m" (got ${JSON.stringify(v)})`,
       });
       return z.NEVER;
     }

@@ -69,6 +69,7 @@ export function summarize(h: LatencyHistogram): LatencySummary {
 }
 
 interface Flow {
+  key: string;
   canary: string;
   runId: bigint;
   tracker: SequenceTracker;
@@ -214,7 +215,7 @@ export class Coalminer {
       canary: f.canary,
       runId: f.runId.toString(16),
       counts: f.tracker.counts(),
-      latency: summarize(f.all),
+      latency: summarize(wholeFlow(f)),
       latencyFromSent: summarize(f.allFromSent),
       lastSeenMs: f.lastSeenMs,
     }));
@@ -227,6 +228,7 @@ export class Coalminer {
   sampleFlows(): FlowSample[] {
     return [...this.flows.values()].map((f) => {
       const latency = f.interval;
+      f.all.merge(latency);
       f.interval = new LatencyHistogram();
       return { canary: f.canary, runId: f.runId.toString(16), counts: f.tracker.counts(), latency };
     });
@@ -234,7 +236,7 @@ export class Coalminer {
 
   /** Whole-flow latency histograms (from intended, from sent) of every live flow, for merging. */
   histograms(): [LatencyHistogram, LatencyHistogram][] {
-    return [...this.flows.values()].map((f) => [f.all, f.allFromSent]);
+    return [...this.flows.values()].map((f) => [wholeFlow(f), f.allFromSent]);
   }
 
   /** Latency over the last `windowMs` for one canary (all its runs), from the intended send time. */
@@ -322,11 +324,18 @@ export class Coalminer {
     }
   }
 
+  private lastFlow: Flow | undefined;
+
   private flow(canary: string, runId: bigint): Flow {
+    // Consecutive pings almost always belong to the same flow: skip building the key for them.
+    const last = this.lastFlow;
+    if (last && last.runId === runId && last.canary === canary && this.flows.get(last.key) === last)
+      return last;
     const key = `${canary}\u0000${runId}`;
     let f = this.flows.get(key);
     if (!f) {
       f = {
+        key,
         canary,
         runId,
         tracker: new SequenceTracker(this.opts.sequence),
@@ -348,6 +357,7 @@ export class Coalminer {
         }
       }
     }
+    this.lastFlow = f;
     return f;
   }
 
@@ -381,9 +391,9 @@ export class Coalminer {
     const offset = clock?.offsetNs ?? 0;
     const fromIntended = Number(d.receivedNs - e.intendedNs) + offset;
     const fromSent = Number(d.receivedNs - e.sentNs) + offset;
-    f.all.record(fromIntended);
     f.allFromSent.record(fromSent);
     f.rolling.record(fromIntended, nowMs);
+    // The whole-flow histogram is the merge of the intervals: one record per ping, not two.
     f.interval.record(fromIntended);
     this.opts.observer?.latency?.(e.canary, fromIntended / 1e9, fromSent / 1e9);
     if (d.brokerNs !== undefined) {
@@ -394,4 +404,12 @@ export class Coalminer {
       );
     }
   }
+}
+
+/** Everything a flow recorded from the intended send time: the sampled intervals plus the current one. */
+function wholeFlow(f: Flow): LatencyHistogram {
+  const h = new LatencyHistogram();
+  h.merge(f.all);
+  h.merge(f.interval);
+  return h;
 }

@@ -156,6 +156,11 @@ export function decodeBinary(bytes: Uint8Array): Envelope {
   };
   const str = (len: number) => {
     need(len);
+    const cached = nameCache(bytes, o, len);
+    if (cached !== undefined) {
+      o += len;
+      return cached;
+    }
     let s: string;
     try {
       s = decoder.decode(bytes.subarray(o, o + len));
@@ -163,6 +168,7 @@ export function decodeBinary(bytes: Uint8Array): Envelope {
       throw new EnvelopeError(`invalid UTF-8 at byte ${o}`);
     }
     o += len;
+    if (len <= 64) rememberName(bytes, o - len, len, s);
     return s;
   };
   need(5);
@@ -235,6 +241,13 @@ export function encodeText(e: Envelope): string {
   return TEXT_PREFIX + Buffer.from(encodeBinary(e)).toString('base64url');
 }
 
+/** The text-line form of an already encoded binary envelope. */
+export function textLine(binary: Uint8Array): Uint8Array {
+  return encoder.encode(
+    TEXT_PREFIX + Buffer.from(binary.buffer, binary.byteOffset, binary.byteLength).toString('base64url'),
+  );
+}
+
 export function decodeText(line: string): Envelope {
   const s = line.trim();
   if (!s.startsWith(TEXT_PREFIX)) throw new EnvelopeError('not a coalmine text envelope (no "cm1 " prefix)');
@@ -266,4 +279,24 @@ export function decode(payload: Uint8Array): Envelope {
     return decodeText(line);
   }
   return decodeBinary(payload);
+}
+
+/**
+ * The few names a coalminer sees over and over (its canaries, itself), decoded once: comparing a few
+ * bytes is far cheaper than decoding UTF-8 into a new string for every ping.
+ */
+const NAME_CACHE: { bytes: Uint8Array; s: string }[] = [];
+
+function nameCache(buf: Uint8Array, o: number, len: number): string | undefined {
+  outer: for (const e of NAME_CACHE) {
+    if (e.bytes.length !== len) continue;
+    for (let i = 0; i < len; i++) if (e.bytes[i] !== buf[o + i]) continue outer;
+    return e.s;
+  }
+  return undefined;
+}
+
+function rememberName(buf: Uint8Array, o: number, len: number, s: string): void {
+  NAME_CACHE.unshift({ bytes: buf.slice(o, o + len), s });
+  if (NAME_CACHE.length > 8) NAME_CACHE.pop();
 }
