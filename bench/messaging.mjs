@@ -94,7 +94,7 @@ const opts = {
   quick,
   only: list('only', [...KINDS, 'memory']),
   sections: list('sections', SECTIONS),
-  rates: (value('rates') ?? '1000,5000,10000,20000,50000,100000,150000').split(',').map(Number),
+  rates: (value('rates') ?? '1000,5000,10000,20000,50000,75000,100000,150000').split(',').map(Number),
   stepSeconds: num('step-seconds', 3.5, 1),
   latencySeconds: num('latency-seconds', 10, 2),
   flows: num('flows', 100, 100),
@@ -296,7 +296,8 @@ async function redisBenchmark(/** @type {Row} */ row) {
     const n = quick ? 50_000 : 200_000;
     log(`rate redis: redis-benchmark -n ${n} -q PUBLISH coalmine.bench x (core 0)`);
     const cmd = ['-h', '127.0.0.1', '-p', '6379', '-n', String(n), '-q', 'PUBLISH', 'coalmine.bench', 'x'];
-    const { stdout } = await run(...(TASKSET && CPUS > 1 ? [TASKSET, ['-c', '0', bin, ...cmd]] : [bin, cmd]));
+    const pin = TASKSET !== undefined && CPUS > 1;
+    const { stdout } = await run(pin ? TASKSET : bin, pin ? ['-c', '0', bin, ...cmd] : cmd);
     const out = String(stdout).split('\r').at(-1)?.trim() ?? '';
     const m = /([\d.]+) requests per second/.exec(out);
     row.extra = m ? `${rate(Number(m[1]))} (redis-benchmark)` : `redis-benchmark: ${out}`;

@@ -16,6 +16,8 @@
  * }} RawClient
  */
 
+import { setMaxListeners } from 'node:events';
+
 const noop = () => {};
 
 /**
@@ -320,6 +322,8 @@ async function memory(/** @type {string} */ url) {
   await pub.connect();
   await sub.connect();
   const ac = new AbortController();
+  // One signal ends all the subscriptions (one abort listener each).
+  setMaxListeners(0, ac.signal);
   return {
     textOnly: false,
     async subscribe(/** @type {string} */ channel, /** @type {(p: Uint8Array) => void} */ onMessage) {
