@@ -2,6 +2,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { Agent } from '../agent/agent.js';
 import { toReport } from '../core/report.js';
+import type { Auth } from './auth.js';
+import type { ApiV1Handler } from './v1/router.js';
 
 export interface AgentServer {
   url: string;
@@ -29,12 +31,30 @@ function sendError(
   sendJson(res, status, { error: message }, headers);
 }
 
+export interface ServerExtras {
+  /** The /api/v1 router: answers (true) or passes (false). */
+  api?: ApiV1Handler;
+  /** The dashboard's files, for GET requests nothing else answered. */
+  static?: (req: IncomingMessage, res: ServerResponse) => Promise<boolean>;
+  /** When set, the legacy POST /check needs a token with the write scope (the agent listens beyond loopback). */
+  auth?: Auth;
+}
+
 /**
- * The agent's HTTP endpoints: GET /metrics, GET /healthz, POST /check[?target=NAME].
- * /check only ever runs configured targets by name; it never takes an address from the request.
+ * The agent's HTTP endpoints: /api/v1 (when given), GET /metrics, GET /healthz, POST /check[?target=NAME]
+ * and the dashboard. /check only ever runs configured targets by name; it never takes an address from
+ * the request.
  */
-export function handler(agent: Agent) {
+export function handler(agent: Agent, extras: ServerExtras = {}) {
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    // The API reads its own request bodies: it goes first, before anything drains the request.
+    try {
+      if (extras.api && (await extras.api(req, res))) return;
+    } catch (err) {
+      if (!res.headersSent) sendError(res, 500, `internal error: ${(err as Error).message}`);
+      else res.destroy();
+      return;
+    }
     const url = new URL(req.url ?? '/', 'http://agent.invalid');
     const method = req.method ?? 'GET';
     // Bodies are never needed; drain so a client's upload does not stall the connection.
@@ -55,6 +75,14 @@ export function handler(agent: Agent) {
           return sendJson(res, 200, { status: 'ok', targets: agent.targetNames().length });
         case '/check': {
           if (method !== 'POST') return sendError(res, 405, 'use POST', { allow: 'POST' });
+          if (extras.auth) {
+            const who = extras.auth.authenticate(req, url);
+            if (!who.ok)
+              return sendError(res, 401, `a token with the write scope is needed (${who.reason})`, {
+                'www-authenticate': 'Bearer',
+              });
+            if (!who.scopes.has('write')) return sendError(res, 403, 'this token lacks the write scope');
+          }
           const names = url.searchParams.getAll('target');
           for (const key of url.searchParams.keys()) {
             if (key !== 'target')
@@ -71,11 +99,19 @@ export function handler(agent: Agent) {
           const observations = await agent.check(names.length > 0 ? names : undefined);
           return sendJson(res, 200, { results: observations.map(toReport) });
         }
-        case '/':
-          return sendJson(res, 200, {
-            endpoints: ['GET /metrics', 'GET /healthz', 'POST /check[?target=NAME]'],
-          });
         default:
+          // The dashboard owns every other GET path (it is a single-page app); without it, say what there is.
+          if (method === 'GET' && extras.static && (await extras.static(req, res))) return;
+          if (url.pathname === '/') {
+            return sendJson(res, 200, {
+              endpoints: [
+                'GET /metrics',
+                'GET /healthz',
+                'POST /check[?target=NAME]',
+                'GET /api/v1/openapi.json',
+              ],
+            });
+          }
           return sendError(res, 404, `no such endpoint ${url.pathname}`);
       }
     } catch (err) {
@@ -85,8 +121,14 @@ export function handler(agent: Agent) {
   };
 }
 
-export async function startServer(agent: Agent, host: string, port: number): Promise<AgentServer> {
-  const server: Server = createServer((req, res) => void handler(agent)(req, res));
+export async function startServer(
+  agent: Agent,
+  host: string,
+  port: number,
+  extras: ServerExtras = {},
+): Promise<AgentServer> {
+  const handle = handler(agent, extras);
+  const server: Server = createServer((req, res) => void handle(req, res));
   server.headersTimeout = 10_000;
   server.requestTimeout = 60_000;
   await new Promise<void>((resolve, reject) => {
@@ -104,6 +146,7 @@ export async function startServer(agent: Agent, host: string, port: number): Pro
     port: addr.port,
     close: () =>
       (closing ??= new Promise<void>((resolve) => {
+        extras.api?.close();
         server.close(() => resolve());
         server.closeAllConnections();
       })),

@@ -117,6 +117,8 @@ export function parseConfig(text: string, file = 'config', env: NodeJS.ProcessEn
 
   return {
     messaging,
+    ...(raw.store !== undefined ? { store: raw.store } : {}),
+    ...(raw.api !== undefined ? { api: raw.api } : {}),
     intervalMs,
     listen: parseListen(raw.listen ?? DEFAULT_LISTEN),
     metrics: { compat: raw.metrics.compat, buckets: globalBuckets },

@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import { probeKinds, probes, type ProbeKind } from '../probes/registry.js';
+import { apiConfigSchema, type ApiConfig } from '../api/v1/config.js';
+import { storeConfigSchema, type StoreConfig } from '../store/config.js';
 import { durationMs } from './duration.js';
 import { canaryEntry, coalminerEntry, transportEntry, type MessagingConfig } from './messaging.js';
 
@@ -114,6 +116,11 @@ export const configSchema = z
       .array(coalminerEntry)
       .default([])
       .describe('Coalminers: register with canaries and measure their pings'),
+    store: z
+      .union([storeConfigSchema, z.literal(false)])
+      .optional()
+      .describe('The results store (SQLite in ./data by default); false to keep no history'),
+    api: apiConfigSchema.optional().describe('The HTTP API and dashboard: tokens, limits'),
   })
   .describe('coalmine agent configuration');
 
@@ -137,6 +144,9 @@ export interface AgentConfig {
   metrics: { compat: 'latency404'[]; buckets: number[] };
   targets: TargetConfig[];
   messaging: MessagingConfig;
+  /** Undefined: the default SQLite store; false: none. */
+  store?: StoreConfig | false;
+  api?: ApiConfig;
 }
 
 export function bucketBounds(spec: z.output<typeof bucketsSchema>): number[] {

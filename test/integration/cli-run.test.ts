@@ -25,7 +25,7 @@ describe('coalmine run (the built binary)', () => {
     const config = join(dir, 'agent.yaml');
     writeFileSync(
       config,
-      `targets:\n  - name: db\n    kind: tcp\n    target: "127.0.0.1:${(tcp.address() as AddressInfo).port}"\n`,
+      `store: { url: "sqlite:${join(dir, 'run.db')}" }\ntargets:\n  - name: db\n    kind: tcp\n    target: "127.0.0.1:${(tcp.address() as AddressInfo).port}"\n`,
     );
     const port = await freePort();
     const child = spawn(process.execPath, [bin, 'run', '--config', config, '--listen', `127.0.0.1:${port}`], {

@@ -14,6 +14,8 @@ describe('the demo that npm start runs', () => {
     expect(code).toBe(0);
     const text = out.join('\n');
     expect(text).toContain('coalmine demo');
+    // The dashboard URL carries a generated token, as Jupyter's does.
+    expect(text).toMatch(/dashboard {8}http:\/\/127\.0\.0\.1:\d+\/\?token=\S{20,}/);
     const final = out.at(-1)!;
     // Two coalminers in two regions receive the canary's pings with nothing lost.
     expect(final).toMatch(/demo-canary -> eu-west\s+eu-west-1\s+[1-9]\d*\s+0\s/);

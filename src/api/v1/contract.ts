@@ -16,7 +16,13 @@ export interface TargetSummary {
   intervalSeconds: number;
   status: Status;
   /** The latest run, if any. */
-  last?: { time: number; ok: boolean; durationSeconds: number; phases: Record<string, number>; error?: { code: string; message: string } };
+  last?: {
+    time: number;
+    ok: boolean;
+    durationSeconds: number;
+    phases: Record<string, number>;
+    error?: { code: string; message: string };
+  };
   /** Over the last hour (from the store): for the overview's sparkline and figures. */
   window: { p50: number | null; p95: number | null; successRatio: number | null; runs: number };
   /** Up to 60 points of the last hour: [time, p50 seconds | null, failures]. */
@@ -30,8 +36,24 @@ export interface FlowSummary {
   transport: string;
   region: string;
   status: Status;
-  counts: { expected: number; received: number; lost: number; inFlight: number; sendFailed: number; duplicated: number; reordered: number; late: number; stale: number };
-  window: { p50: number | null; p95: number | null; p99: number | null; lossRatio: number | null; received: number };
+  counts: {
+    expected: number;
+    received: number;
+    lost: number;
+    inFlight: number;
+    sendFailed: number;
+    duplicated: number;
+    reordered: number;
+    late: number;
+    stale: number;
+  };
+  window: {
+    p50: number | null;
+    p95: number | null;
+    p99: number | null;
+    lossRatio: number | null;
+    received: number;
+  };
   sparkline: [number, number | null, number][];
   clockOffset?: { seconds: number; errorSeconds: number };
 }
@@ -48,6 +70,11 @@ export interface Series {
   /** Which store tier answered: raw, 1m or 1h rollups. */
   resolution: 'raw' | '1m' | '1h';
   points: SeriesPoint[];
+  /**
+   * Latency bucket edges in seconds for every point's `heatmap` (length = heatmap length + 1): bucket i
+   * counts successful samples in [heatmapBounds[i], heatmapBounds[i+1]) (the last one includes its top).
+   */
+  heatmapBounds?: number[];
 }
 
 export interface SeriesPoint {
@@ -102,5 +129,19 @@ export interface AgentStatus {
   startedAt: number;
   targets: number;
   flows: number;
-  store: { engine: 'sqlite' | 'postgres' | 'none'; queued: number; written: number; dropped: number; flushes: number; lastError?: string };
+  store: {
+    engine: 'sqlite' | 'postgres' | 'none';
+    queued: number;
+    written: number;
+    dropped: number;
+    flushes: number;
+    lastError?: string;
+  };
+  /** Filled in by the API router (the agent leaves it out): event streams and rate limiting. */
+  api?: {
+    eventClients: number;
+    eventClientsDropped: number;
+    eventClientsRefused: number;
+    rateLimited: number;
+  };
 }

@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { Agent } from '../../agent/agent.js';
-import { startServer, type AgentServer } from '../../api/server.js';
+import { startStack, type AgentStack } from '../../agent/stack.js';
+import type { Observation } from '../../core/types.js';
 import { parseConfig, parseListen } from '../../config/load.js';
 import { toReport, type ProbeReport } from '../../core/report.js';
 import { startDnsServer } from '../../target/dns-server.js';
@@ -68,32 +69,37 @@ export function demoCommand(program: Command, io: Io): void {
       );
       config.listen = parseListen(opts.listen);
       const tallies = new Map<string, Tally>();
-      const agent = new Agent(config, {
-        onObservation: (o) => {
-          const t = tallies.get(o.name) ?? { runs: 0, failures: 0, recent: [] };
-          const r = toReport(o);
-          t.runs++;
-          if (!r.ok) t.failures++;
-          t.recent.push(r.durationSeconds);
-          if (t.recent.length > 100) t.recent.shift();
-          t.last = r;
-          tallies.set(o.name, t);
-        },
-      });
-      let server: AgentServer;
+      // History in the demo's own temporary directory: the dashboard has data, nothing is left behind.
+      config.store = {
+        url: `sqlite:${join(dir, 'coalmine.db')}`,
+        retention: { raw: 86_400_000, '1m': 86_400_000, '1h': 86_400_000 },
+      };
+      const onObservation = (o: Observation) => {
+        const t = tallies.get(o.name) ?? { runs: 0, failures: 0, recent: [] };
+        const r = toReport(o);
+        t.runs++;
+        if (!r.ok) t.failures++;
+        t.recent.push(r.durationSeconds);
+        if (t.recent.length > 100) t.recent.shift();
+        t.last = r;
+        tallies.set(o.name, t);
+      };
+      let stack: AgentStack;
       try {
-        server = await startServer(agent, config.listen.host, config.listen.port);
+        stack = await startStack(config, { log: io.err, onObservation, flowSampleMs: 2000 });
       } catch (err) {
         if ((err as { code?: string }).code !== 'EADDRINUSE') throw err;
         io.err(`${opts.listen} is in use; serving on an ephemeral port instead`);
-        server = await startServer(agent, config.listen.host, 0);
+        config.listen = { ...config.listen, port: 0 };
+        stack = await startStack(config, { log: io.err, onObservation, flowSampleMs: 2000 });
       }
-      agent.start();
+      const { agent, server } = stack;
       io.out(
         [
           'coalmine demo: probing the example service with http, tcp, dns and icmp every ' + seconds,
           `  example service  ${service.url}/health   DNS ${EXAMPLE_DNS_NAME} at 127.0.0.1:${dns.port}`,
           `  messaging        canary demo-canary -> coalminers eu-west, ap-southeast through the relay at ${relay.url}`,
+          `  dashboard        ${stack.dashboard}`,
           `  metrics          ${server.url}/metrics`,
           `  check now        curl -X POST ${server.url}/check`,
           'Press Ctrl-C to stop.',
@@ -112,8 +118,7 @@ export function demoCommand(program: Command, io: Io): void {
       await untilSignal(stop);
       clearInterval(timer);
       io.out(`${io.isTty ? '\x1b[J' : ''}${render()}\n`);
-      await server.close();
-      await agent.close();
+      await stack.close();
       await Promise.all([service.close(), dns.close(), relay.close()]);
       await rm(dir, { recursive: true, force: true });
     });

@@ -1,10 +1,9 @@
 import type { Command } from 'commander';
-import { Agent } from '../../agent/agent.js';
-import { startServer } from '../../api/server.js';
+import { startStack } from '../../agent/stack.js';
 import { loadConfigFile, parseListen } from '../../config/load.js';
 import { toReport } from '../../core/report.js';
 import type { Io } from '../main.js';
-import { untilSignal } from '../signals.js';
+import { guardProcess, untilSignal } from '../signals.js';
 
 export function runCommand(program: Command, io: Io): void {
   program
@@ -19,17 +18,21 @@ export function runCommand(program: Command, io: Io): void {
     )
     .option('--log-results', 'print every probe result as a JSON line')
     .action(async (opts: { config: string; listen?: string; logResults?: boolean }) => {
+      guardProcess(io.err);
       const config = await loadConfigFile(opts.config);
       if (opts.listen) config.listen = parseListen(opts.listen);
-      const agent = new Agent(config, {
-        onObservation: opts.logResults ? (o) => io.out(JSON.stringify(toReport(o))) : undefined,
+      const stack = await startStack(config, {
+        log: io.err,
+        ...(opts.logResults ? { onObservation: (o) => io.out(JSON.stringify(toReport(o))) } : {}),
       });
-      const server = await startServer(agent, config.listen.host, config.listen.port);
-      agent.start();
-      io.err(`coalmine agent: ${config.targets.length} targets; metrics at ${server.url}/metrics`);
+      const flows = config.messaging.canaries.length + config.messaging.coalminers.length;
+      io.err(
+        `coalmine agent: ${config.targets.length} targets, ${flows} canaries and coalminers; metrics at ${stack.server.url}/metrics`,
+      );
+      io.err(`dashboard: ${stack.dashboard}`);
+      if (stack.store) io.err(`results store: ${stack.store.engine}`);
       await untilSignal();
       io.err('coalmine agent: stopping');
-      await server.close();
-      await agent.close();
+      await stack.close();
     });
 }

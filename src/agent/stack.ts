@@ -1,0 +1,124 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { checkListenSafety, dashboardUrl, isLoopbackHost, resolveAuth } from '../api/auth.js';
+import { startServer, type AgentServer } from '../api/server.js';
+import { serveStatic } from '../api/static.js';
+import { createApiV1 } from '../api/v1/router.js';
+import type { AgentConfig } from '../config/schema.js';
+import type { Observation } from '../core/types.js';
+import { DEFAULT_STORE_URL } from '../store/config.js';
+import { openStore } from '../store/open.js';
+import { toProbeRecord, type ResultStore } from '../store/types.js';
+import { BatchedWriter } from '../store/writer.js';
+import { Agent, VERSION } from './agent.js';
+import { AgentApiContext } from './api-context.js';
+import { FlowSampler } from './flow-sampler.js';
+
+/** The dashboard's built files: dist/web beside the compiled code (or the source tree, in tests). */
+export const WEB_ROOT = join(import.meta.dirname, '../../dist/web');
+
+export interface StackOptions {
+  log: (line: string) => void;
+  onObservation?: (o: Observation) => void;
+  /** Flow samples go to the store this often. Default 10 s. */
+  flowSampleMs?: number;
+}
+
+export interface AgentStack {
+  agent: Agent;
+  server: AgentServer;
+  store: ResultStore | undefined;
+  /** The dashboard URL to print, with the generated token when the agent made one. */
+  dashboard: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Everything `coalmine run` and the demo start: the agent, the results store behind its batched writer,
+ * the HTTP API and dashboard, token auth. Refuses to listen beyond loopback without a configured token.
+ */
+export async function startStack(config: AgentConfig, opts: StackOptions): Promise<AgentStack> {
+  const { auth, configured, generatedToken } = resolveAuth(config.api);
+  checkListenSafety(config.listen.host, configured);
+
+  let store: ResultStore | undefined;
+  let writer: BatchedWriter | undefined;
+  if (config.store !== false) {
+    const spec = config.store?.url ?? DEFAULT_STORE_URL;
+    store = await openStore(spec, config.store ? { retention: config.store.retention } : {});
+    writer = new BatchedWriter(store, {
+      onError: (err) => opts.log(`store: ${(err as Error).message ?? String(err)}`),
+    });
+  }
+
+  let ctx: AgentApiContext | undefined;
+  const agent = new Agent(config, {
+    log: opts.log,
+    onObservation: (o) => {
+      writer?.pushProbe(toProbeRecord(o));
+      ctx?.observed(o);
+      opts.onObservation?.(o);
+    },
+  });
+  ctx = new AgentApiContext(
+    agent,
+    VERSION,
+    Date.now(),
+    store,
+    writer && (() => writer.stats()),
+    store?.engine ?? 'none',
+  );
+
+  const timers: NodeJS.Timeout[] = [];
+  if (writer && store) {
+    const sampler = new FlowSampler(agent.messaging);
+    timers.push(
+      setInterval(() => sampler.sample().forEach((r) => writer.pushFlow(r)), opts.flowSampleMs ?? 10_000),
+    );
+    const s = store;
+    let rolling = false;
+    timers.push(
+      setInterval(() => {
+        if (rolling) return;
+        rolling = true;
+        s.rollup(Date.now())
+          .catch((err: unknown) => opts.log(`store rollup: ${(err as Error).message}`))
+          .finally(() => (rolling = false));
+      }, 60_000),
+    );
+    for (const t of timers) t.unref();
+  }
+
+  const api = createApiV1(ctx, auth, {
+    ...(config.api?.maxBodyBytes !== undefined ? { maxBodyBytes: config.api.maxBodyBytes } : {}),
+    ...(config.api?.rateLimit !== undefined ? { rateLimit: config.api.rateLimit } : {}),
+    ...(config.api?.maxEventClients !== undefined ? { maxEventClients: config.api.maxEventClients } : {}),
+  });
+  const staticFiles = existsSync(join(WEB_ROOT, 'index.html')) ? serveStatic(WEB_ROOT) : undefined;
+  if (!staticFiles) opts.log(`dashboard files not found in ${WEB_ROOT}: run npm run build`);
+  const server = await startServer(agent, config.listen.host, config.listen.port, {
+    api,
+    ...(staticFiles ? { static: staticFiles } : {}),
+    ...(isLoopbackHost(config.listen.host) ? {} : { auth }),
+  });
+  agent.start();
+  ctx.start();
+  const dashboard = generatedToken ? dashboardUrl(server.url, generatedToken) : `${server.url}/`;
+
+  let closing: Promise<void> | undefined;
+  return {
+    agent,
+    server,
+    store,
+    dashboard,
+    close: () =>
+      (closing ??= (async () => {
+        for (const t of timers) clearInterval(t);
+        ctx.stop();
+        await server.close();
+        await agent.close();
+        await writer?.close();
+        await store?.close();
+      })()),
+  };
+}

@@ -1,0 +1,116 @@
+import type { ProbeReport } from '../../core/report.js';
+import type { AgentStatus, FlowSummary, Series } from './contract.js';
+
+/**
+ * What the /api/v1 routes need from the agent. The agent implements it; tests use MemoryContext
+ * (memory-context.ts). Nothing here takes an address from a request: check() runs configured targets only.
+ */
+export interface ApiContext {
+  readonly version: string;
+  /** Every configured probe target with its latest run, if any. */
+  targets(): readonly TargetInfo[];
+  /** Every canary -> coalminer flow this agent knows, with its live counts. */
+  flows(): readonly FlowInfo[];
+  /**
+   * Runs the named configured targets (every one when names is undefined) now. The router has already
+   * checked that every name is configured; an implementation must still never resolve a name to
+   * anything but a configured target.
+   */
+  check(names?: readonly string[]): Promise<ProbeReport[]>;
+  /** Live events for /api/v1/events. The returned function unsubscribes; it must be idempotent. */
+  readonly events: ApiEvents;
+  /** The results store; absent when the agent runs without one (series and export then answer 503). */
+  readonly store?: ApiStore | undefined;
+  status(): AgentStatus;
+}
+
+export interface ApiEvent {
+  event: 'probe' | 'flow';
+  /** probe: a ProbeReport; flow: a FlowSummary. Serialised as JSON as given. */
+  data: unknown;
+}
+
+export interface ApiEvents {
+  subscribe(listener: (e: ApiEvent) => void): () => void;
+}
+
+export interface TargetInfo {
+  name: string;
+  kind: string;
+  target: string;
+  intervalSeconds: number;
+  /** The latest run, if there was one since the agent started. */
+  last?: ProbeReport | undefined;
+}
+
+/** A flow as the agent sees it live; the router adds the store's window and sparkline. */
+export interface FlowInfo {
+  canary: string;
+  coalminer: string;
+  transport: string;
+  region: string;
+  status: FlowSummary['status'];
+  counts: FlowSummary['counts'];
+  clockOffset?: FlowSummary['clockOffset'];
+  /** The live window, used when there is no store (or it has nothing yet). */
+  window?: FlowSummary['window'];
+}
+
+/**
+ * One raw probe run as the store keeps it (the same fields as the store's ProbeRecord). Times Unix ms,
+ * durations seconds.
+ */
+export interface ExportRecord {
+  time: number;
+  name: string;
+  kind: string;
+  target: string;
+  ok: boolean;
+  durationSeconds: number;
+  phases: Record<string, number>;
+  errorCode?: string;
+  errorMessage?: string;
+  values?: Record<string, number>;
+}
+
+/** What the overview needs of a target's range; the store's ProbeWindow has these and more. */
+export interface ProbeWindow {
+  p50: number | null;
+  p95: number | null;
+  successRatio: number | null;
+  runs: number;
+}
+
+/** What the overview needs of a flow's range; the store's FlowWindow has these and more. */
+export interface FlowWindow {
+  p50: number | null;
+  p95: number | null;
+  p99: number | null;
+  lossRatio: number | null;
+  received: number;
+}
+
+/**
+ * The part of the results store the API reads: the store's ResultStore satisfies it as it is
+ * (store-compat.test.ts checks that at compile time).
+ */
+export interface ApiStore {
+  /** Percentiles, counts, failures per step over [from, to). */
+  probeSeries(name: string, from: number, to: number, stepMs: number): Promise<Series>;
+  flowSeries(canary: string, coalminer: string, from: number, to: number, stepMs: number): Promise<Series>;
+  /** Aggregates over [from, to): percentiles over every run, not of per-step percentiles. */
+  probeWindow(name: string, from: number, to: number): Promise<ProbeWindow>;
+  flowWindow(canary: string, coalminer: string, from: number, to: number): Promise<FlowWindow>;
+  /** Every raw run of the target with from <= time < to, oldest first. Breaking out of it stops the query. */
+  exportProbes(name: string, from: number, to: number): AsyncIterable<ExportRecord>;
+}
+
+/** from, to and step of a series request, validated. */
+export interface SeriesQuery {
+  /** Unix ms, inclusive. */
+  from: number;
+  /** Unix ms, exclusive. */
+  to: number;
+  /** Step in ms; points start at from + k * step. */
+  step: number;
+}

@@ -1,0 +1,421 @@
+/**
+ * The OpenAPI 3.1 document of /api/v1, served at /api/v1/openapi.json. It follows contract.ts; the
+ * router's test checks that its paths and the router's routes are the same set.
+ */
+
+/** JSON values; kept loose so the literal below reads like the document it is. */
+type Json = unknown;
+
+export interface OpenApiDocument {
+  openapi: string;
+  info: { title: string; version: string; description: string };
+  paths: Record<
+    string,
+    Record<string, { operationId: string; security?: unknown[] } & Record<string, unknown>>
+  >;
+  [key: string]: unknown;
+}
+
+const ref = (name: string): Json => ({ $ref: `#/components/schemas/${name}` });
+const num = { type: 'number' };
+const int = { type: 'integer', minimum: 0 };
+const str = { type: 'string' };
+const nullableNum = { type: ['number', 'null'] };
+const status = { type: 'string', enum: ['up', 'down', 'unknown'] };
+const sparkline = {
+  type: 'array',
+  maxItems: 60,
+  description: 'Points of the last hour: [time ms, p50 seconds or null, failures]',
+  items: {
+    type: 'array',
+    prefixItems: [num, nullableNum, int],
+    minItems: 3,
+    maxItems: 3,
+  },
+};
+
+function obj(properties: Record<string, Json>, required: string[] = Object.keys(properties)): Json {
+  return { type: 'object', properties, required, additionalProperties: false };
+}
+
+const schemas: Record<string, Json> = {
+  Error: obj({
+    error: obj({
+      code: { type: 'string', description: 'Stable, machine-readable: invalid_query, not_found, ...' },
+      message: { type: 'string', description: 'What was wrong, for people' },
+    }),
+  }),
+  ProbeError: obj({ code: str, message: str, cause: str }, ['code', 'message']),
+  ProbeReport: obj(
+    {
+      name: str,
+      kind: str,
+      target: str,
+      time: { type: 'string', format: 'date-time' },
+      ok: { type: 'boolean' },
+      durationSeconds: num,
+      phases: { type: 'object', additionalProperties: num, description: 'Seconds per phase' },
+      values: { type: 'object', additionalProperties: num },
+      detail: { type: 'object' },
+      error: ref('ProbeError'),
+    },
+    ['name', 'kind', 'target', 'time', 'ok', 'durationSeconds', 'phases'],
+  ),
+  TargetSummary: obj(
+    {
+      name: str,
+      kind: str,
+      target: str,
+      intervalSeconds: num,
+      status,
+      last: obj(
+        {
+          time: num,
+          ok: { type: 'boolean' },
+          durationSeconds: num,
+          phases: { type: 'object', additionalProperties: num },
+          error: obj({ code: str, message: str }),
+        },
+        ['time', 'ok', 'durationSeconds', 'phases'],
+      ),
+      window: obj({ p50: nullableNum, p95: nullableNum, successRatio: nullableNum, runs: int }),
+      sparkline,
+    },
+    ['name', 'kind', 'target', 'intervalSeconds', 'status', 'window', 'sparkline'],
+  ),
+  FlowCounts: obj(
+    Object.fromEntries(
+      [
+        'expected',
+        'received',
+        'lost',
+        'inFlight',
+        'sendFailed',
+        'duplicated',
+        'reordered',
+        'late',
+        'stale',
+      ].map((k) => [k, int]),
+    ),
+  ),
+  FlowSummary: obj(
+    {
+      canary: str,
+      coalminer: str,
+      transport: str,
+      region: str,
+      status,
+      counts: ref('FlowCounts'),
+      window: obj({
+        p50: nullableNum,
+        p95: nullableNum,
+        p99: nullableNum,
+        lossRatio: nullableNum,
+        received: int,
+      }),
+      sparkline,
+      clockOffset: obj({ seconds: num, errorSeconds: num }),
+    },
+    ['canary', 'coalminer', 'transport', 'region', 'status', 'counts', 'window', 'sparkline'],
+  ),
+  SeriesPoint: obj(
+    {
+      time: { type: 'number', description: 'Start of the step, Unix ms' },
+      count: int,
+      p1: nullableNum,
+      p5: nullableNum,
+      p50: nullableNum,
+      p90: nullableNum,
+      p95: nullableNum,
+      p99: nullableNum,
+      max: nullableNum,
+      failures: { ...int, description: 'Probes: failed runs. Flows: pings declared lost' },
+      duplicated: int,
+      reordered: int,
+      late: int,
+      phases: { type: 'object', additionalProperties: num, description: 'Mean seconds per phase (http)' },
+      heatmap: { type: 'array', items: int },
+    },
+    ['time', 'count', 'p1', 'p5', 'p50', 'p90', 'p95', 'p99', 'max', 'failures'],
+  ),
+  Series: {
+    type: 'object',
+    properties: {
+      from: num,
+      to: num,
+      step: num,
+      resolution: { type: 'string', enum: ['raw', '1m', '1h'] },
+      points: { type: 'array', items: ref('SeriesPoint') },
+      heatmapBounds: {
+        type: 'array',
+        items: num,
+        description: 'Heatmap bucket edges in seconds (one more than each heatmap)',
+      },
+    },
+    required: ['from', 'to', 'step', 'resolution', 'points'],
+  },
+  Matrix: obj({
+    canaries: { type: 'array', items: str },
+    coalminers: { type: 'array', items: obj({ name: str, region: str }) },
+    cells: {
+      type: 'array',
+      description: 'cells[i][j]: canaries[i] -> coalminers[j], null where there is no flow',
+      items: {
+        type: 'array',
+        items: { oneOf: [{ type: 'null' }, obj({ p95: nullableNum, lossRatio: nullableNum, status })] },
+      },
+    },
+  }),
+  AgentStatus: obj(
+    {
+      version: str,
+      startedAt: num,
+      targets: int,
+      flows: int,
+      store: obj(
+        {
+          engine: { type: 'string', enum: ['sqlite', 'postgres', 'none'] },
+          queued: int,
+          written: int,
+          dropped: int,
+          flushes: int,
+          lastError: str,
+        },
+        ['engine', 'queued', 'written', 'dropped', 'flushes'],
+      ),
+      api: obj({
+        eventClients: int,
+        eventClientsDropped: int,
+        eventClientsRefused: int,
+        rateLimited: int,
+      }),
+    },
+    ['version', 'startedAt', 'targets', 'flows', 'store'],
+  ),
+};
+
+const timeParam = (name: 'from' | 'to', description: string): Json => ({
+  name,
+  in: 'query',
+  required: false,
+  description,
+  schema: {
+    oneOf: [
+      { type: 'integer', minimum: 0 },
+      { type: 'string', format: 'date-time' },
+    ],
+  },
+});
+const seriesParams: Json[] = [
+  timeParam('from', 'Start, Unix ms or ISO 8601 (default: to - 1 h)'),
+  timeParam('to', 'End, Unix ms or ISO 8601 (default: now)'),
+  {
+    name: 'step',
+    in: 'query',
+    required: false,
+    description:
+      'Step: ms or 30s, 5m, 1h, 1d; at least 1 s and at most 2000 points (default: about 300 points)',
+    schema: { type: 'string', pattern: '^[0-9]+(ms|s|m|h|d)?$' },
+  },
+];
+const pathParam = (name: string, description: string): Json => ({
+  name,
+  in: 'path',
+  required: true,
+  description,
+  schema: { type: 'string' },
+});
+
+const errorResponse = (description: string): Json => ({
+  description,
+  content: { 'application/json': { schema: ref('Error') } },
+});
+const json = (description: string, schema: Json): Json => ({
+  description,
+  content: { 'application/json': { schema } },
+});
+const common: Record<string, Json> = {
+  '400': errorResponse('Bad query or body; the message says which parameter and why'),
+  '401': errorResponse('No token or a wrong one (WWW-Authenticate: Bearer)'),
+  '403': errorResponse('The token lacks the scope'),
+  '429': errorResponse('Too many requests from this client; see Retry-After'),
+};
+const read: Json[] = [{ bearer: ['read'] }, { queryToken: ['read'] }, { cookieToken: ['read'] }];
+
+export function openApiDocument(version: string): OpenApiDocument {
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'coalmine agent API',
+      version,
+      description:
+        'Probe targets, canary -> coalminer flows, their history and live events. Times are Unix ms, ' +
+        'latencies seconds, ratios 0..1. Every error is {"error": {"code", "message"}}.',
+    },
+    servers: [{ url: '/api/v1' }],
+    security: read,
+    components: {
+      securitySchemes: {
+        bearer: { type: 'http', scheme: 'bearer', description: 'Authorization: Bearer TOKEN' },
+        queryToken: {
+          type: 'apiKey',
+          in: 'query',
+          name: 'token',
+          description: 'On GET only (EventSource cannot set headers)',
+        },
+        cookieToken: { type: 'apiKey', in: 'cookie', name: 'coalmine_token' },
+      },
+      schemas,
+    },
+    paths: {
+      '/targets': {
+        get: {
+          operationId: 'listTargets',
+          summary: 'Every probe target with its status, last run, last-hour window and sparkline',
+          responses: {
+            '200': json('Targets', obj({ targets: { type: 'array', items: ref('TargetSummary') } })),
+            ...common,
+          },
+        },
+      },
+      '/flows': {
+        get: {
+          operationId: 'listFlows',
+          summary: 'Every canary -> coalminer flow with counts, last-hour window and sparkline',
+          responses: {
+            '200': json('Flows', obj({ flows: { type: 'array', items: ref('FlowSummary') } })),
+            ...common,
+          },
+        },
+      },
+      '/targets/{name}/series': {
+        get: {
+          operationId: 'targetSeries',
+          summary: "A target's latency percentiles, counts and failures per step",
+          parameters: [pathParam('name', 'A configured target name'), ...seriesParams],
+          responses: {
+            '200': json('Series', ref('Series')),
+            '404': errorResponse('No such target'),
+            '503': errorResponse('The agent runs without a results store'),
+            ...common,
+          },
+        },
+      },
+      '/flows/{canary}/{coalminer}/series': {
+        get: {
+          operationId: 'flowSeries',
+          summary: "A flow's latency percentiles, loss, duplicates and reordering per step",
+          parameters: [
+            pathParam('canary', 'Canary name'),
+            pathParam('coalminer', 'Coalminer name'),
+            ...seriesParams,
+          ],
+          responses: {
+            '200': json('Series', ref('Series')),
+            '404': errorResponse('No such flow'),
+            '503': errorResponse('The agent runs without a results store'),
+            ...common,
+          },
+        },
+      },
+      '/matrix': {
+        get: {
+          operationId: 'matrix',
+          summary: 'Canaries by coalminers: p95 and loss of each flow over the last hour',
+          responses: { '200': json('Matrix', ref('Matrix')), ...common },
+        },
+      },
+      '/check': {
+        post: {
+          operationId: 'checkNow',
+          summary: 'Run configured targets now (all, or those named); never an address from the request',
+          security: [{ bearer: ['write'] }, { cookieToken: ['write'] }],
+          parameters: [
+            {
+              name: 'target',
+              in: 'query',
+              required: false,
+              description: 'A configured target name; repeat for several',
+              schema: { type: 'string' },
+            },
+          ],
+          requestBody: {
+            required: false,
+            content: {
+              'application/json': {
+                schema: obj({ targets: { type: 'array', items: str, maxItems: 1000 } }, []),
+              },
+            },
+          },
+          responses: {
+            '200': json('Results', obj({ results: { type: 'array', items: ref('ProbeReport') } })),
+            '404': errorResponse('A name is not a configured target; the message lists the configured ones'),
+            '413': errorResponse('Body over the size limit'),
+            '415': errorResponse('Body is not application/json'),
+            ...common,
+          },
+        },
+      },
+      '/events': {
+        get: {
+          operationId: 'events',
+          summary:
+            'Server-sent events: hello, then probe (ProbeReport) and flow (FlowSummary); `: keepalive` every 15 s',
+          responses: {
+            '200': {
+              description: 'An event stream. A client that falls behind is disconnected and should reconnect',
+              content: { 'text/event-stream': { schema: { type: 'string' } } },
+            },
+            '503': errorResponse('Too many streams open'),
+            ...common,
+          },
+        },
+      },
+      '/export': {
+        get: {
+          operationId: 'exportResults',
+          summary: 'Every raw probe result of a target in a range, streamed as CSV or JSON lines',
+          parameters: [
+            { name: 'target', in: 'query', required: true, schema: { type: 'string' } },
+            timeParam('from', 'Start, Unix ms or ISO 8601 (default: to - 24 h)'),
+            timeParam('to', 'End, Unix ms or ISO 8601 (default: now)'),
+            {
+              name: 'format',
+              in: 'query',
+              required: false,
+              description: 'Default jsonl',
+              schema: { type: 'string', enum: ['csv', 'jsonl'] },
+            },
+          ],
+          responses: {
+            '200': {
+              description: 'CSV with a header row, or one ProbeReport JSON object per line',
+              content: {
+                'text/csv': { schema: { type: 'string' } },
+                'application/x-ndjson': { schema: ref('ProbeReport') },
+              },
+            },
+            '404': errorResponse('No such target'),
+            '503': errorResponse('The agent runs without a results store'),
+            ...common,
+          },
+        },
+      },
+      '/status': {
+        get: {
+          operationId: 'status',
+          summary: 'Agent version, uptime, counts, store writer and API statistics',
+          responses: { '200': json('Status', ref('AgentStatus')), ...common },
+        },
+      },
+      '/openapi.json': {
+        get: {
+          operationId: 'openapi',
+          summary: 'This document',
+          security: [],
+          responses: { '200': json('OpenAPI 3.1 document', { type: 'object' }), '429': common['429']! },
+        },
+      },
+    },
+  };
+}

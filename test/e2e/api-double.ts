@@ -1,0 +1,431 @@
+/**
+ * A test double of the agent's /api/v1 for the browser tests: a real HTTP server on 127.0.0.1:0 that
+ * serves the built dashboard through serveStatic and answers the API routes with generated data
+ * shaped by src/api/v1/contract.ts, including a server-sent event stream. It records what the page
+ * asked for, so tests can assert the requests as well as the rendering.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type {
+  FlowSummary,
+  Matrix,
+  Series,
+  SeriesPoint,
+  Status,
+  TargetSummary,
+} from '../../src/api/v1/contract.js';
+import { serveStatic } from '../../src/api/static.js';
+import type { ProbeReport } from '../../src/core/report.js';
+
+export interface ApiDoubleOptions {
+  root: string;
+  token: string;
+  targets: number;
+  canaries: string[];
+  coalminers: { name: string; region: string }[];
+  /** Milliseconds between event batches. */
+  eventEveryMs?: number;
+  /** Probe events per batch (rotating over the targets, the first target in every batch). */
+  probesPerBatch?: number;
+}
+
+export interface ApiDouble {
+  url: string;
+  requests: { method: string; path: string; query: Record<string, string>; auth: string | undefined }[];
+  /** Every probe event sent, by target name. */
+  sent: Map<string, ProbeReport[]>;
+  flowEventsSent: number;
+  targetNames: string[];
+  close(): Promise<void>;
+}
+
+const KINDS = ['http', 'tcp', 'dns', 'icmp'] as const;
+const HTTP_PHASES = ['resolve', 'connect', 'tls', 'processing', 'transfer'] as const;
+
+/** A small deterministic generator, so every run draws the same pictures. */
+function rng(seed: number): () => number {
+  let s = seed >>> 0 || 1;
+  return () => {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    return (s >>> 0) / 0x1_0000_0000;
+  };
+}
+
+function hash(s: string): number {
+  let h = 2166136261;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619);
+  return h >>> 0;
+}
+
+/** Latency samples (seconds) around `base`, log-normal-ish with an occasional slow tail. */
+function samples(rand: () => number, base: number, n: number): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const z = Math.sqrt(-2 * Math.log(rand() || 1e-9)) * Math.cos(2 * Math.PI * rand());
+    const tail = rand() < 0.03 ? 2 + rand() * 4 : 1;
+    out.push(base * Math.exp(0.25 * z) * tail);
+  }
+  return out.sort((a, b) => a - b);
+}
+
+function pct(sorted: number[], p: number): number | null {
+  if (sorted.length === 0) return null;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+function targetInfo(i: number): { name: string; kind: (typeof KINDS)[number]; target: string; base: number } {
+  const kind = KINDS[i % KINDS.length]!;
+  const name = `${kind}-${String(i).padStart(4, '0')}`;
+  const target =
+    kind === 'http'
+      ? `https://svc-${i}.example.internal/health`
+      : kind === 'tcp'
+        ? `db-${i}.example.internal:5432`
+        : kind === 'dns'
+          ? `host-${i}.example.internal`
+          : `10.0.${i >> 8}.${i & 255}`;
+  const base = [0.04, 0.004, 0.012, 0.002][i % 4]! * (1 + (hash(name) % 100) / 100);
+  return { name, kind, target, base };
+}
+
+export async function startApiDouble(opts: ApiDoubleOptions): Promise<ApiDouble> {
+  const started = Date.now();
+  const statics = serveStatic(opts.root);
+  const requests: ApiDouble['requests'] = [];
+  const sent = new Map<string, ProbeReport[]>();
+  const infos = Array.from({ length: opts.targets }, (_, i) => targetInfo(i));
+  // Every seventh target is down, so the overview has both states to show.
+  const isDown = (i: number) => i % 7 === 3;
+  const state = new Map<string, TargetSummary>();
+  for (const [i, t] of infos.entries()) {
+    const rand = rng(hash(t.name));
+    const spark: TargetSummary['sparkline'] = [];
+    for (let k = 59; k >= 0; k--) {
+      const failed = isDown(i) && k < 10;
+      spark.push([
+        started - (started % 60_000) - k * 60_000,
+        failed ? null : samples(rand, t.base, 3)[1]!,
+        failed ? 1 : 0,
+      ]);
+    }
+    const runs = 240;
+    state.set(t.name, {
+      name: t.name,
+      kind: t.kind,
+      target: t.target,
+      intervalSeconds: 15,
+      status: isDown(i) ? 'down' : 'up',
+      last: isDown(i)
+        ? {
+            time: started - 5_000,
+            ok: false,
+            durationSeconds: 5,
+            phases: {},
+            error: { code: 'timeout', message: 'no answer within 5s' },
+          }
+        : { time: started - 5_000, ok: true, durationSeconds: t.base, phases: phasesFor(t.kind, t.base) },
+      window: {
+        p50: t.base,
+        p95: t.base * 1.9,
+        successRatio: isDown(i) ? 200 / runs : 1,
+        runs,
+      },
+      sparkline: spark,
+    });
+  }
+
+  const flows = new Map<string, FlowSummary>();
+  opts.canaries.forEach((canary, ci) => {
+    opts.coalminers.forEach((c, mi) => {
+      if ((ci + mi) % 4 === 3) return; // not every canary serves every coalminer
+      const base = 0.002 + 0.03 * mi + 0.01 * ci;
+      const rand = rng(hash(canary + c.name));
+      const lossy = mi === opts.coalminers.length - 1;
+      flows.set(`${canary}/${c.name}`, {
+        canary,
+        coalminer: c.name,
+        transport: 'redis',
+        region: c.region,
+        status: 'up',
+        counts: {
+          expected: 36_000,
+          received: lossy ? 35_640 : 36_000,
+          lost: lossy ? 360 : 0,
+          inFlight: 3,
+          sendFailed: 0,
+          duplicated: lossy ? 12 : 0,
+          reordered: lossy ? 40 : 2,
+          late: 0,
+          stale: 0,
+        },
+        window: {
+          p50: base,
+          p95: base * 1.8,
+          p99: base * 2.6,
+          lossRatio: lossy ? 0.01 : 0,
+          received: 36_000,
+        },
+        sparkline: Array.from({ length: 60 }, (_, k) => [
+          started - (59 - k) * 60_000,
+          samples(rand, base, 3)[1]!,
+          lossy && k % 9 === 0 ? 4 : 0,
+        ]),
+        clockOffset: { seconds: 0.0004 * (mi + 1), errorSeconds: 0.0001 },
+      });
+    });
+  });
+
+  function phasesFor(kind: string, total: number): Record<string, number> {
+    if (kind !== 'http') return {};
+    const shares = [0.05, 0.15, 0.25, 0.45, 0.1];
+    return Object.fromEntries(HTTP_PHASES.map((p, k) => [p, total * shares[k]!]));
+  }
+
+  function series(
+    from: number,
+    to: number,
+    step: number,
+    base: number,
+    seed: number,
+    opts2: { http: boolean; flow: boolean; lossy: boolean },
+  ): Series {
+    const rand = rng(seed);
+    const points: SeriesPoint[] = [];
+    const bounds: number[] = [];
+    for (let k = 0; k <= 24; k++) bounds.push(base * 0.4 * Math.pow(10 / 0.4, k / 24));
+    for (let t = from - (from % step); t < to; t += step) {
+      const slow = Math.sin(((t - from) / (to - from)) * Math.PI * 3) > 0.8 ? 2.2 : 1;
+      const xs = samples(rand, base * slow, 40);
+      const failures = opts2.lossy && rand() < 0.15 ? 1 + Math.floor(rand() * 4) : 0;
+      const heat = new Array<number>(bounds.length - 1).fill(0);
+      for (const x of xs) {
+        let b = heat.length - 1;
+        while (b > 0 && x < bounds[b]!) b--;
+        heat[b]!++;
+      }
+      const p: SeriesPoint = {
+        time: t,
+        count: xs.length,
+        p1: pct(xs, 1),
+        p5: pct(xs, 5),
+        p50: pct(xs, 50),
+        p90: pct(xs, 90),
+        p95: pct(xs, 95),
+        p99: pct(xs, 99),
+        max: xs[xs.length - 1]!,
+        failures,
+        heatmap: heat,
+      };
+      if (opts2.flow) {
+        p.duplicated = opts2.lossy && rand() < 0.05 ? 1 : 0;
+        p.reordered = rand() < 0.08 ? 2 : 0;
+        p.late = 0;
+      }
+      if (opts2.http) p.phases = phasesFor('http', pct(xs, 50)!);
+      points.push(p);
+    }
+    return {
+      from,
+      to,
+      step,
+      resolution: step >= 3_600_000 ? '1h' : step >= 60_000 ? '1m' : 'raw',
+      points,
+      heatmapBounds: bounds,
+    };
+  }
+
+  function matrix(): Matrix {
+    return {
+      canaries: opts.canaries,
+      coalminers: opts.coalminers,
+      cells: opts.canaries.map((c) =>
+        opts.coalminers.map((m) => {
+          const f = flows.get(`${c}/${m.name}`);
+          return f ? { p95: f.window.p95, lossRatio: f.window.lossRatio, status: f.status as Status } : null;
+        }),
+      ),
+    };
+  }
+
+  const json = (res: ServerResponse, status: number, body: unknown) => {
+    res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
+    res.end(JSON.stringify(body));
+  };
+  const error = (res: ServerResponse, status: number, code: string, message: string) =>
+    json(res, status, { error: { code, message } });
+
+  const streams = new Set<ServerResponse>();
+  let flowEventsSent = 0;
+  let tick = 0;
+  const perBatch = Math.min(opts.probesPerBatch ?? 3, infos.length);
+  const timer = setInterval(() => {
+    if (streams.size === 0) return;
+    tick++;
+    const now = Date.now();
+    const batch: string[] = [];
+    for (let k = 0; k < perBatch; k++) {
+      const i = k === 0 ? 0 : 1 + ((tick * perBatch + k) % Math.max(1, infos.length - 1));
+      const t = infos[i]!;
+      const ok = !isDown(i);
+      // Distinct durations per event, so the page visibly changes with each one.
+      const duration = t.base * (0.7 + ((tick * 37 + k * 11) % 60) / 100);
+      const report: ProbeReport = {
+        name: t.name,
+        kind: t.kind,
+        target: t.target,
+        time: new Date(now).toISOString(),
+        ok,
+        durationSeconds: ok ? duration : 5,
+        phases: ok ? phasesFor(t.kind, duration) : {},
+      };
+      if (!ok) report.error = { code: 'timeout', message: 'no answer within 5s' };
+      const list = sent.get(t.name) ?? [];
+      list.push(report);
+      if (list.length > 200) list.shift();
+      sent.set(t.name, list);
+      batch.push(`event: probe\ndata: ${JSON.stringify(report)}\n\n`);
+    }
+    if (tick % 5 === 0) {
+      for (const f of flows.values()) {
+        const next: FlowSummary = {
+          ...f,
+          counts: { ...f.counts, expected: f.counts.expected + 10, received: f.counts.received + 10 },
+        };
+        flows.set(`${f.canary}/${f.coalminer}`, next);
+        batch.push(`event: flow\ndata: ${JSON.stringify(next)}\n\n`);
+        flowEventsSent++;
+      }
+    }
+    const text = batch.join('');
+    for (const s of streams) s.write(text);
+  }, opts.eventEveryMs ?? 200);
+
+  async function api(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    const method = req.method ?? 'GET';
+    const auth = req.headers.authorization;
+    requests.push({ method, path: url.pathname, query: Object.fromEntries(url.searchParams), auth });
+    const bearer = auth?.startsWith('Bearer ') ? auth.slice(7) : undefined;
+    const given = url.pathname === '/api/v1/events' ? (url.searchParams.get('token') ?? bearer) : bearer;
+    if (given !== opts.token) return error(res, 401, 'unauthorized', 'missing or unknown token');
+
+    const parts = url.pathname.split('/').slice(3).map(decodeURIComponent);
+    const range = (): { from: number; to: number; step: number } | string => {
+      const to = Number(url.searchParams.get('to') ?? Date.now());
+      const from = Number(url.searchParams.get('from') ?? to - 3_600_000);
+      const step = Number(url.searchParams.get('step') ?? Math.max(10_000, (to - from) / 300));
+      if (![from, to, step].every(Number.isFinite) || from >= to || step <= 0)
+        return 'from, to and step must be numbers with from < to';
+      if ((to - from) / step > 2000) return 'too many points';
+      return { from, to, step };
+    };
+
+    if (method === 'GET' && url.pathname === '/api/v1/targets')
+      return json(res, 200, { targets: [...state.values()] });
+    if (method === 'GET' && url.pathname === '/api/v1/flows')
+      return json(res, 200, { flows: [...flows.values()] });
+    if (method === 'GET' && url.pathname === '/api/v1/matrix') return json(res, 200, matrix());
+    if (method === 'GET' && parts[0] === 'targets' && parts[2] === 'series' && parts.length === 3) {
+      const t = infos.find((x) => x.name === parts[1]);
+      if (!t) return error(res, 404, 'not_found', `no target named ${JSON.stringify(parts[1])}`);
+      const r = range();
+      if (typeof r === 'string') return error(res, 400, 'bad_request', r);
+      return json(
+        res,
+        200,
+        series(r.from, r.to, r.step, t.base, hash(t.name), {
+          http: t.kind === 'http',
+          flow: false,
+          lossy: true,
+        }),
+      );
+    }
+    if (method === 'GET' && parts[0] === 'flows' && parts[3] === 'series' && parts.length === 4) {
+      const f = flows.get(`${parts[1]}/${parts[2]}`);
+      if (!f) return error(res, 404, 'not_found', 'no such flow');
+      const r = range();
+      if (typeof r === 'string') return error(res, 400, 'bad_request', r);
+      const lossy = (f.window.lossRatio ?? 0) > 0;
+      return json(
+        res,
+        200,
+        series(r.from, r.to, r.step, f.window.p50 ?? 0.01, hash(f.canary + f.coalminer), {
+          http: false,
+          flow: true,
+          lossy,
+        }),
+      );
+    }
+    if (url.pathname === '/api/v1/check') {
+      if (method !== 'POST') return error(res, 405, 'method_not_allowed', 'use POST');
+      const name = url.searchParams.get('target');
+      const i = infos.findIndex((x) => x.name === name);
+      if (i < 0) return error(res, 404, 'not_found', `no configured target named ${JSON.stringify(name)}`);
+      const t = infos[i]!;
+      await new Promise((r) => setTimeout(r, 150)); // a check takes a moment
+      const ok = !isDown(i);
+      const report: ProbeReport = {
+        name: t.name,
+        kind: t.kind,
+        target: t.target,
+        time: new Date().toISOString(),
+        ok,
+        durationSeconds: ok ? t.base * 1.1 : 5,
+        phases: ok ? phasesFor(t.kind, t.base * 1.1) : {},
+      };
+      if (t.kind === 'http' && ok) report.values = { http_status_code: 200 };
+      if (!ok) report.error = { code: 'timeout', message: 'no answer within 5s' };
+      return json(res, 200, { results: [report] });
+    }
+    if (method === 'GET' && url.pathname === '/api/v1/events') {
+      res.writeHead(200, {
+        'content-type': 'text/event-stream',
+        'cache-control': 'no-store',
+        connection: 'keep-alive',
+      });
+      res.write(`event: hello\ndata: ${JSON.stringify({ version: 'test', time: Date.now() })}\n\n`);
+      streams.add(res);
+      req.on('close', () => streams.delete(res));
+      return;
+    }
+    return error(res, 404, 'not_found', `no such endpoint ${url.pathname}`);
+  }
+
+  const server: Server = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://double.invalid');
+    const done = (p: Promise<unknown>) =>
+      p.catch((e: unknown) => {
+        if (!res.headersSent) error(res, 500, 'internal', (e as Error).message);
+        else res.destroy();
+      });
+    if (url.pathname.startsWith('/api/')) return void done(api(req, res, url));
+    void done(
+      statics(req, res).then((handled) => {
+        if (!handled) error(res, 404, 'not_found', 'nothing here');
+      }),
+    );
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as AddressInfo;
+  let closed: Promise<void> | undefined;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    requests,
+    sent,
+    get flowEventsSent() {
+      return flowEventsSent;
+    },
+    targetNames: infos.map((t) => t.name),
+    close() {
+      closed ??= new Promise<void>((resolve) => {
+        clearInterval(timer);
+        for (const s of streams) s.end();
+        streams.clear();
+        server.closeAllConnections();
+        server.close(() => resolve());
+      });
+      return closed;
+    },
+  };
+}
