@@ -51,16 +51,17 @@ export async function startStack(config: AgentConfig, opts: StackOptions): Promi
     });
   }
 
-  let ctx: AgentApiContext | undefined;
+  // The API context needs the agent and the agent's observer needs the context: tie the knot late.
+  const late: { ctx?: AgentApiContext } = {};
   const agent = new Agent(config, {
     log: opts.log,
     onObservation: (o) => {
       writer?.pushProbe(toProbeRecord(o));
-      ctx?.observed(o);
+      late.ctx?.observed(o);
       opts.onObservation?.(o);
     },
   });
-  ctx = new AgentApiContext(
+  const ctx = new AgentApiContext(
     agent,
     VERSION,
     Date.now(),
@@ -89,6 +90,7 @@ export async function startStack(config: AgentConfig, opts: StackOptions): Promi
     for (const t of timers) t.unref();
   }
 
+  late.ctx = ctx;
   const api = createApiV1(ctx, auth, {
     ...(config.api?.maxBodyBytes !== undefined ? { maxBodyBytes: config.api.maxBodyBytes } : {}),
     ...(config.api?.rateLimit !== undefined ? { rateLimit: config.api.rateLimit } : {}),
