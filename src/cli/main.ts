@@ -3,6 +3,7 @@ import { VERSION } from '../agent/agent.js';
 import { ConfigError, UsageError } from '../core/errors.js';
 import { configCommand } from './commands/config.js';
 import { demoCommand } from './commands/demo.js';
+import { exportCommand } from './commands/export.js';
 import { messagingCommands } from './commands/messaging.js';
 import { probeCommand } from './commands/probe.js';
 import { runCommand } from './commands/run.js';
@@ -38,6 +39,7 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
   probeCommand(program, io, (c) => (exitCode = c));
   messagingCommands(program, io, (c) => (exitCode = c));
   runCommand(program, io);
+  exportCommand(program, io);
   configCommand(program, io);
   targetCommand(program, io);
   demoCommand(program, io);

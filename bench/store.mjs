@@ -1,0 +1,383 @@
+// @ts-check
+/**
+ * The results store, side by side in one run: our BatchedWriter against one INSERT per result, on
+ * SQLite and PostgreSQL; bytes per raw result and per rollup; a year of 1-minute rollups of one target;
+ * the time to answer a 24-hour series. See bench/README.md ("store.mjs").
+ *
+ *   npm run build && node bench/store.mjs [--quick] [--only sqlite,postgres] [--no-build]
+ *
+ * Progress on stderr, a table on stdout, JSON in bench/out/store-<timestamp>.json. A missed target
+ * prints FAIL; the exit code is 0 either way.
+ */
+import { execFile } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import pg from 'pg';
+import Database from 'better-sqlite3';
+import { log } from './lib/procs.mjs';
+import { fmtRate, fmtRatio, median } from './lib/stats.mjs';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const argv = process.argv.slice(2);
+/** @param {string} name */
+const flag = (name) => argv.includes(`--${name}`);
+/** @param {string} name */
+const value = (name) => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 ? argv[i + 1] : undefined;
+};
+if (flag('help')) {
+  process.stdout.write(
+    'usage: node bench/store.mjs [--quick] [--only sqlite,postgres] [--no-build] [--pg URL]\n',
+  );
+  process.exit(0);
+}
+const quick = flag('quick');
+const only = (value('only') ?? 'sqlite,postgres').split(',');
+const PG_URL = value('pg') ?? 'postgres://postgres@127.0.0.1:5432/test';
+const N_OURS = quick ? 100_000 : 500_000;
+const N_PEER = { sqlite: quick ? 5_000 : 20_000, postgres: quick ? 1_000 : 5_000 };
+const YEAR_DAYS = quick ? 30 : 365;
+const PROBE_EVERY_MS = 15_000; // the config's default interval
+const MINUTE = 60_000;
+const HOUR = 3_600_000;
+const DAY = 86_400_000;
+
+if (!flag('no-build')) {
+  log('npm run build');
+  await promisify(execFile)('npm', ['run', 'build', '--silent'], { cwd: ROOT }).catch((err) =>
+    log(
+      `build reported errors (carrying on with what tsc emitted): ${String(err.stdout ?? err).split('\n')[0]}`,
+    ),
+  );
+}
+const dist = new URL('../dist/store/', import.meta.url);
+const { openStore } = await import(new URL('open.js', dist).href);
+const { BatchedWriter } = await import(new URL('writer.js', dist).href);
+
+/**
+ * @typedef {{ engine: string, line: string, ours: string, peer: string, ratio: string, target: string,
+ *   status: 'PASS' | 'FAIL' | 'INFO' | 'UNAVAILABLE', data: Record<string, unknown> }} Row
+ */
+/** @type {Row[]} */
+const rows = [];
+const tmp = mkdtempSync(join(tmpdir(), 'coalmine-bench-store-'));
+/** @type {string[]} */
+const schemas = [];
+
+/** @param {number} i @param {number} t0 @param {string} [name] */
+function record(i, t0, name = 'bench') {
+  const d = 0.002 + ((i * 7919) % 10_000) / 1e6;
+  return {
+    time: t0 + i,
+    name,
+    kind: 'http',
+    target: `https://${name}.example/`,
+    ok: i % 50 !== 0,
+    durationSeconds: d,
+    phases: { resolve: d * 0.1, connect: d * 0.2, tls: d * 0.3, processing: d * 0.3, transfer: d * 0.1 },
+    ...(i % 50 === 0 ? { errorCode: 'timeout', errorMessage: 'no answer within 10s' } : {}),
+  };
+}
+
+/** @param {'sqlite' | 'postgres'} engine */
+function freshSpec(engine) {
+  if (engine === 'sqlite') return `sqlite:${join(mkdtempSync(join(tmp, 'db-')), 'coalmine.db')}`;
+  const schema = `coalmine_bench_${Math.random().toString(36).slice(2, 10)}`;
+  schemas.push(schema);
+  return `${PG_URL}?schema=${schema}`;
+}
+
+/** Bytes the engine uses for a table (with its indexes). @param {string} spec @param {string} table @param {string} [where] */
+async function tableBytes(spec, table, where) {
+  if (spec.startsWith('sqlite:')) {
+    const db = new Database(spec.slice(7), { readonly: true });
+    try {
+      if (where)
+        return /** @type {any} */ (
+          db.prepare(`SELECT sum(length(data)) AS n FROM ${table} WHERE ${where}`).get()
+        ).n;
+      return /** @type {any} */ (
+        db
+          .prepare(
+            `SELECT sum(pgsize) AS n FROM dbstat WHERE name IN (SELECT name FROM sqlite_master WHERE tbl_name = ?)`,
+          )
+          .get(table)
+      ).n;
+    } finally {
+      db.close();
+    }
+  }
+  const url = new URL(spec);
+  const schema = url.searchParams.get('schema');
+  url.searchParams.delete('schema');
+  const c = new pg.Client({ connectionString: url.toString(), options: `-c search_path=${schema}` });
+  await c.connect();
+  try {
+    await c.query(`VACUUM ANALYZE ${table}`);
+    const q = where
+      ? `SELECT sum(pg_column_size(${table}.*))::float8 AS n FROM ${table} WHERE ${where}`
+      : `SELECT pg_total_relation_size('${table}')::float8 AS n`;
+    return (await c.query(q)).rows[0].n;
+  } finally {
+    await c.end();
+  }
+}
+
+/** Ingest N results through the BatchedWriter as producers would (pushes in 1 ms slices), until all are written. */
+async function ingestOurs(store, n) {
+  const w = new BatchedWriter(store, { batchSize: 5000, flushIntervalMs: 1000, maxQueue: 200_000 });
+  const t0 = performance.now();
+  const base = Date.now() - HOUR;
+  let i = 0;
+  while (i < n) {
+    // Push as fast as the writer accepts, yielding so flushes run (a full queue would drop, and we count that).
+    const end = Math.min(n, i + 20_000);
+    for (; i < end; i++) w.pushProbe(record(i, base));
+    while (w.stats().queued > 150_000) await new Promise((r) => setTimeout(r, 1));
+    await new Promise((r) => setImmediate(r));
+  }
+  while (w.stats().queued > 0) await new Promise((r) => setTimeout(r, 1));
+  const s = performance.now() - t0;
+  const stats = await w.close();
+  return { rate: (stats.written / s) * 1000, seconds: s / 1000, ...stats };
+}
+
+/** The peer: one INSERT (one store write, one transaction) per result, awaited in turn. */
+async function ingestPeer(store, n) {
+  const base = Date.now() - 2 * HOUR;
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) await store.writeProbes([record(i, base, 'peer')]);
+  const s = performance.now() - t0;
+  return { rate: (n / s) * 1000, seconds: s / 1000 };
+}
+
+/** A year (YEAR_DAYS) of one HTTP target every 15 s, written day by day and rolled up as an agent would. */
+async function yearOfRollups(engine) {
+  const spec = freshSpec(engine);
+  const retention = { raw: 400 * DAY, '1m': 400 * DAY, '1h': 800 * DAY };
+  const store = await openStore(spec, { retention });
+  const now = Math.floor(Date.now() / HOUR) * HOUR;
+  const from = now - YEAR_DAYS * DAY;
+  const t0 = performance.now();
+  let i = 0;
+  for (let day = from; day < now; day += DAY) {
+    const batch = [];
+    for (let t = day; t < day + DAY; t += PROBE_EVERY_MS)
+      batch.push({ ...record(i++, 0, 'year'), time: t + (i % 7) * 100 });
+    for (let k = 0; k < batch.length; k += 5000) await store.writeProbes(batch.slice(k, k + 5000));
+    if ((day - from) % (30 * DAY) === 0) await store.rollup(day + DAY);
+  }
+  await store.rollup(now);
+  log(
+    `${engine}: ${i} raw results over ${YEAR_DAYS} days written and rolled up in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+  );
+  const m1 = await tableBytes(spec, 'rollup', 'tier = 1');
+  const rollupTable = await tableBytes(spec, 'rollup');
+  const blocks1 = await countRows(spec, 'SELECT count(*) AS n FROM rollup WHERE tier = 1');
+
+  // 24-hour series: ours (1-minute rollups, 5-minute steps) against the same figures computed the
+  // plain way: every raw duration of the day fetched and sorted per step for exact percentiles.
+  const times = [];
+  let series;
+  for (let k = 0; k < 21; k++) {
+    const t = performance.now();
+    series = await store.probeSeries('year', now - DAY, now, 5 * MINUTE);
+    times.push(performance.now() - t);
+  }
+  const peerTimes = [];
+  for (let k = 0; k < 21; k++) {
+    const t = performance.now();
+    await rawPercentiles(spec, now - DAY, now, 5 * MINUTE);
+    peerTimes.push(performance.now() - t);
+  }
+  await store.close();
+  return {
+    spec,
+    results: i,
+    m1,
+    rollupTable,
+    blocks1,
+    seriesMs: median(times.slice(1)),
+    peerMs: median(peerTimes.slice(1)),
+    resolution: series.resolution,
+    points: series.points.length,
+  };
+}
+
+async function countRows(spec, sql) {
+  if (spec.startsWith('sqlite:')) {
+    const db = new Database(spec.slice(7), { readonly: true });
+    try {
+      return /** @type {any} */ (db.prepare(sql).get()).n;
+    } finally {
+      db.close();
+    }
+  }
+  const url = new URL(spec);
+  const schema = url.searchParams.get('schema');
+  url.searchParams.delete('schema');
+  const c = new pg.Client({ connectionString: url.toString(), options: `-c search_path=${schema}` });
+  await c.connect();
+  try {
+    return Number((await c.query(sql)).rows[0].n);
+  } finally {
+    await c.end();
+  }
+}
+
+/** The peer series: raw rows of the range, sorted per step, exact p50/p95/p99. */
+async function rawPercentiles(spec, from, to, step) {
+  /** @type {{ time: number, dur: number }[]} */
+  let raw;
+  const sql = `SELECT time, dur FROM probe_raw WHERE sid = (SELECT id FROM series WHERE key = 'year') AND time >= ${from} AND time < ${to} AND ok`;
+  if (spec.startsWith('sqlite:')) {
+    const db = new Database(spec.slice(7), { readonly: true });
+    raw = /** @type {any} */ (db.prepare(sql).all());
+    db.close();
+  } else {
+    const url = new URL(spec);
+    const schema = url.searchParams.get('schema');
+    url.searchParams.delete('schema');
+    const c = new pg.Client({ connectionString: url.toString(), options: `-c search_path=${schema}` });
+    await c.connect();
+    raw = (await c.query(sql)).rows.map((r) => ({ time: Number(r.time), dur: Number(r.dur) }));
+    await c.end();
+  }
+  /** @type {number[][]} */
+  const steps = Array.from({ length: Math.ceil((to - from) / step) }, () => []);
+  for (const r of raw) steps[Math.floor((r.time - from) / step)]?.push(r.dur);
+  return steps.map((s) => {
+    s.sort((a, b) => a - b);
+    return [50, 95, 99].map((p) => s[Math.max(0, Math.ceil((p / 100) * s.length) - 1)]);
+  });
+}
+
+const fmtBytes = (/** @type {number} */ b) =>
+  b >= 1e6 ? `${(b / 1e6).toFixed(2)} MB` : b >= 1e3 ? `${(b / 1e3).toFixed(1)} kB` : `${b.toFixed(1)} B`;
+
+for (const engine of /** @type {('sqlite' | 'postgres')[]} */ (['sqlite', 'postgres'])) {
+  if (!only.includes(engine)) continue;
+  try {
+    log(`${engine}: ingest, ours (${N_OURS} results through BatchedWriter)`);
+    const spec = freshSpec(engine);
+    const store = await openStore(spec);
+    const ours = await ingestOurs(store, N_OURS);
+    log(`${engine}: ingest, peer (${N_PEER[engine]} results, one INSERT each)`);
+    const peer = await ingestPeer(store, N_PEER[engine]);
+    const target = engine === 'sqlite' ? 100_000 : 50_000;
+    rows.push({
+      engine,
+      line: 'ingest (results/s)',
+      ours: fmtRate(ours.rate),
+      peer: fmtRate(peer.rate),
+      ratio: fmtRatio(ours.rate / peer.rate),
+      target: `>= ${fmtRate(target)}`,
+      status: ours.rate >= target && ours.dropped === 0 ? 'PASS' : 'FAIL',
+      data: { ours, peer },
+    });
+    await store.close();
+    const rawBytes = (await tableBytes(spec, 'probe_raw')) / (N_OURS + N_PEER[engine]);
+    rows.push({
+      engine,
+      line: 'bytes per raw result (HTTP, 5 phases, with index)',
+      ours: fmtBytes(rawBytes),
+      peer: '',
+      ratio: '',
+      target: '',
+      status: 'INFO',
+      data: { rawBytes },
+    });
+
+    log(`${engine}: ${YEAR_DAYS} days of one target every 15 s, rolled up`);
+    const y = await yearOfRollups(engine);
+    const scale = 365 / YEAR_DAYS;
+    rows.push({
+      engine,
+      line: `1-minute rollups of one target for a year${scale !== 1 ? ` (scaled from ${YEAR_DAYS} d)` : ''}`,
+      ours: fmtBytes(y.m1 * scale),
+      peer: '',
+      ratio: '',
+      target: '< 10 MB',
+      status: y.m1 * scale < 10e6 ? 'PASS' : 'FAIL',
+      data: y,
+    });
+    rows.push({
+      engine,
+      line: 'bytes per 1-minute rollup (one minute of one target)',
+      ours: fmtBytes(y.m1 / (y.blocks1 * 60)),
+      peer: '',
+      ratio: '',
+      target: '',
+      status: 'INFO',
+      data: {
+        perMinute: y.m1 / (y.blocks1 * 60),
+        perHourBlock: y.m1 / y.blocks1,
+        wholeRollupTable: y.rollupTable,
+      },
+    });
+    rows.push({
+      engine,
+      line: `24-hour series, 5-min steps (${y.resolution}, ${y.points} points) vs raw rows sorted`,
+      ours: `${y.seriesMs.toFixed(2)} ms`,
+      peer: `${y.peerMs.toFixed(2)} ms`,
+      ratio: fmtRatio(y.seriesMs / y.peerMs),
+      target: '< 50 ms',
+      status: y.seriesMs < 50 ? 'PASS' : 'FAIL',
+      data: { seriesMs: y.seriesMs, peerMs: y.peerMs },
+    });
+  } catch (err) {
+    rows.push({
+      engine,
+      line: 'all',
+      ours: `unavailable: ${/** @type {Error} */ (err).message}`,
+      peer: '',
+      ratio: '',
+      target: '',
+      status: 'UNAVAILABLE',
+      data: {},
+    });
+  }
+}
+
+// ---------------------------------------------------------------- cleanup and report
+if (schemas.length > 0) {
+  const c = new pg.Client({ connectionString: PG_URL });
+  await c.connect().catch(() => undefined);
+  for (const s of schemas) await c.query(`DROP SCHEMA IF EXISTS ${s} CASCADE`).catch(() => undefined);
+  await c.end().catch(() => undefined);
+}
+rmSync(tmp, { recursive: true, force: true });
+
+const header = ['engine', 'line', 'ours', 'peer', 'ratio', 'target', 'status'];
+const table = [header, ...rows.map((r) => [r.engine, r.line, r.ours, r.peer, r.ratio, r.target, r.status])];
+const widths = header.map((_, k) => Math.max(...table.map((r) => String(r[k]).length)));
+process.stdout.write(
+  table
+    .map((r) =>
+      r
+        .map((c, k) => String(c).padEnd(widths[k]))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n') + '\n',
+);
+process.stdout.write(
+  '\npeer for ingest: one store write (one INSERT, one transaction) per result, awaited in turn.\n' +
+    'peer for the series: the raw durations of the 24 hours fetched with one SELECT and sorted per step.\n',
+);
+const outDir = join(ROOT, 'bench', 'out');
+mkdirSync(outDir, { recursive: true });
+const file = join(outDir, `store-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+writeFileSync(
+  file,
+  JSON.stringify(
+    { quick, nOurs: N_OURS, nPeer: N_PEER, yearDays: YEAR_DAYS, probeEveryMs: PROBE_EVERY_MS, rows },
+    null,
+    2,
+  ),
+);
+process.stdout.write(`\nJSON: ${file}\n`);

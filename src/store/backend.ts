@@ -1,0 +1,95 @@
+import type { RawFlowRow, RawProbeRow } from './aggregate.js';
+import type { FlowRecord, ProbeRecord, StoreEngine } from './types.js';
+
+/**
+ * What an engine provides: storage primitives in its own SQL. Everything that is not SQL (series,
+ * windows, rollup contents, retention policy) lives in store.ts once for both engines.
+ */
+export interface Backend {
+  readonly engine: StoreEngine;
+  /** Ids of the series of a probe name ('p') or a flow key ('f', see flowKey). */
+  seriesIds(type: 'p' | 'f', key: string): Promise<number[]>;
+  /** One transaction; marks the touched hour blocks dirty for the next rollup. */
+  insertProbes(records: readonly ProbeRecord[]): Promise<void>;
+  insertFlows(records: readonly FlowRecord[]): Promise<void>;
+  readProbeRaw(sids: readonly number[], from: number, to: number): Promise<RawProbeRow[]>;
+  readFlowRaw(sids: readonly number[], from: number, to: number): Promise<RawFlowRow[]>;
+  /** Rollup blocks of a tier with fromBlock <= block < toBlock. */
+  readBlocks(
+    sids: readonly number[],
+    tier: number,
+    fromBlock: number,
+    toBlock: number,
+  ): Promise<StoredBlock[]>;
+  /** A page of raw probe records after the cursor, in (time, id) order. */
+  exportPage(
+    sids: readonly number[],
+    from: number,
+    to: number,
+    after: ExportCursor | null,
+    limit: number,
+  ): Promise<ExportPage>;
+  /**
+   * Rebuilds every dirty block of a tier (tier 1: from raw rows, tier 2: from tier-1 blocks of the day)
+   * and marks the parent day dirty; entries older than minBlock are dropped unbuilt (their source is gone).
+   */
+  processDirty(tier: 1 | 2, minBlock: number, build: BlockBuilders): Promise<number>;
+  /** Deletes raw rows older than raw, tier-1 blocks ending before m1, tier-2 blocks ending before h1. */
+  applyRetention(cutoffs: { raw: number; m1: number; h1: number }): Promise<void>;
+  getMeta(key: string): Promise<number | undefined>;
+  setMeta(key: string, value: number): Promise<void>;
+  integrityCheck(): Promise<string>;
+  close(): Promise<void>;
+}
+
+export interface StoredBlock {
+  block: number;
+  data: Uint8Array;
+}
+
+export interface ExportCursor {
+  time: number;
+  id: number;
+}
+
+export interface ExportPage {
+  records: ProbeRecord[];
+  last: ExportCursor | null;
+}
+
+/** Pure functions from a block's source to its encoded form (null: nothing there, delete the block). */
+export interface BlockBuilders {
+  probeHour(block: number, rows: readonly RawProbeRow[]): Uint8Array | null;
+  flowHour(block: number, rows: readonly RawFlowRow[]): Uint8Array | null;
+  day(type: 'p' | 'f', block: number, hours: readonly StoredBlock[]): Uint8Array | null;
+}
+
+/** The series key of a flow: canary and coalminer, joined by a unit separator. */
+export const flowKey = (canary: string, coalminer: string): string => `${canary}\u001f${coalminer}`;
+
+/** Phases (seconds) as stored: JSON of integer nanoseconds, or null when there are none. */
+export function phasesToJSON(phases: Record<string, number> | undefined): string | null {
+  if (!phases) return null;
+  let out: Record<string, number> | undefined;
+  for (const [k, v] of Object.entries(phases)) {
+    if (!Number.isFinite(v)) continue;
+    (out ??= {})[k] = Math.max(0, Math.round(v * 1e9));
+  }
+  return out ? JSON.stringify(out) : null;
+}
+
+export function phasesNs(json: string | null): Record<string, number> | null {
+  return json ? (JSON.parse(json) as Record<string, number>) : null;
+}
+
+export function phasesSeconds(json: string | null): Record<string, number> {
+  const out: Record<string, number> = {};
+  if (json) for (const [k, v] of Object.entries(JSON.parse(json) as Record<string, number>)) out[k] = v / 1e9;
+  return out;
+}
+
+export function durationNs(seconds: number): number {
+  return Number.isFinite(seconds) && seconds > 0 ? Math.round(seconds * 1e9) : 0;
+}
+
+export const nonNegInt = (v: number): number => (Number.isFinite(v) && v > 0 ? Math.round(v) : 0);

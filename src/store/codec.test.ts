@@ -1,0 +1,56 @@
+import { describe, expect, it } from 'vitest';
+import { LatencyHistogram } from '../stats/histogram.js';
+import { decodeBlock, decodeHistogram, encodeBlock, encodeHistogram, type Bucket } from './codec.js';
+
+const hist = (values: number[]) => {
+  const h = new LatencyHistogram();
+  for (const v of values) h.record(v);
+  return h;
+};
+
+describe('codec', () => {
+  it('round-trips a standalone histogram exactly (empty, one sample, many, values above 2^32)', () => {
+    for (const values of [[], [1234567], [5, 5, 2047, 2048, 9_000_000_000, 123_456_789, 123_456_790]]) {
+      const h = hist(values);
+      const want = h.toJSON();
+      want.b.sort((a, b) => a[0] - b[0]);
+      expect(decodeHistogram(encodeHistogram(h.toJSON())).toJSON()).toEqual(want);
+    }
+  });
+
+  it('round-trips a block: slots, counts, phases; histograms keep their buckets (percentiles within 0.05 %)', () => {
+    const start = 1_700_000_000_000 - (1_700_000_000_000 % 3_600_000);
+    const buckets: Bucket[] = [
+      {
+        time: start,
+        counts: [4, 1],
+        hist: hist([1e6, 2e6, 3e6]),
+        phases: new Map([['connect', { n: 4, sumNs: 4_000_000 }]]),
+      },
+      { time: start + 59 * 60_000, counts: [1, 0], hist: hist([7_654_321]) },
+      {
+        time: start + 60_000 * 3,
+        counts: [0, 0],
+        hist: new LatencyHistogram(),
+        phases: new Map([['my-phase', { n: 2, sumNs: 5000 }]]),
+      },
+    ].sort((a, b) => a.time - b.time);
+    const back = decodeBlock(encodeBlock(start, 60_000, 2, buckets), start, 60_000, 2);
+    expect(back.map((b) => [b.time, b.counts])).toEqual(buckets.map((b) => [b.time, b.counts]));
+    for (const [k, b] of back.entries()) {
+      expect(b.hist.count).toBe(buckets[k]!.hist.count);
+      for (const p of [0, 50, 99, 100])
+        if (b.hist.count > 0)
+          expect(Math.abs(b.hist.percentile(p) - buckets[k]!.hist.percentile(p))).toBeLessThanOrEqual(
+            buckets[k]!.hist.percentile(p) * 0.0005,
+          );
+    }
+    expect(back[0]!.phases!.get('connect')).toEqual({ n: 4, sumNs: 4_000_000 });
+    expect(back[1]!.phases!.get('my-phase')).toEqual({ n: 2, sumNs: 5000 });
+  });
+
+  it('rejects corrupt blocks with an error, not garbage', () => {
+    expect(() => decodeBlock(Buffer.from([9, 1, 2]), 0, 60_000, 2)).toThrow(/unknown block format/);
+    expect(() => decodeBlock(Buffer.from([3, 5]), 0, 60_000, 2)).toThrow(/truncated/);
+  });
+});

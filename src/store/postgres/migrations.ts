@@ -1,0 +1,60 @@
+/** PostgreSQL schema, one numbered migration per change; applied in order, each once (schema_migrations). */
+export const postgresMigrations: { version: number; name: string; sql: string }[] = [
+  {
+    version: 1,
+    name: 'initial',
+    sql: `
+      CREATE TABLE series (
+        id serial PRIMARY KEY,
+        type text NOT NULL,            -- 'p' probe target, 'f' flow
+        key text NOT NULL,             -- probe name, or canary \\x1f coalminer
+        kind text NOT NULL,            -- probe kind, or flow transport
+        target text NOT NULL,          -- probe target, or flow region
+        UNIQUE (type, key, kind, target)
+      );
+      CREATE TABLE probe_raw (
+        id bigserial PRIMARY KEY,
+        sid integer NOT NULL,
+        time bigint NOT NULL,          -- Unix ms
+        ok boolean NOT NULL,
+        dur bigint NOT NULL,           -- ns
+        phases text,                   -- JSON, ns per phase
+        err_code text,
+        err_msg text,
+        vals text                      -- JSON
+      );
+      CREATE INDEX probe_raw_sid_time ON probe_raw (sid, time);
+      CREATE TABLE flow_raw (
+        id bigserial PRIMARY KEY,
+        sid integer NOT NULL,
+        time bigint NOT NULL,
+        interval_ms integer NOT NULL,
+        run_id text NOT NULL,
+        received bigint NOT NULL,
+        lost bigint NOT NULL,
+        duplicated bigint NOT NULL,
+        reordered bigint NOT NULL,
+        late bigint NOT NULL,
+        send_failed bigint NOT NULL,
+        in_flight bigint NOT NULL,
+        latency bytea NOT NULL         -- codec.ts histogram, ns
+      );
+      CREATE INDEX flow_raw_sid_time ON flow_raw (sid, time);
+      CREATE TABLE rollup (
+        sid integer NOT NULL,
+        tier smallint NOT NULL,        -- 1: 1-minute buckets in hour blocks, 2: 1-hour buckets in day blocks
+        block bigint NOT NULL,         -- block start, Unix ms
+        data bytea NOT NULL,           -- codec.ts block
+        PRIMARY KEY (sid, tier, block)
+      );
+      CREATE TABLE rollup_dirty (
+        sid integer NOT NULL,
+        tier smallint NOT NULL,
+        block bigint NOT NULL,
+        type text NOT NULL,
+        PRIMARY KEY (tier, sid, block)
+      );
+      CREATE TABLE meta (key text PRIMARY KEY, value bigint NOT NULL);
+    `,
+  },
+];

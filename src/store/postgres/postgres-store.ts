@@ -1,0 +1,431 @@
+import pg from 'pg';
+import { floorTo, DAY, HOUR, type RawFlowRow, type RawProbeRow } from '../aggregate.js';
+import {
+  durationNs,
+  flowKey,
+  nonNegInt,
+  phasesNs,
+  phasesSeconds,
+  phasesToJSON,
+  type Backend,
+  type BlockBuilders,
+  type ExportCursor,
+  type ExportPage,
+  type StoredBlock,
+} from '../backend.js';
+import { decodeHistogram, encodeHistogram } from '../codec.js';
+import type { FlowRecord, ProbeRecord } from '../types.js';
+import { postgresMigrations } from './migrations.js';
+
+export interface PostgresOptions {
+  /** Schema for the tables (search_path); created when missing. */
+  schema?: string;
+  /** Pool size. Default 4. */
+  max?: number;
+  /** Connection timeout (ms). Default 5000. */
+  connectTimeoutMs?: number;
+}
+
+// int8 (counts, times, ns) as JS numbers: every value we store is below 2^53. Per pool, not pg's global.
+const INT8 = 20;
+const types = {
+  getTypeParser: ((oid: number, format?: string) =>
+    oid === INT8 && format !== 'binary'
+      ? (v: string) => Number(v)
+      : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+};
+
+/** Migrations under a transaction-scoped advisory lock: agents opening one database at once apply each once. */
+export async function migratePostgres(pool: pg.Pool, schema?: string): Promise<number[]> {
+  const client = await pool.connect();
+  const applied: number[] = [];
+  try {
+    await client.query('BEGIN');
+    await client.query(`SELECT pg_advisory_xact_lock(hashtext('coalmine.schema_migrations'))`);
+    // Under the lock: CREATE SCHEMA IF NOT EXISTS is not safe against a concurrent twin on its own.
+    if (schema) await client.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+    await client.query(
+      'CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at bigint NOT NULL)',
+    );
+    const have = new Set(
+      (await client.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map(
+        (r) => r.version,
+      ),
+    );
+    for (const m of postgresMigrations) {
+      if (have.has(m.version)) continue;
+      await client.query(m.sql);
+      await client.query('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [
+        m.version,
+        m.name,
+        Date.now(),
+      ]);
+      applied.push(m.version);
+    }
+    await client.query('COMMIT');
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release();
+  }
+  return applied;
+}
+
+const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+
+/** PostgreSQL through a pg Pool: one statement per batch (unnest of column arrays), one transaction. */
+export class PostgresBackend implements Backend {
+  readonly engine = 'postgres' as const;
+  private readonly sids = new Map<string, number>();
+  private closed = false;
+
+  private constructor(private readonly pool: pg.Pool) {}
+
+  static async open(url: string, opts: PostgresOptions = {}): Promise<PostgresBackend> {
+    if (opts.schema !== undefined && !SCHEMA_NAME.test(opts.schema))
+      throw new Error(`postgres schema "${opts.schema}": use lower-case letters, digits and _ (at most 63)`);
+    const pool = new pg.Pool({
+      connectionString: url,
+      max: opts.max ?? 4,
+      connectionTimeoutMillis: opts.connectTimeoutMs ?? 5000,
+      types,
+      ...(opts.schema ? { options: `-c search_path=${opts.schema}` } : {}),
+    });
+    // A pooled client that loses its connection emits 'error' on the pool; the next query reconnects.
+    pool.on('error', () => undefined);
+    try {
+      await migratePostgres(pool, opts.schema);
+    } catch (err) {
+      await pool.end().catch(() => undefined);
+      throw err;
+    }
+    return new PostgresBackend(pool);
+  }
+
+  private async tx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    const c = await this.pool.connect();
+    try {
+      await c.query('BEGIN');
+      const out = await fn(c);
+      await c.query('COMMIT');
+      return out;
+    } catch (err) {
+      await c.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      c.release();
+    }
+  }
+
+  private async sidsFor(
+    type: 'p' | 'f',
+    keys: Iterable<[string, string, string]>,
+  ): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    for (const [key, kind, target] of keys) {
+      const k = `${type}\u0000${key}\u0000${kind}\u0000${target}`;
+      let id = this.sids.get(k);
+      if (id === undefined) {
+        const ins = await this.pool.query<{ id: number }>(
+          'INSERT INTO series (type, key, kind, target) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING id',
+          [type, key, kind, target],
+        );
+        id =
+          ins.rows[0]?.id ??
+          (
+            await this.pool.query<{ id: number }>(
+              'SELECT id FROM series WHERE type = $1 AND key = $2 AND kind = $3 AND target = $4',
+              [type, key, kind, target],
+            )
+          ).rows[0]!.id;
+        this.sids.set(k, id);
+      }
+      out.set(k, id);
+    }
+    return out;
+  }
+
+  async seriesIds(type: 'p' | 'f', key: string): Promise<number[]> {
+    const r = await this.pool.query<{ id: number }>(
+      'SELECT id FROM series WHERE type = $1 AND key = $2 ORDER BY id',
+      [type, key],
+    );
+    return r.rows.map((x) => x.id);
+  }
+
+  private async markDirty(c: pg.PoolClient, type: 'p' | 'f', dirty: Map<number, Set<number>>): Promise<void> {
+    const sids: number[] = [];
+    const blocks: number[] = [];
+    // Sorted, so two agents marking the same blocks lock them in the same order (no deadlock).
+    for (const sid of [...dirty.keys()].sort((a, b) => a - b))
+      for (const b of [...dirty.get(sid)!].sort((x, y) => x - y)) {
+        sids.push(sid);
+        blocks.push(b);
+      }
+    await c.query(
+      `INSERT INTO rollup_dirty (sid, tier, block, type) SELECT s, 1, b, $3 FROM unnest($1::int[], $2::int8[]) AS u(s, b)
+       ON CONFLICT DO NOTHING`,
+      [sids, blocks, type],
+    );
+  }
+
+  async insertProbes(records: readonly ProbeRecord[]): Promise<void> {
+    const keys = new Map<string, [string, string, string]>();
+    for (const r of records)
+      keys.set(`p\u0000${r.name}\u0000${r.kind}\u0000${r.target}`, [r.name, r.kind, r.target]);
+    const ids = await this.sidsFor('p', keys.values());
+    const cols = { sid: [] as number[], time: [] as number[], ok: [] as boolean[], dur: [] as number[] };
+    const phases: (string | null)[] = [];
+    const codes: (string | null)[] = [];
+    const msgs: (string | null)[] = [];
+    const vals: (string | null)[] = [];
+    const dirty = new Map<number, Set<number>>();
+    for (const r of records) {
+      const sid = ids.get(`p\u0000${r.name}\u0000${r.kind}\u0000${r.target}`)!;
+      const time = Math.round(r.time);
+      cols.sid.push(sid);
+      cols.time.push(time);
+      cols.ok.push(r.ok);
+      cols.dur.push(durationNs(r.durationSeconds));
+      phases.push(phasesToJSON(r.phases));
+      codes.push(r.errorCode ?? null);
+      msgs.push(r.errorMessage ?? null);
+      vals.push(r.values && Object.keys(r.values).length > 0 ? JSON.stringify(r.values) : null);
+      addDirty(dirty, sid, time);
+    }
+    await this.tx(async (c) => {
+      await c.query(
+        `INSERT INTO probe_raw (sid, time, ok, dur, phases, err_code, err_msg, vals)
+         SELECT * FROM unnest($1::int[], $2::int8[], $3::bool[], $4::int8[], $5::text[], $6::text[], $7::text[], $8::text[])`,
+        [cols.sid, cols.time, cols.ok, cols.dur, phases, codes, msgs, vals],
+      );
+      await this.markDirty(c, 'p', dirty);
+    });
+  }
+
+  async insertFlows(records: readonly FlowRecord[]): Promise<void> {
+    const keyOf = (r: FlowRecord) =>
+      `f\u0000${flowKey(r.canary, r.coalminer)}\u0000${r.transport}\u0000${r.region}`;
+    const keys = new Map<string, [string, string, string]>();
+    for (const r of records) keys.set(keyOf(r), [flowKey(r.canary, r.coalminer), r.transport, r.region]);
+    const ids = await this.sidsFor('f', keys.values());
+    const cols: number[][] = Array.from({ length: 10 }, () => []);
+    const runIds: string[] = [];
+    const latency: Buffer[] = [];
+    const dirty = new Map<number, Set<number>>();
+    for (const r of records) {
+      const sid = ids.get(keyOf(r))!;
+      const time = Math.round(r.time);
+      const row = [
+        sid,
+        time,
+        r.intervalMs,
+        r.received,
+        r.lost,
+        r.duplicated,
+        r.reordered,
+        r.late,
+        r.sendFailed,
+        r.inFlight,
+      ];
+      row.forEach((v, k) => cols[k]!.push(k < 2 ? v : nonNegInt(v)));
+      runIds.push(r.runId);
+      latency.push(encodeHistogram(r.latency));
+      addDirty(dirty, sid, time);
+    }
+    await this.tx(async (c) => {
+      await c.query(
+        `INSERT INTO flow_raw (sid, time, interval_ms, received, lost, duplicated, reordered, late, send_failed, in_flight, run_id, latency)
+         SELECT * FROM unnest($1::int[], $2::int8[], $3::int[], $4::int8[], $5::int8[], $6::int8[], $7::int8[], $8::int8[],
+                              $9::int8[], $10::int8[], $11::text[], $12::bytea[])`,
+        [...cols, runIds, latency],
+      );
+      await this.markDirty(c, 'f', dirty);
+    });
+  }
+
+  async readProbeRaw(
+    sids: readonly number[],
+    from: number,
+    to: number,
+    c: pg.ClientBase = this.pool as unknown as pg.ClientBase,
+  ): Promise<RawProbeRow[]> {
+    const r = await c.query<{ time: number; ok: boolean; dur: number; phases: string | null }>(
+      'SELECT time, ok, dur, phases FROM probe_raw WHERE sid = ANY($1::int[]) AND time >= $2 AND time < $3 ORDER BY time',
+      [sids, from, to],
+    );
+    return r.rows.map((x) => ({ time: x.time, ok: x.ok, durationNs: x.dur, phases: phasesNs(x.phases) }));
+  }
+
+  async readFlowRaw(
+    sids: readonly number[],
+    from: number,
+    to: number,
+    c: pg.ClientBase = this.pool as unknown as pg.ClientBase,
+  ): Promise<RawFlowRow[]> {
+    const r = await c.query<{ time: number; c: number[]; latency: Buffer }>(
+      `SELECT time, ARRAY[received, lost, duplicated, reordered, late, send_failed, in_flight]::float8[] AS c, latency
+       FROM flow_raw WHERE sid = ANY($1::int[]) AND time >= $2 AND time < $3 ORDER BY time`,
+      [sids, from, to],
+    );
+    return r.rows.map((x) => ({ time: x.time, counts: x.c, hist: decodeHistogram(x.latency) }));
+  }
+
+  async readBlocks(
+    sids: readonly number[],
+    tier: number,
+    fromBlock: number,
+    toBlock: number,
+  ): Promise<StoredBlock[]> {
+    const r = await this.pool.query<{ block: number; data: Buffer }>(
+      'SELECT block, data FROM rollup WHERE sid = ANY($1::int[]) AND tier = $2 AND block >= $3 AND block < $4 ORDER BY block',
+      [sids, tier, fromBlock, toBlock],
+    );
+    return r.rows;
+  }
+
+  async exportPage(
+    sids: readonly number[],
+    from: number,
+    to: number,
+    after: ExportCursor | null,
+    limit: number,
+  ): Promise<ExportPage> {
+    const r = await this.pool.query<{
+      id: number;
+      time: number;
+      ok: boolean;
+      dur: number;
+      phases: string | null;
+      err_code: string | null;
+      err_msg: string | null;
+      vals: string | null;
+      key: string;
+      kind: string;
+      target: string;
+    }>(
+      `SELECT r.id, r.time, r.ok, r.dur, r.phases, r.err_code, r.err_msg, r.vals, s.key, s.kind, s.target
+       FROM probe_raw r JOIN series s ON s.id = r.sid
+       WHERE r.sid = ANY($1::int[]) AND r.time >= $2 AND r.time < $3 AND (r.time, r.id) > ($4::int8, $5::int8)
+       ORDER BY r.time, r.id LIMIT $6`,
+      [sids, from, to, after?.time ?? Number.MIN_SAFE_INTEGER, after?.id ?? Number.MIN_SAFE_INTEGER, limit],
+    );
+    const records = r.rows.map((x) => {
+      const rec: ProbeRecord = {
+        time: x.time,
+        name: x.key,
+        kind: x.kind,
+        target: x.target,
+        ok: x.ok,
+        durationSeconds: x.dur / 1e9,
+        phases: phasesSeconds(x.phases),
+      };
+      if (x.err_code !== null) rec.errorCode = x.err_code;
+      if (x.err_msg !== null) rec.errorMessage = x.err_msg;
+      if (x.vals !== null) rec.values = JSON.parse(x.vals) as Record<string, number>;
+      return rec;
+    });
+    const last = r.rows.at(-1);
+    return { records, last: last ? { time: last.time, id: last.id } : null };
+  }
+
+  async processDirty(tier: 1 | 2, minBlock: number, build: BlockBuilders): Promise<number> {
+    let done = 0;
+    for (;;) {
+      const n = await this.tx(async (c) => {
+        // SKIP LOCKED: agents sharing the database roll up different blocks at once.
+        const picked = await c.query<{ sid: number; block: number; type: 'p' | 'f' }>(
+          `DELETE FROM rollup_dirty WHERE (tier, sid, block) IN (
+             SELECT tier, sid, block FROM rollup_dirty WHERE tier = $1 ORDER BY sid, block LIMIT 100 FOR UPDATE SKIP LOCKED)
+           RETURNING sid, block, type`,
+          [tier],
+        );
+        for (const e of picked.rows) {
+          if (e.block < minBlock) continue;
+          let data: Uint8Array | null;
+          if (tier === 1) {
+            data =
+              e.type === 'p'
+                ? build.probeHour(e.block, await this.readProbeRaw([e.sid], e.block, e.block + HOUR, c))
+                : build.flowHour(e.block, await this.readFlowRaw([e.sid], e.block, e.block + HOUR, c));
+            await c.query(
+              'INSERT INTO rollup_dirty (sid, tier, block, type) VALUES ($1, 2, $2, $3) ON CONFLICT DO NOTHING',
+              [e.sid, floorTo(e.block, DAY), e.type],
+            );
+          } else {
+            const hours = await c.query<StoredBlock>(
+              'SELECT block, data FROM rollup WHERE sid = $1 AND tier = 1 AND block >= $2 AND block < $3 ORDER BY block',
+              [e.sid, e.block, e.block + DAY],
+            );
+            data = build.day(e.type, e.block, hours.rows);
+          }
+          if (data)
+            await c.query(
+              `INSERT INTO rollup (sid, tier, block, data) VALUES ($1, $2, $3, $4)
+               ON CONFLICT (sid, tier, block) DO UPDATE SET data = excluded.data`,
+              [e.sid, tier, e.block, Buffer.from(data)],
+            );
+          else
+            await c.query('DELETE FROM rollup WHERE sid = $1 AND tier = $2 AND block = $3', [
+              e.sid,
+              tier,
+              e.block,
+            ]);
+          done++;
+        }
+        return picked.rows.length;
+      });
+      if (n === 0) return done;
+    }
+  }
+
+  async applyRetention(c: { raw: number; m1: number; h1: number }): Promise<void> {
+    const sids = (await this.pool.query<{ id: number }>('SELECT id FROM series')).rows.map((r) => r.id);
+    for (const sid of sids) {
+      await this.tx(async (t) => {
+        await t.query('DELETE FROM probe_raw WHERE sid = $1 AND time < $2', [sid, c.raw]);
+        await t.query('DELETE FROM flow_raw WHERE sid = $1 AND time < $2', [sid, c.raw]);
+        await t.query('DELETE FROM rollup WHERE sid = $1 AND tier = 1 AND block < $2', [sid, c.m1 - HOUR]);
+        await t.query('DELETE FROM rollup WHERE sid = $1 AND tier = 2 AND block < $2', [sid, c.h1 - DAY]);
+      });
+    }
+  }
+
+  async getMeta(key: string): Promise<number | undefined> {
+    const r = await this.pool.query<{ value: number }>('SELECT value FROM meta WHERE key = $1', [key]);
+    return r.rows[0]?.value;
+  }
+
+  async setMeta(key: string, value: number): Promise<void> {
+    await this.pool.query(
+      'INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = GREATEST(meta.value, excluded.value)',
+      [key, value],
+    );
+  }
+
+  async integrityCheck(): Promise<string> {
+    // PostgreSQL keeps its own consistency; what we can check is that our schema is whole and readable.
+    const r = await this.pool.query<{ version: number }>(
+      'SELECT max(version) AS version FROM schema_migrations',
+    );
+    const want = postgresMigrations.at(-1)!.version;
+    if (r.rows[0]?.version !== want)
+      return `schema at version ${r.rows[0]?.version ?? 'none'}, expected ${want}`;
+    for (const t of ['series', 'probe_raw', 'flow_raw', 'rollup', 'rollup_dirty', 'meta'])
+      await this.pool.query(`SELECT 1 FROM ${t} LIMIT 1`);
+    return 'ok';
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.pool.end();
+  }
+}
+
+function addDirty(dirty: Map<number, Set<number>>, sid: number, time: number): void {
+  let s = dirty.get(sid);
+  if (!s) dirty.set(sid, (s = new Set()));
+  s.add(floorTo(time, HOUR));
+}

@@ -1,0 +1,381 @@
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { floorTo, HOUR, DAY, type RawFlowRow, type RawProbeRow } from '../aggregate.js';
+import {
+  durationNs,
+  flowKey,
+  nonNegInt,
+  phasesNs,
+  phasesSeconds,
+  phasesToJSON,
+  type Backend,
+  type BlockBuilders,
+  type ExportCursor,
+  type ExportPage,
+  type StoredBlock,
+} from '../backend.js';
+import { decodeHistogram, encodeHistogram } from '../codec.js';
+import type { FlowRecord, ProbeRecord } from '../types.js';
+import { sqliteMigrations } from './migrations.js';
+
+export interface SqliteOptions {
+  /**
+   * How long a write waits for another connection's lock before failing (ms). Kept short: better-sqlite3
+   * waits synchronously, on the event loop, and the batched writer retries a failed batch anyway.
+   */
+  busyTimeoutMs?: number;
+}
+
+type Stmt = Database.Statement<unknown[]>;
+
+/** Applies pending migrations in one IMMEDIATE transaction, so two processes opening at once apply each once. */
+export function migrateSqlite(db: Database.Database): number[] {
+  db.exec(
+    'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)',
+  );
+  const applied: number[] = [];
+  db.transaction(() => {
+    const have = new Set(
+      (db.prepare('SELECT version FROM schema_migrations').all() as { version: number }[]).map(
+        (r) => r.version,
+      ),
+    );
+    for (const m of sqliteMigrations) {
+      if (have.has(m.version)) continue;
+      db.exec(m.sql);
+      db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(
+        m.version,
+        m.name,
+        Date.now(),
+      );
+      applied.push(m.version);
+    }
+  }).immediate();
+  return applied;
+}
+
+interface ProbeRow {
+  id: number;
+  time: number;
+  ok: number;
+  dur: number;
+  phases: string | null;
+  err_code: string | null;
+  err_msg: string | null;
+  vals: string | null;
+  key: string;
+  kind: string;
+  target: string;
+}
+
+/** SQLite through better-sqlite3: WAL, synchronous=NORMAL, prepared statements, one transaction per batch. */
+export class SqliteBackend implements Backend {
+  readonly engine = 'sqlite' as const;
+  private readonly db: Database.Database;
+  private readonly sids = new Map<string, number>();
+  private readonly stmts: Record<string, Stmt> = {};
+  private closed = false;
+
+  constructor(
+    readonly file: string,
+    opts: SqliteOptions = {},
+  ) {
+    mkdirSync(dirname(file), { recursive: true });
+    this.db = new Database(file, { timeout: opts.busyTimeoutMs ?? 50 });
+    try {
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma('synchronous = NORMAL');
+      migrateSqlite(this.db);
+    } catch (err) {
+      this.db.close();
+      throw err;
+    }
+  }
+
+  private stmt(sql: string): Stmt {
+    return (this.stmts[sql] ??= this.db.prepare(sql));
+  }
+
+  private sid(type: 'p' | 'f', key: string, kind: string, target: string): number {
+    const k = `${type}\u0000${key}\u0000${kind}\u0000${target}`;
+    let id = this.sids.get(k);
+    if (id === undefined) {
+      this.stmt(
+        'INSERT INTO series (type, key, kind, target) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING',
+      ).run(type, key, kind, target);
+      id = (
+        this.stmt('SELECT id FROM series WHERE type = ? AND key = ? AND kind = ? AND target = ?').get(
+          type,
+          key,
+          kind,
+          target,
+        ) as { id: number }
+      ).id;
+      this.sids.set(k, id);
+    }
+    return id;
+  }
+
+  async seriesIds(type: 'p' | 'f', key: string): Promise<number[]> {
+    return (
+      this.stmt('SELECT id FROM series WHERE type = ? AND key = ? ORDER BY id').all(type, key) as {
+        id: number;
+      }[]
+    ).map((r) => r.id);
+  }
+
+  private markDirty(type: 'p' | 'f', dirty: Map<number, Set<number>>): void {
+    const ins = this.stmt(
+      'INSERT INTO rollup_dirty (sid, tier, block, type) VALUES (?, 1, ?, ?) ON CONFLICT DO NOTHING',
+    );
+    for (const [sid, blocks] of dirty) for (const b of blocks) ins.run(sid, b, type);
+  }
+
+  async insertProbes(records: readonly ProbeRecord[]): Promise<void> {
+    const ins = this.stmt(
+      'INSERT INTO probe_raw (sid, time, ok, dur, phases, err_code, err_msg, vals) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+    );
+    this.db.transaction(() => {
+      const dirty = new Map<number, Set<number>>();
+      for (const r of records) {
+        const sid = this.sid('p', r.name, r.kind, r.target);
+        const time = Math.round(r.time);
+        ins.run(
+          sid,
+          time,
+          r.ok ? 1 : 0,
+          durationNs(r.durationSeconds),
+          phasesToJSON(r.phases),
+          r.errorCode ?? null,
+          r.errorMessage ?? null,
+          r.values && Object.keys(r.values).length > 0 ? JSON.stringify(r.values) : null,
+        );
+        addDirty(dirty, sid, time);
+      }
+      this.markDirty('p', dirty);
+    })();
+  }
+
+  async insertFlows(records: readonly FlowRecord[]): Promise<void> {
+    const ins = this.stmt(
+      `INSERT INTO flow_raw (sid, time, interval_ms, run_id, received, lost, duplicated, reordered, late, send_failed, in_flight, latency)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    this.db.transaction(() => {
+      const dirty = new Map<number, Set<number>>();
+      for (const r of records) {
+        const sid = this.sid('f', flowKey(r.canary, r.coalminer), r.transport, r.region);
+        const time = Math.round(r.time);
+        ins.run(
+          sid,
+          time,
+          nonNegInt(r.intervalMs),
+          r.runId,
+          nonNegInt(r.received),
+          nonNegInt(r.lost),
+          nonNegInt(r.duplicated),
+          nonNegInt(r.reordered),
+          nonNegInt(r.late),
+          nonNegInt(r.sendFailed),
+          nonNegInt(r.inFlight),
+          encodeHistogram(r.latency),
+        );
+        addDirty(dirty, sid, time);
+      }
+      this.markDirty('f', dirty);
+    })();
+  }
+
+  private inList(sids: readonly number[]): string {
+    // Ids are our own integers, so inlining them is safe and keeps one statement per distinct list.
+    return sids.map((s) => String(Math.trunc(s))).join(',');
+  }
+
+  async readProbeRaw(sids: readonly number[], from: number, to: number): Promise<RawProbeRow[]> {
+    const rows = this.stmt(
+      `SELECT time, ok, dur, phases FROM probe_raw WHERE sid IN (${this.inList(sids)}) AND time >= ? AND time < ? ORDER BY time`,
+    )
+      .raw()
+      .all(from, to) as [number, number, number, string | null][];
+    return rows.map(([time, ok, dur, phases]) => ({
+      time,
+      ok: ok === 1,
+      durationNs: dur,
+      phases: phasesNs(phases),
+    }));
+  }
+
+  async readFlowRaw(sids: readonly number[], from: number, to: number): Promise<RawFlowRow[]> {
+    const rows = this.stmt(
+      `SELECT time, received, lost, duplicated, reordered, late, send_failed, in_flight, latency
+       FROM flow_raw WHERE sid IN (${this.inList(sids)}) AND time >= ? AND time < ? ORDER BY time`,
+    )
+      .raw()
+      .all(from, to) as [number, number, number, number, number, number, number, number, Buffer][];
+    return rows.map((r) => ({ time: r[0], counts: r.slice(1, 8) as number[], hist: decodeHistogram(r[8]) }));
+  }
+
+  async readBlocks(
+    sids: readonly number[],
+    tier: number,
+    fromBlock: number,
+    toBlock: number,
+  ): Promise<StoredBlock[]> {
+    return (
+      this.stmt(
+        `SELECT block, data FROM rollup WHERE sid IN (${this.inList(sids)}) AND tier = ? AND block >= ? AND block < ? ORDER BY block`,
+      ).all(tier, fromBlock, toBlock) as { block: number; data: Buffer }[]
+    ).map((r) => ({ block: r.block, data: r.data }));
+  }
+
+  async exportPage(
+    sids: readonly number[],
+    from: number,
+    to: number,
+    after: ExportCursor | null,
+    limit: number,
+  ): Promise<ExportPage> {
+    const rows = this.stmt(
+      `SELECT r.id, r.time, r.ok, r.dur, r.phases, r.err_code, r.err_msg, r.vals, s.key, s.kind, s.target
+       FROM probe_raw r JOIN series s ON s.id = r.sid
+       WHERE r.sid IN (${this.inList(sids)}) AND r.time >= ? AND r.time < ? AND (r.time, r.id) > (?, ?)
+       ORDER BY r.time, r.id LIMIT ?`,
+    ).all(from, to, after?.time ?? -Infinity, after?.id ?? -Infinity, limit) as ProbeRow[];
+    const records = rows.map(toRecord);
+    const last = rows.at(-1);
+    return { records, last: last ? { time: last.time, id: last.id } : null };
+  }
+
+  async processDirty(tier: 1 | 2, minBlock: number, build: BlockBuilders): Promise<number> {
+    let done = 0;
+    const pick = this.stmt(
+      'SELECT sid, block, type FROM rollup_dirty WHERE tier = ? ORDER BY sid, block LIMIT 100',
+    );
+    const del = this.stmt('DELETE FROM rollup_dirty WHERE tier = ? AND sid = ? AND block = ?');
+    const up = this.stmt(
+      'INSERT INTO rollup (sid, tier, block, data) VALUES (?, ?, ?, ?) ON CONFLICT (sid, tier, block) DO UPDATE SET data = excluded.data',
+    );
+    const drop = this.stmt('DELETE FROM rollup WHERE sid = ? AND tier = ? AND block = ?');
+    const parent = this.stmt(
+      'INSERT INTO rollup_dirty (sid, tier, block, type) VALUES (?, 2, ?, ?) ON CONFLICT DO NOTHING',
+    );
+    const batch = this.db.transaction(() => {
+      const entries = pick.all(tier) as { sid: number; block: number; type: 'p' | 'f' }[];
+      for (const e of entries) {
+        del.run(tier, e.sid, e.block);
+        if (e.block < minBlock) continue;
+        let data: Uint8Array | null;
+        if (tier === 1) {
+          data =
+            e.type === 'p'
+              ? build.probeHour(e.block, this.readProbeRawSync([e.sid], e.block, e.block + HOUR))
+              : build.flowHour(e.block, this.readFlowRawSync([e.sid], e.block, e.block + HOUR));
+          parent.run(e.sid, floorTo(e.block, DAY), e.type);
+        } else {
+          const hours = this.stmt(
+            'SELECT block, data FROM rollup WHERE sid = ? AND tier = 1 AND block >= ? AND block < ? ORDER BY block',
+          ).all(e.sid, e.block, e.block + DAY) as StoredBlock[];
+          data = build.day(e.type, e.block, hours);
+        }
+        if (data) up.run(e.sid, tier, e.block, data);
+        else drop.run(e.sid, tier, e.block);
+        done++;
+      }
+      return entries.length;
+    });
+    // Batches of 100 blocks per transaction, so a writer is never locked out for long.
+    while (batch.immediate() > 0) {
+      /* next batch */
+    }
+    return done;
+  }
+
+  // The async readers are thin wrappers; the rollup needs them inside a synchronous transaction.
+  private readProbeRawSync(sids: number[], from: number, to: number): RawProbeRow[] {
+    const rows = this.stmt(
+      `SELECT time, ok, dur, phases FROM probe_raw WHERE sid = ? AND time >= ? AND time < ? ORDER BY time`,
+    )
+      .raw()
+      .all(sids[0], from, to) as [number, number, number, string | null][];
+    return rows.map(([time, ok, dur, phases]) => ({
+      time,
+      ok: ok === 1,
+      durationNs: dur,
+      phases: phasesNs(phases),
+    }));
+  }
+
+  private readFlowRawSync(sids: number[], from: number, to: number): RawFlowRow[] {
+    const rows = this.stmt(
+      `SELECT time, received, lost, duplicated, reordered, late, send_failed, in_flight, latency
+       FROM flow_raw WHERE sid = ? AND time >= ? AND time < ? ORDER BY time`,
+    )
+      .raw()
+      .all(sids[0], from, to) as [number, number, number, number, number, number, number, number, Buffer][];
+    return rows.map((r) => ({ time: r[0], counts: r.slice(1, 8) as number[], hist: decodeHistogram(r[8]) }));
+  }
+
+  async applyRetention(c: { raw: number; m1: number; h1: number }): Promise<void> {
+    const sids = (this.stmt('SELECT id FROM series').all() as { id: number }[]).map((r) => r.id);
+    // Per series, so each delete walks the (sid, time) index; one transaction per series.
+    const delProbe = this.stmt('DELETE FROM probe_raw WHERE sid = ? AND time < ?');
+    const delFlow = this.stmt('DELETE FROM flow_raw WHERE sid = ? AND time < ?');
+    const delBlocks = this.stmt('DELETE FROM rollup WHERE sid = ? AND tier = ? AND block < ?');
+    for (const sid of sids) {
+      this.db
+        .transaction(() => {
+          delProbe.run(sid, c.raw);
+          delFlow.run(sid, c.raw);
+          // A block goes when its whole span is older than the cutoff.
+          delBlocks.run(sid, 1, c.m1 - HOUR);
+          delBlocks.run(sid, 2, c.h1 - DAY);
+        })
+        .immediate();
+    }
+  }
+
+  async getMeta(key: string): Promise<number | undefined> {
+    const row = this.stmt('SELECT value FROM meta WHERE key = ?').get(key) as { value: number } | undefined;
+    return row?.value;
+  }
+
+  async setMeta(key: string, value: number): Promise<void> {
+    this.stmt(
+      'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
+    ).run(key, value);
+  }
+
+  async integrityCheck(): Promise<string> {
+    const rows = this.db.pragma('integrity_check') as { integrity_check: string }[];
+    return rows.map((r) => r.integrity_check).join('\n');
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.db.close();
+  }
+}
+
+function addDirty(dirty: Map<number, Set<number>>, sid: number, time: number): void {
+  let s = dirty.get(sid);
+  if (!s) dirty.set(sid, (s = new Set()));
+  s.add(floorTo(time, HOUR));
+}
+
+function toRecord(r: ProbeRow): ProbeRecord {
+  const rec: ProbeRecord = {
+    time: r.time,
+    name: r.key,
+    kind: r.kind,
+    target: r.target,
+    ok: r.ok === 1,
+    durationSeconds: r.dur / 1e9,
+    phases: phasesSeconds(r.phases),
+  };
+  if (r.err_code !== null) rec.errorCode = r.err_code;
+  if (r.err_msg !== null) rec.errorMessage = r.err_msg;
+  if (r.vals !== null) rec.values = JSON.parse(r.vals) as Record<string, number>;
+  return rec;
+}

@@ -1,0 +1,262 @@
+import type { Series } from '../api/v1/contract.js';
+import {
+  Accumulator,
+  alignQuery,
+  bucketsFromRaw,
+  chooseResolution,
+  DAY,
+  floorTo,
+  FLOW,
+  HOUR,
+  MINUTE,
+  percentiles,
+  PROBE,
+  Steps,
+  TIERS,
+  toSeries,
+  type Resolution,
+  type SeriesType,
+} from './aggregate.js';
+import { flowKey, type Backend, type BlockBuilders } from './backend.js';
+import { decodeBlock, encodeBlock } from './codec.js';
+import { DEFAULT_RETENTION, type Retention } from './config.js';
+import type { FlowRecord, FlowWindow, ProbeRecord, ProbeWindow, ResultStore, StoreEngine } from './types.js';
+
+const EXPORT_PAGE = 5000;
+const ROLLED_UP_TO = 'rolled_up_to';
+
+export interface StoreOptions {
+  retention?: Retention;
+  /** Wall clock (ms) used to pick a tier for a query; injectable for tests. */
+  nowMs?: () => number;
+}
+
+const builders: BlockBuilders = {
+  probeHour(block, rows) {
+    const buckets = bucketsFromRaw(PROBE, block, MINUTE, HOUR, (steps) => {
+      for (const r of rows) steps.at(r.time)?.addProbe(r);
+    });
+    return buckets.length > 0 ? encodeBlock(block, MINUTE, PROBE.nCounts, buckets) : null;
+  },
+  flowHour(block, rows) {
+    const buckets = bucketsFromRaw(FLOW, block, MINUTE, HOUR, (steps) => {
+      for (const r of rows) steps.at(r.time)?.addFlow(r);
+    });
+    return buckets.length > 0 ? encodeBlock(block, MINUTE, FLOW.nCounts, buckets) : null;
+  },
+  day(code, block, hours) {
+    const type = code === 'p' ? PROBE : FLOW;
+    const buckets = bucketsFromRaw(type, block, HOUR, DAY, (steps) => {
+      for (const h of hours)
+        for (const b of decodeBlock(h.data, h.block, MINUTE, type.nCounts)) steps.at(b.time)?.addBucket(b);
+    });
+    return buckets.length > 0 ? encodeBlock(block, HOUR, type.nCounts, buckets) : null;
+  },
+};
+
+/** The ResultStore of either engine: series, windows, rollups and retention over a Backend's primitives. */
+export class Store implements ResultStore {
+  readonly engine: StoreEngine;
+  private readonly retention: Retention;
+  private readonly now: () => number;
+  private closed = false;
+  private rolling: Promise<void> | undefined;
+
+  constructor(
+    private readonly backend: Backend,
+    opts: StoreOptions = {},
+  ) {
+    this.engine = backend.engine;
+    this.retention = opts.retention ?? DEFAULT_RETENTION;
+    this.now = opts.nowMs ?? Date.now;
+  }
+
+  private check(): void {
+    if (this.closed) throw new Error(`the ${this.engine} store is closed`);
+  }
+
+  async writeProbes(records: readonly ProbeRecord[]): Promise<void> {
+    this.check();
+    if (records.length > 0) await this.backend.insertProbes(records);
+  }
+
+  async writeFlows(records: readonly FlowRecord[]): Promise<void> {
+    this.check();
+    if (records.length > 0) await this.backend.insertFlows(records);
+  }
+
+  async probeSeries(name: string, from: number, to: number, stepMs: number): Promise<Series> {
+    return this.series(PROBE, name, from, to, stepMs);
+  }
+
+  async flowSeries(
+    canary: string,
+    coalminer: string,
+    from: number,
+    to: number,
+    stepMs: number,
+  ): Promise<Series> {
+    return this.series(FLOW, flowKey(canary, coalminer), from, to, stepMs);
+  }
+
+  private async series(
+    type: SeriesType,
+    key: string,
+    from: number,
+    to: number,
+    stepMs: number,
+  ): Promise<Series> {
+    this.check();
+    const resolution = chooseResolution(from, to, stepMs, this.now(), this.retention);
+    const q = alignQuery(from, to, stepMs, resolution);
+    const steps = new Steps(type, q.from, q.to, q.step);
+    const sids = await this.backend.seriesIds(type.code, key);
+    if (sids.length > 0) await this.feed(type, sids, q.from, q.to, resolution, (t) => steps.at(t));
+    return toSeries(type, steps, resolution);
+  }
+
+  async probeWindow(name: string, from: number, to: number): Promise<ProbeWindow> {
+    const a = await this.window(PROBE, name, from, to);
+    const [runs, failures] = a.counts as [number, number];
+    return {
+      from,
+      to,
+      runs,
+      failures,
+      successRatio: runs > 0 ? (runs - failures) / runs : null,
+      ...percentiles(a.hist),
+    };
+  }
+
+  async flowWindow(canary: string, coalminer: string, from: number, to: number): Promise<FlowWindow> {
+    const a = await this.window(FLOW, flowKey(canary, coalminer), from, to);
+    const [received, lost, duplicated, reordered, late, sendFailed, inFlight] = a.counts as [
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+    ];
+    return {
+      from,
+      to,
+      received,
+      lost,
+      duplicated,
+      reordered,
+      late,
+      sendFailed,
+      inFlight,
+      lossRatio: received + lost > 0 ? lost / (received + lost) : null,
+      ...percentiles(a.hist),
+    };
+  }
+
+  private async window(type: SeriesType, key: string, from: number, to: number): Promise<Accumulator> {
+    this.check();
+    const acc = new Accumulator(type);
+    // Windows are judged by range alone: raw up to 6 h, then whole minutes, then whole hours.
+    const resolution = chooseResolution(from, to, MINUTE, this.now(), this.retention);
+    const q = alignQuery(from, to, Math.max(1, to - from), resolution);
+    const sids = await this.backend.seriesIds(type.code, key);
+    if (sids.length > 0) await this.feed(type, sids, q.from, q.to, resolution, () => acc);
+    return acc;
+  }
+
+  /**
+   * Feeds [from, to) into accumulators from the chosen tier. Rollups only cover what the last rollup
+   * saw: blocks from the one that was still open at the last rollup come from the finer tier (or raw).
+   */
+  private async feed(
+    type: SeriesType,
+    sids: number[],
+    from: number,
+    to: number,
+    resolution: Resolution,
+    at: (t: number) => Accumulator | undefined,
+  ): Promise<void> {
+    const rolledUpTo = (await this.backend.getMeta(ROLLED_UP_TO)) ?? -Infinity;
+    const clamp = (t: number, lo: number) => Math.min(to, Math.max(lo, t));
+    let rawFrom = from;
+    if (resolution !== 'raw') {
+      let segFrom = from;
+      if (resolution === '1h') {
+        const cut = clamp(floorTo(rolledUpTo, DAY), from);
+        await this.feedBlocks(type, sids, 2, segFrom, cut, at);
+        segFrom = cut;
+      }
+      const cut = clamp(floorTo(rolledUpTo, HOUR), segFrom);
+      await this.feedBlocks(type, sids, 1, segFrom, cut, at);
+      rawFrom = cut;
+    }
+    if (rawFrom >= to) return;
+    if (type.code === 'p') {
+      for (const r of await this.backend.readProbeRaw(sids, rawFrom, to)) at(r.time)?.addProbe(r);
+    } else {
+      for (const r of await this.backend.readFlowRaw(sids, rawFrom, to)) at(r.time)?.addFlow(r);
+    }
+  }
+
+  private async feedBlocks(
+    type: SeriesType,
+    sids: number[],
+    tier: 1 | 2,
+    from: number,
+    to: number,
+    at: (t: number) => Accumulator | undefined,
+  ): Promise<void> {
+    if (from >= to) return;
+    const { bucketMs, blockMs } = tier === 1 ? TIERS['1m'] : TIERS['1h'];
+    const blocks = await this.backend.readBlocks(sids, tier, floorTo(from, blockMs), to);
+    for (const b of blocks)
+      for (const bucket of decodeBlock(b.data, b.block, bucketMs, type.nCounts))
+        if (bucket.time >= from && bucket.time < to) at(bucket.time)?.addBucket(bucket);
+  }
+
+  async *exportProbes(name: string, from: number, to: number): AsyncIterable<ProbeRecord> {
+    this.check();
+    const sids = await this.backend.seriesIds('p', name);
+    if (sids.length === 0) return;
+    let after = null;
+    for (;;) {
+      const page = await this.backend.exportPage(sids, from, to, after, EXPORT_PAGE);
+      yield* page.records;
+      if (page.records.length < EXPORT_PAGE || !page.last) return;
+      after = page.last;
+    }
+  }
+
+  async rollup(nowMs: number): Promise<void> {
+    this.check();
+    // One rollup at a time; a second caller waits for the running one and then runs its own.
+    while (this.rolling) await this.rolling.catch(() => undefined);
+    const run = (async () => {
+      const r = this.retention;
+      await this.backend.processDirty(1, floorTo(nowMs - r.raw, HOUR), builders);
+      await this.backend.processDirty(2, floorTo(nowMs - r['1m'], DAY), builders);
+      await this.backend.applyRetention({ raw: nowMs - r.raw, m1: nowMs - r['1m'], h1: nowMs - r['1h'] });
+      const prev = (await this.backend.getMeta(ROLLED_UP_TO)) ?? -Infinity;
+      await this.backend.setMeta(ROLLED_UP_TO, Math.max(prev, nowMs));
+    })();
+    this.rolling = run;
+    try {
+      await run;
+    } finally {
+      this.rolling = undefined;
+    }
+  }
+
+  async integrityCheck(): Promise<string> {
+    this.check();
+    return this.backend.integrityCheck();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.rolling?.catch(() => undefined);
+    await this.backend.close();
+  }
+}

@@ -1,0 +1,119 @@
+import type { Series } from '../api/v1/contract.js';
+import { nsToSeconds } from '../core/clock.js';
+import type { Observation } from '../core/types.js';
+import type { LatencyHistogram } from '../stats/histogram.js';
+
+/** One probe run, as the store keeps it. Times are Unix ms, durations seconds. */
+export interface ProbeRecord {
+  /** Wall-clock ms when the run started. */
+  time: number;
+  name: string;
+  kind: string;
+  target: string;
+  ok: boolean;
+  durationSeconds: number;
+  /** Seconds per phase (resolve, connect, tls, processing, transfer, ...). */
+  phases: Record<string, number>;
+  errorCode?: string;
+  errorMessage?: string;
+  values?: Record<string, number>;
+}
+
+export type HistogramJSON = ReturnType<LatencyHistogram['toJSON']>;
+
+/** One canary -> coalminer flow over one sampling interval: count deltas and the interval's latencies. */
+export interface FlowRecord {
+  /** Start of the interval (Unix ms). */
+  time: number;
+  intervalMs: number;
+  canary: string;
+  coalminer: string;
+  transport: string;
+  region: string;
+  runId: string;
+  received: number;
+  lost: number;
+  duplicated: number;
+  reordered: number;
+  late: number;
+  sendFailed: number;
+  /** A gauge: pings in flight at the end of the interval. */
+  inFlight: number;
+  /** Latency (ns) of the pings received in the interval. */
+  latency: HistogramJSON;
+}
+
+/** The overview figures of a probe target over a range. */
+export interface ProbeWindow {
+  from: number;
+  to: number;
+  runs: number;
+  failures: number;
+  successRatio: number | null;
+  p50: number | null;
+  p95: number | null;
+  p99: number | null;
+  max: number | null;
+}
+
+/** The overview figures of a flow over a range (all runs of the canary -> coalminer pair merged). */
+export interface FlowWindow {
+  from: number;
+  to: number;
+  received: number;
+  lost: number;
+  duplicated: number;
+  reordered: number;
+  late: number;
+  sendFailed: number;
+  /** The latest in-flight gauge in the range, or 0. */
+  inFlight: number;
+  lossRatio: number | null;
+  p50: number | null;
+  p95: number | null;
+  p99: number | null;
+  max: number | null;
+}
+
+export type StoreEngine = 'sqlite' | 'postgres';
+
+export interface ResultStore {
+  readonly engine: StoreEngine;
+  writeProbes(records: readonly ProbeRecord[]): Promise<void>;
+  writeFlows(records: readonly FlowRecord[]): Promise<void>;
+  /** Percentiles, counts, heatmap and mean phases per step over [from, to) of one probe target. */
+  probeSeries(name: string, from: number, to: number, stepMs: number): Promise<Series>;
+  /** The same for a canary -> coalminer flow, all runs merged. */
+  flowSeries(canary: string, coalminer: string, from: number, to: number, stepMs: number): Promise<Series>;
+  probeWindow(name: string, from: number, to: number): Promise<ProbeWindow>;
+  flowWindow(canary: string, coalminer: string, from: number, to: number): Promise<FlowWindow>;
+  /** Every raw probe run of `name` with from <= time < to, in time order (streamed in pages). */
+  exportProbes(name: string, from: number, to: number): AsyncIterable<ProbeRecord>;
+  /** Builds or refreshes the 1-minute and 1-hour buckets of what was written since, then applies retention. */
+  rollup(nowMs: number): Promise<void>;
+  /** 'ok', or what the engine found wrong. */
+  integrityCheck(): Promise<string>;
+  /** Idempotent. */
+  close(): Promise<void>;
+}
+
+export function toProbeRecord(o: Observation): ProbeRecord {
+  const r = o.result;
+  const phases: Record<string, number> = {};
+  for (const [k, v] of Object.entries(r.phases)) if (v !== undefined) phases[k] = nsToSeconds(v);
+  const rec: ProbeRecord = {
+    time: o.startedAtMs,
+    name: o.name,
+    kind: o.kind,
+    target: o.target,
+    ok: r.ok,
+    durationSeconds: nsToSeconds(r.durationNs),
+    phases,
+  };
+  if (!r.ok) {
+    rec.errorCode = r.error.code;
+    rec.errorMessage = r.error.message;
+  }
+  if (r.values && Object.keys(r.values).length > 0) rec.values = { ...r.values };
+  return rec;
+}
