@@ -2,12 +2,16 @@ import { randomBytes } from 'node:crypto';
 import * as amqp from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { create } from '../../src/transports/amqp/index.js';
+import { TransportError, type Transport, type TransportStatus } from '../../src/transports/transport.js';
+import { nextWithin, sleep } from '../support/async.js';
 import {
-  TransportError,
-  type Delivery,
-  type Transport,
-  type TransportStatus,
-} from '../../src/transports/transport.js';
+  channelName,
+  expectNotConnected,
+  fastReconnect as fast,
+  nextText,
+  recordStatus,
+  text,
+} from '../support/transports.js';
 import { waitFor } from '../support/net.js';
 import { serviceReachable } from '../support/services.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
@@ -21,29 +25,6 @@ const reachable = await serviceReachable(
   'start RabbitMQ with guest/guest on 127.0.0.1:5672 (e.g. `docker run -p 5672:5672 rabbitmq:3`)',
 );
 const URL = `amqp://guest:guest@${HOST}:${PORT}/`;
-const fast = { reconnect: { initialMs: 50, maxMs: 500 } };
-const text = (s: string) => new TextEncoder().encode(s);
-const decode = (d: Delivery) => new TextDecoder().decode(d.payload);
-const channelName = () => `coalmine.test.${randomBytes(4).toString('hex')}`;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function next(iter: AsyncIterator<Delivery>, timeoutMs = 5000): Promise<Delivery | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  const r = await Promise.race([
-    iter.next(),
-    new Promise<'timeout'>((res) => (timer = setTimeout(() => res('timeout'), timeoutMs))),
-  ]);
-  clearTimeout(timer);
-  return r === 'timeout' || r.done ? undefined : r.value;
-}
-
-function recordStatus(t: Transport): TransportStatus[] {
-  const seen: TransportStatus[] = [];
-  void (async () => {
-    for await (const s of t.status()) seen.push(s);
-  })();
-  return seen;
-}
 
 /** Out-of-band broker access for what a test does behind the transport's back. */
 async function withAdmin<T>(fn: (ch: amqp.Channel) => Promise<T>): Promise<T> {
@@ -91,7 +72,7 @@ describe.skipIf(!reachable)('amqp against RabbitMQ', () => {
         await sleep(300);
         const receipt = await c.publish(ch, text('cm1 unconfirmed'));
         expect(receipt.ackNs).toBeUndefined();
-        expect((await next(iter)) && 'delivered').toBe('delivered');
+        expect((await nextWithin(iter, 5000)) && 'delivered').toBe('delivered');
         ac.abort();
       } finally {
         await c.close();
@@ -102,9 +83,7 @@ describe.skipIf(!reachable)('amqp against RabbitMQ', () => {
   it('rejects connect() with a TransportError naming the URL and what to check', async () => {
     const t = create('amqp://guest:wrong-password@127.0.0.1:5672/');
     const err = await t.connect(AbortSignal.timeout(10_000)).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(TransportError);
-    expect((err as TransportError).code).toBe('not_connected');
-    expect((err as Error).message).toContain('amqp://guest:***@127.0.0.1:5672/');
+    expectNotConnected(err, 'amqp://guest:***@127.0.0.1:5672/');
     expect((err as Error).message).toMatch(/ACCESS.REFUSED/);
     expect((err as Error).message).not.toContain('wrong-password');
     await t.close();
@@ -125,7 +104,7 @@ describe.skipIf(!reachable)('amqp against RabbitMQ', () => {
       const iter = t.subscribe(ch, ac.signal)[Symbol.asyncIterator]();
       await sleep(300);
       await t.publish(ch, text('cm1 before'));
-      expect(decode((await next(iter))!)).toBe('cm1 before');
+      expect(await nextText(iter, 5000)).toBe('cm1 before');
 
       await withAdmin((admin) => admin.deleteExchange(exchange));
       // The broker closes the publish channel with 404 NOT_FOUND: that publish is refused, not hung.
@@ -138,7 +117,7 @@ describe.skipIf(!reachable)('amqp against RabbitMQ', () => {
         t.publish(ch, text('cm1 after')).catch(() => undefined),
       );
       expect(receipt.ackNs).toBeDefined();
-      expect(decode((await next(iter))!)).toBe('cm1 after');
+      expect(await nextText(iter, 5000)).toBe('cm1 after');
       expect(t.state).toBe('connected');
       ac.abort();
     } finally {
@@ -162,13 +141,13 @@ describe.skipIf(!reachable)('amqp against RabbitMQ', () => {
       const iter1 = consumer.subscribe(ch, first.signal)[Symbol.asyncIterator]();
       await sleep(200);
       await producer.publish(ch, text('cm1 0'));
-      expect(decode((await next(iter1))!)).toBe('cm1 0');
+      expect(await nextText(iter1, 5000)).toBe('cm1 0');
       first.abort(); // consumer away; its queue stays
       await sleep(200);
       for (let i = 1; i <= 5; i++) await producer.publish(ch, text(`cm1 ${i}`));
       const iter2 = consumer.subscribe(ch, new AbortController().signal)[Symbol.asyncIterator]();
-      const got: string[] = [];
-      for (let i = 0; i < 5; i++) got.push(decode((await next(iter2))!));
+      const got: (string | undefined)[] = [];
+      for (let i = 0; i < 5; i++) got.push(await nextText(iter2, 5000));
       expect(got).toEqual(['cm1 1', 'cm1 2', 'cm1 3', 'cm1 4', 'cm1 5']);
     } finally {
       await Promise.all([consumer.close(), producer.close()]);
@@ -206,15 +185,14 @@ describe.skipIf(!reachable)('amqp against RabbitMQ', () => {
       const iter = t.subscribe(ch, ac.signal)[Symbol.asyncIterator]();
       await sleep(300);
       await direct.publish(ch, text('cm1 before'));
-      expect(decode((await next(iter))!)).toBe('cm1 before');
+      expect(await nextText(iter, 5000)).toBe('cm1 before');
 
       proxy.down();
       await waitFor('disconnect noticed', async () => (t.state !== 'connected' ? true : undefined), 5000);
       const started = Date.now();
       const err = await t.publish(ch, text('cm1 during')).catch((e: unknown) => e);
       expect(Date.now() - started).toBeLessThan(1000);
-      expect(err).toBeInstanceOf(TransportError);
-      expect((err as TransportError).code).toBe('not_connected');
+      expectNotConnected(err);
       const connectAgain = t.connect(AbortSignal.timeout(15_000));
       await sleep(1500); // several failed attempts against the dead proxy
 
@@ -227,7 +205,7 @@ describe.skipIf(!reachable)('amqp against RabbitMQ', () => {
       expect(reconnectMs).toBeLessThan(5000);
 
       await direct.publish(ch, text('cm1 after'));
-      expect(decode((await next(iter))!)).toBe('cm1 after');
+      expect(await nextText(iter, 5000)).toBe('cm1 after');
       ac.abort();
 
       const types = seen.map((s) => s.type);

@@ -7,6 +7,7 @@ import { Canary } from '../../src/messaging/canary.js';
 import { Coalminer } from '../../src/messaging/coalminer.js';
 import { create } from '../../src/transports/redis/index.js';
 import type { Transport } from '../../src/transports/transport.js';
+import { until } from '../support/async.js';
 import { haveCommand } from '../support/require.js';
 import { serviceReachable } from '../support/services.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
@@ -23,14 +24,6 @@ const hasFaketime = haveCommand('faketime', 'apt-get install faketime') && exist
 function median(values: number[]): number {
   const s = [...values].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)]!;
-}
-
-async function until(what: string, cond: () => boolean, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
 }
 
 describe.skipIf(!redisUp)('measurements against ground truth we control, through real Redis', () => {
@@ -68,7 +61,7 @@ describe.skipIf(!redisUp)('measurements against ground truth we control, through
     });
     await canary.start();
     await coalminer.start();
-    await until('registration', () => coalminer.isConfirmedBy('delay-canary'));
+    await until(() => coalminer.isConfirmedBy('delay-canary'), 'registration', 10_000, 20);
     await sleep(500);
     const a0 = performance.now();
     await sleep(2000);
@@ -127,7 +120,7 @@ describe.skipIf(!redisUp)('measurements against ground truth we control, through
           observer: { latency: (_c, fromIntended) => latencies.push(fromIntended) },
         });
         await coalminer.start();
-        await until('clock samples', () => (coalminer.clockEstimate(name)?.samples ?? 0) >= 10, 12_000);
+        await until(() => (coalminer.clockEstimate(name)?.samples ?? 0) >= 10, 'clock samples', 12_000, 20);
         const est = coalminer.clockEstimate(name)!;
         // faketime shifts the child's wall clock by exactly 5 s; our estimate must land within its bound.
         expect(Math.abs(est.offsetNs - 5e9)).toBeLessThanOrEqual(est.errorNs);

@@ -1,19 +1,22 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { create } from '../../src/transports/mqtt/index.js';
+import { TransportError, type Delivery, type Transport } from '../../src/transports/transport.js';
+import { sleep, take } from '../support/async.js';
+import { BrokerProcess, tempDir, type TempDir } from '../support/brokers.js';
 import {
-  TransportError,
-  type Delivery,
-  type Transport,
-  type TransportStatus,
-} from '../../src/transports/transport.js';
+  channelName,
+  decode,
+  expectNotConnected,
+  fastReconnect as fast,
+  recordStatus,
+  text,
+} from '../support/transports.js';
 import { freePort, waitFor } from '../support/net.js';
 import { haveCommand } from '../support/require.js';
-import { serviceReachable } from '../support/services.js';
+import { serviceReachable, tcpAnswers } from '../support/services.js';
 import { transportConformance } from '../support/transport-conformance.js';
 
 const HOST = '127.0.0.1';
@@ -28,93 +31,42 @@ const haveMosquitto = haveCommand(
   'install Mosquitto (apt-get install mosquitto) for the restart tests',
 );
 const URL = `mqtt://${HOST}:${PORT}`;
-const fast = { reconnect: { initialMs: 50, maxMs: 500 } };
-const text = (s: string) => new TextEncoder().encode(s);
-const decode = (d: Delivery) => new TextDecoder().decode(d.payload);
-const channelName = () => `coalmine.test.${randomBytes(4).toString('hex')}`;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function take(iter: AsyncIterator<Delivery>, n: number, timeoutMs = 10_000): Promise<string[]> {
-  const out: string[] = [];
-  const deadline = Date.now() + timeoutMs;
-  while (out.length < n && Date.now() < deadline) {
-    let timer: NodeJS.Timeout | undefined;
-    const r = await Promise.race([
-      iter.next(),
-      new Promise<'timeout'>((res) => (timer = setTimeout(() => res('timeout'), deadline - Date.now()))),
-    ]);
-    clearTimeout(timer);
-    if (r === 'timeout' || r.done) break;
-    out.push(decode(r.value));
-  }
-  return out;
-}
-
-function recordStatus(t: Transport): TransportStatus[] {
-  const seen: TransportStatus[] = [];
-  void (async () => {
-    for await (const s of t.status()) seen.push(s);
-  })();
-  return seen;
+/** The payloads of up to `n` deliveries, as text. */
+async function takeText(iter: AsyncIterator<Delivery>, n: number, timeoutMs = 10_000): Promise<string[]> {
+  return (await take(iter, n, timeoutMs)).map(decode);
 }
 
 /** A private Mosquitto in a temp dir, so a test can kill and restart it without touching the system one. */
-class PrivateMosquitto {
-  private proc: ChildProcess | undefined;
+class PrivateMosquitto extends BrokerProcess {
   private constructor(
     readonly port: number,
-    private readonly dir: string,
-  ) {}
+    private readonly dir: TempDir,
+  ) {
+    super({
+      name: `mosquitto on port ${port}`,
+      command: 'mosquitto',
+      args: ['-c', join(dir.path, 'mosquitto.conf')],
+      ready: () => tcpAnswers(HOST, port),
+    });
+  }
 
-  static async start(): Promise<PrivateMosquitto> {
-    const dir = await mkdtemp(join(tmpdir(), 'coalmine-mosquitto-'));
+  static async create(): Promise<PrivateMosquitto> {
+    const dir = await tempDir('coalmine-mosquitto-');
     const port = await freePort();
     await writeFile(
-      join(dir, 'mosquitto.conf'),
+      join(dir.path, 'mosquitto.conf'),
       `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\n`,
     );
     const m = new PrivateMosquitto(port, dir);
-    await m.up();
+    await m.start();
     return m;
-  }
-
-  async up(): Promise<void> {
-    const proc = spawn('mosquitto', ['-c', join(this.dir, 'mosquitto.conf')], { stdio: 'ignore' });
-    proc.on('error', () => {}); // a missing binary shows as the port never opening
-    this.proc = proc;
-    await waitFor(`mosquitto on port ${this.port}`, async () =>
-      (await serviceReachableQuiet(this.port)) ? true : undefined,
-    );
-  }
-
-  /** SIGKILL by PID: a crash, no goodbye to the clients. */
-  async kill(): Promise<void> {
-    const proc = this.proc;
-    this.proc = undefined;
-    if (!proc || proc.exitCode !== null) return;
-    const exited = new Promise((r) => proc.once('exit', r));
-    process.kill(proc.pid!, 'SIGKILL');
-    await exited;
-  }
-
-  /** SIGSTOP / SIGCONT: a broker that hangs with its sockets open. */
-  signal(sig: 'SIGSTOP' | 'SIGCONT'): void {
-    if (this.proc?.pid) process.kill(this.proc.pid, sig);
   }
 
   async stop(): Promise<void> {
     await this.kill();
-    await rm(this.dir, { recursive: true, force: true });
+    await this.dir.remove();
   }
-}
-
-async function serviceReachableQuiet(port: number): Promise<boolean> {
-  const { connect } = await import('node:net');
-  return new Promise((resolve) => {
-    const s = connect(port, HOST);
-    s.once('connect', () => (s.destroy(), resolve(true)));
-    s.once('error', () => (s.destroy(), resolve(false)));
-  });
 }
 
 describe.skipIf(!reachable)('mqtt against Mosquitto', () => {
@@ -143,8 +95,8 @@ describe.skipIf(!reachable)('mqtt against Mosquitto', () => {
         const iter = sub.subscribe(ch, ac.signal)[Symbol.asyncIterator]();
         await sleep(200);
         await Promise.all(Array.from({ length: 1000 }, (_, i) => pub.publish(ch, text(`cm1 ${i}`))));
-        const got = await take(iter, 1000);
-        got.push(...(await take(iter, 1, 300)));
+        const got = await takeText(iter, 1000);
+        got.push(...(await takeText(iter, 1, 300)));
         ac.abort();
         expect(got).toEqual(Array.from({ length: 1000 }, (_, i) => `cm1 ${i}`));
       });
@@ -190,10 +142,7 @@ describe.skipIf(!reachable)('mqtt against Mosquitto', () => {
     const port = await freePort();
     const t = create(`mqtt://user:secret@127.0.0.1:${port}`);
     const err = await t.connect(AbortSignal.timeout(10_000)).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(TransportError);
-    expect((err as TransportError).code).toBe('not_connected');
-    expect((err as Error).message).toContain(`mqtt://user:***@127.0.0.1:${port}`);
-    expect((err as Error).message).toMatch(/ECONNREFUSED/);
+    expectNotConnected(err, `mqtt://user:***@127.0.0.1:${port}`, 'ECONNREFUSED');
     expect((err as Error).message).not.toContain('secret');
     expect(t.state).toBe('disconnected');
     await t.close();
@@ -208,7 +157,7 @@ describe.skipIf(!reachable)('mqtt against Mosquitto', () => {
   describe.skipIf(!haveMosquitto)('with a private mosquitto, killed and restarted', () => {
     let broker: PrivateMosquitto;
     beforeAll(async () => {
-      broker = await PrivateMosquitto.start();
+      broker = await PrivateMosquitto.create();
     });
     afterAll(() => broker?.stop());
 
@@ -223,20 +172,19 @@ describe.skipIf(!reachable)('mqtt against Mosquitto', () => {
         const iter = t.subscribe(ch, ac.signal)[Symbol.asyncIterator]();
         await sleep(200);
         await t.publish(ch, text('cm1 before'));
-        expect(await take(iter, 1, 5000)).toEqual(['cm1 before']);
+        expect(await takeText(iter, 1, 5000)).toEqual(['cm1 before']);
 
         await broker.kill();
         await waitFor('disconnect noticed', async () => (t.state !== 'connected' ? true : undefined), 5000);
         const started = Date.now();
         const err = await t.publish(ch, text('cm1 during')).catch((e: unknown) => e);
         expect(Date.now() - started).toBeLessThan(1000);
-        expect(err).toBeInstanceOf(TransportError);
-        expect((err as TransportError).code).toBe('not_connected');
+        expectNotConnected(err);
         const connectAgain = t.connect(AbortSignal.timeout(15_000));
         await sleep(1500);
 
         const upAt = Date.now(); // from the restart, not from its port answering
-        await broker.up();
+        await broker.start();
         await waitFor('reconnected', async () => (t.state === 'connected' ? true : undefined), 5000);
         await connectAgain; // a connect() during the outage waits for the reconnect loop
         const reconnectMs = Date.now() - upAt;
@@ -251,7 +199,7 @@ describe.skipIf(!reachable)('mqtt against Mosquitto', () => {
         } finally {
           await other.close();
         }
-        expect(await take(iter, 1, 5000)).toEqual(['cm1 after']);
+        expect(await takeText(iter, 1, 5000)).toEqual(['cm1 after']);
         ac.abort();
 
         const types = seen.map((s) => s.type);
@@ -285,11 +233,10 @@ describe.skipIf(!reachable)('mqtt against Mosquitto', () => {
         await sleep(200);
         await broker.kill();
         const err = await inflight;
-        expect(err).toBeInstanceOf(TransportError);
-        expect((err as TransportError).code).toBe('not_connected');
+        expectNotConnected(err);
         expect(Date.now() - started).toBeLessThan(2000);
       } finally {
-        await broker.up();
+        await broker.start();
         await t.close();
       }
     });
@@ -304,7 +251,7 @@ describe.skipIf(!reachable)('mqtt against Mosquitto', () => {
         const iter1 = first.subscribe(ch, new AbortController().signal)[Symbol.asyncIterator]();
         await first.connect(AbortSignal.timeout(10_000));
         await producer.publish(ch, text('cm1 0'));
-        expect(await take(iter1, 1, 5000)).toEqual(['cm1 0']);
+        expect(await takeText(iter1, 1, 5000)).toEqual(['cm1 0']);
         await first.close(); // away; the broker keeps the session
         for (let i = 1; i <= 5; i++) await producer.publish(ch, text(`cm1 ${i}`));
         // Subscribe before connect: the broker delivers what it kept right after the CONNACK.
@@ -312,7 +259,7 @@ describe.skipIf(!reachable)('mqtt against Mosquitto', () => {
         try {
           const iter2 = second.subscribe(ch, new AbortController().signal)[Symbol.asyncIterator]();
           await second.connect(AbortSignal.timeout(10_000));
-          expect(await take(iter2, 5, 5000)).toEqual(['cm1 1', 'cm1 2', 'cm1 3', 'cm1 4', 'cm1 5']);
+          expect(await takeText(iter2, 5, 5000)).toEqual(['cm1 1', 'cm1 2', 'cm1 3', 'cm1 4', 'cm1 5']);
         } finally {
           await second.close();
         }

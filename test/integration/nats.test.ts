@@ -1,17 +1,18 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { connect as natsConnect } from 'nats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { create } from '../../src/transports/nats/index.js';
+import { sleep, take } from '../support/async.js';
+import { BrokerProcess, tempDir, type TempDir } from '../support/brokers.js';
 import {
-  TransportError,
-  type Delivery,
-  type Transport,
-  type TransportStatus,
-} from '../../src/transports/transport.js';
+  channelName,
+  decode,
+  expectNotConnected,
+  expectOutageAndRecovery,
+  fastReconnect as fast,
+  recordStatus,
+  text,
+} from '../support/transports.js';
 import { freePort, waitFor } from '../support/net.js';
 import { haveCommand } from '../support/require.js';
 import { serviceReachable } from '../support/services.js';
@@ -29,37 +30,6 @@ const CORE = `nats://${HOST}:${PORT}`;
 // captures (say a COALMINE stream with coalmine.>) are consumed from that stream instead.
 const STREAM = `COALMINE_TEST_${randomBytes(3).toString('hex')}`;
 const JS = `nats+jetstream://${HOST}:${PORT}?stream=${STREAM}&maxMsgs=10000`;
-const fast = { reconnect: { initialMs: 50, maxMs: 500 } };
-const text = (s: string) => new TextEncoder().encode(s);
-const decode = (d: Delivery) => new TextDecoder().decode(d.payload);
-const channelName = () => `coalmine.test.${randomBytes(4).toString('hex')}`;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function take(iter: AsyncIterator<Delivery>, n: number, timeoutMs: number): Promise<Delivery[]> {
-  const out: Delivery[] = [];
-  const deadline = Date.now() + timeoutMs;
-  while (out.length < n) {
-    const left = deadline - Date.now();
-    if (left <= 0) break;
-    let timer: NodeJS.Timeout | undefined;
-    const r = await Promise.race([
-      iter.next(),
-      new Promise<'timeout'>((res) => (timer = setTimeout(() => res('timeout'), left))),
-    ]);
-    clearTimeout(timer);
-    if (r === 'timeout' || r.done) break;
-    out.push(r.value);
-  }
-  return out;
-}
-
-function recordStatus(t: Transport): TransportStatus[] {
-  const seen: TransportStatus[] = [];
-  void (async () => {
-    for await (const s of t.status()) seen.push(s);
-  })();
-  return seen;
-}
 
 async function deleteStream(port: number, name: string): Promise<void> {
   const nc = await natsConnect({ servers: `${HOST}:${port}` });
@@ -166,10 +136,7 @@ describe.skipIf(!reachable)('nats against nats-server', () => {
         (e: unknown) => e,
       );
       await t.close();
-      expect(err).toBeInstanceOf(TransportError);
-      expect((err as TransportError).code).toBe('not_connected');
-      expect((err as Error).message).toContain(`nats://127.0.0.1:${port}`);
-      expect((err as Error).message).toContain('ECONNREFUSED');
+      expectNotConnected(err, `nats://127.0.0.1:${port}`, 'ECONNREFUSED');
     });
   });
 });
@@ -178,38 +145,25 @@ const haveServer = haveCommand('nats-server', 'install nats-server (apt-get inst
 describe.skipIf(!haveServer)(
   'nats: reconnect after a server restart (private nats-server, killed by PID)',
   () => {
-    let dir: string;
+    let dir: TempDir;
     let port: number;
-    let server: ChildProcess | undefined;
-    let spawnedAt = 0;
-
-    async function startServer(): Promise<void> {
-      spawnedAt = Date.now();
-      server = spawn('nats-server', ['-a', HOST, '-p', String(port), '-js', '-sd', dir], { stdio: 'ignore' });
-      server.on('error', () => {});
-      await waitFor(
-        'nats-server to listen',
-        async () => ((await serviceUp(port)) ? true : undefined),
-        10_000,
-      );
-    }
-    async function stopServer(): Promise<void> {
-      const s = server;
-      server = undefined;
-      if (!s || s.exitCode !== null) return;
-      const exited = new Promise((r) => s.once('exit', r));
-      s.kill('SIGKILL');
-      await exited;
-    }
+    let server: BrokerProcess;
 
     beforeAll(async () => {
-      dir = mkdtempSync(join(tmpdir(), 'coalmine-nats-'));
+      dir = await tempDir('coalmine-nats-');
       port = await freePort();
-      await startServer();
+      server = new BrokerProcess({
+        name: 'nats-server to listen',
+        command: 'nats-server',
+        args: ['-a', HOST, '-p', String(port), '-js', '-sd', dir.path],
+        ready: () => serviceUp(port),
+        readyTimeoutMs: 10_000,
+      });
+      await server.start();
     });
     afterAll(async () => {
-      await stopServer();
-      rmSync(dir, { recursive: true, force: true });
+      await server?.kill();
+      await dir?.remove();
     });
 
     for (const mode of ['core', 'jetstream'] as const) {
@@ -226,7 +180,7 @@ describe.skipIf(!haveServer)(
         await pub.publish(ch, text('cm1 before'));
         expect((await take(iter, 1, 5000)).map(decode)).toEqual(['cm1 before']);
 
-        await stopServer();
+        await server.kill();
         await waitFor(
           'the outage to be noticed',
           async () => (pub.state === 'connected' ? undefined : true),
@@ -236,12 +190,10 @@ describe.skipIf(!haveServer)(
           () => undefined,
           (e: unknown) => e,
         );
-        expect(during).toBeInstanceOf(TransportError);
-        expect((during as TransportError).code).toBe('not_connected');
+        expectNotConnected(during);
 
-        await startServer();
-        // Measured from the spawn: the server listens within a few ms, before startServer() sees it.
-        const back = spawnedAt;
+        // Measured from the spawn: the server listens within a few ms, before start() sees it.
+        const back = await server.start();
         await waitFor(
           'reconnect',
           async () => (pub.state === 'connected' && sub.state === 'connected' ? true : undefined),
@@ -250,11 +202,7 @@ describe.skipIf(!haveServer)(
         const reconnectMs = Date.now() - back;
         console.log(`nats ${mode}: reconnected ${reconnectMs} ms after the server was restarted`);
         expect(reconnectMs).toBeLessThan(5000);
-        const types = seen.map((s) => s.type);
-        const down = types.indexOf('disconnected');
-        expect(down).toBeGreaterThanOrEqual(0);
-        expect(types.indexOf('reconnecting', down)).toBeGreaterThan(down);
-        expect(types.lastIndexOf('connected')).toBeGreaterThan(types.indexOf('reconnecting', down));
+        expectOutageAndRecovery(seen);
 
         // JetStream needs a moment after a restart to recover its streams: retry the first publish briefly.
         await waitFor(

@@ -5,6 +5,7 @@ import { Coalminer } from '../../src/messaging/coalminer.js';
 import { createTransport } from '../../src/transports/registry.js';
 import type { Transport } from '../../src/transports/transport.js';
 import { startRelay, type Relay } from '../../src/transports/websocket/relay.js';
+import { until } from '../support/async.js';
 import { serviceReachable } from '../support/services.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
 
@@ -21,12 +22,15 @@ interface Case {
   port: number;
   how: string;
   url: (port: number) => string;
+  /** Delivers at least once: what was unacknowledged when the link dropped may come again. */
+  atLeastOnce?: boolean;
 }
 
 const cases: Case[] = [
   { name: 'redis', port: 6379, how: 'redis-server --daemonize yes', url: (p) => `redis://127.0.0.1:${p}` },
   {
     name: 'redis+stream',
+    atLeastOnce: true,
     port: 6379,
     how: 'redis-server --daemonize yes',
     url: (p) => `redis+stream://127.0.0.1:${p}`,
@@ -41,6 +45,7 @@ const cases: Case[] = [
   { name: 'nats', port: 4222, how: 'nats-server -js', url: (p) => `nats://127.0.0.1:${p}` },
   {
     name: 'nats+jetstream',
+    atLeastOnce: true,
     port: 4222,
     how: 'nats-server -js',
     url: (p) => `nats+jetstream://127.0.0.1:${p}`,
@@ -53,15 +58,6 @@ const cases: Case[] = [
   },
   { name: 'websocket', port: -1, how: '(embedded relay)', url: (p) => `ws://127.0.0.1:${p}` },
 ];
-
-async function until(what: string, cond: () => boolean, ms: number): Promise<number> {
-  const start = Date.now();
-  while (!cond()) {
-    if (Date.now() - start > ms) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(20);
-  }
-  return Date.now() - start;
-}
 
 describe('broker outage mid-run', () => {
   let relay: Relay;
@@ -104,22 +100,24 @@ describe('broker outage mid-run', () => {
         });
         await canary.start();
         await coalminer.start();
-        await until('registration', () => coalminer.isConfirmedBy('outage-canary'), 10_000);
+        await until(() => coalminer.isConfirmedBy('outage-canary'), 'registration', 10_000, 20);
         await sleep(1000);
         proxy.down();
         await sleep(2000);
         proxy.up();
         const reconnectMs = await until(
-          'both transports connected',
           () => pub.state === 'connected' && sub.state === 'connected',
+          'both transports connected',
           5000,
+          20,
         );
         // Subscriptions are re-established after the connection: give traffic a moment to flow again.
         const before = coalminer.reports().reduce((n, r) => n + r.counts.received, 0);
         await until(
-          'pings flowing again',
           () => coalminer.reports().reduce((n, r) => n + r.counts.received, 0) > before + 50,
+          'pings flowing again',
           10_000,
+          20,
         );
         await canary.stop();
         await sleep(2000);
@@ -137,7 +135,9 @@ describe('broker outage mid-run', () => {
         // What the canary could not publish is a send error, not loss; what it published arrived or was lost.
         expect(got.sendFailed, detail).toBe(sent.failed);
         expect(got.received + got.lost, detail).toBe(sent.sent);
-        expect(got.duplicated, detail).toBe(0);
+        // Redeliveries are counted as duplicates, never as received twice (checked above); only an
+        // at-least-once system may produce them.
+        if (!c.atLeastOnce) expect(got.duplicated, detail).toBe(0);
         // The outage was real: something failed or was lost during it.
         expect(sent.failed + got.lost, detail).toBeGreaterThan(0);
       } finally {

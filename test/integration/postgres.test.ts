@@ -2,13 +2,17 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { create } from '../../src/transports/postgres/index.js';
+import { TransportError, type Transport, type TransportOptions } from '../../src/transports/transport.js';
+import { sleep, take } from '../support/async.js';
 import {
-  TransportError,
-  type Delivery,
-  type Transport,
-  type TransportOptions,
-  type TransportStatus,
-} from '../../src/transports/transport.js';
+  channelName,
+  decode as str,
+  expectNotConnected,
+  expectOutageAndRecovery,
+  fastReconnect as fast,
+  recordStatus,
+  text,
+} from '../support/transports.js';
 import { freePort, waitFor } from '../support/net.js';
 import { serviceReachable } from '../support/services.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
@@ -22,39 +26,6 @@ const up = await serviceReachable(
   PORT,
   'start PostgreSQL with trust auth for user postgres and a database `test` (`apt-get install postgresql`, `createdb test`)',
 );
-
-const text = (s: string) => new TextEncoder().encode(s);
-const str = (d: Delivery) => new TextDecoder().decode(d.payload);
-const channelName = () => `coalmine.test.${randomBytes(4).toString('hex')}`;
-const fast: TransportOptions = { reconnect: { initialMs: 50, maxMs: 500 } };
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Every status change of a transport from now on, with the time it was seen. */
-function recordStatus(t: Transport): (TransportStatus & { at: number })[] {
-  const seen: (TransportStatus & { at: number })[] = [];
-  void (async () => {
-    for await (const s of t.status()) seen.push({ ...s, at: Date.now() });
-  })();
-  return seen;
-}
-
-async function take(iter: AsyncIterator<Delivery>, n: number, timeoutMs: number): Promise<Delivery[]> {
-  const out: Delivery[] = [];
-  const deadline = Date.now() + timeoutMs;
-  while (out.length < n) {
-    let timer: NodeJS.Timeout | undefined;
-    const next = await Promise.race([
-      iter.next(),
-      new Promise<'timeout'>(
-        (r) => (timer = setTimeout(() => r('timeout'), Math.max(0, deadline - Date.now()))),
-      ),
-    ]);
-    clearTimeout(timer);
-    if (next === 'timeout' || next.done) break;
-    out.push(next.value);
-  }
-  return out;
-}
 
 describe.skipIf(!up)('postgres', () => {
   if (up) {
@@ -80,10 +51,7 @@ describe.skipIf(!up)('postgres', () => {
     const port = await freePort();
     const t = make(`postgres://postgres:secret@${HOST}:${port}/test`);
     const err = await t.connect(AbortSignal.timeout(5000)).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(TransportError);
-    expect((err as TransportError).code).toBe('not_connected');
-    expect((err as Error).message).toContain(`${HOST}:${port}`);
-    expect((err as Error).message).toContain('ECONNREFUSED');
+    expectNotConnected(err, `${HOST}:${port}`, 'ECONNREFUSED');
     expect((err as Error).message).not.toContain('secret');
   });
 
@@ -206,13 +174,8 @@ describe.skipIf(!up)('postgres', () => {
 
       expect(got.map(str)).toEqual(['cm1 after', 'cm1 after-direct']);
       expect(reconnectMs).toBeLessThan(5000);
-      const types = statuses.map((s) => s.type);
-      const down = types.indexOf('disconnected');
-      expect(down).toBeGreaterThanOrEqual(0);
-      const retry = statuses.findIndex((s, i) => i > down && s.type === 'reconnecting');
-      expect(retry).toBeGreaterThan(down);
+      const retry = expectOutageAndRecovery(statuses);
       expect(statuses[retry]).toMatchObject({ attempt: 1, delayMs: expect.any(Number) });
-      expect(types.lastIndexOf('connected')).toBeGreaterThan(retry);
     });
   });
 });

@@ -1,18 +1,18 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { create } from '../../src/transports/redis/index.js';
+import { TransportError, type Transport, type TransportOptions } from '../../src/transports/transport.js';
+import { sleep, take } from '../support/async.js';
+import { BrokerProcess, tempDir, type TempDir } from '../support/brokers.js';
 import {
-  TransportError,
-  type Delivery,
-  type Transport,
-  type TransportOptions,
-  type TransportStatus,
-} from '../../src/transports/transport.js';
+  channelName,
+  decode as str,
+  expectNotConnected,
+  expectOutageAndRecovery,
+  fastReconnect as fast,
+  recordStatus,
+  text,
+} from '../support/transports.js';
 import { freePort, waitFor } from '../support/net.js';
 import { haveCommand } from '../support/require.js';
 import { serviceReachable } from '../support/services.js';
@@ -31,78 +31,23 @@ const haveServer = haveCommand(
   'install Redis (`apt-get install redis-server`) for the restart test',
 );
 
-const text = (s: string) => new TextEncoder().encode(s);
-const str = (d: Delivery) => new TextDecoder().decode(d.payload);
-const channelName = () => `coalmine.test.${randomBytes(4).toString('hex')}`;
-const fast = { reconnect: { initialMs: 50, maxMs: 500 } };
-
-/** Every status change of a transport from now on, with the time it was seen. */
-function recordStatus(t: Transport): (TransportStatus & { at: number })[] {
-  const seen: (TransportStatus & { at: number })[] = [];
-  void (async () => {
-    for await (const s of t.status()) seen.push({ ...s, at: Date.now() });
-  })();
-  return seen;
-}
-
-async function take(iter: AsyncIterator<Delivery>, n: number, timeoutMs: number): Promise<Delivery[]> {
-  const out: Delivery[] = [];
-  const deadline = Date.now() + timeoutMs;
-  while (out.length < n) {
-    let timer: NodeJS.Timeout | undefined;
-    const next = await Promise.race([
-      iter.next(),
-      new Promise<'timeout'>(
-        (r) => (timer = setTimeout(() => r('timeout'), Math.max(0, deadline - Date.now()))),
-      ),
-    ]);
-    clearTimeout(timer);
-    if (next === 'timeout' || next.done) break;
-    out.push(next.value);
-  }
-  return out;
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 /** A private redis-server of the test's own, on a fixed port so it can come back at the same address. */
-class PrivateRedis {
-  private child: ChildProcess | undefined;
-  constructor(
-    readonly port: number,
-    private readonly dir: string,
-  ) {}
-
-  /** Starts the server and waits until it answers; resolves with the time it was spawned. */
-  async start(): Promise<number> {
-    const spawnedAt = Date.now();
-    const child = spawn(
-      'redis-server',
-      ['--port', String(this.port), '--bind', HOST, '--save', '', '--appendonly', 'no', '--dir', this.dir],
-      { stdio: 'ignore' },
-    );
-    child.on('error', () => undefined);
-    this.child = child;
-    await waitFor(`redis-server on port ${this.port}`, async () => {
-      const probe = new Redis({ host: HOST, port: this.port, lazyConnect: true, retryStrategy: () => null });
+function privateRedis(port: number, dir: string): BrokerProcess {
+  return new BrokerProcess({
+    name: `redis-server on port ${port}`,
+    command: 'redis-server',
+    args: ['--port', String(port), '--bind', HOST, '--save', '', '--appendonly', 'no', '--dir', dir],
+    ready: async () => {
+      const probe = new Redis({ host: HOST, port, lazyConnect: true, retryStrategy: () => null });
       probe.on('error', () => undefined);
       try {
         await probe.connect();
-        return (await probe.ping()) === 'PONG' ? true : undefined;
+        return (await probe.ping()) === 'PONG';
       } finally {
         probe.disconnect();
       }
-    });
-    return spawnedAt;
-  }
-
-  async kill(): Promise<void> {
-    const child = this.child;
-    if (!child || child.exitCode !== null) return;
-    const exited = new Promise((r) => child.once('exit', r));
-    child.kill('SIGKILL');
-    await exited;
-  }
+    },
+  });
 }
 
 describe.skipIf(!up)('redis', () => {
@@ -144,10 +89,7 @@ describe.skipIf(!up)('redis', () => {
     const port = await freePort();
     const t = make(`redis://user:secret@${HOST}:${port}`);
     const err = await t.connect(AbortSignal.timeout(5000)).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(TransportError);
-    expect((err as TransportError).code).toBe('not_connected');
-    expect((err as Error).message).toContain(`${HOST}:${port}`);
-    expect((err as Error).message).toContain('ECONNREFUSED');
+    expectNotConnected(err, `${HOST}:${port}`, 'ECONNREFUSED');
     expect((err as Error).message).not.toContain('secret');
     await expect(t.publish(channelName(), text('cm1 x'))).rejects.toMatchObject({ code: 'not_connected' });
   });
@@ -286,30 +228,28 @@ describe.skipIf(!up)('redis', () => {
 
         expect(got.map(str)).toEqual([...during, 'cm1 after']);
         expect(reconnectMs).toBeLessThan(5000);
-        const types = statuses.map((s) => s.type);
-        const down = types.indexOf('disconnected');
-        expect(down).toBeGreaterThanOrEqual(0);
-        expect(types.indexOf('reconnecting', down)).toBeGreaterThan(down);
-        expect(types.lastIndexOf('connected')).toBeGreaterThan(types.indexOf('reconnecting', down));
+        expectOutageAndRecovery(statuses);
       });
     });
   });
 
   describe.skipIf(!haveServer)('broker restart (private redis-server)', () => {
-    let server: PrivateRedis;
-    let dir: string;
+    let server: BrokerProcess;
+    let port: number;
+    let dir: TempDir;
     beforeAll(async () => {
-      dir = await mkdtemp(join(tmpdir(), 'coalmine-redis-'));
-      server = new PrivateRedis(await freePort(), dir);
+      dir = await tempDir('coalmine-redis-');
+      port = await freePort();
+      server = privateRedis(port, dir.path);
       await server.start();
     });
     afterAll(async () => {
       await server?.kill();
-      if (dir) await rm(dir, { recursive: true, force: true });
+      await dir?.remove();
     });
 
     it('pub/sub: fails publishes during the outage, reconnects, and resubscribes', async () => {
-      const url = `redis://${HOST}:${server.port}`;
+      const url = `redis://${HOST}:${port}`;
       const pub = make(url);
       const sub = make(url);
       await Promise.all([pub.connect(), sub.connect()]);
@@ -348,17 +288,12 @@ describe.skipIf(!up)('redis', () => {
       // What was published during the outage is gone (pub/sub keeps nothing); what came after arrives.
       expect(got.map(str)).toEqual(['cm1 after']);
       expect(reconnectMs).toBeLessThan(5000);
-      const types = statuses.map((s) => s.type);
-      const down = types.indexOf('disconnected');
-      expect(down).toBeGreaterThanOrEqual(0);
-      const retry = statuses.findIndex((s, i) => i > down && s.type === 'reconnecting');
-      expect(retry).toBeGreaterThan(down);
+      const retry = expectOutageAndRecovery(statuses);
       expect(statuses[retry]).toMatchObject({ attempt: expect.any(Number), delayMs: expect.any(Number) });
-      expect(types.lastIndexOf('connected')).toBeGreaterThan(retry);
     });
 
     it('streams: a subscription survives a restart that lost the group (no persistence)', async () => {
-      const url = `redis+stream://${HOST}:${server.port}`;
+      const url = `redis+stream://${HOST}:${port}`;
       const pub = make(url);
       const sub = make(url);
       await Promise.all([pub.connect(), sub.connect()]);

@@ -2,15 +2,19 @@ import { createServer, request, type RequestListener, type Server } from 'node:h
 import { createServer as createTcpServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { create, WebhookTransport } from '../../src/transports/webhook/index.js';
+import { TransportError } from '../../src/transports/transport.js';
+import { nextWithin, until } from '../support/async.js';
 import {
-  TransportError,
-  type Delivery,
-  type Transport,
-  type TransportStatus,
-} from '../../src/transports/transport.js';
-import { transportConformance } from '../support/transport-conformance.js';
-import { startTcpProxy } from '../support/tcp-proxy.js';
+  decode,
+  expectNotConnected,
+  fastReconnect as fast,
+  nextText,
+  recordStatus,
+  text,
+} from '../support/transports.js';
 import { freePort } from '../support/net.js';
+import { startTcpProxy } from '../support/tcp-proxy.js';
+import { transportConformance } from '../support/transport-conformance.js';
 
 // Webhooks need no external service: each transport runs its own HTTP server on loopback.
 let sharedUrl: string;
@@ -25,36 +29,6 @@ transportConformance('webhook', {
   settleMs: 0,
   maxPayload: 256 * 1024,
 });
-
-const text = (s: string) => new TextEncoder().encode(s);
-const decode = (d: Delivery | undefined) => (d ? new TextDecoder().decode(d.payload) : undefined);
-const fast = { reconnect: { initialMs: 50, maxMs: 500 } };
-
-function recordStatus(t: Transport): TransportStatus[] {
-  const seen: TransportStatus[] = [];
-  void (async () => {
-    for await (const s of t.status()) seen.push(s);
-  })();
-  return seen;
-}
-
-async function until(cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-async function nextWithin(it: AsyncIterator<Delivery>, ms: number): Promise<Delivery | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  const r = await Promise.race([
-    it.next(),
-    new Promise<'timeout'>((res) => (timer = setTimeout(() => res('timeout'), ms))),
-  ]);
-  clearTimeout(timer);
-  return r === 'timeout' || r.done ? undefined : r.value;
-}
 
 async function httpServer(handler: RequestListener): Promise<{ server: Server; port: number }> {
   const server = createServer(handler);
@@ -84,11 +58,11 @@ describe('webhook: specific behaviour', () => {
     const registrations = canary.subscribe('coalmine.canary.c1', ac.signal)[Symbol.asyncIterator]();
 
     const reg = await coalminer.publish('coalmine.canary.c1', text('cm1 register'));
-    expect(decode(await nextWithin(registrations, 2000))).toBe('cm1 register');
+    expect(await nextText(registrations, 2000)).toBe('cm1 register');
     const before = BigInt(Date.now()) * 1_000_000n;
     const receipt = await canary.publish('coalmine.coalminer.eu-1', text('cm1 ping'));
     const ping = await nextWithin(pings, 2000);
-    expect(decode(ping)).toBe('cm1 ping');
+    expect(ping && decode(ping)).toBe('cm1 ping');
     // ackNs is when the 2xx came back, after the coalminer had the whole body.
     expect(receipt.ackNs!).toBeGreaterThanOrEqual(ping!.receivedNs);
     expect(ping!.receivedNs).toBeGreaterThanOrEqual(before - 2_000_000n);
@@ -104,9 +78,7 @@ describe('webhook: specific behaviour', () => {
     expect(t.state).toBe('connected'); // the peer need not be up for our side to be ready
     const statuses = recordStatus(t);
     const err = await t.publish('coalmine.x', text('cm1 x')).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(TransportError);
-    expect((err as TransportError).code).toBe('not_connected');
-    expect((err as Error).message).toContain('ECONNREFUSED');
+    expectNotConnected(err, 'ECONNREFUSED');
     await until(() => statuses.some((s) => s.type === 'reconnecting'), 'reconnecting');
     expect(statuses.map((s) => s.type).slice(0, 3)).toEqual(['connected', 'disconnected', 'reconnecting']);
   });
@@ -123,7 +95,7 @@ describe('webhook: specific behaviour', () => {
     await canary.connect();
     const statuses = recordStatus(canary);
     await canary.publish('coalmine.coalminer.proxy', text('before'));
-    expect(decode(await nextWithin(pings, 2000))).toBe('before');
+    expect(await nextText(pings, 2000)).toBe('before');
 
     proxy.down();
     const during = await canary.publish('coalmine.coalminer.proxy', text('during')).catch((e: unknown) => e);
@@ -141,7 +113,7 @@ describe('webhook: specific behaviour', () => {
     expect(types.lastIndexOf('connected')).toBeGreaterThan(types.indexOf('reconnecting'));
 
     await canary.publish('coalmine.coalminer.proxy', text('after'));
-    expect(decode(await nextWithin(pings, 2000))).toBe('after');
+    expect(await nextText(pings, 2000)).toBe('after');
     ac.abort();
   });
 
@@ -245,7 +217,7 @@ describe('webhook: specific behaviour', () => {
       }),
     ).toBe(415);
     expect(await statusOf('/hooks/coalmine.ok', { method: 'POST', body: 'fine', headers: octets })).toBe(204);
-    expect(decode(await nextWithin(iter, 2000))).toBe('fine');
+    expect(await nextText(iter, 2000)).toBe('fine');
     ac.abort();
   });
 
@@ -270,7 +242,7 @@ describe('webhook: specific behaviour', () => {
     const ac = new AbortController();
     const atB = b.subscribe('coalmine.shared', ac.signal)[Symbol.asyncIterator]();
     await a.publish('coalmine.shared', text('cm1 shared'));
-    expect(decode(await nextWithin(atB, 2000))).toBe('cm1 shared');
+    expect(await nextText(atB, 2000)).toBe('cm1 shared');
     ac.abort();
     const other = await make(`http://127.0.0.1:${port}/elsewhere`)
       .connect()

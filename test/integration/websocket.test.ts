@@ -2,15 +2,18 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocketServer } from 'ws';
 import { create, startRelay, type Relay } from '../../src/transports/websocket/index.js';
+import { TransportError } from '../../src/transports/transport.js';
+import { nextWithin, sleep, until } from '../support/async.js';
 import {
-  TransportError,
-  type Delivery,
-  type Transport,
-  type TransportStatus,
-} from '../../src/transports/transport.js';
-import { transportConformance } from '../support/transport-conformance.js';
-import { startTcpProxy } from '../support/tcp-proxy.js';
+  expectNotConnected,
+  fastReconnect as fast,
+  nextText,
+  recordStatus,
+  text,
+} from '../support/transports.js';
 import { freePort } from '../support/net.js';
+import { startTcpProxy } from '../support/tcp-proxy.js';
+import { transportConformance } from '../support/transport-conformance.js';
 
 // The relay is ours, started in-process: there is no external service to require.
 let relay: Relay;
@@ -27,36 +30,6 @@ transportConformance('websocket', {
   settleMs: 50,
   maxPayload: 256 * 1024,
 });
-
-const text = (s: string) => new TextEncoder().encode(s);
-const fast = { reconnect: { initialMs: 50, maxMs: 500 } };
-
-/** Records every status change of a transport from now on. */
-function recordStatus(t: Transport): TransportStatus[] {
-  const seen: TransportStatus[] = [];
-  void (async () => {
-    for await (const s of t.status()) seen.push(s);
-  })();
-  return seen;
-}
-
-async function until(cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-async function nextWithin(it: AsyncIterator<Delivery>, ms: number): Promise<Delivery | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  const r = await Promise.race([
-    it.next(),
-    new Promise<'timeout'>((res) => (timer = setTimeout(() => res('timeout'), ms))),
-  ]);
-  clearTimeout(timer);
-  return r === 'timeout' || r.done ? undefined : r.value;
-}
 
 describe('websocket: specific behaviour', () => {
   const owned: { close(): Promise<void> }[] = [];
@@ -78,16 +51,15 @@ describe('websocket: specific behaviour', () => {
     const statuses = recordStatus(sub);
     const ac = new AbortController();
     const iter = sub.subscribe('coalmine.restart', ac.signal)[Symbol.asyncIterator]();
-    await new Promise((res) => setTimeout(res, 50));
+    await sleep(50);
     await pub.publish('coalmine.restart', text('before'));
-    expect(new TextDecoder().decode((await nextWithin(iter, 2000))?.payload)).toBe('before');
+    expect(await nextText(iter, 2000)).toBe('before');
 
     await r.close();
     await until(() => pub.state !== 'connected' && sub.state !== 'connected', 'both to notice the outage');
     const during = await pub.publish('coalmine.restart', text('during')).catch((e: unknown) => e);
-    expect(during).toBeInstanceOf(TransportError);
-    expect((during as TransportError).code).toBe('not_connected');
-    await new Promise((res) => setTimeout(res, 300)); // a few failed attempts
+    expectNotConnected(during);
+    await sleep(300); // a few failed attempts
 
     r = await startRelay({ host: '127.0.0.1', port, hopId: 'second' });
     owned.push(r);
@@ -109,8 +81,7 @@ describe('websocket: specific behaviour', () => {
     // The subscription made before the outage works again: the client re-subscribed on the new relay.
     await until(() => r.stats().subscriptions === 1, 're-subscription');
     await pub.publish('coalmine.restart', text('after'));
-    const d = await nextWithin(iter, 2000);
-    expect(new TextDecoder().decode(d?.payload)).toBe('after');
+    expect(await nextText(iter, 2000)).toBe('after');
     ac.abort();
   });
 
@@ -135,10 +106,7 @@ describe('websocket: specific behaviour', () => {
     const err = await make(`ws://127.0.0.1:${port}/`)
       .connect()
       .catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(TransportError);
-    expect((err as TransportError).code).toBe('not_connected');
-    expect((err as Error).message).toContain(`ws://127.0.0.1:${port}/`);
-    expect((err as Error).message).toContain('ECONNREFUSED');
+    expectNotConnected(err, `ws://127.0.0.1:${port}/`, 'ECONNREFUSED');
   });
 
   it('fails connect() against a WebSocket server that is not a relay', async () => {
@@ -150,9 +118,7 @@ describe('websocket: specific behaviour', () => {
     const err = await make(`ws://127.0.0.1:${port}/`)
       .connect()
       .catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(TransportError);
-    expect((err as TransportError).code).toBe('not_connected');
-    expect((err as Error).message).toContain('not a coalmine relay');
+    expectNotConnected(err, 'not a coalmine relay');
     for (const c of other.clients) c.terminate();
   });
 

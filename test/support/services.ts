@@ -1,11 +1,8 @@
 import { connect } from 'node:net';
 
-/**
- * Whether a service a test needs answers on host:port. In CI an unreachable one fails the test run
- * (so CI can never go green by skipping); for a developer it skips with a line saying how to start it.
- */
-export async function serviceReachable(host: string, port: number, howToStart: string): Promise<boolean> {
-  const reachable = await new Promise<boolean>((resolve) => {
+/** Whether something accepts a TCP connection on host:port now; says nothing either way. */
+export function tcpAnswers(host: string, port: number): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
     const socket = connect({ host, port });
     const done = (ok: boolean) => {
       socket.destroy();
@@ -15,6 +12,14 @@ export async function serviceReachable(host: string, port: number, howToStart: s
     socket.once('connect', () => done(true));
     socket.once('error', () => done(false));
   });
+}
+
+/**
+ * Whether a service a test needs answers on host:port. In CI an unreachable one fails the test run
+ * (so CI can never go green by skipping); for a developer it skips with a line saying how to start it.
+ */
+export async function serviceReachable(host: string, port: number, howToStart: string): Promise<boolean> {
+  const reachable = await tcpAnswers(host, port);
   if (!reachable) {
     const line = `nothing answers on ${host}:${port}: ${howToStart}`;
     if (process.env.CI) throw new Error(`CI: ${line}`);

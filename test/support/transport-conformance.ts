@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TransportError, type Delivery, type Transport } from '../../src/transports/transport.js';
+import { TransportError, type Transport } from '../../src/transports/transport.js';
+import { take } from './async.js';
+import { channelName, text } from './transports.js';
 
 export interface ConformanceOptions {
   /** A fresh, unconnected transport to the system under test. */
@@ -14,30 +16,6 @@ export interface ConformanceOptions {
   /** Whether publish() reports a broker acknowledgement time for this URL. */
   acks?: boolean;
 }
-
-function channelName(): string {
-  return `coalmine.test.${randomBytes(4).toString('hex')}`;
-}
-
-async function take(it: AsyncIterator<Delivery>, n: number, timeoutMs: number): Promise<Delivery[]> {
-  const out: Delivery[] = [];
-  const deadline = Date.now() + timeoutMs;
-  while (out.length < n) {
-    const left = deadline - Date.now();
-    if (left <= 0) break;
-    let timer: NodeJS.Timeout | undefined;
-    const next = await Promise.race([
-      it.next(),
-      new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), left))),
-    ]);
-    clearTimeout(timer);
-    if (next === 'timeout' || next.done) break;
-    out.push(next.value);
-  }
-  return out;
-}
-
-const textPayload = (s: string) => new TextEncoder().encode(s);
 
 /**
  * The behaviour every transport must have, run against the real system. Each transport's integration
@@ -70,7 +48,7 @@ export function transportConformance(name: string, opts: ConformanceOptions): vo
       await settle();
       const before = process.hrtime.bigint();
       const sentAt = BigInt(Date.now()) * 1_000_000n;
-      const payloads = Array.from({ length: 20 }, (_, i) => textPayload(`cm1 message-${i}`));
+      const payloads = Array.from({ length: 20 }, (_, i) => text(`cm1 message-${i}`));
       for (const p of payloads) await pub.publish(ch, p);
       const got = await take(iter, 20, 10_000);
       ac.abort();
@@ -87,8 +65,8 @@ export function transportConformance(name: string, opts: ConformanceOptions): vo
       const ac = new AbortController();
       const iterA = sub.subscribe(a, ac.signal)[Symbol.asyncIterator]();
       await settle();
-      await pub.publish(b, textPayload('cm1 for-b'));
-      await pub.publish(a, textPayload('cm1 for-a'));
+      await pub.publish(b, text('cm1 for-b'));
+      await pub.publish(a, text('cm1 for-a'));
       const got = await take(iterA, 1, 5000);
       got.push(...(await take(iterA, 1, 300)));
       ac.abort();
@@ -102,7 +80,7 @@ export function transportConformance(name: string, opts: ConformanceOptions): vo
       await settle();
       const size = opts.maxPayload ?? 16384;
       const payload = pub.textOnly
-        ? textPayload(
+        ? text(
             'cm1 ' +
               randomBytes(size)
                 .toString('base64url')
@@ -121,7 +99,7 @@ export function transportConformance(name: string, opts: ConformanceOptions): vo
       const ac = new AbortController();
       const iter = sub.subscribe(ch, ac.signal)[Symbol.asyncIterator]();
       await settle();
-      await Promise.all(Array.from({ length: n }, (_, i) => pub.publish(ch, textPayload(`cm1 ${i}`))));
+      await Promise.all(Array.from({ length: n }, (_, i) => pub.publish(ch, text(`cm1 ${i}`))));
       const got = await take(iter, n, 20_000);
       // Anything more arriving soon after is a duplicate.
       got.push(...(await take(iter, 1, 500)));
@@ -143,7 +121,7 @@ export function transportConformance(name: string, opts: ConformanceOptions): vo
     if (opts.acks) {
       it('reports the broker acknowledgement time', async () => {
         const before = BigInt(Date.now()) * 1_000_000n;
-        const receipt = await pub.publish(channelName(), textPayload('cm1 ack'));
+        const receipt = await pub.publish(channelName(), text('cm1 ack'));
         expect(receipt.ackNs).toBeDefined();
         expect(receipt.ackNs!).toBeGreaterThanOrEqual(before - 5_000_000n);
       });
@@ -153,7 +131,7 @@ export function transportConformance(name: string, opts: ConformanceOptions): vo
       const t = await opts.make();
       await t.connect(AbortSignal.timeout(15_000));
       await Promise.all([t.close(), t.close()]);
-      await expect(t.publish(channelName(), textPayload('cm1 late'))).rejects.toBeInstanceOf(TransportError);
+      await expect(t.publish(channelName(), text('cm1 late'))).rejects.toBeInstanceOf(TransportError);
       expect(t.state).toBe('closed');
     });
   });

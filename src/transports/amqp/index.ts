@@ -31,7 +31,8 @@
  */
 import * as amqp from 'amqplib';
 import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Options } from 'amqplib';
-import { backoffMs, DeliveryQueue, redactUrl, StatusHub, wallClockNs } from '../base.js';
+import { backoffMs, DeliveryQueue, errorMessage, redactUrl, StatusHub, wallClockNs } from '../base.js';
+import { ReconnectLoop } from '../reconnect-loop.js';
 import {
   TransportError,
   type Delivery,
@@ -136,7 +137,6 @@ export function parseAmqpUrl(url: string): AmqpConfig {
 }
 
 const noop = () => {};
-const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 /** An AMQP channel-close error carries the broker's reply code (404 NOT_FOUND, 406 PRECONDITION_FAILED...). */
 function replyCode(err: unknown): number | undefined {
@@ -162,14 +162,11 @@ export class AmqpTransport implements Transport {
   private pubRetries = 0;
   /** Connections RabbitMQ blocks (memory or disk alarm), with the reason: it stops reading them until unblocked. */
   private readonly blocked = new WeakMap<ChannelModel, string>();
-  private attempt = 0;
-  private connecting: Promise<void> | undefined;
   private readonly subs = new Set<AmqpSubscription>();
   private readonly timers = new Set<NodeJS.Timeout>();
   /** Connections whose socket has closed, so retries tied to them stop. */
   private readonly dead = new WeakSet<ChannelModel>();
-  /** connect() calls made while the reconnect loop runs: settled at its next success, or at close. */
-  private readonly waiters = new Set<(err?: TransportError) => void>();
+  private readonly loop: ReconnectLoop;
   private closed = false;
 
   constructor(url: string, opts: TransportOptions = {}) {
@@ -178,6 +175,16 @@ export class AmqpTransport implements Transport {
     this.wallNs = opts.wallNs ?? wallClockNs;
     this.initialMs = opts.reconnect?.initialMs ?? 100;
     this.maxMs = opts.reconnect?.maxMs ?? 5000;
+    this.loop = new ReconnectLoop({
+      hub: this.hub,
+      displayUrl: this.displayUrl,
+      hint: 'is RabbitMQ running there, and are the user, password and vhost right?',
+      initialMs: this.initialMs,
+      maxMs: this.maxMs,
+      open: (signal) => this.open(signal),
+      isClosed: () => this.closed,
+      isLive: () => this.live !== undefined,
+    });
     this.clientName = opts.clientName;
   }
 
@@ -213,27 +220,8 @@ export class AmqpTransport implements Transport {
     this.timers.delete(t);
   }
 
-  async connect(signal?: AbortSignal): Promise<void> {
-    if (this.closed) throw new TransportError('closed', 'transport is closed');
-    if (this.live) return;
-    if (this.attempt > 0) return this.untilConnected(signal); // the reconnect loop is on it
-    if (!this.connecting) {
-      this.hub.set({ type: 'connecting' });
-      this.connecting = this.open(signal)
-        .catch((err: unknown) => {
-          if (this.closed)
-            throw new TransportError('closed', 'transport closed while connecting', { cause: err });
-          this.hub.set({ type: 'disconnected', error: message(err) });
-          if (err instanceof TransportError) throw err;
-          throw new TransportError(
-            'not_connected',
-            `cannot connect to ${this.displayUrl}: ${message(err)} — is RabbitMQ running there, and are the user, password and vhost right?`,
-            { cause: err },
-          );
-        })
-        .finally(() => (this.connecting = undefined));
-    }
-    return this.connecting;
+  connect(signal?: AbortSignal): Promise<void> {
+    return this.loop.connect(signal);
   }
 
   private async dial(signal?: AbortSignal): Promise<ChannelModel> {
@@ -264,26 +252,6 @@ export class AmqpTransport implements Transport {
     }
   }
 
-  private untilConnected(signal?: AbortSignal): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      const done = (err?: TransportError) => {
-        this.waiters.delete(done);
-        signal?.removeEventListener('abort', onAbort);
-        if (err) reject(err);
-        else resolve();
-      };
-      const onAbort = () =>
-        done(
-          new TransportError('timeout', `still reconnecting to ${this.displayUrl}`, {
-            cause: signal?.reason,
-          }),
-        );
-      if (signal?.aborted) return onAbort();
-      signal?.addEventListener('abort', onAbort, { once: true });
-      this.waiters.add(done);
-    });
-  }
-
   /** Opens a connection, declares the exchange, restarts every consumer, then reports connected. */
   private async open(signal?: AbortSignal): Promise<void> {
     const conn = await this.dial(signal);
@@ -308,9 +276,7 @@ export class AmqpTransport implements Transport {
       throw err;
     }
     this.live = conn;
-    this.attempt = 0;
-    this.hub.set({ type: 'connected' });
-    for (const w of this.waiters) w();
+    this.loop.connected();
     // Subscriptions added while this connection was being set up.
     for (const s of this.subs) void s.start(conn);
   }
@@ -320,19 +286,8 @@ export class AmqpTransport implements Transport {
     this.live = undefined;
     this.pubCh = undefined;
     if (this.closed) return;
-    const error = err ? message(err) : 'connection closed';
-    this.hub.set({ type: 'disconnected', error });
-    this.scheduleReconnect(error);
-  }
-
-  private scheduleReconnect(error: string): void {
-    if (this.closed) return;
-    this.attempt++;
-    const delayMs = backoffMs(this.attempt - 1, this.initialMs, this.maxMs);
-    this.hub.set({ type: 'reconnecting', attempt: this.attempt, delayMs, error });
-    this.later(() => {
-      this.open().catch((err: unknown) => this.scheduleReconnect(message(err)));
-    }, delayMs);
+    const error = err ? errorMessage(err) : 'connection closed';
+    this.loop.lost(error);
   }
 
   private async openPublishChannel(conn: ChannelModel): Promise<void> {
@@ -395,7 +350,7 @@ export class AmqpTransport implements Transport {
         return Promise.resolve({});
       } catch (err) {
         return Promise.reject(
-          new TransportError('not_connected', `publish channel closed: ${message(err)}`, { cause: err }),
+          new TransportError('not_connected', `publish channel closed: ${errorMessage(err)}`, { cause: err }),
         );
       }
     }
@@ -432,7 +387,9 @@ export class AmqpTransport implements Transport {
       } catch (err) {
         settle(() =>
           reject(
-            new TransportError('not_connected', `publish channel closed: ${message(err)}`, { cause: err }),
+            new TransportError('not_connected', `publish channel closed: ${errorMessage(err)}`, {
+              cause: err,
+            }),
           ),
         );
       }
@@ -494,6 +451,7 @@ export class AmqpTransport implements Transport {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.loop.stop();
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
     for (const s of this.subs) s.stop();
@@ -503,8 +461,7 @@ export class AmqpTransport implements Transport {
     this.pubCh = undefined;
     // close() rejects when the socket is already gone; the connection is finished either way.
     if (conn) await conn.close().catch(noop);
-    await this.connecting?.catch(noop);
-    for (const w of this.waiters) w(new TransportError('closed', 'transport closed while reconnecting'));
+    await this.loop.end();
     this.hub.set({ type: 'closed' });
   }
 }

@@ -28,6 +28,9 @@
 import { randomBytes } from 'node:crypto';
 import { Admin, Consumer, Producer, type Message, type MessagesStream } from '@platformatic/kafka';
 import { DeliveryQueue, StatusHub, backoffMs, redactUrl, wallClockNs } from '../base.js';
+import { StateWaiters } from '../state-waiters.js';
+import { subscriptionQueue } from '../subscriptions.js';
+import { sleep, withTimeout } from '../timeouts.js';
 import {
   TransportError,
   type Delivery,
@@ -43,29 +46,6 @@ import { parseKafkaUrl, topicFor, type KafkaUrl } from './url.js';
 
 const LOG_APPEND_TIME = [{ name: 'message.timestamp.type', value: 'LogAppendTime' }];
 const HOW_TO_START = 'is Kafka running there? (for tests: bash scripts/kafka.sh start)';
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
-}
-
-/** Settles with `p`, or rejects with `onTimeout()` after `ms`; a later rejection of `p` is swallowed. */
-function withTimeout<T>(p: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
-  p.catch(() => {});
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    p,
-    new Promise<never>((_, reject) => (timer = setTimeout(() => reject(onTimeout()), ms))),
-  ]).finally(() => clearTimeout(timer));
-}
 
 function hasApiId(err: unknown, id: string): boolean {
   const seen: unknown[] = [err];
@@ -99,7 +79,7 @@ export class KafkaTransport implements Transport {
   private checking = false;
   private readonly ensured = new Map<string, Promise<void>>();
   private readonly channels = new Map<string, ChannelConsumer>();
-  private readonly waiters = new Set<() => void>();
+  private readonly waiters = new StateWaiters();
 
   constructor(url: string, opts: TransportOptions = {}) {
     this.displayUrl = redactUrl(url);
@@ -127,24 +107,13 @@ export class KafkaTransport implements Transport {
 
   private setStatus(s: TransportStatus): void {
     this.hub.set(s);
-    if (s.type === 'connected' || s.type === 'closed') {
-      for (const w of this.waiters) w();
-      this.waiters.clear();
-    }
+    if (s.type === 'connected' || s.type === 'closed') this.waiters.wake();
   }
 
   /** Resolves once connected (at once if already), or when closed / `signal` aborts. */
   whenConnected(signal: AbortSignal): Promise<void> {
     if (this.state === 'connected' || this.closed || signal.aborted) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = () => {
-        this.waiters.delete(done);
-        signal.removeEventListener('abort', done);
-        resolve();
-      };
-      this.waiters.add(done);
-      signal.addEventListener('abort', done, { once: true });
-    });
+    return this.waiters.wait(signal);
   }
 
   private baseOptions(retries: number) {
@@ -333,32 +302,24 @@ export class KafkaTransport implements Transport {
   }
 
   subscribe(channel: string, signal: AbortSignal): AsyncIterable<Delivery> {
-    const q = new DeliveryQueue<Delivery>();
-    if (this.closed || signal.aborted) {
-      q.end();
-      return q;
-    }
-    const topic = topicFor(channel);
-    let cc = this.channels.get(topic);
-    if (!cc) {
-      cc = new ChannelConsumer(this, topic, BigInt(Date.now()));
-      this.channels.set(topic, cc);
-    }
-    const consumer = cc;
-    consumer.queues.add(q);
-    signal.addEventListener(
-      'abort',
-      () => {
+    return subscriptionQueue(this.closed, signal, (q) => {
+      const topic = topicFor(channel);
+      let cc = this.channels.get(topic);
+      if (!cc) {
+        cc = new ChannelConsumer(this, topic, BigInt(Date.now()));
+        this.channels.set(topic, cc);
+      }
+      const consumer = cc;
+      consumer.queues.add(q);
+      return () => {
         consumer.queues.delete(q);
         q.end();
         if (consumer.queues.size === 0 && this.channels.get(topic) === consumer) {
           this.channels.delete(topic);
           void consumer.stop();
         }
-      },
-      { once: true },
-    );
-    return q;
+      };
+    });
   }
 
   close(): Promise<void> {

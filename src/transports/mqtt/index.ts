@@ -29,7 +29,10 @@
 import { randomBytes } from 'node:crypto';
 import mqtt from 'mqtt';
 import type { IClientOptions, IClientPublishOptions, MqttClient } from 'mqtt';
-import { backoffMs, DeliveryQueue, redactUrl, StatusHub, wallClockNs } from '../base.js';
+import { DeliveryQueue, errorMessage, redactUrl, StatusHub, wallClockNs } from '../base.js';
+import { withTimeout } from '../timeouts.js';
+import { ReconnectLoop } from '../reconnect-loop.js';
+import { ChannelSubscribers, subscriptionQueue } from '../subscriptions.js';
 import {
   TransportError,
   type Delivery,
@@ -117,7 +120,6 @@ export function parseMqttUrl(url: string, clientName?: string): MqttConfig {
 }
 
 const noop = () => {};
-const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 /** MQTT 5 reason codes that mean "the message is too big" (0x95 packet too large, 0x97 quota exceeded is not). */
 const PACKET_TOO_LARGE = 0x95;
@@ -146,74 +148,37 @@ export class MqttTransport implements Transport {
   readonly cfg: MqttConfig;
   private readonly hub = new StatusHub();
   private readonly wallNs: () => bigint;
-  private readonly initialMs: number;
-  private readonly maxMs: number;
   /** The client everything currently runs on; set once connected and resubscribed. */
   private live: MqttClient | undefined;
   private window: SendWindow = { size: 0, inflight: 0, waiting: [] };
-  private attempt = 0;
-  private connecting: Promise<void> | undefined;
-  private reconnectTimer: NodeJS.Timeout | undefined;
   /** Subscribers by MQTT topic: one broker subscription per topic, fanned out here. */
-  private readonly topics = new Map<string, Set<DeliveryQueue<Delivery>>>();
+  private readonly topics = new ChannelSubscribers<DeliveryQueue<Delivery>>();
   private readonly pending = new Set<PendingPublish>();
-  /** connect() calls made while the reconnect loop runs: settled at its next success, or at close. */
-  private readonly waiters = new Set<(err?: TransportError) => void>();
+  private readonly loop: ReconnectLoop;
   private closed = false;
 
   constructor(url: string, opts: TransportOptions = {}) {
     this.cfg = parseMqttUrl(url, opts.clientName);
     this.displayUrl = redactUrl(url);
     this.wallNs = opts.wallNs ?? wallClockNs;
-    this.initialMs = opts.reconnect?.initialMs ?? 100;
-    this.maxMs = opts.reconnect?.maxMs ?? 5000;
+    this.loop = new ReconnectLoop({
+      hub: this.hub,
+      displayUrl: this.displayUrl,
+      hint: 'is the MQTT broker running there, and are the user and password right?',
+      initialMs: opts.reconnect?.initialMs ?? 100,
+      maxMs: opts.reconnect?.maxMs ?? 5000,
+      open: (signal) => this.open(signal),
+      isClosed: () => this.closed,
+      isLive: () => this.live !== undefined,
+    });
   }
 
   get state() {
     return this.hub.state;
   }
 
-  async connect(signal?: AbortSignal): Promise<void> {
-    if (this.closed) throw new TransportError('closed', 'transport is closed');
-    if (this.live) return;
-    if (this.attempt > 0) return this.untilConnected(signal); // the reconnect loop is on it
-    if (!this.connecting) {
-      this.hub.set({ type: 'connecting' });
-      this.connecting = this.open(signal)
-        .catch((err: unknown) => {
-          if (this.closed)
-            throw new TransportError('closed', 'transport closed while connecting', { cause: err });
-          this.hub.set({ type: 'disconnected', error: message(err) });
-          if (err instanceof TransportError) throw err;
-          throw new TransportError(
-            'not_connected',
-            `cannot connect to ${this.displayUrl}: ${message(err)} — is the MQTT broker running there, and are the user and password right?`,
-            { cause: err },
-          );
-        })
-        .finally(() => (this.connecting = undefined));
-    }
-    return this.connecting;
-  }
-
-  private untilConnected(signal?: AbortSignal): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      const done = (err?: TransportError) => {
-        this.waiters.delete(done);
-        signal?.removeEventListener('abort', onAbort);
-        if (err) reject(err);
-        else resolve();
-      };
-      const onAbort = () =>
-        done(
-          new TransportError('timeout', `still reconnecting to ${this.displayUrl}`, {
-            cause: signal?.reason,
-          }),
-        );
-      if (signal?.aborted) return onAbort();
-      signal?.addEventListener('abort', onAbort, { once: true });
-      this.waiters.add(done);
-    });
+  connect(signal?: AbortSignal): Promise<void> {
+    return this.loop.connect(signal);
   }
 
   private clientOptions(): IClientOptions {
@@ -288,13 +253,13 @@ export class MqttTransport implements Transport {
       lost = true;
       this.onConnectionLost(client, lastError ?? 'connection closed');
     });
-    const topics = [...this.topics.keys()];
+    const topics = this.topics.channels();
     try {
       if (topics.length > 0) {
         await withTimeout(
           client.subscribeAsync(Object.fromEntries(topics.map((t) => [t, { qos: this.cfg.qos }]))),
           this.cfg.connectTimeoutMs,
-          'SUBACK',
+          () => new Error(`no SUBACK within ${this.cfg.connectTimeoutMs} ms`),
         );
       }
       if (lost) throw new Error(lastError ?? 'connection closed while subscribing');
@@ -305,11 +270,9 @@ export class MqttTransport implements Transport {
     }
     this.live = client;
     this.window = { size: receiveMaximum, inflight: 0, waiting: [] };
-    this.attempt = 0;
-    this.hub.set({ type: 'connected' });
-    for (const w of this.waiters) w();
+    this.loop.connected();
     // Topics added while the SUBSCRIBE above was in flight.
-    const late = [...this.topics.keys()].filter((t) => !topics.includes(t));
+    const late = this.topics.channels().filter((t) => !topics.includes(t));
     if (late.length > 0) client.subscribe(late, { qos: this.cfg.qos }, noop);
   }
 
@@ -322,19 +285,7 @@ export class MqttTransport implements Transport {
     if (this.live !== client) return; // a client that never got up: open() reports that
     this.live = undefined;
     if (this.closed) return;
-    this.hub.set({ type: 'disconnected', error });
-    this.scheduleReconnect(error);
-  }
-
-  private scheduleReconnect(error: string): void {
-    if (this.closed) return;
-    this.attempt++;
-    const delayMs = backoffMs(this.attempt - 1, this.initialMs, this.maxMs);
-    this.hub.set({ type: 'reconnecting', attempt: this.attempt, delayMs, error });
-    this.reconnectTimer = setTimeout(() => {
-      this.reconnectTimer = undefined;
-      this.open().catch((err: unknown) => this.scheduleReconnect(message(err)));
-    }, delayMs);
+    this.loop.lost(error);
   }
 
   private dispatch(topic: string, payload: Buffer): void {
@@ -404,7 +355,7 @@ export class MqttTransport implements Transport {
         } catch (err) {
           if (qos > 0) this.release(window);
           settle(() =>
-            reject(new TransportError('error', `publish failed: ${message(err)}`, { cause: err })),
+            reject(new TransportError('error', `publish failed: ${errorMessage(err)}`, { cause: err })),
           );
         }
       };
@@ -440,33 +391,17 @@ export class MqttTransport implements Transport {
   }
 
   subscribe(channel: string, signal: AbortSignal): AsyncIterable<Delivery> {
-    const q = new DeliveryQueue<Delivery>();
-    if (this.closed || signal.aborted) {
-      q.end();
-      return q;
-    }
-    const topic = topicOf(channel);
-    let subs = this.topics.get(topic);
-    if (!subs) {
-      this.topics.set(topic, (subs = new Set()));
-      // If this fails the connection is going away, and the reconnect resubscribes.
-      this.live?.subscribe(topic, { qos: this.cfg.qos }, noop);
-    }
-    subs.add(q);
-    const set = subs;
-    signal.addEventListener(
-      'abort',
-      () => {
+    return subscriptionQueue(this.closed, signal, (q) => {
+      const topic = topicOf(channel);
+      if (this.topics.add(topic, q)) {
+        // If this fails the connection is going away, and the reconnect resubscribes.
+        this.live?.subscribe(topic, { qos: this.cfg.qos }, noop);
+      }
+      return () => {
         q.end();
-        set.delete(q);
-        if (set.size === 0 && this.topics.get(topic) === set) {
-          this.topics.delete(topic);
-          if (this.live?.connected) this.live.unsubscribe(topic, noop);
-        }
-      },
-      { once: true },
-    );
-    return q;
+        if (this.topics.remove(topic, q) && this.live?.connected) this.live.unsubscribe(topic, noop);
+      };
+    });
   }
 
   status() {
@@ -476,35 +411,25 @@ export class MqttTransport implements Transport {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    clearTimeout(this.reconnectTimer);
-    for (const subs of this.topics.values()) for (const q of subs) q.end();
-    this.topics.clear();
+    this.loop.stop();
+    for (const q of this.topics.clear()) q.end();
     for (const p of this.pending)
       p.fail(new TransportError('closed', 'transport closed before the broker acknowledged'));
     const client = this.live;
     this.live = undefined;
     // A graceful DISCONNECT when we can, bounded so close() cannot hang on a dead socket.
     if (client) {
-      await withTimeout(client.endAsync(false), 2000, 'DISCONNECT').catch(() => client.end(true, noop));
+      await withTimeout(client.endAsync(false), 2000, () => new Error('no DISCONNECT within 2000 ms')).catch(
+        () => client.end(true, noop),
+      );
     }
-    await this.connecting?.catch(noop);
-    for (const w of this.waiters) w(new TransportError('closed', 'transport closed while reconnecting'));
+    await this.loop.end();
     this.hub.set({ type: 'closed' });
   }
 }
 
 function topicOf(channel: string): string {
   return channel.replace(/\./g, '/');
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    p,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no ${what} within ${ms} ms`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
 }
 
 export function create(url: string, opts?: TransportOptions): Transport {

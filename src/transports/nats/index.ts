@@ -40,6 +40,9 @@ import {
   type NatsError,
 } from 'nats';
 import { DeliveryQueue, StatusHub, backoffMs, redactUrl, wallClockNs } from '../base.js';
+import { StateWaiters } from '../state-waiters.js';
+import { subscriptionQueue } from '../subscriptions.js';
+import { sleep, withTimeout } from '../timeouts.js';
 import {
   TransportError,
   type Delivery,
@@ -53,28 +56,6 @@ import {
 import { parseNatsUrl, streamSubjectFor, subjectFor, type NatsUrl } from './url.js';
 
 const HOW_TO_START = 'is nats-server running there? (nats-server -js for JetStream)';
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
-  p.catch(() => {});
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    p,
-    new Promise<never>((_, reject) => (timer = setTimeout(() => reject(onTimeout()), ms))),
-  ]).finally(() => clearTimeout(timer));
-}
 
 function natsCode(err: unknown): string | undefined {
   return (err as Partial<NatsError> | undefined)?.code;
@@ -124,7 +105,7 @@ export class NatsTransport implements Transport {
   private readonly onClose = new Set<() => void>();
   /** Running JetStream consumer loops, awaited by close() so they can remove their consumers first. */
   private readonly loops = new Set<Promise<void>>();
-  private readonly waiters = new Set<() => void>();
+  private readonly waiters = new StateWaiters();
 
   constructor(url: string, opts: TransportOptions = {}) {
     this.displayUrl = redactUrl(url);
@@ -148,23 +129,12 @@ export class NatsTransport implements Transport {
 
   private setStatus(s: TransportStatus): void {
     this.hub.set(s);
-    if (s.type === 'connected' || s.type === 'closed') {
-      for (const w of this.waiters) w();
-      this.waiters.clear();
-    }
+    if (s.type === 'connected' || s.type === 'closed') this.waiters.wake();
   }
 
   private whenConnected(signal: AbortSignal): Promise<void> {
     if (this.state === 'connected' || this.closed || signal.aborted) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = () => {
-        this.waiters.delete(done);
-        signal.removeEventListener('abort', done);
-        resolve();
-      };
-      this.waiters.add(done);
-      signal.addEventListener('abort', done, { once: true });
-    });
+    return this.waiters.wait(signal);
   }
 
   async connect(signal?: AbortSignal): Promise<void> {
@@ -399,28 +369,24 @@ export class NatsTransport implements Transport {
   }
 
   subscribe(channel: string, signal: AbortSignal): AsyncIterable<Delivery> {
-    const q = new DeliveryQueue<Delivery>();
-    if (this.closed || signal.aborted) {
-      q.end();
-      return q;
-    }
-    const subject = subjectFor(channel);
-    const stopAc = new AbortController();
-    const stop = () => {
-      stopAc.abort();
-      q.end();
-      this.onClose.delete(stop);
-    };
-    this.onClose.add(stop);
-    signal.addEventListener('abort', stop, { once: true });
-    if (this.cfg.jetstream) {
-      const loop = this.consumeJetStream(subject, q, stopAc.signal, new Date()).catch(() => {});
-      this.loops.add(loop);
-      void loop.finally(() => this.loops.delete(loop));
-    } else {
-      void this.subscribeCore(subject, q, stopAc.signal);
-    }
-    return q;
+    return subscriptionQueue(this.closed, signal, (q) => {
+      const subject = subjectFor(channel);
+      const stopAc = new AbortController();
+      const stop = () => {
+        stopAc.abort();
+        q.end();
+        this.onClose.delete(stop);
+      };
+      this.onClose.add(stop);
+      if (this.cfg.jetstream) {
+        const loop = this.consumeJetStream(subject, q, stopAc.signal, new Date()).catch(() => {});
+        this.loops.add(loop);
+        void loop.finally(() => this.loops.delete(loop));
+      } else {
+        void this.subscribeCore(subject, q, stopAc.signal);
+      }
+      return stop;
+    });
   }
 
   private async subscribeCore(subject: string, q: DeliveryQueue<Delivery>, stop: AbortSignal): Promise<void> {

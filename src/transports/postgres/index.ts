@@ -38,16 +38,12 @@ import {
 } from '../transport.js';
 import { ConfigError } from '../../core/errors.js';
 import { notifyChannel, payloadProblem, quoteIdentifier } from './channel.js';
-import { LinkStatus, PgLink, describeError } from './link.js';
+import { LinkStatus, connectAborted } from '../links.js';
+import { PublishWindow } from '../publish-window.js';
+import { ChannelSubscribers, subscriptionQueue } from '../subscriptions.js';
+import { PgLink, describeError } from './link.js';
 
 const DEFAULT_TIMEOUT_MS = 5000;
-/** Publishes queued on the session at once; beyond this the server is not keeping up and we say so. */
-const MAX_IN_FLIGHT = 10_000;
-
-/** Subscribers of one NOTIFY channel inside this transport. */
-interface ChannelSubscribers {
-  queues: Set<DeliveryQueue<Delivery>>;
-}
 
 export class PostgresTransport implements Transport {
   readonly kind = 'postgres';
@@ -58,7 +54,7 @@ export class PostgresTransport implements Transport {
   private readonly links = new LinkStatus(this.hub);
   private readonly wallNs: () => bigint;
   /** By NOTIFY channel name. */
-  private readonly channels = new Map<string, ChannelSubscribers>();
+  private readonly channels = new ChannelSubscribers<DeliveryQueue<Delivery>>();
   /** NOTIFY channels the current listening session has LISTENed on (or is about to). */
   private readonly listening = new Set<string>();
   private publisher: PgLink | undefined;
@@ -66,13 +62,14 @@ export class PostgresTransport implements Transport {
   private connected = false;
   private closed = false;
   private connecting: Promise<void> | undefined;
-  private inFlight = 0;
+  private readonly window: PublishWindow;
 
   constructor(
     url: string,
     private readonly opts: TransportOptions = {},
   ) {
     this.displayUrl = redactUrl(url);
+    this.window = new PublishWindow(this.displayUrl);
     const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(url)?.[1]?.toLowerCase();
     if (scheme !== 'postgres' && scheme !== 'postgresql') {
       throw new ConfigError([`${this.displayUrl}: scheme must be postgres:// or postgresql://`]);
@@ -101,18 +98,18 @@ export class PostgresTransport implements Transport {
     signal?.throwIfAborted();
     this.hub.set({ type: 'connecting' });
     const reconnect = this.opts.reconnect ?? {};
-    const publisher = new PgLink(this.clientConfig, reconnect, this.links.listenerFor());
-    const status = this.links.listenerFor();
+    const publisher = new PgLink(this.clientConfig, reconnect, this.links);
     const listener = new PgLink(
       this.clientConfig,
       reconnect,
       // Channels subscribed while the session was being prepared are LISTENed as soon as it is up.
       {
-        ...status,
         up: () => {
-          status.up();
+          this.links.up();
           this.listenAll();
         },
+        down: (error) => this.links.down(error),
+        reconnecting: (attempt, delayMs, error) => this.links.reconnecting(attempt, delayMs, error),
       },
       (c) => this.relisten(c),
       (c) => c.on('notification', (msg) => this.onNotification(msg)),
@@ -123,16 +120,7 @@ export class PostgresTransport implements Transport {
     } catch (err) {
       await Promise.all([publisher.close(), listener.close()]);
       if (!this.closed) this.hub.set({ type: 'disconnected', error: describeError(err) });
-      if (signal?.aborted) {
-        const timedOut = (signal.reason as Error | undefined)?.name === 'TimeoutError';
-        throw new TransportError(
-          timedOut ? 'timeout' : 'error',
-          `connecting to ${this.displayUrl} was aborted`,
-          {
-            cause: signal.reason,
-          },
-        );
-      }
+      if (signal?.aborted) throw connectAborted(this.displayUrl, signal);
       throw new TransportError(
         'not_connected',
         `cannot connect to ${this.displayUrl}: ${describeError(err)} — is PostgreSQL running there, and do the user, password and database exist?`,
@@ -163,25 +151,11 @@ export class PostgresTransport implements Transport {
     const publisher = this.publisher;
     if (!publisher)
       throw new TransportError('not_connected', `not connected to ${this.displayUrl}: call connect() first`);
-    if (this.inFlight >= MAX_IN_FLIGHT) {
-      throw new TransportError(
-        'timeout',
-        `${this.displayUrl}: ${this.inFlight} publishes still wait for the server`,
-      );
-    }
     const text = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('latin1');
-    this.inFlight++;
-    const query = publisher.run((c) => c.query('SELECT pg_notify($1, $2)', [notifyChannel(channel), text]));
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () =>
-          reject(new TransportError('timeout', `no reply from ${this.displayUrl} within ${timeoutMs} ms`)),
-        timeoutMs,
-      );
-    });
+    const query = () =>
+      publisher.run((c) => c.query('SELECT pg_notify($1, $2)', [notifyChannel(channel), text]));
     try {
-      await Promise.race([query, timeout]);
+      await this.window.send(query, timeoutMs);
       return { ackNs: this.wallNs() };
     } catch (err) {
       if (err instanceof TransportError) throw err;
@@ -197,35 +171,21 @@ export class PostgresTransport implements Transport {
         );
       }
       throw new TransportError('not_connected', `${this.displayUrl}: ${describeError(err)}`, { cause: err });
-    } finally {
-      clearTimeout(timer);
-      query.then(
-        () => this.inFlight--,
-        () => this.inFlight--,
-      );
     }
   }
 
   subscribe(channel: string, signal: AbortSignal): AsyncIterable<Delivery> {
-    const q = new DeliveryQueue<Delivery>();
-    if (this.closed || signal.aborted) {
-      q.end();
-      return q;
-    }
-    const name = notifyChannel(channel);
-    let subs = this.channels.get(name);
-    if (!subs) this.channels.set(name, (subs = { queues: new Set() }));
-    subs.queues.add(q);
-    this.listenAll();
-    signal.addEventListener('abort', () => this.unsubscribe(name, q), { once: true });
-    return q;
+    return subscriptionQueue(this.closed, signal, (q) => {
+      const name = notifyChannel(channel);
+      this.channels.add(name, q);
+      this.listenAll();
+      return () => this.unsubscribe(name, q);
+    });
   }
 
   private unsubscribe(name: string, q: DeliveryQueue<Delivery>): void {
     q.end();
-    const subs = this.channels.get(name);
-    if (!subs?.queues.delete(q) || subs.queues.size > 0) return;
-    this.channels.delete(name);
+    if (!this.channels.remove(name, q)) return;
     if (this.listening.delete(name)) {
       this.listener?.run((c) => c.query(`UNLISTEN ${quoteIdentifier(name)}`)).catch(() => undefined);
     }
@@ -234,7 +194,7 @@ export class PostgresTransport implements Transport {
   /** Runs on every (re)connection of the listening session, before it counts as up. */
   private async relisten(client: pg.Client): Promise<void> {
     this.listening.clear();
-    const names = [...this.channels.keys()];
+    const names = this.channels.channels();
     if (names.length > 0) await client.query(names.map((n) => `LISTEN ${quoteIdentifier(n)};`).join(' '));
     for (const n of names) this.listening.add(n);
   }
@@ -243,7 +203,7 @@ export class PostgresTransport implements Transport {
   private listenAll(): void {
     const listener = this.listener;
     if (!listener?.up) return;
-    for (const name of this.channels.keys()) {
+    for (const name of this.channels.channels()) {
       if (this.listening.has(name)) continue;
       this.listening.add(name);
       // If the session drops first, the reconnect LISTENs on every channel anyway.
@@ -256,7 +216,7 @@ export class PostgresTransport implements Transport {
     const subs = this.channels.get(msg.channel);
     if (!subs) return;
     const payload = Buffer.from(msg.payload ?? '', 'latin1');
-    for (const q of subs.queues) q.push({ payload, receivedNs });
+    for (const q of subs) q.push({ payload, receivedNs });
   }
 
   status() {
@@ -267,8 +227,7 @@ export class PostgresTransport implements Transport {
     if (this.closed) return;
     this.closed = true;
     this.links.deactivate();
-    for (const subs of this.channels.values()) for (const q of subs.queues) q.end();
-    this.channels.clear();
+    for (const q of this.channels.clear()) q.end();
     await Promise.all([this.publisher?.close(), this.listener?.close()]);
     this.hub.set({ type: 'closed' });
   }

@@ -1,20 +1,6 @@
 import pg from 'pg';
-import { backoffMs, type StatusHub } from '../base.js';
-
-/** What a link reports to the transport's status. */
-export interface LinkListener {
-  up(): void;
-  down(error: string | undefined): void;
-  reconnecting(attempt: number, delayMs: number, error: string | undefined): void;
-}
-
-/** A query failed because the connection was not up, or went down before the reply came. */
-export class LinkDownError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'LinkDownError';
-  }
-}
+import { backoffMs } from '../base.js';
+import { InFlightCommands, LinkDownError, type LinkListener } from '../links.js';
 
 export function describeError(err: unknown): string {
   if (err instanceof AggregateError && err.errors.length > 0) return describeError(err.errors[0]);
@@ -39,7 +25,7 @@ export class PgLink {
   private attempt = 0;
   private timer: NodeJS.Timeout | undefined;
   private lastError: string | undefined;
-  private readonly dropWaiters = new Set<(err: Error) => void>();
+  private readonly inFlight = new InFlightCommands();
   private tail: Promise<void> = Promise.resolve();
 
   constructor(
@@ -79,20 +65,7 @@ export class PgLink {
       () => undefined,
       () => undefined,
     );
-    return new Promise<T>((resolve, reject) => {
-      const onDrop = (err: Error) => reject(err);
-      this.dropWaiters.add(onDrop);
-      turn.then(
-        (v) => {
-          this.dropWaiters.delete(onDrop);
-          resolve(v);
-        },
-        (err: unknown) => {
-          this.dropWaiters.delete(onDrop);
-          reject(err instanceof Error ? err : new Error(String(err)));
-        },
-      );
-    });
+    return this.inFlight.track(() => turn);
   }
 
   async close(): Promise<void> {
@@ -101,7 +74,7 @@ export class PgLink {
     clearTimeout(this.timer);
     const client = this.client;
     this.client = undefined;
-    this.failInFlight('closed');
+    this.inFlight.failAll('closed');
     await client?.end().catch(() => undefined);
   }
 
@@ -144,7 +117,7 @@ export class PgLink {
     if (this.client !== client) return;
     this.client = undefined;
     const reason = this.lastError ?? 'connection closed by the server';
-    this.failInFlight(`connection lost (${reason})`);
+    this.inFlight.failAll(`connection lost (${reason})`);
     if (this.closing) return;
     this.listener.down(reason);
     this.schedule();
@@ -165,52 +138,5 @@ export class PgLink {
         },
       );
     }, delayMs);
-  }
-
-  private failInFlight(reason: string): void {
-    const err = new LinkDownError(reason);
-    for (const f of [...this.dropWaiters]) f(err);
-    this.dropWaiters.clear();
-  }
-}
-
-/**
- * Folds the publishing and listening sessions into one status: connected when both are up,
- * disconnected as soon as one drops, and every reconnect attempt passed through.
- */
-export class LinkStatus {
-  private readonly links: PgLink[] = [];
-  private active = false;
-
-  constructor(private readonly hub: StatusHub) {}
-
-  listenerFor(): LinkListener {
-    return {
-      up: () => this.up(),
-      down: (error) => {
-        if (this.active && this.hub.state === 'connected') this.hub.set({ type: 'disconnected', error });
-      },
-      reconnecting: (attempt, delayMs, error) => {
-        if (this.active) this.hub.set({ type: 'reconnecting', attempt, delayMs, error });
-      },
-    };
-  }
-
-  add(link: PgLink): void {
-    this.links.push(link);
-  }
-
-  activate(): void {
-    this.active = true;
-    this.hub.set({ type: 'connected' });
-  }
-
-  deactivate(): void {
-    this.active = false;
-  }
-
-  private up(): void {
-    if (!this.active || this.hub.state === 'connected') return;
-    if (this.links.every((l) => l.up)) this.hub.set({ type: 'connected' });
   }
 }

@@ -34,20 +34,14 @@ import {
   type Transport,
   type TransportOptions,
 } from '../transport.js';
-import { LinkDownError, LinkStatus, RedisLink, describeError } from './link.js';
+import { LinkDownError, LinkStatus, connectAborted } from '../links.js';
+import { PublishWindow } from '../publish-window.js';
+import { ChannelSubscribers, subscriptionQueue } from '../subscriptions.js';
+import { RedisLink, describeError } from './link.js';
 import { PAYLOAD_FIELD, StreamReader, streamIdNs } from './stream-reader.js';
 import { parseRedisUrl, type RedisUrlConfig } from './url.js';
 
 const DEFAULT_TIMEOUT_MS = 5000;
-/** Publishes waiting for their reply at once; beyond this the server is not keeping up and we say so. */
-const MAX_IN_FLIGHT = 10_000;
-
-/** One logical channel's subscribers inside this transport; the broker side is shared by all of them. */
-interface ChannelSubscribers {
-  queues: Set<DeliveryQueue<Delivery>>;
-  /** Streams: the reader with its own connection. */
-  reader?: StreamReader;
-}
 
 export class RedisTransport implements Transport {
   readonly kind = 'redis';
@@ -57,7 +51,9 @@ export class RedisTransport implements Transport {
   private readonly hub = new StatusHub();
   private readonly links = new LinkStatus(this.hub);
   private readonly wallNs: () => bigint;
-  private readonly channels = new Map<string, ChannelSubscribers>();
+  private readonly channels = new ChannelSubscribers<DeliveryQueue<Delivery>>();
+  /** Streams: each channel's reader, with its own connection. */
+  private readonly readers = new Map<string, StreamReader>();
   private readonly group: string;
   /** Commands: PUBLISH, XADD. */
   private main: RedisLink | undefined;
@@ -66,7 +62,7 @@ export class RedisTransport implements Transport {
   private connected = false;
   private closed = false;
   private connecting: Promise<void> | undefined;
-  private inFlight = 0;
+  private readonly window: PublishWindow;
 
   constructor(
     url: string,
@@ -74,6 +70,7 @@ export class RedisTransport implements Transport {
   ) {
     this.config = parseRedisUrl(url);
     this.displayUrl = redactUrl(url);
+    this.window = new PublishWindow(this.displayUrl);
     this.wallNs = opts.wallNs ?? wallClockNs;
     this.group = this.config.group ?? opts.clientName ?? 'coalmine';
   }
@@ -110,16 +107,7 @@ export class RedisTransport implements Transport {
     } catch (err) {
       abort();
       if (!this.closed) this.hub.set({ type: 'disconnected', error: describeError(err) });
-      if (signal?.aborted) {
-        const timedOut = (signal.reason as Error | undefined)?.name === 'TimeoutError';
-        throw new TransportError(
-          timedOut ? 'timeout' : 'error',
-          `connecting to ${this.displayUrl} was aborted`,
-          {
-            cause: signal.reason,
-          },
-        );
-      }
+      if (signal?.aborted) throw connectAborted(this.displayUrl, signal);
       throw new TransportError(
         'not_connected',
         `cannot connect to ${this.displayUrl}: ${describeError(err)} — is Redis running there, and are the credentials and database right?`,
@@ -138,7 +126,7 @@ export class RedisTransport implements Transport {
     this.connected = true;
     this.links.activate();
     // Stream subscriptions made before connect() start now.
-    for (const [channel, subs] of this.channels) if (!subs.reader) this.startReader(channel, subs);
+    for (const channel of this.channels.channels()) if (!this.readers.has(channel)) this.startReader(channel);
   }
 
   private newLink(
@@ -168,28 +156,13 @@ export class RedisTransport implements Transport {
     const main = this.main;
     if (!main)
       throw new TransportError('not_connected', `not connected to ${this.displayUrl}: call connect() first`);
-    if (this.inFlight >= MAX_IN_FLIGHT) {
-      throw new TransportError(
-        'timeout',
-        `${this.displayUrl}: ${this.inFlight} publishes still wait for the server`,
-      );
-    }
     const body = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
-    this.inFlight++;
-    const command =
+    const command = (): Promise<unknown> =>
       this.config.mode === 'pubsub'
         ? main.run((c) => c.publish(channel, body))
         : main.run((c) => c.xadd(channel, 'MAXLEN', '~', this.config.maxlen, '*', PAYLOAD_FIELD, body));
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () =>
-          reject(new TransportError('timeout', `no reply from ${this.displayUrl} within ${timeoutMs} ms`)),
-        timeoutMs,
-      );
-    });
     try {
-      await Promise.race([command, timeout]);
+      await this.window.send(command, timeoutMs);
       return { ackNs: this.wallNs() };
     } catch (err) {
       if (err instanceof TransportError) throw err;
@@ -202,42 +175,28 @@ export class RedisTransport implements Transport {
       throw new TransportError('rejected', `${this.displayUrl} refused the message: ${err.message}`, {
         cause: err,
       });
-    } finally {
-      clearTimeout(timer);
-      command.then(
-        () => this.inFlight--,
-        () => this.inFlight--,
-      );
     }
   }
 
   subscribe(channel: string, signal: AbortSignal): AsyncIterable<Delivery> {
-    const q = new DeliveryQueue<Delivery>();
-    if (this.closed || signal.aborted) {
-      q.end();
-      return q;
-    }
-    let subs = this.channels.get(channel);
-    const first = !subs;
-    if (!subs) this.channels.set(channel, (subs = { queues: new Set() }));
-    subs.queues.add(q);
-    if (first && this.connected) {
-      if (this.config.mode === 'pubsub')
-        this.subscriber?.run((c) => c.subscribe(channel)).catch(() => undefined);
-      else this.startReader(channel, subs);
-    }
-    signal.addEventListener('abort', () => this.unsubscribe(channel, q), { once: true });
-    return q;
+    return subscriptionQueue(this.closed, signal, (q) => {
+      if (this.channels.add(channel, q) && this.connected) {
+        if (this.config.mode === 'pubsub')
+          this.subscriber?.run((c) => c.subscribe(channel)).catch(() => undefined);
+        else this.startReader(channel);
+      }
+      return () => this.unsubscribe(channel, q);
+    });
   }
 
   private unsubscribe(channel: string, q: DeliveryQueue<Delivery>): void {
     q.end();
-    const subs = this.channels.get(channel);
-    if (!subs?.queues.delete(q) || subs.queues.size > 0) return;
-    this.channels.delete(channel);
-    if (subs.reader) {
-      this.links.remove(subs.reader.link);
-      void subs.reader.stop();
+    if (!this.channels.remove(channel, q)) return;
+    const reader = this.readers.get(channel);
+    if (reader) {
+      this.readers.delete(channel);
+      this.links.remove(reader.link);
+      void reader.stop();
     } else if (this.config.mode === 'pubsub') {
       this.subscriber?.run((c) => c.unsubscribe(channel)).catch(() => undefined);
     }
@@ -245,7 +204,7 @@ export class RedisTransport implements Transport {
 
   /** Pub/sub: runs on every (re)connection of the subscriber link, before it counts as up. */
   private async resubscribe(client: RedisLink['client']): Promise<void> {
-    const channels = [...this.channels.keys()];
+    const channels = this.channels.channels();
     if (channels.length > 0) await client.subscribe(...channels);
   }
 
@@ -253,10 +212,14 @@ export class RedisTransport implements Transport {
     const receivedNs = this.wallNs();
     const subs = this.channels.get(channel.toString());
     if (!subs) return;
-    for (const q of subs.queues) q.push({ payload: message, receivedNs });
+    for (const q of subs) q.push({ payload: message, receivedNs });
   }
 
-  private startReader(channel: string, subs: ChannelSubscribers): void {
+  private startReader(channel: string): void {
+    // The subscribers of the channel as it is now: a reader still stopping after its channel was dropped
+    // and subscribed again must not deliver to the new subscribers next to the new reader.
+    const queues = this.channels.get(channel);
+    if (!queues) return;
     // Its own connection, retrying from the start: the transport is already up, so a failed first
     // attempt here is an outage like any other. It only calls ensureGroup once connected.
     const link = this.newLink('stream', (c) => reader.ensureGroup(c), true);
@@ -268,10 +231,10 @@ export class RedisTransport implements Transport {
       (entry) => {
         const receivedNs = this.wallNs();
         const delivery: Delivery = { payload: entry.payload, receivedNs, brokerNs: streamIdNs(entry.id) };
-        for (const q of subs.queues) q.push(delivery);
+        for (const q of queues) q.push(delivery);
       },
     );
-    subs.reader = reader;
+    this.readers.set(channel, reader);
     this.links.add(link);
     link.client.connect().catch(() => undefined);
   }
@@ -284,12 +247,9 @@ export class RedisTransport implements Transport {
     if (this.closed) return;
     this.closed = true;
     this.links.deactivate();
-    const stopping: Promise<void>[] = [];
-    for (const subs of this.channels.values()) {
-      for (const q of subs.queues) q.end();
-      if (subs.reader) stopping.push(subs.reader.stop());
-    }
-    this.channels.clear();
+    for (const q of this.channels.clear()) q.end();
+    const stopping = [...this.readers.values()].map((r) => r.stop());
+    this.readers.clear();
     this.main?.close();
     this.subscriber?.close();
     await Promise.all(stopping);

@@ -1,20 +1,6 @@
 import { Redis, type RedisOptions } from 'ioredis';
-import { backoffMs, type StatusHub } from '../base.js';
-
-/** What a link reports to the transport's status. */
-export interface LinkListener {
-  up(link: RedisLink): void;
-  down(link: RedisLink, error: string | undefined): void;
-  reconnecting(link: RedisLink, attempt: number, delayMs: number, error: string | undefined): void;
-}
-
-/** A command failed because the connection was not up, or went down before the reply came. */
-export class LinkDownError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'LinkDownError';
-  }
-}
+import { backoffMs } from '../base.js';
+import { InFlightCommands, LinkDownError, type LinkListener } from '../links.js';
 
 export function describeError(err: unknown): string {
   if (err instanceof AggregateError && err.errors.length > 0) return describeError(err.errors[0]);
@@ -38,7 +24,7 @@ export class RedisLink {
   private epoch = 0;
   private attempt = 0;
   private lastError: string | undefined;
-  private readonly dropWaiters = new Set<(err: Error) => void>();
+  private readonly inFlight = new InFlightCommands();
   private readonly upWaiters = new Set<(up: boolean) => void>();
 
   constructor(
@@ -69,7 +55,7 @@ export class RedisLink {
     this.client.on('close', () => this.onClose());
     this.client.on('end', () => this.wakeUpWaiters(false));
     this.client.on('reconnecting', (delayMs: number) => {
-      if (!this.closing) this.listener.reconnecting(this, this.attempt, delayMs, this.lastError);
+      if (!this.closing) this.listener.reconnecting(this.attempt, delayMs, this.lastError);
     });
     this.client.on('ready', () => void this.onReady());
   }
@@ -106,20 +92,7 @@ export class RedisLink {
     if (this.client.status !== 'ready') {
       return Promise.reject(new LinkDownError(`not connected (${this.lastError ?? this.client.status})`));
     }
-    return new Promise<T>((resolve, reject) => {
-      const onDrop = (err: Error) => reject(err);
-      this.dropWaiters.add(onDrop);
-      command(this.client).then(
-        (v) => {
-          this.dropWaiters.delete(onDrop);
-          resolve(v);
-        },
-        (err: unknown) => {
-          this.dropWaiters.delete(onDrop);
-          reject(err instanceof Error ? err : new Error(String(err)));
-        },
-      );
-    });
+    return this.inFlight.track(() => command(this.client));
   }
 
   /** Drops the connection because of `err`; it reconnects with backoff like after any outage. */
@@ -135,7 +108,7 @@ export class RedisLink {
     this.closing = true;
     this.isUp = false;
     this.client.disconnect();
-    this.failInFlight('closed');
+    this.inFlight.failAll('closed');
     this.wakeUpWaiters(false);
   }
 
@@ -156,70 +129,18 @@ export class RedisLink {
     this.isUp = true;
     this.lastError = undefined;
     this.wakeUpWaiters(true);
-    this.listener.up(this);
+    this.listener.up();
   }
 
   private onClose(): void {
     this.epoch++;
     this.isUp = false;
-    this.failInFlight(`connection lost (${this.lastError ?? 'closed by the server'})`);
-    if (!this.closing && this.everReady) this.listener.down(this, this.lastError ?? 'connection closed');
-  }
-
-  private failInFlight(reason: string): void {
-    const err = new LinkDownError(reason);
-    for (const f of [...this.dropWaiters]) f(err);
-    this.dropWaiters.clear();
+    this.inFlight.failAll(`connection lost (${this.lastError ?? 'closed by the server'})`);
+    if (!this.closing && this.everReady) this.listener.down(this.lastError ?? 'connection closed');
   }
 
   private wakeUpWaiters(up: boolean): void {
     for (const f of [...this.upWaiters]) f(up);
     this.upWaiters.clear();
-  }
-}
-
-/**
- * Folds the states of a transport's connections into one status: connected when every link is up,
- * disconnected as soon as one drops, and every reconnect attempt passed through.
- */
-export class LinkStatus implements LinkListener {
-  private readonly links = new Set<RedisLink>();
-  private active = false;
-
-  constructor(private readonly hub: StatusHub) {}
-
-  add(link: RedisLink): void {
-    this.links.add(link);
-  }
-
-  remove(link: RedisLink): void {
-    this.links.delete(link);
-    this.up();
-  }
-
-  /** Called once the first connection is complete; status changes are reported from then on. */
-  activate(): void {
-    this.active = true;
-    this.hub.set({ type: 'connected' });
-  }
-
-  deactivate(): void {
-    this.active = false;
-  }
-
-  up(): void {
-    if (!this.active || this.hub.state === 'connected') return;
-    for (const l of this.links) if (!l.up) return;
-    this.hub.set({ type: 'connected' });
-  }
-
-  down(_link: RedisLink, error: string | undefined): void {
-    if (!this.active) return;
-    if (this.hub.state === 'connected') this.hub.set({ type: 'disconnected', error });
-  }
-
-  reconnecting(_link: RedisLink, attempt: number, delayMs: number, error: string | undefined): void {
-    if (!this.active) return;
-    this.hub.set({ type: 'reconnecting', attempt, delayMs, error });
   }
 }

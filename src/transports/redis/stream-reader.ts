@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
-import { LinkDownError, RedisLink } from './link.js';
+import { LinkDownError } from '../links.js';
+import { RedisLink } from './link.js';
 
 /** One stream entry as delivered: its id and its payload field (absent when trimmed away while pending). */
 export interface StreamEntry {

@@ -33,7 +33,7 @@ import {
   type IncomingMessage,
 } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import { DeliveryQueue, StatusHub, backoffMs, redactUrl, wallClockNs } from '../base.js';
+import { DeliveryQueue, StatusHub, backoffMs, errorMessage, redactUrl, wallClockNs } from '../base.js';
 import {
   TransportError,
   type Delivery,
@@ -42,6 +42,7 @@ import {
   type Transport,
   type TransportOptions,
 } from '../transport.js';
+import { positiveIntParam } from '../url-options.js';
 import { CHANNEL_PATTERN, WebhookListener } from './listener.js';
 
 /**
@@ -58,15 +59,6 @@ const UNREACHABLE = new Set([
   'ENOTFOUND',
   'EAI_AGAIN',
 ]);
-
-function intParam(u: URL, name: string, fallback: number): number {
-  const raw = u.searchParams.get(name);
-  if (raw === null) return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n <= 0)
-    throw new Error(`${name} must be a positive integer, got ${JSON.stringify(raw)}`);
-  return n;
-}
 
 function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '[::1]' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
@@ -87,10 +79,6 @@ function parseListen(u: URL): { host: string; port: number } | undefined {
   const port = Number(m?.[2]);
   if (!m || !m[1] || port > 65535) throw new Error(`listen must be HOST:PORT, got ${JSON.stringify(raw)}`);
   return { host: m[1], port };
-}
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
 
 export class WebhookTransport implements Transport {
@@ -128,10 +116,10 @@ export class WebhookTransport implements Transport {
     if (u.protocol !== 'http:' && u.protocol !== 'https:')
       throw new Error(`not an http(s):// URL: ${redactUrl(url)}`);
     this.listenAt = parseListen(u);
-    this.maxBody = intParam(u, 'maxBody', 1024 * 1024);
-    this.maxInFlight = intParam(u, 'maxInFlight', 10_000);
-    this.queueBound = intParam(u, 'queue', 100_000);
-    const maxSockets = intParam(u, 'maxSockets', 64);
+    this.maxBody = positiveIntParam(u, 'maxBody', 1024 * 1024);
+    this.maxInFlight = positiveIntParam(u, 'maxInFlight', 10_000);
+    this.queueBound = positiveIntParam(u, 'queue', 100_000);
+    const maxSockets = positiveIntParam(u, 'maxSockets', 64);
     for (const k of ['listen', 'maxBody', 'maxInFlight', 'queue', 'maxSockets']) u.searchParams.delete(k);
     this.peer = u;
     this.base = u.pathname.replace(/\/+$/, '');
@@ -172,10 +160,10 @@ export class WebhookTransport implements Transport {
       try {
         this.listener = await WebhookListener.acquire(host, port, { base: this.base, maxBody: this.maxBody });
       } catch (err) {
-        this.hub.set({ type: 'disconnected', error: errorText(err) });
+        this.hub.set({ type: 'disconnected', error: errorMessage(err) });
         throw new TransportError(
           'not_connected',
-          `cannot listen for webhooks on ${host}:${port}: ${errorText(err)}${
+          `cannot listen for webhooks on ${host}:${port}: ${errorMessage(err)}${
             (err as NodeJS.ErrnoException).code === 'EADDRINUSE'
               ? ' — is another process using that port? Choose another with ?listen=HOST:PORT'
               : ''

@@ -15,7 +15,7 @@
  * publish() rejects with not_connected while the relay is unreachable; nothing is buffered across outages.
  */
 import { WebSocket, type RawData } from 'ws';
-import { DeliveryQueue, StatusHub, backoffMs, redactUrl, wallClockNs } from '../base.js';
+import { DeliveryQueue, StatusHub, backoffMs, errorMessage, redactUrl, wallClockNs } from '../base.js';
 import {
   TransportError,
   type Delivery,
@@ -24,6 +24,8 @@ import {
   type Transport,
   type TransportOptions,
 } from '../transport.js';
+import { positiveIntParam } from '../url-options.js';
+import { ChannelSubscribers } from '../subscriptions.js';
 import { CHANNEL_PATTERN, RELAY_PROTOCOL_VERSION } from './relay.js';
 
 export { startRelay, type Relay, type RelayOptions, type RelayStats } from './relay.js';
@@ -44,19 +46,6 @@ interface Hello {
   hop: string;
   maxPayload: number;
   heartbeatMs: number;
-}
-
-function intParam(u: URL, name: string, fallback: number): number {
-  const raw = u.searchParams.get(name);
-  if (raw === null) return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n <= 0)
-    throw new Error(`${name} must be a positive integer, got ${JSON.stringify(raw)}`);
-  return n;
-}
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
 
 export class WebSocketTransport implements Transport {
@@ -89,16 +78,16 @@ export class WebSocketTransport implements Transport {
   private closed = false;
   private nextId = 1n;
   private readonly pending = new Map<bigint, Pending>();
-  private readonly subs = new Map<string, Set<Subscription>>();
+  private readonly subs = new ChannelSubscribers<Subscription>();
 
   constructor(url: string, opts: TransportOptions = {}) {
     const u = new URL(url);
     if (u.protocol !== 'ws:' && u.protocol !== 'wss:')
       throw new Error(`not a ws:// or wss:// URL: ${redactUrl(url)}`);
-    this.connectTimeoutMs = intParam(u, 'connectTimeoutMs', 10_000);
-    this.maxInFlight = intParam(u, 'maxInFlight', 10_000);
-    this.maxBufferedBytes = intParam(u, 'maxBufferedBytes', 16 * 1024 * 1024);
-    this.queueBound = intParam(u, 'queue', 100_000);
+    this.connectTimeoutMs = positiveIntParam(u, 'connectTimeoutMs', 10_000);
+    this.maxInFlight = positiveIntParam(u, 'maxInFlight', 10_000);
+    this.maxBufferedBytes = positiveIntParam(u, 'maxBufferedBytes', 16 * 1024 * 1024);
+    this.queueBound = positiveIntParam(u, 'queue', 100_000);
     for (const k of ['connectTimeoutMs', 'maxInFlight', 'maxBufferedBytes', 'queue'])
       u.searchParams.delete(k);
     this.url = u.toString();
@@ -135,11 +124,11 @@ export class WebSocketTransport implements Transport {
       this.dialling = false;
       if (this.closed)
         throw new TransportError('closed', 'transport was closed while connecting', { cause: err });
-      this.hub.set({ type: 'disconnected', error: errorText(err) });
+      this.hub.set({ type: 'disconnected', error: errorMessage(err) });
       const port = new URL(this.url).port || (this.url.startsWith('wss:') ? '443' : '80');
       throw new TransportError(
         'not_connected',
-        `cannot connect to ${this.displayUrl}: ${errorText(err)} — is a coalmine relay running there (coalmine relay --listen HOST:${port})?`,
+        `cannot connect to ${this.displayUrl}: ${errorMessage(err)} — is a coalmine relay running there (coalmine relay --listen HOST:${port})?`,
         { cause: err },
       );
     }
@@ -209,20 +198,12 @@ export class WebSocketTransport implements Transport {
       sub.queue.end();
       return { [Symbol.asyncIterator]: iterate };
     }
-    let set = this.subs.get(channel);
-    if (!set) {
-      this.subs.set(channel, (set = new Set()));
-      this.sendControl({ op: 'sub', channel });
-    }
-    set.add(sub);
+    if (this.subs.add(channel, sub)) this.sendControl({ op: 'sub', channel });
     signal.addEventListener(
       'abort',
       () => {
         sub.queue.end();
-        const s = this.subs.get(channel);
-        if (!s?.delete(sub) || s.size > 0) return;
-        this.subs.delete(channel);
-        this.sendControl({ op: 'unsub', channel });
+        if (this.subs.remove(channel, sub)) this.sendControl({ op: 'unsub', channel });
       },
       { once: true },
     );
@@ -237,8 +218,7 @@ export class WebSocketTransport implements Transport {
     clearTimeout(this.deadTimer);
     for (const id of [...this.pending.keys()])
       this.settle(id, new TransportError('closed', 'transport closed'));
-    for (const set of this.subs.values()) for (const s of set) s.queue.end();
-    this.subs.clear();
+    for (const sub of this.subs.clear()) sub.queue.end();
     const ws = this.ws;
     this.ws = undefined;
     if (ws) {
@@ -279,7 +259,7 @@ export class WebSocketTransport implements Transport {
           resolve(ws);
         }
       };
-      const onAbort = () => done(new Error(`aborted: ${errorText(abort.reason)}`));
+      const onAbort = () => done(new Error(`aborted: ${errorMessage(abort.reason)}`));
       const timer = setTimeout(
         () => done(new Error(`no hello from the relay within ${this.connectTimeoutMs} ms`)),
         this.connectTimeoutMs,
@@ -322,7 +302,7 @@ export class WebSocketTransport implements Transport {
       this.onLost(ws, `connection closed (${code}${reason.length ? ` ${reason}` : ''})`),
     );
     this.armDeadTimer();
-    for (const channel of this.subs.keys()) this.sendControl({ op: 'sub', channel });
+    for (const channel of this.subs.channels()) this.sendControl({ op: 'sub', channel });
     this.hub.set({ type: 'connected' });
   }
 
@@ -352,7 +332,7 @@ export class WebSocketTransport implements Transport {
     this.reconnectTimer = setTimeout(() => {
       this.dial().then(
         (ws) => this.attach(ws),
-        (err: unknown) => this.scheduleReconnect(errorText(err)),
+        (err: unknown) => this.scheduleReconnect(errorMessage(err)),
       );
     }, delayMs);
   }
@@ -392,9 +372,7 @@ export class WebSocketTransport implements Transport {
         this.settle(id, new TransportError(msg.code === 'too_large' ? 'too_large' : 'rejected', text));
       } else if (typeof msg.channel === 'string') {
         // A refused subscription ends its iterators with the reason, rather than leaving them silent forever.
-        const set = this.subs.get(msg.channel);
-        this.subs.delete(msg.channel);
-        for (const s of set ?? []) {
+        for (const s of this.subs.drop(msg.channel)) {
           s.failure = new TransportError('rejected', text);
           s.queue.end();
         }
