@@ -1,13 +1,26 @@
-import { withTimeout } from './timeouts.js';
 import { TransportError } from './transport.js';
+
+interface Waiting {
+  deadline: number;
+  timeoutMs: number;
+  reject: (err: Error) => void;
+  done: boolean;
+}
+
+/** How often expired publishes are looked for: a publish times out within this much of its deadline. */
+const SWEEP_MS = 25;
 
 /**
  * Publishes waiting for the server's reply, bounded: past `max` at once the server is not keeping up,
  * and a publish fails with `timeout` at once rather than queueing behind the others. Each waits at most
  * its own timeout; one given up on still counts until the server answers it, since the server has it.
+ * One sweep timer serves every waiting publish: a timer per publish costs more than the publish itself
+ * at tens of thousands a second.
  */
 export class PublishWindow {
   private inFlight = 0;
+  private readonly waiting = new Set<Waiting>();
+  private sweeper: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly displayUrl: string,
@@ -25,13 +38,40 @@ export class PublishWindow {
       );
     }
     this.inFlight++;
-    const sent = send();
-    const done = () => void this.inFlight--;
-    sent.then(done, done);
-    return withTimeout(
-      sent,
-      timeoutMs,
-      () => new TransportError('timeout', `no reply from ${this.displayUrl} within ${timeoutMs} ms`),
-    );
+    return new Promise<T>((resolve, reject) => {
+      const w: Waiting = { deadline: Date.now() + timeoutMs, timeoutMs, reject, done: false };
+      this.waiting.add(w);
+      this.sweeper ??= setInterval(() => this.sweep(), SWEEP_MS).unref();
+      send().then(
+        (v) => {
+          this.inFlight--;
+          if (w.done) return;
+          w.done = true;
+          this.waiting.delete(w);
+          resolve(v);
+        },
+        (err: unknown) => {
+          this.inFlight--;
+          if (w.done) return;
+          w.done = true;
+          this.waiting.delete(w);
+          reject(err instanceof Error ? err : new Error(String(err)));
+        },
+      );
+    });
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const w of this.waiting) {
+      if (w.deadline > now) continue;
+      w.done = true;
+      this.waiting.delete(w);
+      w.reject(new TransportError('timeout', `no reply from ${this.displayUrl} within ${w.timeoutMs} ms`));
+    }
+    if (this.waiting.size === 0) {
+      clearInterval(this.sweeper);
+      this.sweeper = undefined;
+    }
   }
 }
