@@ -1,0 +1,218 @@
+import type { AlertRule, Condition } from './rules.js';
+
+/** A rule's value over its last evaluation window; undefined when there was no data. */
+export type DataPoint = { value: number } | undefined;
+
+export type AlertState = 'ok' | 'pending' | 'firing' | 'resolved';
+
+export interface AlertTransition {
+  rule: string;
+  from: AlertState;
+  to: AlertState;
+  at: number;
+  value: number | undefined;
+}
+
+export interface AlertNotification {
+  rule: string;
+  state: 'firing' | 'resolved';
+  /** The value at the evaluation that sent this; undefined when that evaluation had no data. */
+  value: number | undefined;
+  /** When the alert became active, pending included, as Prometheus' `activeAt` (ms since the epoch). */
+  startsAt: number;
+  /** Set on a resolve notice: when it resolved. */
+  endsAt?: number;
+  /** `alertname`, the subject (`target`, or `canary` and `coalminer`), then the rule's own labels. */
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+}
+
+export interface RuleStatus {
+  rule: string;
+  state: AlertState;
+  /** When the current pending or firing period began. */
+  activeSince?: number;
+  lastEvaluatedAt?: number;
+  lastValue?: number;
+}
+
+/** How many transitions each rule remembers, for the API's history. */
+export const TRANSITION_HISTORY = 50;
+
+type Outcome = 'breach' | 'ok';
+
+interface RuleRuntime {
+  rule: AlertRule;
+  state: AlertState;
+  /** The last n counted outcomes, oldest first; never longer than n. */
+  window: Outcome[];
+  nextDueAt?: number;
+  lastEvaluatedAt?: number;
+  lastValue?: number;
+  activeSince?: number;
+  lastNotifiedAt?: number;
+  /** noData: when data was last seen (or when watching began). */
+  lastDataAt?: number;
+  transitions: AlertTransition[];
+}
+
+/** Whether one value breaches a condition (noData is judged from time, not values). */
+export function breaches(condition: Condition, value: number): boolean {
+  switch (condition.kind) {
+    case 'latency':
+    case 'lossRatio':
+    case 'duplicateRatio':
+    case 'reorderRatio':
+    case 'errorRate':
+      return value > condition.above;
+    case 'probeFailing':
+      // The value is the share (or count) of failed runs in the window; any failure breaches.
+      return value > 0;
+    case 'certExpiringWithin':
+      // The value is the days left before the certificate expires.
+      return value < condition.days;
+    case 'noData':
+      return false;
+  }
+}
+
+/**
+ * Evaluates alert rules against datapoints it is handed, with an injected clock: no timers, no I/O.
+ * Each rule is evaluated at most once per `evaluateEvery`; M-of-N is counted over its last N
+ * evaluations; `for` holds a breach in pending until it has lasted that long; notifications are
+ * queued once per transition (plus repeats) and drained with `notifications()`.
+ */
+export class RuleEvaluator {
+  readonly #now: () => number;
+  readonly #rules: RuleRuntime[];
+  #outbox: AlertNotification[] = [];
+
+  constructor(rules: readonly AlertRule[], opts: { now: () => number }) {
+    this.#now = opts.now;
+    this.#rules = rules.map((rule) => ({ rule, state: 'ok', window: [], transitions: [] }));
+  }
+
+  /** Evaluates every rule that is due; returns the state transitions this made. */
+  evaluate(data: (rule: AlertRule) => DataPoint): AlertTransition[] {
+    const now = this.#now();
+    const out: AlertTransition[] = [];
+    for (const rt of this.#rules) {
+      if (rt.nextDueAt !== undefined && now < rt.nextDueAt) continue;
+      rt.nextDueAt = now + rt.rule.evaluateEveryMs;
+      rt.lastEvaluatedAt = now;
+      const point = data(rt.rule);
+      const t = this.#step(rt, now, point);
+      out.push(...t);
+    }
+    return out;
+  }
+
+  /** Drains the notifications queued since the last call. */
+  notifications(): AlertNotification[] {
+    const out = this.#outbox;
+    this.#outbox = [];
+    return out;
+  }
+
+  status(): RuleStatus[] {
+    return this.#rules.map((rt) => ({
+      rule: rt.rule.name,
+      state: rt.state,
+      ...(rt.activeSince !== undefined && { activeSince: rt.activeSince }),
+      ...(rt.lastEvaluatedAt !== undefined && { lastEvaluatedAt: rt.lastEvaluatedAt }),
+      ...(rt.lastValue !== undefined && { lastValue: rt.lastValue }),
+    }));
+  }
+
+  /** The rule's most recent transitions, oldest first (at most TRANSITION_HISTORY). */
+  history(ruleName: string): AlertTransition[] {
+    return [...(this.#rules.find((rt) => rt.rule.name === ruleName)?.transitions ?? [])];
+  }
+
+  #step(rt: RuleRuntime, now: number, point: DataPoint): AlertTransition[] {
+    const { rule } = rt;
+    const transitions: AlertTransition[] = [];
+    let value = point?.value;
+    const move = (to: AlertState) => {
+      const t: AlertTransition = { rule: rule.name, from: rt.state, to, at: now, value };
+      rt.state = to;
+      rt.transitions.push(t);
+      if (rt.transitions.length > TRANSITION_HISTORY) rt.transitions.shift();
+      transitions.push(t);
+    };
+
+    // A resolve notice lasts one evaluation.
+    if (rt.state === 'resolved') move('ok');
+
+    let outcome: Outcome | undefined;
+    if (rule.condition.kind === 'noData') {
+      rt.lastDataAt ??= now;
+      if (point) rt.lastDataAt = now;
+      const silentMs = now - rt.lastDataAt;
+      value = silentMs / 1000;
+      outcome = silentMs >= rule.condition.forMs ? 'breach' : 'ok';
+    } else if (point) {
+      outcome = breaches(rule.condition, point.value) ? 'breach' : 'ok';
+    } else if (rule.missingData === 'breaching') outcome = 'breach';
+    else if (rule.missingData === 'notBreaching') outcome = 'ok';
+    // 'ignore': the datapoint does not enter the window and the state stays as it is.
+    if (value !== undefined) rt.lastValue = value;
+
+    if (outcome !== undefined) {
+      rt.window.push(outcome);
+      if (rt.window.length > rule.datapoints.n) rt.window.shift();
+      const breaching = rt.window.filter((o) => o === 'breach').length >= rule.datapoints.m;
+
+      if (breaching) {
+        if (rt.state === 'ok') {
+          rt.activeSince = now;
+          if (rule.forMs > 0) move('pending');
+          else {
+            move('firing');
+            this.#notify(rt, now, 'firing', value);
+          }
+        } else if (rt.state === 'pending' && now - rt.activeSince! >= rule.forMs) {
+          move('firing');
+          this.#notify(rt, now, 'firing', value);
+        }
+      } else if (rt.state === 'pending') {
+        rt.activeSince = undefined;
+        move('ok');
+      } else if (rt.state === 'firing') {
+        move('resolved');
+        this.#notify(rt, now, 'resolved', value);
+        rt.activeSince = undefined;
+        return transitions;
+      }
+    }
+
+    const repeat = rule.repeatIntervalMs;
+    if (
+      rt.state === 'firing' &&
+      repeat !== undefined &&
+      repeat > 0 &&
+      rt.lastNotifiedAt !== undefined &&
+      now - rt.lastNotifiedAt >= repeat
+    )
+      this.#notify(rt, now, 'firing', value);
+    return transitions;
+  }
+
+  #notify(rt: RuleRuntime, now: number, state: 'firing' | 'resolved', value: number | undefined) {
+    const { rule } = rt;
+    const subject: Record<string, string> =
+      rule.target !== undefined
+        ? { target: rule.target }
+        : { canary: rule.flow.canary, coalminer: rule.flow.coalminer };
+    this.#outbox.push({
+      rule: rule.name,
+      state,
+      value,
+      startsAt: rt.activeSince!,
+      ...(state === 'resolved' && { endsAt: now }),
+      labels: { alertname: rule.name, ...subject, ...rule.labels },
+      annotations: { ...rule.annotations },
+    });
+    rt.lastNotifiedAt = now;
+  }
+}

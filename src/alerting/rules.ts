@@ -1,0 +1,225 @@
+import { z } from 'zod';
+import { durationMs } from '../config/duration.js';
+
+export const DEFAULT_EVALUATE_EVERY_MS = 15_000;
+/** The longest M-of-N window; it bounds the history each rule keeps. */
+export const MAX_DATAPOINTS = 100;
+
+const ruleName = z
+  .string()
+  .regex(
+    /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/,
+    'a rule name is 1-128 letters, digits, "_", ".", ":" or "-", starting with a letter or digit',
+  );
+
+const above = (what: string) =>
+  z.number({ error: `expected a number (${what})` }).min(0, `must be 0 or more (${what})`);
+
+const CONDITION_KINDS = [
+  'latency',
+  'lossRatio',
+  'duplicateRatio',
+  'reorderRatio',
+  'errorRate',
+  'probeFailing',
+  'noData',
+  'certExpiringWithin',
+] as const;
+
+const ratioAbove = z.strictObject({
+  above: z
+    .number({ error: 'expected a ratio between 0 and 1' })
+    .min(0, 'a ratio is between 0 and 1')
+    .max(1, 'a ratio is between 0 and 1')
+    .describe('Breaches when the ratio over the window is above this (0-1)'),
+});
+
+/**
+ * Every condition is one key of this object; it is written as an object with optional keys (not a
+ * union) so that a mistake gets a precise message at its own path instead of "invalid input".
+ */
+const conditionShape = z
+  .strictObject(
+    {
+      latency: z
+        .strictObject({
+          percentile: z
+            .union([z.literal(50), z.literal(90), z.literal(95), z.literal(99)], {
+              error: 'percentile is one of 50, 90, 95, 99',
+            })
+            .describe('Which percentile of the window'),
+          above: above('seconds').describe('Breaches when the percentile is above this many seconds'),
+        })
+        .optional(),
+      lossRatio: ratioAbove.optional().describe('Share of pings lost (flows only)'),
+      duplicateRatio: ratioAbove.optional().describe('Share of pings received twice (flows only)'),
+      reorderRatio: ratioAbove.optional().describe('Share of pings received out of order (flows only)'),
+      errorRate: ratioAbove.optional().describe('Share of probe runs or sends that failed'),
+      probeFailing: z.strictObject({}).optional().describe('The probe is failing (targets only)'),
+      noData: z
+        .strictObject({ for: durationMs().describe('How long without any data') })
+        .optional()
+        .describe('No data arrived for a duration: data is no longer being processed'),
+      certExpiringWithin: z
+        .strictObject({ days: z.number().positive('days must be above 0') })
+        .optional()
+        .describe('The TLS certificate expires within this many days (targets only)'),
+    },
+    {
+      error: (iss): string | undefined =>
+        iss.code === 'unrecognized_keys'
+          ? `unknown condition ${iss.keys.map((k) => JSON.stringify(k)).join(', ')} (one of ${CONDITION_KINDS.join(', ')})`
+          : undefined,
+    },
+  )
+  .describe('Exactly one condition');
+
+export type ConditionKind = keyof z.output<typeof conditionShape>;
+export const conditionKinds: readonly ConditionKind[] = CONDITION_KINDS;
+
+/** A condition as the evaluator sees it: a tagged union. */
+export type Condition =
+  | { kind: 'latency'; percentile: 50 | 90 | 95 | 99; above: number }
+  | { kind: 'lossRatio' | 'duplicateRatio' | 'reorderRatio' | 'errorRate'; above: number }
+  | { kind: 'probeFailing' }
+  | { kind: 'noData'; forMs: number }
+  | { kind: 'certExpiringWithin'; days: number };
+
+const flowOnly: ConditionKind[] = ['lossRatio', 'duplicateRatio', 'reorderRatio'];
+const targetOnly: ConditionKind[] = ['probeFailing', 'certExpiringWithin'];
+
+const datapoints = z
+  .strictObject({
+    m: z.number().int('m is a whole number').min(1, 'm must be at least 1'),
+    n: z
+      .number()
+      .int('n is a whole number')
+      .min(1, 'n must be at least 1')
+      .max(MAX_DATAPOINTS, `n must be at most ${MAX_DATAPOINTS}`),
+  })
+  .refine((d) => d.m <= d.n, { message: 'm must not exceed n (m of the last n datapoints)', path: ['m'] })
+  .describe('Fire when m of the last n datapoints breach (CloudWatch style); default 1 of 1');
+
+const ruleSchema = z
+  .strictObject({
+    name: ruleName.describe('Unique name of this rule; the alertname'),
+    target: z.string().min(1).optional().describe('The probe target this rule watches, by name'),
+    flow: z
+      .strictObject({ canary: z.string().min(1), coalminer: z.string().min(1) })
+      .optional()
+      .describe('The canary-to-coalminer flow this rule watches'),
+    condition: conditionShape,
+    datapoints: datapoints.default({ m: 1, n: 1 }),
+    for: durationMs()
+      .optional()
+      .describe('How long the condition must hold before firing; pending meanwhile'),
+    evaluateEvery: durationMs().optional().describe('How often to evaluate (15s)'),
+    missingData: z
+      .enum(['breaching', 'notBreaching', 'ignore'], {
+        error: 'missingData is one of breaching, notBreaching, ignore',
+      })
+      .default('notBreaching')
+      .describe('How an evaluation without data counts; ignore keeps the state as it is'),
+    repeatInterval: durationMs().optional().describe('Notify again this often while firing'),
+    labels: z.record(z.string(), z.string()).default({}),
+    annotations: z.record(z.string(), z.string()).default({}),
+  })
+  .superRefine((r, ctx) => {
+    if ((r.target === undefined) === (r.flow === undefined))
+      ctx.addIssue({
+        code: 'custom',
+        message: 'a rule watches exactly one of target (a probe target name) or flow ({canary, coalminer})',
+      });
+    const kinds = Object.keys(r.condition) as ConditionKind[];
+    if (kinds.length !== 1) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['condition'],
+        message: `exactly one condition is needed (one of ${conditionKinds.join(', ')})${kinds.length ? `, got ${kinds.join(', ')}` : ''}`,
+      });
+      return;
+    }
+    const kind = kinds[0]!;
+    if (r.target !== undefined && flowOnly.includes(kind))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['condition', kind],
+        message: `${kind} applies to a flow, not a target`,
+      });
+    if (r.flow !== undefined && targetOnly.includes(kind))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['condition', kind],
+        message: `${kind} applies to a target, not a flow`,
+      });
+    if (r.evaluateEvery !== undefined && r.evaluateEvery <= 0)
+      ctx.addIssue({ code: 'custom', path: ['evaluateEvery'], message: 'evaluateEvery must be above 0' });
+  })
+  .transform((r): AlertRule => {
+    const subject: AlertSubject =
+      r.target !== undefined
+        ? { target: r.target }
+        : { flow: { canary: r.flow!.canary, coalminer: r.flow!.coalminer } };
+    return {
+      name: r.name,
+      ...subject,
+      condition: toCondition(r.condition),
+      datapoints: r.datapoints,
+      forMs: r.for ?? 0,
+      evaluateEveryMs: r.evaluateEvery ?? DEFAULT_EVALUATE_EVERY_MS,
+      missingData: r.missingData,
+      ...(r.repeatInterval !== undefined && { repeatIntervalMs: r.repeatInterval }),
+      labels: r.labels,
+      annotations: r.annotations,
+    };
+  });
+
+function toCondition(c: z.output<typeof conditionShape>): Condition {
+  if (c.latency) return { kind: 'latency', ...c.latency };
+  if (c.lossRatio) return { kind: 'lossRatio', above: c.lossRatio.above };
+  if (c.duplicateRatio) return { kind: 'duplicateRatio', above: c.duplicateRatio.above };
+  if (c.reorderRatio) return { kind: 'reorderRatio', above: c.reorderRatio.above };
+  if (c.errorRate) return { kind: 'errorRate', above: c.errorRate.above };
+  if (c.probeFailing) return { kind: 'probeFailing' };
+  if (c.noData) return { kind: 'noData', forMs: c.noData.for };
+  return { kind: 'certExpiringWithin', days: c.certExpiringWithin!.days };
+}
+
+export type AlertSubject =
+  { target: string; flow?: never } | { flow: { canary: string; coalminer: string }; target?: never };
+
+/** A rule with every default applied and durations in milliseconds. */
+export type AlertRule = AlertSubject & {
+  name: string;
+  condition: Condition;
+  datapoints: { m: number; n: number };
+  forMs: number;
+  evaluateEveryMs: number;
+  missingData: 'breaching' | 'notBreaching' | 'ignore';
+  repeatIntervalMs?: number;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+};
+
+export const alertingConfigSchema = z
+  .strictObject({
+    rules: z
+      .array(ruleSchema)
+      .default([])
+      .superRefine((rules, ctx) => {
+        const seen = new Set<string>();
+        rules.forEach((r, i) => {
+          if (seen.has(r.name))
+            ctx.addIssue({
+              code: 'custom',
+              path: [i, 'name'],
+              message: `duplicate rule name ${JSON.stringify(r.name)}`,
+            });
+          seen.add(r.name);
+        });
+      })
+      .describe('Alert rules, evaluated on the agent’s own windowed statistics'),
+  })
+  .describe('Alerting: rules evaluated by the agent');
+
+export type AlertingConfig = z.output<typeof alertingConfigSchema>;
