@@ -1,0 +1,154 @@
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { EmailNotifier } from './email.js';
+import { SmtpError } from './errors.js';
+import { sampleAlert } from './receivers.testkit.js';
+import { dotStuff } from './smtp-client.js';
+
+interface Session {
+  commands: string[];
+  /** The DATA as it came over the wire, before the end marker. */
+  raw: string;
+  /** The message after undoing dot-stuffing. */
+  message: string;
+}
+
+/** A tiny SMTP server: enough of RFC 5321 to take one message; `refuse` answers a command with an error. */
+async function startSmtpServer(refuse: Record<string, string> = {}): Promise<{
+  port: number;
+  sessions: Session[];
+  close(): Promise<void>;
+}> {
+  const sessions: Session[] = [];
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    const session: Session = { commands: [], raw: '', message: '' };
+    sessions.push(session);
+    let buffer = '';
+    let inData = false;
+    socket.setEncoding('utf8');
+    socket.write('220 test.local ESMTP\r\n');
+    socket.on('data', (chunk: string) => {
+      buffer += chunk;
+      for (;;) {
+        if (inData) {
+          const end = buffer.indexOf('\r\n.\r\n');
+          if (end < 0) return;
+          session.raw = buffer.slice(0, end);
+          session.message = session.raw
+            .split('\r\n')
+            .map((l) => (l.startsWith('..') ? l.slice(1) : l))
+            .join('\r\n');
+          buffer = buffer.slice(end + 5);
+          inData = false;
+          socket.write('250 2.0.0 queued\r\n');
+          continue;
+        }
+        const i = buffer.indexOf('\r\n');
+        if (i < 0) return;
+        const line = buffer.slice(0, i);
+        buffer = buffer.slice(i + 2);
+        session.commands.push(line);
+        const verb = line.split(/[ :]/)[0]!.toUpperCase();
+        const refusal = refuse[verb];
+        if (refusal) socket.write(`${refusal}\r\n`);
+        else if (verb === 'EHLO') socket.write('250-test.local\r\n250-8BITMIME\r\n250 AUTH PLAIN\r\n');
+        else if (verb === 'AUTH') socket.write('235 2.7.0 ok\r\n');
+        else if (verb === 'MAIL' || verb === 'RCPT') socket.write('250 ok\r\n');
+        else if (verb === 'DATA') {
+          inData = true;
+          socket.write('354 end with .\r\n');
+        } else if (verb === 'QUIT') socket.end('221 bye\r\n');
+        else socket.write('502 unknown\r\n');
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    sessions,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+describe('dotStuff', () => {
+  it('doubles a leading dot and ends every line with CRLF', () => {
+    expect(dotStuff('a\n.b\r\n..c\rd')).toBe('a\r\n..b\r\n...c\r\nd');
+    expect(dotStuff('body\r\n.\r\n')).toBe('body\r\n..');
+  });
+});
+
+describe('EmailNotifier', () => {
+  let server: Awaited<ReturnType<typeof startSmtpServer>> | undefined;
+  afterEach(() => server?.close());
+
+  it('delivers a message with the right envelope, headers and body, dot-stuffed', async () => {
+    server = await startSmtpServer();
+    const notifier = new EmailNotifier({
+      host: '127.0.0.1',
+      port: server.port,
+      from: 'coalmine@example.com',
+      to: ['oncall@example.com', 'team@example.com'],
+      auth: { user: 'bot', pass: 's3cret' },
+      helo: 'agent-1',
+      now: () => Date.UTC(2026, 10, 23, 12, 1),
+    });
+    // A summary line starting with '.' would end DATA early if it were not dot-stuffed.
+    const n = sampleAlert({ summary: '.5 of probes failing\n.' });
+    await notifier.send(n, new AbortController().signal);
+
+    const s = server.sessions[0]!;
+    expect(s.commands[0]).toBe('EHLO agent-1');
+    expect(s.commands[1]).toBe(`AUTH PLAIN ${Buffer.from('\0bot\0s3cret').toString('base64')}`);
+    expect(s.commands.slice(2)).toEqual([
+      'MAIL FROM:<coalmine@example.com>',
+      'RCPT TO:<oncall@example.com>',
+      'RCPT TO:<team@example.com>',
+      'DATA',
+      'QUIT',
+    ]);
+    expect(s.raw).toContain('\r\n..5 of probes failing\r\n..\r\n');
+    const [head, body] = s.message.split('\r\n\r\n');
+    expect(head).toContain('From: coalmine@example.com');
+    expect(head).toContain('To: oncall@example.com, team@example.com');
+    expect(head).toContain('Subject: [FIRING] p95-latency-high: .5 of probes failing .');
+    expect(head).toContain('Date: Mon, 23 Nov 2026 12:01:00 GMT');
+    expect(head).toContain('Content-Type: text/plain; charset=utf-8');
+    expect(body).toContain('\r\n.5 of probes failing\r\n.\r\n');
+    expect(body).toContain('value: 123.5');
+    expect(body).toMatch(/dashboard: http:\/\/coalmine\.example\/#\/targets\/eu-west$/);
+  });
+
+  it('sends no AUTH when none is configured', async () => {
+    server = await startSmtpServer();
+    const notifier = new EmailNotifier({ host: '127.0.0.1', port: server.port, from: 'a@x', to: ['b@x'] });
+    await notifier.send(sampleAlert(), new AbortController().signal);
+    expect(server.sessions[0]!.commands.some((c) => c.startsWith('AUTH'))).toBe(false);
+  });
+
+  it('names the command and code when the server refuses', async () => {
+    server = await startSmtpServer({ RCPT: '550 5.1.1 no such user' });
+    const notifier = new EmailNotifier({
+      host: '127.0.0.1',
+      port: server.port,
+      from: 'a@x',
+      to: ['nobody@x'],
+    });
+    const err = await notifier.send(sampleAlert(), new AbortController().signal).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SmtpError);
+    expect(err).toMatchObject({ code: 550, command: 'RCPT TO' });
+  });
+
+  it('reports a 4xx as an SmtpError too', async () => {
+    server = await startSmtpServer({ MAIL: '451 4.3.0 try later' });
+    const notifier = new EmailNotifier({ host: '127.0.0.1', port: server.port, from: 'a@x', to: ['b@x'] });
+    const err = await notifier.send(sampleAlert(), new AbortController().signal).catch((e: unknown) => e);
+    expect(err).toMatchObject({ name: 'SmtpError', code: 451, command: 'MAIL FROM' });
+  });
+});

@@ -1,0 +1,26 @@
+export type { AlertNotification, Notifier } from './types.js';
+export { DeliveryError, SmtpError } from './errors.js';
+export { NotifierQueue, type NotifierQueueOptions, type NotifierQueueStats } from './queue.js';
+export {
+  WebhookNotifier,
+  signBody,
+  SIGNATURE_HEADER,
+  TIMESTAMP_HEADER,
+  type WebhookOptions,
+} from './webhook.js';
+export { SlackNotifier, slackBody, type SlackOptions } from './slack.js';
+export { EmailNotifier, emailMessage, type EmailOptions } from './email.js';
+export { sendMail, dotStuff, type SmtpTransaction } from './smtp-client.js';
+export {
+  AlertmanagerNotifier,
+  postableAlert,
+  type AlertmanagerOptions,
+  type PostableAlert,
+} from './alertmanager.js';
+export {
+  PagerDutyNotifier,
+  pagerDutyEvent,
+  dedupKey,
+  PAGERDUTY_EVENTS_URL,
+  type PagerDutyOptions,
+} from './pagerduty.js';
