@@ -88,6 +88,12 @@ describe('coalmine CLI', () => {
     });
   });
 
+  it('alerts export exits 2 naming the file when it cannot be read', async () => {
+    const r = await cli('alerts', 'export', '--config', join(dir, 'absent.yaml'));
+    expect(r.code).toBe(2);
+    expect(r.err).toContain('absent.yaml');
+  });
+
   it('config schema prints a JSON Schema naming every kind', async () => {
     const r = await cli('config', 'schema');
     const schema = JSON.parse(r.out) as Record<string, unknown>;

@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { VERSION } from '../agent/agent.js';
 import { ConfigError, UsageError } from '../core/errors.js';
+import { alertsCommand } from './commands/alerts.js';
 import { configCommand } from './commands/config.js';
 import { demoCommand } from './commands/demo.js';
 import { exportCommand } from './commands/export.js';
@@ -40,6 +41,7 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
   messagingCommands(program, io, (c) => (exitCode = c));
   runCommand(program, io);
   exportCommand(program, io);
+  alertsCommand(program, io);
   configCommand(program, io);
   targetCommand(program, io);
   demoCommand(program, io);
