@@ -1,6 +1,7 @@
 import type { ApiContext, ApiEvent, ApiEvents, ApiStore, FlowInfo, TargetInfo } from '../api/v1/context.js';
 import type { AgentStatus, FlowSummary } from '../api/v1/contract.js';
 import { toReport } from '../core/report.js';
+import { addCounts, emptyCounts } from '../messaging/sequence.js';
 import type { Observation } from '../core/types.js';
 import type { WriterStats } from '../store/writer.js';
 import type { Agent } from './agent.js';
@@ -93,22 +94,12 @@ export class AgentApiContext implements ApiContext {
             transport,
             region,
             status: 'unknown',
-            counts: {
-              expected: 0,
-              received: 0,
-              lost: 0,
-              inFlight: 0,
-              sendFailed: 0,
-              duplicated: 0,
-              reordered: 0,
-              late: 0,
-              stale: 0,
-            },
+            counts: emptyCounts(),
             lastSeenMs: 0,
           };
           byCanary.set(r.canary, f);
         }
-        for (const k of Object.keys(f.counts) as (keyof FlowInfo['counts'])[]) f.counts[k] += r.counts[k];
+        addCounts(f.counts, r.counts);
         f.lastSeenMs = Math.max(f.lastSeenMs, r.lastSeenMs);
       }
       for (const [canary, f] of byCanary) {
@@ -142,7 +133,8 @@ export class AgentApiContext implements ApiContext {
       version: this.version,
       startedAt: this.startedAt,
       targets: this.agent.config.targets.length,
-      flows: this.flows().length,
+      // A count only: flows() merges every flow's latency window, which a status call does not need.
+      flows: this.agent.messaging.coalminers.reduce((n, { c }) => n + c.flowCanaries().length, 0),
       store: {
         engine: this.storeEngine,
         queued: w?.queued ?? 0,

@@ -1,7 +1,7 @@
 import type { ProbeReport } from '../core/report.js';
 
 export function ms(seconds: number): string {
-  return `${(seconds * 1000).toFixed(3)} ms`;
+  return Number.isFinite(seconds) ? `${(seconds * 1000).toFixed(3)} ms` : '-';
 }
 
 /** A plain text table: columns padded to their widest cell. */

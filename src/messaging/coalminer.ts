@@ -183,6 +183,11 @@ export class Coalminer {
     return this.flows.size;
   }
 
+  /** The canaries this coalminer has live flows from (each once, however many runs). */
+  flowCanaries(): string[] {
+    return [...new Set([...this.flows.values()].map((f) => f.canary))];
+  }
+
   /** Canaries this coalminer has heard from or registers with. */
   canaries(): string[] {
     return [

@@ -35,6 +35,27 @@ export interface SequenceCounts {
   stale: number;
 }
 
+/** All-zero counts, to sum flows into. */
+export function emptyCounts(): SequenceCounts {
+  return {
+    expected: 0,
+    received: 0,
+    inFlight: 0,
+    lost: 0,
+    sendFailed: 0,
+    duplicated: 0,
+    reordered: 0,
+    late: 0,
+    stale: 0,
+  };
+}
+
+/** Adds `from` into `into`, field by field (flows of one canary and coalminer, several runs). */
+export function addCounts(into: SequenceCounts, from: SequenceCounts): SequenceCounts {
+  for (const k of Object.keys(into) as (keyof SequenceCounts)[]) into[k] += from[k];
+  return into;
+}
+
 interface Gap extends Range {
   noticedMs: number;
 }

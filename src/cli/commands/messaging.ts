@@ -5,12 +5,14 @@ import { UsageError } from '../../core/errors.js';
 import { Canary, type FlowStats } from '../../messaging/canary.js';
 import { Coalminer, summarize, type FlowReport, type LatencySummary } from '../../messaging/coalminer.js';
 import { isValidName } from '../../messaging/envelope.js';
+import { addCounts, emptyCounts } from '../../messaging/sequence.js';
 import { LatencyHistogram } from '../../stats/histogram.js';
 import { redactUrl } from '../../transports/base.js';
 import { createTransport, transportKindOf, allSchemes } from '../../transports/registry.js';
 import type { Transport } from '../../transports/transport.js';
 import { startRelay } from '../../transports/websocket/relay.js';
 import type { Io } from '../main.js';
+import { ms } from '../format.js';
 import { durationOption } from '../options.js';
 import { guardProcess, untilSignal } from '../signals.js';
 
@@ -80,23 +82,7 @@ export interface MessagingSummary {
 }
 
 function sumFlows(reports: FlowReport[]) {
-  const c = {
-    expected: 0,
-    received: 0,
-    lost: 0,
-    inFlight: 0,
-    sendFailed: 0,
-    duplicated: 0,
-    reordered: 0,
-    late: 0,
-    stale: 0,
-  };
-  for (const r of reports) for (const k of Object.keys(c) as (keyof typeof c)[]) c[k] += r.counts[k];
-  return c;
-}
-
-function ms(s: number): string {
-  return Number.isFinite(s) ? `${(s * 1000).toFixed(3)} ms` : '-';
+  return reports.reduce((c, r) => addCounts(c, r.counts), emptyCounts());
 }
 
 export function formatSummary(title: string, s: MessagingSummary): string {
