@@ -128,6 +128,18 @@ export class Canary {
     this.abort.abort();
     const deadline = Date.now() + 5000;
     while (this.outstanding > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    // Publishes that failed after the last ping (an ack that timed out) were never announced in a ping:
+    // say so once more, or the coalminer would count them as lost.
+    await Promise.all(
+      [...this.flows.values()]
+        .filter((f) => f.failed.length > 0)
+        .map((f) =>
+          this.send(f, {
+            type: 'notice',
+            failed: f.failed.slice(-255).map((r) => [BigInt(r.a), BigInt(r.b)]),
+          }),
+        ),
+    );
   }
 
   private log(line: string): void {
@@ -182,7 +194,7 @@ export class Canary {
         } else if (flow.leaseExpiresMs !== Infinity) {
           flow.leaseExpiresMs = nowMs + leaseMs;
         }
-        this.send(flow, { type: 'confirm', seq: BigInt(flow.nextSeq) });
+        void this.send(flow, { type: 'confirm', seq: BigInt(flow.nextSeq) });
         this.schedule();
         return;
       }
@@ -195,7 +207,11 @@ export class Canary {
         const flow = this.flows.get(e.coalminer) ?? this.flowFor(e.coalminer, 0);
         const t1 = e.stamps?.[0];
         if (t1 === undefined) return;
-        this.send(flow, { type: 'clocksync-reply', stamps: [t1, d.receivedNs, this.wallNs()], seq: e.seq });
+        void this.send(flow, {
+          type: 'clocksync-reply',
+          stamps: [t1, d.receivedNs, this.wallNs()],
+          seq: e.seq,
+        });
         return;
       }
       case 'echo': {
@@ -215,7 +231,7 @@ export class Canary {
   }
 
   /** A control message (not a ping) to a coalminer; failures are logged, not counted as ping errors. */
-  private send(flow: Flow, fields: Partial<Envelope> & Pick<Envelope, 'type'>): void {
+  private send(flow: Flow, fields: Partial<Envelope> & Pick<Envelope, 'type'>): Promise<void> {
     const now = this.wallNs();
     const env: Envelope = {
       canary: this.opts.name,
@@ -227,12 +243,13 @@ export class Canary {
       intervalNs: this.intervalNs,
       ...fields,
     };
-    this.opts.transport
-      .publish(flow.channel, encode(env, this.opts.transport.textOnly))
-      .catch((err: unknown) => {
+    return this.opts.transport.publish(flow.channel, encode(env, this.opts.transport.textOnly)).then(
+      () => undefined,
+      (err: unknown) => {
         const code = err instanceof TransportError ? err.code : 'error';
         this.controlErrors[code] = (this.controlErrors[code] ?? 0) + 1;
-      });
+      },
+    );
   }
 
   private ping(flow: Flow, seq: bigint, intendedNs: bigint): Envelope {

@@ -310,6 +310,11 @@ export class Coalminer {
     switch (e.type) {
       case 'ping':
         return this.onPing(e, d);
+      case 'notice': {
+        if (e.failed)
+          this.flow(e.canary, e.runId).tracker.noteFailed(e.failed.map(([a, b]) => [Number(a), Number(b)]));
+        return;
+      }
       case 'confirm': {
         if (!this.confirmed.has(e.canary)) this.log(`registered with canary ${e.canary}`);
         this.confirmed.set(e.canary, e.runId);

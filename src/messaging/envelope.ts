@@ -7,7 +7,8 @@
  *   | stamps: u8 count + i64 each | hops: u8 count + (u8 len + id + i64 ns) each
  *   | failed send ranges: u8 count + (u64 first, u64 last) each | replyTo: u16 len + utf8 | padding
  *
- * Times are wall-clock nanoseconds since the Unix epoch. Anything that does not decode is `foreign`.
+ * A `notice` carries only failed send ranges: the canary's last word on publishes that failed after its
+ * last ping. Times are wall-clock nanoseconds since the Unix epoch. Anything that does not decode is `foreign`.
  */
 export const ENVELOPE_VERSION = 1;
 
@@ -19,6 +20,7 @@ export const MESSAGE_TYPES = [
   'unregister',
   'clocksync',
   'clocksync-reply',
+  'notice',
 ] as const;
 export type MessageType = (typeof MESSAGE_TYPES)[number];
 

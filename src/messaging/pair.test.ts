@@ -2,7 +2,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { wallClockNs } from '../transports/base.js';
 import { MemoryTransport } from '../transports/memory/index.js';
-import type { Delivery, PublishReceipt, Transport } from '../transports/transport.js';
+import {
+  TransportError,
+  type Delivery,
+  type PublishReceipt,
+  type Transport,
+} from '../transports/transport.js';
 import { Canary } from './canary.js';
 import { Coalminer } from './coalminer.js';
 import { decode } from './envelope.js';
@@ -122,6 +127,43 @@ describe('canary and coalminers over the memory transport', () => {
     expect(c.lost).toBe(0);
     expect(c.received).toBe(s.sent);
     expect(c.expected).toBe(s.attempted);
+    await m.stop();
+  });
+
+  it('announces publishes that failed after its last ping when it stops, so they are not loss', async () => {
+    const t = memory();
+    await t.connect();
+    // Seq 20's acknowledgement times out only after the canary has stopped: no later ping carries the news.
+    const failing = new Proxy(t, {
+      get(target, prop, receiver) {
+        if (prop === 'publish') {
+          return async (channel: string, payload: Uint8Array): Promise<PublishReceipt> => {
+            const e = decode(payload);
+            if (e.type === 'ping' && e.seq === 20n) {
+              await sleep(300);
+              throw new TransportError('timeout', 'no ack');
+            }
+            return target.publish(channel, payload);
+          };
+        }
+        const v = Reflect.get(target, prop, receiver) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    const canary = new Canary({ name: 'c10', transport: failing, ratePerSecond: 200, coalminers: ['m'] });
+    const m = new Coalminer({ name: 'm', transport: t, register: [], sequence: { lossTimeoutMs: 100 } });
+    await m.start();
+    await canary.start();
+    await until('pings past 20', () => (canary.stats().get('m')?.attempted ?? 0) >= 25);
+    await canary.stop();
+    await sleep(300);
+    m.tick();
+    const s = canary.stats().get('m')!;
+    const c = m.reports()[0]!.counts;
+    expect(s.failed).toBe(1);
+    expect(c.sendFailed).toBe(1);
+    expect(c.lost).toBe(0);
+    expect(c.received).toBe(s.sent);
     await m.stop();
   });
 
