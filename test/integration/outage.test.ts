@@ -112,13 +112,21 @@ describe('broker outage mid-run', () => {
           20,
         );
         // Subscriptions are re-established after the connection: give traffic a moment to flow again.
-        const before = coalminer.reports().reduce((n, r) => n + r.counts.received, 0);
-        await until(
-          () => coalminer.reports().reduce((n, r) => n + r.counts.received, 0) > before + 50,
-          'pings flowing again',
-          10_000,
-          20,
-        );
+        const received = () => coalminer.reports().reduce((n, r) => n + r.counts.received, 0);
+        const before = received();
+        const attemptedBefore = canary.stats().get('outage-coalminer')?.attempted ?? 0;
+        await until(() => received() > before + 50, 'pings flowing again', 15_000, 20).catch((err: Error) => {
+          // Say which side stalled: the canary not sending, its publishes failing, or the coalminer not reading.
+          const state = {
+            pub: pub.state,
+            sub: sub.state,
+            canaryCoalminers: canary.coalminers(),
+            attemptedSince: (canary.stats().get('outage-coalminer')?.attempted ?? 0) - attemptedBefore,
+            canaryStats: canary.stats().get('outage-coalminer'),
+            receivedSince: received() - before,
+          };
+          throw new Error(`${err.message}: ${JSON.stringify(state)}`);
+        });
         await canary.stop();
         await sleep(2000);
         coalminer.tick();
@@ -133,8 +141,15 @@ describe('broker outage mid-run', () => {
         expect(got.received + got.lost + got.sendFailed + got.inFlight, detail).toBe(got.expected);
         expect(got.inFlight, detail).toBe(0);
         // What the canary could not publish is a send error, not loss; what it published arrived or was lost.
-        expect(got.sendFailed, detail).toBe(sent.failed);
-        expect(got.received + got.lost, detail).toBe(sent.sent);
+        // One exception: a publish in flight when the link dropped may have reached the broker before its
+        // reply was lost. The canary counts it failed (its client said so), the coalminer counts it
+        // received (it arrived), and it moves from one side of the balance to the other, never vanishing.
+        // Seen in CI on redis+stream: an XADD that Redis had executed when the proxy cut the connection.
+        const inDoubtArrived = sent.failed - got.sendFailed;
+        expect(inDoubtArrived, detail).toBeGreaterThanOrEqual(0);
+        expect(got.received + got.lost - inDoubtArrived, detail).toBe(sent.sent);
+        // Only what was in flight at the moment of the cut can be in doubt: at 100/s, a handful.
+        expect(inDoubtArrived, detail).toBeLessThanOrEqual(20);
         // Redeliveries are counted as duplicates, never as received twice (checked above); only an
         // at-least-once system may produce them.
         if (!c.atLeastOnce) expect(got.duplicated, detail).toBe(0);

@@ -88,6 +88,17 @@ describe('NotifierQueue', () => {
     expect(queue.stats()).toMatchObject({ delivered: 3, dropped: 2 });
   });
 
+  it('closes at once while an attempt hangs, without sleeping out the backoff before the next one', async () => {
+    // Real backoff (1 s base, full jitter pinned to its top) and a receiver that never answers.
+    queue = new NotifierQueue({ kind: 'stuck', send: () => new Promise(() => {}) }, { random: () => 1 });
+    queue.enqueue(sampleAlert());
+    await new Promise((r) => setTimeout(r, 20));
+    const t0 = performance.now();
+    await queue.close();
+    expect(performance.now() - t0).toBeLessThan(100);
+    expect(queue.stats()).toMatchObject({ delivered: 0, failedAttempts: 1, queued: 0 });
+  });
+
   it('does not run the notifier on the caller’s stack, and close() is idempotent', async () => {
     let calls = 0;
     queue = new NotifierQueue({ kind: 'mem', send: async () => void calls++ });

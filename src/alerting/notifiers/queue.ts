@@ -30,6 +30,8 @@ export interface NotifierQueueStats {
 
 function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
+    // An aborted signal fires no more events: waiting on it would sleep the whole backoff.
+    if (signal.aborted) return resolve();
     const done = (): void => {
       clearTimeout(timer);
       signal.removeEventListener('abort', done);
@@ -120,6 +122,7 @@ export class NotifierQueue {
   async #deliver(n: AlertNotification): Promise<void> {
     for (let attempt = 1; attempt <= this.#maxAttempts; attempt++) {
       if (attempt > 1) {
+        if (this.#closed.signal.aborted) return;
         const cap = Math.min(this.#maxDelayMs, this.#baseDelayMs * 2 ** (attempt - 2));
         await this.#sleep(this.#random() * cap, this.#closed.signal);
       }

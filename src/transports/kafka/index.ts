@@ -410,12 +410,17 @@ class ChannelConsumer {
           consumer.on('consumer:group:rebalance', () => void this.commit());
         }
         const s = stream;
+        // One listener per consumer incarnation, removed when it ends: reconnects must not pile them up.
+        let onStop: (() => void) | undefined;
         await new Promise<void>((resolve, reject) => {
           s.on('data', (m: Message<Buffer, Buffer, Buffer, Buffer>) => this.deliver(m, times));
           s.once('error', reject);
           s.once('close', resolve);
           if (this.stopAc.signal.aborted) resolve();
-          this.stopAc.signal.addEventListener('abort', () => resolve(), { once: true });
+          onStop = () => resolve();
+          this.stopAc.signal.addEventListener('abort', onStop, { once: true });
+        }).finally(() => {
+          if (onStop) this.stopAc.signal.removeEventListener('abort', onStop);
         });
         if (this.stopAc.signal.aborted) return;
         this.t.lost(`consumer of ${this.topic} stopped`);

@@ -136,6 +136,7 @@ export class RedisLink {
     this.epoch++;
     this.isUp = false;
     this.inFlight.failAll(`connection lost (${this.lastError ?? 'closed by the server'})`);
+    forgetAutoPipelines(this.client);
     if (!this.closing && this.everReady) this.listener.down(this.lastError ?? 'connection closed');
   }
 
@@ -143,4 +144,21 @@ export class RedisLink {
     for (const f of [...this.upWaiters]) f(up);
     this.upWaiters.clear();
   }
+}
+
+/**
+ * ioredis's auto-pipelining marks a pipeline as running per slot and queues every later command behind
+ * it until its callback fires. A pipeline whose connection dropped mid-flight can leave that mark behind
+ * (seen in CI: after a broker outage every XADD timed out on a connected link), and then no command on
+ * the new connection ever goes out. When a connection closes, every command we issued on it has
+ * already been failed (inFlight.failAll), so forget its pipelines: queued ones are not sent late, and
+ * the next command starts a fresh pipeline.
+ */
+export function forgetAutoPipelines(client: Redis): void {
+  const internals = client as unknown as {
+    _runningAutoPipelines?: Set<string>;
+    _autoPipelines?: Map<string, unknown>;
+  };
+  internals._runningAutoPipelines?.clear();
+  internals._autoPipelines?.clear();
 }
