@@ -1,9 +1,11 @@
 import type { MessagingConfig } from '../config/messaging.js';
+import { silentLogger, type Logger } from '../core/log.js';
 import { Canary } from '../messaging/canary.js';
 import { Coalminer } from '../messaging/coalminer.js';
-import type { MessagingMetrics } from '../sinks/prometheus/messaging-metrics.js';
+import { teeCoalminerObserver, type CoalminerObserver, type MessagingSink } from '../messaging/observer.js';
 import { backoffMs, redactUrl } from '../transports/base.js';
 import { createTransport } from '../transports/registry.js';
+import { logTransportStatus } from '../transports/status-log.js';
 import type { Transport } from '../transports/transport.js';
 
 /**
@@ -20,8 +22,10 @@ export class MessagingRuntime {
 
   constructor(
     private readonly config: MessagingConfig,
-    private readonly metrics: MessagingMetrics,
-    private readonly log: (line: string) => void = () => {},
+    private readonly metrics: MessagingSink,
+    private readonly log: Logger = silentLogger,
+    /** An extra observer per coalminer (alerting), besides the metrics. */
+    private readonly tap?: (coalminer: string) => CoalminerObserver,
   ) {}
 
   get size(): number {
@@ -45,15 +49,18 @@ export class MessagingRuntime {
   }
 
   private async bring(name: string, url: string): Promise<void> {
+    const log = this.log.child({ component: 'transport', transportName: name, url: redactUrl(url) });
     let transport: Transport;
     try {
       transport = await createTransport(url, { clientName: name });
     } catch (err) {
-      this.log(`transport ${name}: ${(err as Error).message}`);
+      log.error('transport not created; its canaries and coalminers do not run', { err });
       return;
     }
     this.transports.set(name, transport);
     this.metrics.watchTransport(transport);
+    const tlog = log.child({ transport: transport.kind });
+    void logTransportStatus(transport, tlog);
     for (let attempt = 0; !this.abort.signal.aborted; attempt++) {
       try {
         await transport.connect(this.abort.signal);
@@ -61,9 +68,7 @@ export class MessagingRuntime {
       } catch (err) {
         if (this.abort.signal.aborted) return;
         const delay = backoffMs(attempt, 500, 30_000);
-        this.log(
-          `transport ${name} (${redactUrl(url)}): ${(err as Error).message}; retrying in ${(delay / 1000).toFixed(1)} s`,
-        );
+        tlog.warn('transport connect failed; retrying', { attempt: attempt + 1, retryInMs: delay, err });
         await new Promise((r) => setTimeout(r, delay).unref());
       }
     }
@@ -92,7 +97,12 @@ export class MessagingRuntime {
         prefix: c.prefix,
         region: c.region,
         sequence: { lossTimeoutMs: c.lossTimeout * 1000, reorderWindow: c.reorderWindow },
-        observer: this.metrics.coalminerObserver(c.name, transport.kind, c.region),
+        observer: this.tap
+          ? teeCoalminerObserver(
+              this.metrics.coalminerObserver(c.name, transport.kind, c.region),
+              this.tap(c.name),
+            )
+          : this.metrics.coalminerObserver(c.name, transport.kind, c.region),
         log: this.log,
       });
       this.coalminers.push({ c: coalminer, transport: transport.kind, region: c.region });

@@ -5,13 +5,23 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main, type Io } from './main.js';
 
-async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+async function cliWith(
+  opts: { env?: Record<string, string>; errIsTty?: boolean },
+  ...args: string[]
+): Promise<{ code: number; out: string; err: string; errLines: string[] }> {
   const out: string[] = [];
   const err: string[] = [];
-  const io: Io = { out: (l) => out.push(l), err: (l) => err.push(l), isTty: false };
-  const code = await main(['node', 'coalmine', ...args], io);
-  return { code, out: out.join('\n'), err: err.join('\n') };
+  const io: Io = {
+    out: (l) => out.push(l),
+    err: (l) => err.push(l),
+    isTty: false,
+    errIsTty: opts.errIsTty ?? false,
+  };
+  const code = await main(['node', 'coalmine', ...args], io, opts.env ?? {});
+  return { code, out: out.join('\n'), err: err.join('\n'), errLines: err };
 }
+
+const cli = (...args: string[]) => cliWith({}, ...args);
 
 describe('coalmine CLI', () => {
   let tcp: Server;
@@ -99,5 +109,100 @@ describe('coalmine CLI', () => {
     const schema = JSON.parse(r.out) as Record<string, unknown>;
     expect(schema.$schema).toMatch(/json-schema/);
     for (const kind of ['http', 'tcp', 'dns', 'icmp']) expect(r.out).toContain(`"const": "${kind}"`);
+  });
+
+  describe('logs of long-running commands', () => {
+    // A canary on the in-process bus that stops by itself: the quickest long-running command.
+    const canary = (...extra: string[]) => [
+      'canary',
+      '-t',
+      'memory://cli-logs',
+      '-n',
+      'c1',
+      '-d',
+      '100ms',
+      ...extra,
+    ];
+
+    it('are JSON lines with stable fields on stderr, results on stdout', async () => {
+      const r = await cli(...canary());
+      expect(r.code).toBe(0);
+      const lines = r.errLines.map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(lines).toContainEqual(
+        expect.objectContaining({
+          level: 'info',
+          msg: 'transport connected',
+          component: 'transport',
+          transport: 'memory',
+          canary: 'c1',
+          url: 'memory://cli-logs',
+        }),
+      );
+      expect(lines).toContainEqual(
+        expect.objectContaining({ msg: 'waiting for coalminers', component: 'canary', canary: 'c1' }),
+      );
+      for (const l of lines) expect(Object.keys(l).slice(0, 3)).toEqual(['time', 'level', 'msg']);
+      expect(JSON.parse(r.out)).toMatchObject({ canary: 'c1', coalminers: {} });
+    });
+
+    it('honour --log-level and --log-format, the flag over the environment', async () => {
+      expect((await cli(...canary('--log-level', 'warn'))).errLines).toEqual([]);
+      const quiet = await cliWith({ env: { COALMINE_LOG_LEVEL: 'error' } }, ...canary());
+      expect(quiet.errLines).toEqual([]);
+      const loud = await cliWith({ env: { COALMINE_LOG_LEVEL: 'error' } }, ...canary('--log-level', 'info'));
+      expect(loud.errLines.length).toBeGreaterThan(0);
+
+      const pretty = await cliWith(
+        { env: { COALMINE_LOG_FORMAT: 'json' } },
+        ...canary('--log-format', 'pretty'),
+      );
+      expect(pretty.err).toMatch(/INFO .*\[transport\] transport connected .*url=memory:\/\/cli-logs/);
+      expect(() => JSON.parse(pretty.errLines[0]!)).toThrow();
+      // auto: pretty when stderr is a terminal, JSON when it is not.
+      expect((await cliWith({ errIsTty: true }, ...canary())).err).toContain(
+        '[canary] waiting for coalminers',
+      );
+      const piped = await cliWith({ errIsTty: false }, ...canary());
+      for (const l of piped.errLines) expect(() => JSON.parse(l)).not.toThrow();
+    });
+
+    it('end with an error line and exit 1 when a command fails after it started logging', async () => {
+      const config = join(dir, 'store-down.yaml');
+      writeFileSync(config, 'store: { url: "postgres://app:pgsecret@127.0.0.1:1/coalmine" }\n');
+      const r = await cli('run', '--config', config, '--listen', '127.0.0.1:0');
+      expect(r.code).toBe(1);
+      expect(r.errLines.map((l) => JSON.parse(l) as unknown)).toEqual([
+        expect.objectContaining({
+          level: 'error',
+          msg: 'stopped by an error',
+          component: 'cli',
+          err: expect.objectContaining({
+            name: 'StoreError',
+            message: expect.stringContaining('app:***@127.0.0.1:1'),
+          }),
+        }),
+      ]);
+      expect(r.err).not.toContain('pgsecret');
+    });
+
+    it('reject bad values with exit 2, naming the flag or the variable', async () => {
+      expect(await cli(...canary('--log-level', 'loud'))).toMatchObject({
+        code: 2,
+        err: 'error: --log-level: expected debug, info, warn or error (got "loud")',
+      });
+      expect(await cli(...canary('--log-format', 'xml'))).toMatchObject({
+        code: 2,
+        err: 'error: --log-format: expected auto, json or pretty (got "xml")',
+      });
+      expect(await cliWith({ env: { COALMINE_LOG_FORMAT: 'logfmt' } }, ...canary())).toMatchObject({
+        code: 2,
+        err: 'error: COALMINE_LOG_FORMAT: expected auto, json or pretty (got "logfmt")',
+      });
+      for (const c of ['run', 'demo', 'pair', 'canary', 'coalminer', 'relay']) {
+        const help = await cli(c, '--help');
+        expect(help.out).toContain('--log-format <format>');
+        expect(help.out).toContain('COALMINE_LOG_LEVEL');
+      }
+    });
   });
 });

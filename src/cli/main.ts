@@ -9,23 +9,36 @@ import { messagingCommands } from './commands/messaging.js';
 import { probeCommand } from './commands/probe.js';
 import { runCommand } from './commands/run.js';
 import { targetCommand } from './commands/target.js';
+import { CliLogging } from './logging.js';
 
 /** Where a command writes; tests pass their own. */
 export interface Io {
   out(line: string): void;
   err(line: string): void;
+  /** Whether stdout is a terminal (live tables redraw in place). */
   isTty: boolean;
+  /** Whether stderr is a terminal: `--log-format auto` then writes pretty lines. Default false. */
+  errIsTty?: boolean;
 }
 
 export const processIo: Io = {
   out: (line) => process.stdout.write(line + '\n'),
   err: (line) => process.stderr.write(line + '\n'),
   isTty: Boolean(process.stdout.isTTY),
+  errIsTty: Boolean(process.stderr.isTTY),
 };
 
-/** Runs the CLI and resolves to the exit code: 0 ok, 1 a probe failed, 2 bad usage or config. */
-export async function main(argv: readonly string[], io: Io = processIo): Promise<number> {
+/**
+ * Runs the CLI and resolves to the exit code: 0 ok, 1 a probe failed (or a long-running command failed
+ * unexpectedly, which it logs), 2 bad usage or config. `env` is read for COALMINE_LOG_FORMAT and _LEVEL.
+ */
+export async function main(
+  argv: readonly string[],
+  io: Io = processIo,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): Promise<number> {
   let exitCode = 0;
+  const logging = new CliLogging(io, env);
   const program = new Command('coalmine')
     .description(
       'Measures how long messages take to cross a network or messaging system, and whether they arrive.',
@@ -38,13 +51,13 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
       writeErr: (s) => io.err(s.replace(/\n$/, '')),
     });
   probeCommand(program, io, (c) => (exitCode = c));
-  messagingCommands(program, io, (c) => (exitCode = c));
-  runCommand(program, io);
+  messagingCommands(program, io, logging, (c) => (exitCode = c));
+  runCommand(program, io, logging);
   exportCommand(program, io);
   alertsCommand(program, io);
   configCommand(program, io);
   targetCommand(program, io);
-  demoCommand(program, io);
+  demoCommand(program, io, logging);
   for (const c of program.commands) {
     c.exitOverride();
     for (const sub of c.commands) sub.exitOverride();
@@ -76,6 +89,13 @@ export async function main(argv: readonly string[], io: Io = processIo): Promise
       io.err(`error: cannot listen: ${(err as Error).message}`);
       return 2;
     }
-    throw err;
+    const log = logging.current;
+    if (!log) throw err;
+    log.error('stopped by an error', {
+      component: 'cli',
+      err,
+      ...(err instanceof Error && err.stack ? { stack: err.stack } : {}),
+    });
+    return 1;
   }
 }

@@ -72,6 +72,21 @@ describe('createLogger', () => {
     });
   });
 
+  it('redacts secret query parameters and secrets in the message itself', () => {
+    const { log, lines, json } = capture();
+    log.info('open http://a:pw1@h/x?token=t0k&page=2', {
+      dashboard: 'http://127.0.0.1:9777/?token=cm_abc123',
+      hook: 'https://hooks.example/in?api_key=k9&access_token=a7&empty=&name=ok',
+    });
+    const text = lines.join('');
+    for (const secret of ['pw1', 't0k', 'cm_abc123', 'k9', 'a7']) expect(text).not.toContain(secret);
+    expect(json()[0]).toMatchObject({
+      msg: 'open http://a:***@h/x?token=***&page=2',
+      dashboard: 'http://127.0.0.1:9777/?token=***',
+      hook: 'https://hooks.example/in?api_key=***&access_token=***&empty=&name=ok',
+    });
+  });
+
   it('never throws on circular or odd values', () => {
     const { log, json } = capture();
     const loop: Record<string, unknown> = { name: 'a' };

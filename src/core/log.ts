@@ -1,3 +1,24 @@
+/**
+ * Structured logs: one line per event, JSON (for Loki or any pipeline) or pretty on a terminal.
+ *
+ * Every line has `time` (ISO 8601), `level` and `msg` (a fixed phrase: what varies is in fields).
+ * Field names are stable; the same name always means the same thing:
+ *
+ * - `component`   the part of coalmine: agent, probe, transport, canary, coalminer, pair, store, api,
+ *                 relay, process, cli
+ * - `target`      a probe target's name (the `target` label of its metrics); `kind` its probe kind;
+ *                 `address` what it probes, as configured
+ * - `transport`   a transport's kind (redis, amqp, mqtt, nats, kafka, postgres, websocket, webhook,
+ *                 memory: the `transport` label of the metrics); `transportName` its name in the config
+ * - `canary`, `coalminer`, `region`  as configured (the labels of the messaging metrics)
+ * - `url`, `dashboard`  URLs, with any password and secret query parameter (`?token=`) replaced by `***`
+ * - `err`         an error: `{ name, message, code?, cause? }`; `stack` its stack trace, for bugs
+ * - `attempt`, `retryInMs`, `downMs`, `durationMs`, `elapsedMs`  counts, and durations always in ms
+ *
+ * Secrets are never written: values of secret-named fields (token, password, secret, authorization,
+ * api key, cookie) become `***`, and so do passwords in URLs and secret query parameters anywhere in a
+ * string, the message included.
+ */
 import { inspect } from 'node:util';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
@@ -38,19 +59,29 @@ export const REDACTED = '***';
 const SECRET_KEY = /token|password|passwd|secret|authorization|api[-_]?key|cookie/i;
 /** user:password@ in any URL-looking text. */
 const URL_PASSWORD = /([a-z][a-z0-9+.-]*:\/\/[^/\s:@]*:)[^@\s/]*@/gi;
+/** A `?name=value` or `&name=value` query parameter; redacted when its name is a secret's. */
+const QUERY_PARAM = /([?&])([^=&#\s]+)=([^&#\s]*)/g;
+
+function redactText(text: string): string {
+  return text
+    .replace(URL_PASSWORD, `$1${REDACTED}@`)
+    .replace(QUERY_PARAM, (whole, sep: string, name: string, value: string) =>
+      value !== '' && SECRET_KEY.test(name) ? `${sep}${name}=${REDACTED}` : whole,
+    );
+}
 
 /** The fields every line has, in this order; callers' fields cannot overwrite them. */
 const RESERVED = new Set(['time', 'level', 'msg']);
 
 /**
  * Returns a JSON-safe copy of `value` with secrets replaced by `***`: values of secret-named keys,
- * and the password part of URLs. Cycles, BigInts, errors, functions and throwing getters never throw.
+ * the password part of URLs and secret query parameters (`?token=...`). Cycles, BigInts, errors, functions and throwing getters never throw.
  */
 export function redact(value: unknown, key = '', seen = new WeakSet<object>()): unknown {
   if (key !== '' && SECRET_KEY.test(key) && value !== undefined && value !== null) return REDACTED;
   switch (typeof value) {
     case 'string':
-      return value.replace(URL_PASSWORD, `$1${REDACTED}@`);
+      return redactText(value);
     case 'bigint':
       return value.toString();
     case 'number':
@@ -104,6 +135,15 @@ export function redact(value: unknown, key = '', seen = new WeakSet<object>()): 
   }
 }
 
+/** A logger that writes nothing: the default of components that take an optional logger. */
+export const silentLogger: Logger = {
+  debug: () => {},
+  info: () => {},
+  warn: () => {},
+  error: () => {},
+  child: () => silentLogger,
+};
+
 /** A logger writing one line per call: JSON with stable field names, or pretty for people. */
 export function createLogger(opts: LoggerOptions = {}): Logger {
   const stream = opts.stream ?? process.stderr;
@@ -128,9 +168,10 @@ function make(bound: LogFields, sink: Sink): Logger {
       const extra = redact({ ...bound, ...fields }) as LogFields;
       for (const k of RESERVED) delete extra[k];
       const time = new Date(sink.now()).toISOString();
+      const text = redactText(String(msg));
       const line = sink.pretty
-        ? prettyLine(time, level, String(msg), extra)
-        : safeJson({ time, level, msg: String(msg), ...extra });
+        ? prettyLine(time, level, text, extra)
+        : safeJson({ time, level, msg: text, ...extra });
       sink.stream.write(`${line}\n`);
     } catch {
       // Logging must never take the agent down.

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { silentLogger, type Logger } from '../core/log.js';
 import { wallClockNs } from '../transports/base.js';
 import { TransportError, type Delivery, type Transport } from '../transports/transport.js';
 import { canaryChannel, coalminerChannel, DEFAULT_PREFIX } from './channels.js';
@@ -36,7 +37,8 @@ export interface CanaryOptions {
   failedRetentionMs?: number;
   wallNs?: () => bigint;
   observer?: CanaryObserver;
-  log?: (line: string) => void;
+  /** Its lines carry component `canary`, `canary` (the name) and `transport` (the kind). */
+  log?: Logger;
 }
 
 interface Flow {
@@ -82,8 +84,14 @@ export class Canary {
   private stopped = false;
   private paddingBase = 0;
   readonly controlErrors: Record<string, number> = {};
+  private readonly log: Logger;
 
   constructor(private readonly opts: CanaryOptions) {
+    this.log = (opts.log ?? silentLogger).child({
+      component: 'canary',
+      canary: opts.name,
+      transport: opts.transport.kind,
+    });
     this.prefix = opts.prefix ?? DEFAULT_PREFIX;
     const rate = opts.ratePerSecond ?? 1;
     if (!(rate >= 1 / 60 && rate <= MAX_RATE))
@@ -142,10 +150,6 @@ export class Canary {
     );
   }
 
-  private log(line: string): void {
-    this.opts.log?.(`canary ${this.opts.name}: ${line}`);
-  }
-
   private flowFor(coalminer: string, leaseExpiresMs: number): Flow {
     return {
       coalminer,
@@ -169,7 +173,8 @@ export class Canary {
     try {
       for await (const d of deliveries) this.onControl(d);
     } catch (err) {
-      this.log(`control subscription ended: ${(err as Error).message}`);
+      // Registrations can no longer be heard: coalminers that register from now on are never pinged.
+      this.log.error('control subscription ended', { err });
     }
   }
 
@@ -190,7 +195,7 @@ export class Canary {
         let flow = this.flows.get(e.coalminer);
         if (!flow) {
           flow = this.addFlow(e.coalminer, nowMs + leaseMs);
-          this.log(`registered coalminer ${e.coalminer}`);
+          this.log.info('coalminer registered', { coalminer: e.coalminer });
         } else if (flow.leaseExpiresMs !== Infinity) {
           flow.leaseExpiresMs = nowMs + leaseMs;
         }
@@ -224,10 +229,13 @@ export class Canary {
     }
   }
 
-  private retire(flow: Flow, why: string): void {
+  private retire(flow: Flow, reason: 'unregistered' | 'lease expired'): void {
     this.flows.delete(flow.coalminer);
     this.retired.set(flow.coalminer, flow.stats);
-    this.log(`stopped pinging ${flow.coalminer}: ${why}`);
+    // A coalminer that said goodbye is routine; one that went silent is worth a look.
+    const fields = { coalminer: flow.coalminer, reason };
+    if (reason === 'unregistered') this.log.info('stopped pinging coalminer', fields);
+    else this.log.warn('stopped pinging coalminer', fields);
   }
 
   /** A control message (not a ping) to a coalminer; failures are logged, not counted as ping errors. */
@@ -290,7 +298,7 @@ export class Canary {
     let more = false;
     for (const flow of [...this.flows.values()]) {
       if (flow.leaseExpiresMs < nowMs) {
-        this.retire(flow, 'its registration lease expired');
+        this.retire(flow, 'lease expired');
         continue;
       }
       // A stalled process does not fire a burst of stale pings: those slots are send errors.
@@ -362,7 +370,7 @@ export class Canary {
       payload = this.encodePing(flow, seq, intendedNs, sentNs);
     } catch (err) {
       this.recordFailure(flow, seq, seq, 'encode', 1);
-      this.log(`cannot encode ping: ${(err as Error).message}`);
+      this.log.error('cannot encode ping', { coalminer: flow.coalminer, err });
       return;
     }
     this.outstanding++;

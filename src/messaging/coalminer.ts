@@ -1,3 +1,4 @@
+import { silentLogger, type Logger } from '../core/log.js';
 import { LatencyHistogram, RollingHistogram } from '../stats/histogram.js';
 import { wallClockNs } from '../transports/base.js';
 import type { Delivery, Transport } from '../transports/transport.js';
@@ -27,7 +28,8 @@ export interface CoalminerOptions {
   flowIdleMs?: number;
   wallNs?: () => bigint;
   observer?: CoalminerObserver;
-  log?: (line: string) => void;
+  /** Its lines carry component `coalminer`, `coalminer` (the name), `transport` (the kind) and `region`. */
+  log?: Logger;
 }
 
 export interface FlowReport {
@@ -107,8 +109,15 @@ export class Coalminer {
   private syncSeq = 0n;
   foreign = 0;
   evictedFlows = 0;
+  private readonly log: Logger;
 
   constructor(private readonly opts: CoalminerOptions) {
+    this.log = (opts.log ?? silentLogger).child({
+      component: 'coalminer',
+      coalminer: opts.name,
+      transport: opts.transport.kind,
+      ...(opts.region ? { region: opts.region } : {}),
+    });
     this.prefix = opts.prefix ?? DEFAULT_PREFIX;
     this.wallNs = opts.wallNs ?? wallClockNs;
   }
@@ -119,10 +128,6 @@ export class Coalminer {
 
   private nowMs(): number {
     return Number(this.wallNs() / 1_000_000n);
-  }
-
-  private log(line: string): void {
-    this.opts.log?.(`coalminer ${this.opts.name}: ${line}`);
   }
 
   async start(): Promise<void> {
@@ -215,6 +220,15 @@ export class Coalminer {
     return out;
   }
 
+  /** Each live flow's cumulative counts, without the latency summaries reports() computes. */
+  flowCounts(): { canary: string; runId: string; counts: SequenceCounts }[] {
+    return [...this.flows.values()].map((f) => ({
+      canary: f.canary,
+      runId: f.runId.toString(16),
+      counts: f.tracker.counts(),
+    }));
+  }
+
   reports(): FlowReport[] {
     return [...this.flows.values()].map((f) => ({
       canary: f.canary,
@@ -288,7 +302,8 @@ export class Coalminer {
     try {
       for await (const d of deliveries) this.onDelivery(d);
     } catch (err) {
-      this.log(`subscription ended: ${(err as Error).message}`);
+      // No ping can arrive any more: every flow will look like total loss.
+      this.log.error('subscription ended', { err });
     }
   }
 
@@ -316,7 +331,7 @@ export class Coalminer {
         return;
       }
       case 'confirm': {
-        if (!this.confirmed.has(e.canary)) this.log(`registered with canary ${e.canary}`);
+        if (!this.confirmed.has(e.canary)) this.log.info('registered with canary', { canary: e.canary });
         this.confirmed.set(e.canary, e.runId);
         this.flow(e.canary, e.runId).tracker.start(Number(e.seq));
         return;

@@ -1,36 +1,15 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { dropping } from '../../test/support/lossy.js';
 import { describe, expect, it } from 'vitest';
 import { wallClockNs } from '../transports/base.js';
 import { MemoryTransport } from '../transports/memory/index.js';
-import {
-  TransportError,
-  type Delivery,
-  type PublishReceipt,
-  type Transport,
-} from '../transports/transport.js';
+import { TransportError, type Delivery, type PublishReceipt } from '../transports/transport.js';
 import { Canary } from './canary.js';
 import { Coalminer } from './coalminer.js';
 import { decode } from './envelope.js';
 
 let bus = 0;
 const memory = () => new MemoryTransport(`memory://pair-${++bus}`);
-
-/** A transport that silently drops chosen pings, claiming success: a lossy network we control. */
-function dropping(inner: Transport, drop: (seq: number) => boolean): Transport {
-  return new Proxy(inner, {
-    get(target, prop, receiver) {
-      if (prop === 'publish') {
-        return async (channel: string, payload: Uint8Array): Promise<PublishReceipt> => {
-          const e = decode(payload);
-          if (e.type === 'ping' && drop(Number(e.seq))) return {};
-          return target.publish(channel, payload);
-        };
-      }
-      const v = Reflect.get(target, prop, receiver) as unknown;
-      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-    },
-  });
-}
 
 async function until(what: string, cond: () => boolean, ms = 5000): Promise<void> {
   const deadline = Date.now() + ms;

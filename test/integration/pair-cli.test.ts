@@ -6,8 +6,8 @@ async function cli(...args: string[]) {
   const out: string[] = [];
   const err: string[] = [];
   const io: Io = { out: (l) => out.push(l), err: (l) => err.push(l), isTty: false };
-  const code = await main(['node', 'coalmine', ...args], io);
-  return { code, out: out.join('\n'), err: err.join('\n') };
+  const code = await main(['node', 'coalmine', ...args], io, {});
+  return { code, out: out.join('\n'), err: err.join('\n'), errLines: err };
 }
 
 describe('coalmine pair', () => {
@@ -27,6 +27,26 @@ describe('coalmine pair', () => {
       );
       expect(r.err).not.toMatch(/unhandled/);
       expect(r.code).toBe(0);
+      // Progress goes to stderr as JSON log lines naming who said what; the result alone is on stdout.
+      const logs = r.errLines.map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(logs).toContainEqual(
+        expect.objectContaining({
+          level: 'info',
+          msg: 'registered with canary',
+          component: 'coalminer',
+          coalminer: 'pair-coalminer',
+          canary: 'pair-canary',
+          transport: 'websocket',
+        }),
+      );
+      expect(logs).toContainEqual(
+        expect.objectContaining({
+          msg: 'coalminer registered',
+          component: 'canary',
+          coalminer: 'pair-coalminer',
+        }),
+      );
+      expect(logs).toContainEqual(expect.objectContaining({ msg: 'pinging', rate: 200, durationMs: 2000 }));
       const s = JSON.parse(r.out) as Record<
         'sent' | 'received' | 'lost' | 'duplicated' | 'inFlight' | 'sendFailed',
         number
@@ -60,11 +80,13 @@ describe('coalmine pair', () => {
   });
 
   it('explains what is wrong with a bad URL or an unreachable broker', async () => {
-    const bad = await cli('pair', 'smtp://127.0.0.1:25');
+    const bad = await cli('pair', 'smtp://mail:mailpass@127.0.0.1:25');
     expect(bad.code).toBe(2);
-    expect(bad.err).toMatch(/unsupported transport URL "smtp:\/\/127.0.0.1:25": use one of/);
+    expect(bad.err).toMatch(
+      /^error: unsupported transport URL "smtp:\/\/mail:\*\*\*@127.0.0.1:25": use one of/,
+    );
     const down = await cli('pair', 'ws://127.0.0.1:1');
     expect(down.code).toBe(2);
-    expect(down.err).toMatch(/cannot connect to ws:\/\/127.0.0.1:1/);
+    expect(down.err).toMatch(/^error: cannot connect to ws:\/\/127.0.0.1:1/);
   });
 });

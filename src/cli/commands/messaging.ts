@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { rateSchema } from '../../config/messaging.js';
 import { parseListen } from '../../config/load.js';
 import { UsageError } from '../../core/errors.js';
+import type { Logger } from '../../core/log.js';
 import { Canary, type FlowStats } from '../../messaging/canary.js';
 import { Coalminer, summarize, type FlowReport, type LatencySummary } from '../../messaging/coalminer.js';
 import { isValidName } from '../../messaging/envelope.js';
@@ -9,12 +10,14 @@ import { addCounts, emptyCounts } from '../../messaging/sequence.js';
 import { LatencyHistogram } from '../../stats/histogram.js';
 import { redactUrl } from '../../transports/base.js';
 import { createTransport, transportKindOf, allSchemes } from '../../transports/registry.js';
+import { logTransportStatus } from '../../transports/status-log.js';
 import type { Transport } from '../../transports/transport.js';
 import { startRelay } from '../../transports/websocket/relay.js';
-import type { Io } from '../main.js';
 import { ms } from '../format.js';
+import { logFormatOption, logLevelOption, type CliLogging, type LogFlags } from '../logging.js';
+import type { Io } from '../main.js';
 import { durationOption } from '../options.js';
-import { guardProcess, untilSignal } from '../signals.js';
+import { untilSignal } from '../signals.js';
 
 const TRANSPORT_HELP = `transport URL: ${allSchemes()
   .map((s) => `${s}://`)
@@ -41,21 +44,25 @@ function sizeOption(text: string): number {
   return n;
 }
 
-async function openTransport(url: string, clientName: string, io: Io): Promise<Transport> {
+/**
+ * Creates and connects a transport, failing with a usage error (exit 2) when the first connection does;
+ * after that its disconnects and reconnects are logged on `log` (which says whose transport it is).
+ */
+async function openTransport(url: string, clientName: string, log: Logger): Promise<Transport> {
   if (!transportKindOf(url))
     throw new UsageError(
-      `unsupported transport URL "${url}": use one of ${allSchemes()
+      `unsupported transport URL "${redactUrl(url)}": use one of ${allSchemes()
         .map((s) => `${s}://`)
         .join(', ')}`,
     );
   const t = await createTransport(url, { clientName });
+  void logTransportStatus(t, log.child({ component: 'transport', transport: t.kind, url: t.displayUrl }));
   try {
     await t.connect(AbortSignal.timeout(15_000));
   } catch (err) {
     await t.close();
     throw new UsageError(`cannot connect to ${redactUrl(url)}: ${(err as Error).message}`);
   }
-  io.err(`connected to ${t.displayUrl}`);
   return t;
 }
 
@@ -151,7 +158,12 @@ function buildSummary(
   return summary;
 }
 
-export function messagingCommands(program: Command, io: Io, setExit: (code: number) => void): void {
+export function messagingCommands(
+  program: Command,
+  io: Io,
+  logging: CliLogging,
+  setExit: (code: number) => void,
+): void {
   program
     .command('pair')
     .description(
@@ -168,16 +180,28 @@ export function messagingCommands(program: Command, io: Io, setExit: (code: numb
       2000,
     )
     .option('--json', 'print the summary as one JSON object')
+    .addOption(logFormatOption())
+    .addOption(logLevelOption())
     .action(
       async (
         url: string,
-        opts: { rate: number; duration: number; size: number; lossTimeout: number; json?: boolean },
+        opts: {
+          rate: number;
+          duration: number;
+          size: number;
+          lossTimeout: number;
+          json?: boolean;
+        } & LogFlags,
       ) => {
-        guardProcess(io.err);
-        const pub = await openTransport(url, 'coalmine-pair-canary', io);
+        const log = logging.start(opts);
+        const pub = await openTransport(url, 'coalmine-pair-canary', log.child({ canary: 'pair-canary' }));
         let sub: Transport;
         try {
-          sub = await openTransport(url, 'coalmine-pair-coalminer', io);
+          sub = await openTransport(
+            url,
+            'coalmine-pair-coalminer',
+            log.child({ coalminer: 'pair-coalminer' }),
+          );
         } catch (err) {
           await pub.close();
           throw err;
@@ -189,7 +213,7 @@ export function messagingCommands(program: Command, io: Io, setExit: (code: numb
           ratePerSecond: opts.rate,
           sizeBytes: opts.size,
           observer: { publishAck: (_c, s) => ack.record(s * 1e9) },
-          log: io.err,
+          log,
         });
         const coalminer = new Coalminer({
           name: 'pair-coalminer',
@@ -197,7 +221,7 @@ export function messagingCommands(program: Command, io: Io, setExit: (code: numb
           register: ['pair-canary'],
           sequence: { lossTimeoutMs: opts.lossTimeout },
           clockSyncIntervalMs: 1000,
-          log: io.err,
+          log,
         });
         try {
           await canary.start();
@@ -207,13 +231,17 @@ export function messagingCommands(program: Command, io: Io, setExit: (code: numb
             await new Promise((r) => setTimeout(r, 20));
           if (!coalminer.isConfirmedBy('pair-canary'))
             throw new UsageError(`registration through ${pub.displayUrl} got no answer within 10 s`);
-          io.err(`pinging at ${opts.rate}/s for ${opts.duration / 1000} s through ${pub.displayUrl}`);
+          const plog = log.child({ component: 'pair', transport: pub.kind, url: pub.displayUrl });
+          plog.info('pinging', { rate: opts.rate, durationMs: opts.duration });
           const started = Date.now();
           const progress = setInterval(() => {
             const c = sumFlows(coalminer.reports());
-            io.err(
-              `  ${((Date.now() - started) / 1000).toFixed(0)} s: received ${c.received}, lost ${c.lost}, in flight ${c.inFlight}`,
-            );
+            plog.info('progress', {
+              elapsedMs: Date.now() - started,
+              received: c.received,
+              lost: c.lost,
+              inFlight: c.inFlight,
+            });
           }, 5000);
           await untilSignal(AbortSignal.timeout(opts.duration));
           clearInterval(progress);
@@ -263,19 +291,23 @@ export function messagingCommands(program: Command, io: Io, setExit: (code: numb
       'stop after this long (default: until Ctrl-C)',
       durationOption('--duration'),
     )
+    .addOption(logFormatOption())
+    .addOption(logLevelOption())
     .action(
-      async (opts: {
-        transport: string;
-        name: string;
-        channel: string;
-        rate: number;
-        size: number;
-        echo?: boolean;
-        coalminer?: string[];
-        duration?: number;
-      }) => {
-        guardProcess(io.err);
-        const t = await openTransport(opts.transport, opts.name, io);
+      async (
+        opts: {
+          transport: string;
+          name: string;
+          channel: string;
+          rate: number;
+          size: number;
+          echo?: boolean;
+          coalminer?: string[];
+          duration?: number;
+        } & LogFlags,
+      ) => {
+        const log = logging.start(opts);
+        const t = await openTransport(opts.transport, opts.name, log.child({ canary: opts.name }));
         const rtt = new LatencyHistogram();
         const canary = new Canary({
           name: opts.name,
@@ -286,15 +318,22 @@ export function messagingCommands(program: Command, io: Io, setExit: (code: numb
           echo: opts.echo,
           coalminers: opts.coalminer,
           observer: { rtt: (_c, s) => rtt.record(s * 1e9) },
-          log: io.err,
+          log,
         });
         await canary.start();
-        io.err(
-          `canary ${opts.name}: waiting for coalminers on ${t.displayUrl} (channel ${opts.channel}.canary.${opts.name})`,
-        );
+        const clog = log.child({ component: 'canary', canary: opts.name, transport: t.kind });
+        clog.info('waiting for coalminers', {
+          url: t.displayUrl,
+          channel: `${opts.channel}.canary.${opts.name}`,
+        });
         const progress = setInterval(() => {
           for (const [name, s] of canary.stats())
-            io.err(`  ${name}: sent ${s.sent}, send errors ${s.failed}, pending ${s.pending}`);
+            clog.info('progress', {
+              coalminer: name,
+              sent: s.sent,
+              sendErrors: s.failed,
+              pending: s.pending,
+            });
         }, 10_000);
         await untilSignal(opts.duration !== undefined ? AbortSignal.timeout(opts.duration) : undefined);
         clearInterval(progress);
@@ -334,20 +373,24 @@ export function messagingCommands(program: Command, io: Io, setExit: (code: numb
       durationOption('--duration'),
     )
     .option('--json', 'print the final summary as one JSON object')
+    .addOption(logFormatOption())
+    .addOption(logLevelOption())
     .action(
-      async (opts: {
-        transport: string;
-        name: string;
-        register: string[];
-        channel: string;
-        region: string;
-        lossTimeout: number;
-        duration?: number;
-        json?: boolean;
-      }) => {
-        guardProcess(io.err);
+      async (
+        opts: {
+          transport: string;
+          name: string;
+          register: string[];
+          channel: string;
+          region: string;
+          lossTimeout: number;
+          duration?: number;
+          json?: boolean;
+        } & LogFlags,
+      ) => {
+        const log = logging.start(opts);
         for (const c of opts.register) nameOption('--register')(c);
-        const t = await openTransport(opts.transport, opts.name, io);
+        const t = await openTransport(opts.transport, opts.name, log.child({ coalminer: opts.name }));
         const coalminer = new Coalminer({
           name: opts.name,
           transport: t,
@@ -355,16 +398,25 @@ export function messagingCommands(program: Command, io: Io, setExit: (code: numb
           prefix: opts.channel,
           region: opts.region,
           sequence: { lossTimeoutMs: opts.lossTimeout },
-          log: io.err,
+          log,
         });
         await coalminer.start();
+        const clog = log.child({
+          component: 'coalminer',
+          coalminer: opts.name,
+          transport: t.kind,
+          ...(opts.region ? { region: opts.region } : {}),
+        });
         const started = Date.now();
         const progress = setInterval(() => {
           const c = sumFlows(coalminer.reports());
           const p = coalminer.histograms().reduce((h, [a]) => (h.merge(a), h), new LatencyHistogram());
-          io.err(
-            `  received ${c.received}, lost ${c.lost}, in flight ${c.inFlight}, p50 ${ms(p.percentile(50) / 1e9)}, p99 ${ms(p.percentile(99) / 1e9)}`,
-          );
+          clog.info('progress', {
+            received: c.received,
+            lost: c.lost,
+            inFlight: c.inFlight,
+            ...(p.count > 0 ? { p50Ms: p.percentile(50) / 1e6, p99Ms: p.percentile(99) / 1e6 } : {}),
+          });
         }, 10_000);
         await untilSignal(opts.duration !== undefined ? AbortSignal.timeout(opts.duration) : undefined);
         clearInterval(progress);
@@ -385,8 +437,10 @@ export function messagingCommands(program: Command, io: Io, setExit: (code: numb
     .option('-l, --listen <host:port>', 'address to listen on', '127.0.0.1:9400')
     .option('--max-payload <bytes>', 'largest message accepted', (v) => sizeOption(v), 1_048_576)
     .option('--max-clients <n>', 'most clients at once', (v) => Number(v), 10_000)
-    .action(async (opts: { listen: string; maxPayload: number; maxClients: number }) => {
-      guardProcess(io.err);
+    .addOption(logFormatOption())
+    .addOption(logLevelOption())
+    .action(async (opts: { listen: string; maxPayload: number; maxClients: number } & LogFlags) => {
+      const log = logging.start(opts).child({ component: 'relay' });
       const { host, port } = parseListen(opts.listen);
       const relay = await startRelay({
         host,
@@ -394,10 +448,10 @@ export function messagingCommands(program: Command, io: Io, setExit: (code: numb
         maxPayload: opts.maxPayload,
         maxClients: opts.maxClients,
       });
-      io.err(`coalmine relay at ${relay.url} (hop ${relay.hopId})`);
+      log.info('relay listening', { url: relay.url, hop: relay.hopId });
       await untilSignal();
       const s = relay.stats();
-      io.err(`relay stopping: ${s.published} published, ${s.delivered} delivered, ${s.clients} clients`);
+      log.info('relay stopping', { published: s.published, delivered: s.delivered, clients: s.clients });
       await relay.close();
     });
 }

@@ -1,11 +1,15 @@
 import type { Command } from 'commander';
+import { VERSION } from '../../agent/agent.js';
+import { logProbeTransitions } from '../../agent/probe-transitions.js';
 import { startStack } from '../../agent/stack.js';
 import { loadConfigFile, parseListen } from '../../config/load.js';
 import { toReport } from '../../core/report.js';
+import type { Observation } from '../../core/types.js';
+import { logFormatOption, logLevelOption, type CliLogging, type LogFlags } from '../logging.js';
 import type { Io } from '../main.js';
-import { guardProcess, untilSignal } from '../signals.js';
+import { untilSignal } from '../signals.js';
 
-export function runCommand(program: Command, io: Io): void {
+export function runCommand(program: Command, io: Io, logging: CliLogging): void {
   program
     .command('run')
     .description(
@@ -16,23 +20,39 @@ export function runCommand(program: Command, io: Io): void {
       '-l, --listen <host:port>',
       'address of the HTTP endpoints (overrides the config; default 127.0.0.1:9777)',
     )
-    .option('--log-results', 'print every probe result as a JSON line')
-    .action(async (opts: { config: string; listen?: string; logResults?: boolean }) => {
-      guardProcess(io.err);
+    .option('--log-results', 'print every probe result as a JSON line on stdout')
+    .addOption(logFormatOption())
+    .addOption(logLevelOption())
+    .action(async (opts: { config: string; listen?: string; logResults?: boolean } & LogFlags) => {
+      const log = logging.start(opts);
       const config = await loadConfigFile(opts.config);
       if (opts.listen) config.listen = parseListen(opts.listen);
-      const stack = await startStack(config, {
-        log: io.err,
-        ...(opts.logResults ? { onObservation: (o) => io.out(JSON.stringify(toReport(o))) } : {}),
+      const transitions = logProbeTransitions(log);
+      const onObservation = opts.logResults
+        ? (o: Observation) => {
+            transitions(o);
+            io.out(JSON.stringify(toReport(o)));
+          }
+        : transitions;
+      const stack = await startStack(config, { log, onObservation });
+      const alog = log.child({ component: 'agent' });
+      alog.info('agent started', {
+        version: VERSION,
+        targets: config.targets.length,
+        canaries: config.messaging.canaries.length,
+        coalminers: config.messaging.coalminers.length,
+        url: stack.server.url,
+        dashboard: stack.dashboard,
+        store: stack.store?.engine ?? 'none',
       });
-      const flows = config.messaging.canaries.length + config.messaging.coalminers.length;
-      io.err(
-        `coalmine agent: ${config.targets.length} targets, ${flows} canaries and coalminers; metrics at ${stack.server.url}/metrics`,
+      // The URL people copy, token and all: on stdout, never in the log (which has it as token=***).
+      // With --log-results stdout is JSON lines, so there it is one more JSON object.
+      io.out(
+        opts.logResults ? JSON.stringify({ dashboard: stack.dashboard }) : `dashboard: ${stack.dashboard}`,
       );
-      io.err(`dashboard: ${stack.dashboard}`);
-      if (stack.store) io.err(`results store: ${stack.store.engine}`);
       await untilSignal();
-      io.err('coalmine agent: stopping');
+      alog.info('agent stopping');
       await stack.close();
+      alog.info('agent stopped');
     });
 }
