@@ -1,3 +1,6 @@
+import type { Transport } from '../transports/transport.js';
+import type { Coalminer } from './coalminer.js';
+
 /** What the canary and coalminer report as they work; a metrics sink implements it. All optional. */
 export interface CanaryObserver {
   sent?(coalminer: string): void;
@@ -19,4 +22,74 @@ export interface CoalminerObserver {
   arrival?(canary: string, kind: 'new' | 'reordered' | 'duplicate' | 'late' | 'stale'): void;
   /** Pings newly declared lost. */
   lost?(canary: string, count: number): void;
+}
+
+/**
+ * What the agent's messaging runtime feeds a metrics sink: observers for each canary and coalminer, and
+ * the coalminers and transports it may read when it collects (in flight, clock offsets, connection state).
+ */
+export interface MessagingSink {
+  canaryObserver(canary: string, transport: string): CanaryObserver;
+  coalminerObserver(coalminer: string, transport: string, region: string): CoalminerObserver;
+  watchCoalminer(c: Coalminer, transport: string, region: string): void;
+  watchTransport(t: Transport): void;
+}
+
+/** Calls both functions, or is the one that exists. Observer methods take at most three arguments. */
+function both<F extends (...a: never[]) => void>(f: F | undefined, g: F | undefined): F | undefined {
+  if (!f || !g) return f ?? g;
+  // Positional parameters rather than a rest array: this runs for every ping.
+  type Three = (p?: unknown, q?: unknown, r?: unknown) => void;
+  const x = f as unknown as Three;
+  const y = g as unknown as Three;
+  return ((p?: unknown, q?: unknown, r?: unknown) => {
+    x(p, q, r);
+    y(p, q, r);
+  }) as unknown as F;
+}
+
+/** Two sinks fed as one: every observation goes to both, `a` first. */
+export function teeMessagingSinks(a: MessagingSink, b: MessagingSink): MessagingSink {
+  return {
+    canaryObserver(canary, transport) {
+      const x = a.canaryObserver(canary, transport);
+      const y = b.canaryObserver(canary, transport);
+      return {
+        sent: both(x.sent, y.sent),
+        sendError: both(x.sendError, y.sendError),
+        publishAck: both(x.publishAck, y.publishAck),
+        rtt: both(x.rtt, y.rtt),
+      };
+    },
+    coalminerObserver(coalminer, transport, region) {
+      const x = a.coalminerObserver(coalminer, transport, region);
+      const y = b.coalminerObserver(coalminer, transport, region);
+      return {
+        latency: both(x.latency, y.latency),
+        foreign: both(x.foreign, y.foreign),
+        hops: both(x.hops, y.hops),
+        arrival: both(x.arrival, y.arrival),
+        lost: both(x.lost, y.lost),
+      };
+    },
+    watchCoalminer(c, transport, region) {
+      a.watchCoalminer(c, transport, region);
+      b.watchCoalminer(c, transport, region);
+    },
+    watchTransport(t) {
+      a.watchTransport(t);
+      b.watchTransport(t);
+    },
+  };
+}
+
+/** One observer that tells both: for feeding metrics and alerting from the same coalminer. */
+export function teeCoalminerObserver(a: CoalminerObserver, b: CoalminerObserver): CoalminerObserver {
+  return {
+    latency: both(a.latency, b.latency),
+    foreign: both(a.foreign, b.foreign),
+    hops: both(a.hops, b.hops),
+    arrival: both(a.arrival, b.arrival),
+    lost: both(a.lost, b.lost),
+  };
 }

@@ -1,0 +1,286 @@
+import { nsToSeconds } from '../../core/clock.js';
+import type { Observation } from '../../core/types.js';
+import type { Coalminer } from '../../messaging/coalminer.js';
+import type { CanaryObserver, CoalminerObserver, MessagingSink } from '../../messaging/observer.js';
+import type { Transport } from '../../transports/transport.js';
+import { Meter, type CounterSeries, type HistogramSeries, type MeterOptions } from './instruments.js';
+import type { MetricData } from './model.js';
+
+/**
+ * The agent's measurements as OpenTelemetry metrics. Names are stable, dotted and unit-suffix free, so
+ * that a collector's Prometheus exporter turns each into the name our /metrics already uses (dots to
+ * underscores, `_seconds` from unit `s`, `_total` for sums); attributes are our label names. The mapping,
+ * with what differs, is in README.md beside this file.
+ */
+
+type Flow = 'canary' | 'coalminer' | 'transport' | 'region';
+const FLOW = ['canary', 'coalminer', 'transport', 'region'] as const;
+
+export class OtlpMetrics implements MessagingSink {
+  private readonly meter: Meter;
+  private readonly probeDuration;
+  private readonly probePhase;
+  private readonly probeSuccess;
+  private readonly latency;
+  private readonly hops;
+  private readonly ack;
+  private readonly rtt;
+  private readonly sent;
+  private readonly sendErrors;
+  private readonly foreign;
+  private readonly counts: Record<
+    'received' | 'lost' | 'duplicated' | 'reordered' | 'late' | 'stale',
+    (v: Record<Flow, string>) => CounterSeries
+  >;
+  private readonly coalminers = new Set<{ c: Coalminer; transport: string; region: string }>();
+  private readonly transports = new Set<Transport>();
+  /** Probe series by target, kind and result, made once: a probe run then allocates no attribute list. */
+  private readonly probeSeries = new Map<string, HistogramSeries>();
+
+  constructor(opts: MeterOptions) {
+    const m = (this.meter = new Meter(opts));
+    const s = 's';
+    this.probeDuration = m.histogram(
+      {
+        name: 'coalmine.probe.duration',
+        unit: s,
+        description: 'How long each probe run took, successful or not; result is success or the error code',
+      },
+      ['target', 'kind', 'result'],
+    );
+    this.probePhase = m.histogram(
+      {
+        name: 'coalmine.probe.phase.duration',
+        unit: s,
+        description:
+          'How long each phase of a probe run took (resolve, connect, tls, processing, transfer, ...)',
+      },
+      ['target', 'kind', 'phase'],
+    );
+    this.probeSuccess = m.gauge(
+      {
+        name: 'coalmine.probe.success',
+        unit: '1',
+        description: 'Whether the last probe of the target succeeded (1) or failed (0)',
+      },
+      ['target', 'kind'],
+      true,
+    );
+    this.latency = m.histogram(
+      {
+        name: 'coalmine.message.latency',
+        unit: s,
+        description:
+          'One-way latency of canary pings, clock-corrected, from the intended send time (from=intended, coordinated-omission corrected) and from the actual send time (from=sent)',
+      },
+      [...FLOW, 'from'],
+    );
+    this.hops = m.histogram(
+      {
+        name: 'coalmine.message.hop.latency',
+        unit: s,
+        description:
+          'Legs of a ping through a broker that stamps messages: segment=to_broker and segment=from_broker, on the broker clock',
+      },
+      [...FLOW, 'segment'],
+    );
+    this.ack = m.histogram(
+      {
+        name: 'coalmine.publish.ack',
+        unit: s,
+        description: 'Time from publishing a ping to the broker acknowledging it',
+      },
+      ['canary', 'transport'],
+    );
+    this.rtt = m.histogram(
+      {
+        name: 'coalmine.message.rtt',
+        unit: s,
+        description: 'Round-trip time of echoed pings, on the canary clock',
+      },
+      ['canary', 'coalminer', 'transport'],
+    );
+    const count = (name: string, description: string) =>
+      m.counter({ name: `coalmine.messages.${name}`, unit: '{message}', description }, FLOW);
+    this.counts = {
+      received: count('received', 'Pings received, each sequence number once'),
+      lost: count('lost', 'Pings declared lost (after the reorder window or loss timeout)'),
+      duplicated: count('duplicated', 'Pings received more than once (extra copies)'),
+      reordered: count('reordered', 'Pings received after a later sequence number'),
+      late: count('late', 'Pings received after they had been declared lost'),
+      stale: count('stale', 'Pings too old to judge (before the flow started or beyond the history window)'),
+    };
+    this.sent = m.counter(
+      {
+        name: 'coalmine.messages.sent',
+        unit: '{message}',
+        description: 'Pings the transport accepted (acknowledged where it acknowledges)',
+      },
+      ['canary', 'coalminer', 'transport'],
+    );
+    this.sendErrors = m.counter(
+      {
+        name: 'coalmine.message.send_errors',
+        unit: '{message}',
+        description: 'Pings that could not be published, by reason',
+      },
+      ['canary', 'coalminer', 'transport', 'reason'],
+    );
+    this.foreign = m.counter(
+      {
+        name: 'coalmine.messages.foreign',
+        unit: '{message}',
+        description: 'Undecodable or misaddressed messages on a coalminer channel, ignored',
+      },
+      ['coalminer', 'transport'],
+    );
+    m.observedGauge(
+      {
+        name: 'coalmine.messages.in_flight',
+        unit: '{message}',
+        description: 'Pings missing but not yet judged lost (within the reorder window and loss timeout)',
+      },
+      FLOW,
+      true,
+      () => this.inFlight(),
+    );
+    m.observedGauge(
+      {
+        name: 'coalmine.clock.offset',
+        unit: s,
+        description: 'Estimated canary clock minus coalminer clock; one-way latency is corrected by it',
+      },
+      ['canary', 'coalminer'],
+      false,
+      () => this.clock('offsetNs'),
+    );
+    m.observedGauge(
+      {
+        name: 'coalmine.clock.offset.error',
+        unit: s,
+        description: 'Bound on the error of coalmine.clock.offset (half the best sync round trip)',
+      },
+      ['canary', 'coalminer'],
+      false,
+      () => this.clock('errorNs'),
+    );
+    m.observedGauge(
+      {
+        name: 'coalmine.transport.up',
+        unit: '1',
+        description: 'Whether the transport is connected (1) or not (0)',
+      },
+      ['transport', 'url'],
+      true,
+      () =>
+        [...this.transports].map((t) => [[t.kind, t.displayUrl], t.state === 'connected' ? 1 : 0] as const),
+    );
+  }
+
+  observeProbe(o: Observation): void {
+    const { name: target, kind, result } = o;
+    const outcome = result.ok ? 'success' : result.error.code;
+    const key = `${kind}\u0000${target}\u0000${outcome}`;
+    let duration = this.probeSeries.get(key);
+    if (!duration)
+      this.probeSeries.set(key, (duration = this.probeDuration({ target, kind, result: outcome })));
+    duration.record(nsToSeconds(result.durationNs));
+    this.probeSuccess({ target, kind }).set(result.ok ? 1 : 0);
+    const phases = result.phases ?? {};
+    for (const phase in phases) {
+      const ns = phases[phase as keyof typeof phases];
+      if (ns !== undefined) this.probePhase({ target, kind, phase }).record(nsToSeconds(ns));
+    }
+  }
+
+  canaryObserver(canary: string, transport: string): CanaryObserver {
+    const byCoalminer = new Map<string, { sent: CounterSeries; rtt: HistogramSeries }>();
+    const children = (coalminer: string) => {
+      let c = byCoalminer.get(coalminer);
+      if (!c) {
+        const l = { canary, coalminer, transport };
+        byCoalminer.set(coalminer, (c = { sent: this.sent(l), rtt: this.rtt(l) }));
+      }
+      return c;
+    };
+    const ack = this.ack({ canary, transport });
+    return {
+      sent: (coalminer) => children(coalminer).sent.add(1),
+      sendError: (coalminer, reason, n) => this.sendErrors({ canary, coalminer, transport, reason }).add(n),
+      publishAck: (_coalminer, seconds) => ack.record(seconds),
+      rtt: (coalminer, seconds) => children(coalminer).rtt.record(seconds),
+    };
+  }
+
+  coalminerObserver(coalminer: string, transport: string, region: string): CoalminerObserver {
+    type Children = Record<'fromIntended' | 'fromSent' | 'toBroker' | 'fromBroker', HistogramSeries> &
+      Record<'new' | 'reordered' | 'duplicate' | 'late' | 'stale' | 'lost', CounterSeries>;
+    const byCanary = new Map<string, Children>();
+    const children = (canary: string): Children => {
+      let c = byCanary.get(canary);
+      if (!c) {
+        const l = { canary, coalminer, transport, region };
+        c = {
+          fromIntended: this.latency({ ...l, from: 'intended' }),
+          fromSent: this.latency({ ...l, from: 'sent' }),
+          toBroker: this.hops({ ...l, segment: 'to_broker' }),
+          fromBroker: this.hops({ ...l, segment: 'from_broker' }),
+          new: this.counts.received(l),
+          reordered: this.counts.reordered(l),
+          duplicate: this.counts.duplicated(l),
+          late: this.counts.late(l),
+          stale: this.counts.stale(l),
+          lost: this.counts.lost(l),
+        };
+        byCanary.set(canary, c);
+      }
+      return c;
+    };
+    const foreign = this.foreign({ coalminer, transport });
+    return {
+      latency: (canary, fromIntended, fromSent) => {
+        const c = children(canary);
+        c.fromIntended.record(fromIntended);
+        c.fromSent.record(fromSent);
+      },
+      arrival: (canary, kind) => {
+        const c = children(canary);
+        // Reordered and late pings are received too (as in the Prometheus sink).
+        if (kind === 'reordered' || kind === 'late') c.new.add(1);
+        c[kind].add(1);
+      },
+      lost: (canary, n) => children(canary).lost.add(n),
+      hops: (canary, toBroker, fromBroker) => {
+        const c = children(canary);
+        c.toBroker.record(toBroker);
+        c.fromBroker.record(fromBroker);
+      },
+      foreign: () => foreign.add(1),
+    };
+  }
+
+  watchCoalminer(c: Coalminer, transport: string, region: string): void {
+    this.coalminers.add({ c, transport, region });
+  }
+
+  watchTransport(t: Transport): void {
+    this.transports.add(t);
+  }
+
+  collect(): MetricData[] {
+    return this.meter.collect();
+  }
+
+  private *inFlight(): Iterable<readonly [string[], number]> {
+    for (const { c, transport, region } of this.coalminers)
+      for (const [canary, n] of c.inFlight()) yield [[canary, c.name, transport, region], n];
+  }
+
+  private *clock(field: 'offsetNs' | 'errorNs'): Iterable<readonly [string[], number]> {
+    for (const { c } of this.coalminers)
+      for (const canary of c.canaries()) {
+        const est = c.clockEstimate(canary);
+        if (est) yield [[canary, c.name], est[field] / 1e9];
+      }
+  }
+}
