@@ -1,9 +1,14 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { AlertEngine } from '../alerting/engine.js';
+import type { AlertHistoryEntry } from '../api/v1/contract.js';
 import type { AgentConfig, TargetConfig } from '../config/schema.js';
 import { systemClock, type Clock } from '../core/clock.js';
+import type { Logger } from '../core/log.js';
 import { Scheduler } from '../core/scheduler.js';
 import type { Observation } from '../core/types.js';
+import { teeMessagingSinks } from '../messaging/observer.js';
 import { runProbe } from '../probes/run.js';
+import { OtlpSink } from '../sinks/otlp/sink.js';
 import { MessagingMetrics } from '../sinks/prometheus/messaging-metrics.js';
 import { ProbeMetrics } from '../sinks/prometheus/probe-metrics.js';
 import { MessagingRuntime } from './messaging.js';
@@ -14,7 +19,13 @@ export interface AgentOptions {
   onObservation?: (o: Observation) => void;
   /** Export process metrics (CPU, memory, ...) too. Default true. */
   processMetrics?: boolean;
-  log?: (line: string) => void;
+  log?: Logger;
+  /** Told about every alert state change (the API's live events). Must not throw. */
+  onAlert?: (e: AlertHistoryEntry) => void;
+  /** Where notifiers' `*Env` secrets are read; default process.env. */
+  env?: NodeJS.ProcessEnv;
+  /** Evaluate alert rules on their timer (default true); tests drive `agent.alerts.evaluate()`. */
+  alertTimer?: boolean;
 }
 
 export const VERSION = '0.1.0';
@@ -36,6 +47,10 @@ export class Agent {
   private stopLoopProbe: (() => void) | undefined;
   private closed = false;
   readonly messaging: MessagingRuntime;
+  /** Alert rules and notifiers; undefined without an alerting: section. */
+  readonly alerts: AlertEngine | undefined;
+  /** OTLP export, when the config has an otlp section. */
+  readonly otlp: OtlpSink | undefined;
 
   constructor(
     readonly config: AgentConfig,
@@ -94,11 +109,40 @@ export class Agent {
     targetCount.set(config.targets.length);
 
     for (const t of config.targets) this.targets.set(t.name, t);
-    this.messaging = new MessagingRuntime(
+    this.otlp =
+      config.otlp &&
+      new OtlpSink(config.otlp, {
+        registry: this.registry,
+        clock: this.clock,
+        version: VERSION,
+        ...(opts.log && { log: opts.log.child({ component: 'otlp' }) }),
+      });
+    const messagingMetrics = new MessagingMetrics(this.registry, config.metrics.buckets);
+    const messaging = (this.messaging = new MessagingRuntime(
       config.messaging,
-      new MessagingMetrics(this.registry, config.metrics.buckets),
+      this.otlp ? teeMessagingSinks(messagingMetrics, this.otlp.messaging) : messagingMetrics,
       opts.log,
-    );
+      config.alerting?.rules.some((r) => r.flow)
+        ? (coalminer) => ({
+            latency: (canary, fromIntendedSeconds) =>
+              this.alerts?.observeLatency(canary, coalminer, fromIntendedSeconds),
+          })
+        : undefined,
+    ));
+    this.alerts = config.alerting
+      ? new AlertEngine(config.alerting, {
+          registry: this.registry,
+          ...(opts.log && { log: opts.log }),
+          ...(opts.env && { env: opts.env }),
+          ...(opts.onAlert && { onTransition: opts.onAlert }),
+          ...(opts.alertTimer === false && { timer: false }),
+          now: () => this.clock.wallMs(),
+          flowCounts: function* () {
+            for (const { c } of messaging.coalminers)
+              for (const f of c.flowCounts()) yield { ...f, coalminer: c.name };
+          },
+        })
+      : undefined;
   }
 
   start(): void {
@@ -108,6 +152,8 @@ export class Agent {
     }
     this.scheduler.start();
     void this.messaging.start();
+    this.alerts?.start();
+    this.otlp?.start();
   }
 
   targetNames(): string[] {
@@ -144,6 +190,8 @@ export class Agent {
     if (!this.closed) {
       this.latestByName.set(t.name, o);
       this.metrics.observe(o);
+      this.alerts?.observeProbe(o);
+      this.otlp?.observeProbe(o);
       try {
         this.opts.onObservation?.(o);
       } catch {
@@ -159,5 +207,8 @@ export class Agent {
     this.scheduler.stop();
     this.stopLoopProbe?.();
     await Promise.all([this.scheduler.idle(), this.messaging.close()]);
+    await this.alerts?.close();
+    // Last, so the final export carries every measurement.
+    await this.otlp?.close();
   }
 }

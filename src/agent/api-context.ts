@@ -1,5 +1,13 @@
-import type { ApiContext, ApiEvent, ApiEvents, ApiStore, FlowInfo, TargetInfo } from '../api/v1/context.js';
-import type { AgentStatus, FlowSummary } from '../api/v1/contract.js';
+import type {
+  ApiAlerts,
+  ApiContext,
+  ApiEvent,
+  ApiEvents,
+  ApiStore,
+  FlowInfo,
+  TargetInfo,
+} from '../api/v1/context.js';
+import type { AgentStatus, AlertHistoryEntry, FlowSummary } from '../api/v1/contract.js';
 import { toReport } from '../core/report.js';
 import { addCounts, emptyCounts } from '../messaging/sequence.js';
 import type { Observation } from '../core/types.js';
@@ -46,6 +54,15 @@ export class AgentApiContext implements ApiContext {
     private readonly writerStats?: () => WriterStats,
     private readonly storeEngine: AgentStatus['store']['engine'] = 'none',
   ) {}
+
+  get alerts(): ApiAlerts | undefined {
+    return this.agent.alerts;
+  }
+
+  /** Called by the agent on every alert state change. */
+  alertChanged(e: AlertHistoryEntry): void {
+    if (this.events.size > 0) this.events.emit({ event: 'alert', data: e });
+  }
 
   /** Starts the 5-second flow events. */
   start(): void {

@@ -5,6 +5,7 @@ import { startServer, type AgentServer } from '../api/server.js';
 import { serveStatic } from '../api/static.js';
 import { createApiV1 } from '../api/v1/router.js';
 import type { AgentConfig } from '../config/schema.js';
+import type { Logger } from '../core/log.js';
 import type { Observation } from '../core/types.js';
 import { DEFAULT_STORE_URL } from '../store/config.js';
 import { openStore } from '../store/open.js';
@@ -18,7 +19,7 @@ import { FlowSampler } from './flow-sampler.js';
 export const WEB_ROOT = join(import.meta.dirname, '../../dist/web');
 
 export interface StackOptions {
-  log: (line: string) => void;
+  log: Logger;
   onObservation?: (o: Observation) => void;
   /** Flow samples go to the store this often. Default 10 s. */
   flowSampleMs?: number;
@@ -47,7 +48,7 @@ export async function startStack(config: AgentConfig, opts: StackOptions): Promi
     const spec = config.store?.url ?? DEFAULT_STORE_URL;
     store = await openStore(spec, config.store ? { retention: config.store.retention } : {});
     writer = new BatchedWriter(store, {
-      onError: (err) => opts.log(`store: ${(err as Error).message ?? String(err)}`),
+      onError: (err) => opts.log.error('store write failed', { component: 'store', err }),
     });
   }
 
@@ -60,6 +61,7 @@ export async function startStack(config: AgentConfig, opts: StackOptions): Promi
       late.ctx?.observed(o);
       opts.onObservation?.(o);
     },
+    onAlert: (e) => late.ctx?.alertChanged(e),
   });
   const ctx = new AgentApiContext(
     agent,
@@ -83,7 +85,7 @@ export async function startStack(config: AgentConfig, opts: StackOptions): Promi
         if (rolling) return;
         rolling = true;
         s.rollup(Date.now())
-          .catch((err: unknown) => opts.log(`store rollup: ${(err as Error).message}`))
+          .catch((err: unknown) => opts.log.error('store rollup failed', { component: 'store', err }))
           .finally(() => (rolling = false));
       }, 60_000),
     );
@@ -97,12 +99,20 @@ export async function startStack(config: AgentConfig, opts: StackOptions): Promi
     ...(config.api?.maxEventClients !== undefined ? { maxEventClients: config.api.maxEventClients } : {}),
   });
   const staticFiles = existsSync(join(WEB_ROOT, 'index.html')) ? serveStatic(WEB_ROOT) : undefined;
-  if (!staticFiles) opts.log(`dashboard files not found in ${WEB_ROOT}: run npm run build`);
+  if (!staticFiles)
+    opts.log.warn('dashboard files not found: run npm run build', { component: 'api', path: WEB_ROOT });
   const server = await startServer(agent, config.listen.host, config.listen.port, {
     api,
     ...(staticFiles ? { static: staticFiles } : {}),
     ...(isLoopbackHost(config.listen.host) ? {} : { auth }),
   });
+  agent.alerts?.setDashboardUrl(`${server.url}/`);
+  if (store && agent.alerts) {
+    // Silences and history outlive a restart; a store that cannot answer must not stop alerting.
+    await agent.alerts
+      .restore(store)
+      .catch((err: unknown) => opts.log.error('could not restore alert history and silences', { err }));
+  }
   agent.start();
   ctx.start();
   const dashboard = generatedToken ? dashboardUrl(server.url, generatedToken) : `${server.url}/`;

@@ -50,6 +50,7 @@ describe('RuleEvaluator', () => {
         startsAt: 3 * STEP,
         labels: { alertname: 'r', target: 'web' },
         annotations: {},
+        breaching: 2,
       },
     ]);
     expect(steps[6]!.notifications).toEqual([
@@ -61,6 +62,7 @@ describe('RuleEvaluator', () => {
         endsAt: 6 * STEP,
         labels: { alertname: 'r', target: 'web' },
         annotations: {},
+        breaching: 1,
       },
     ]);
     expect(sentAt(steps, 'firing')).toEqual([3]);
@@ -195,6 +197,7 @@ describe('RuleEvaluator', () => {
         startsAt: 0,
         labels: { alertname: 'eu-loss', canary: 'canary-us', coalminer: 'eu-west', severity: 'page' },
         annotations: { summary: 'pings lost to eu-west' },
+        breaching: 1,
       },
     ]);
     expect(ev.status()).toEqual([
@@ -218,5 +221,30 @@ describe('RuleEvaluator', () => {
     expect(h).toHaveLength(TRANSITION_HISTORY);
     expect(h.at(-1)!.at).toBe(499 * STEP);
     expect(ev.history('nope')).toEqual([]);
+  });
+});
+
+describe('RuleEvaluator.restoreHistory', () => {
+  it('puts stored transitions before new ones, bounded, without changing state', () => {
+    let now = 1000;
+    const r = alertingConfigSchema.parse({
+      rules: [{ name: 'r', target: 't', condition: { probeFailing: {} }, evaluateEvery: '1s' }],
+    }).rules[0]!;
+    const ev = new RuleEvaluator([r], { now: () => now });
+    const stored = Array.from({ length: TRANSITION_HISTORY + 5 }, (_, i) => ({
+      rule: 'r',
+      from: i % 2 ? ('firing' as const) : ('ok' as const),
+      to: i % 2 ? ('resolved' as const) : ('firing' as const),
+      at: i,
+      value: 1,
+    }));
+    ev.restoreHistory([...stored, { rule: 'gone', from: 'ok', to: 'firing', at: 5, value: 1 }]);
+    expect(ev.status()[0]!.state).toBe('ok');
+    ev.evaluate(() => ({ value: 1 }));
+    now += 1000;
+    const h = ev.history('r');
+    expect(h).toHaveLength(TRANSITION_HISTORY);
+    expect(h.at(-1)).toMatchObject({ from: 'ok', to: 'firing', at: 1000 });
+    expect(h[0]!.at).toBe(6);
   });
 });

@@ -1,4 +1,4 @@
-import type { AlertRule, Condition } from './rules.js';
+import { alertLabels, type AlertRule, type Condition } from './rules.js';
 
 /** A rule's value over its last evaluation window; undefined when there was no data. */
 export type DataPoint = { value: number } | undefined;
@@ -25,6 +25,8 @@ export interface AlertNotification {
   /** `alertname`, the subject (`target`, or `canary` and `coalminer`), then the rule's own labels. */
   labels: Record<string, string>;
   annotations: Record<string, string>;
+  /** How many of the rule's last n datapoints breached at that evaluation. */
+  breaching: number;
 }
 
 export interface RuleStatus {
@@ -98,13 +100,26 @@ export class RuleEvaluator {
     const out: AlertTransition[] = [];
     for (const rt of this.#rules) {
       if (rt.nextDueAt !== undefined && now < rt.nextDueAt) continue;
-      rt.nextDueAt = now + rt.rule.evaluateEveryMs;
+      // Fixed slots: a late evaluation does not push every later one back.
+      const every = rt.rule.evaluateEveryMs;
+      rt.nextDueAt = rt.nextDueAt === undefined ? now + every : rt.nextDueAt + every;
+      if (rt.nextDueAt <= now) rt.nextDueAt = now + every;
       rt.lastEvaluatedAt = now;
       const point = data(rt.rule);
       const t = this.#step(rt, now, point);
       out.push(...t);
     }
     return out;
+  }
+
+  /** When the next rule is due (ms, on the injected clock); undefined before the first evaluate(). */
+  nextDueAt(): number | undefined {
+    let next: number | undefined;
+    for (const rt of this.#rules) {
+      if (rt.nextDueAt === undefined) return undefined;
+      if (next === undefined || rt.nextDueAt < next) next = rt.nextDueAt;
+    }
+    return next;
   }
 
   /** Drains the notifications queued since the last call. */
@@ -122,6 +137,17 @@ export class RuleEvaluator {
       ...(rt.lastEvaluatedAt !== undefined && { lastEvaluatedAt: rt.lastEvaluatedAt }),
       ...(rt.lastValue !== undefined && { lastValue: rt.lastValue }),
     }));
+  }
+
+  /**
+   * Puts earlier transitions (from a store, after a restart) before the ones this evaluator made, so
+   * history() shows them; it does not change any rule's state. Unknown rules are ignored.
+   */
+  restoreHistory(transitions: readonly AlertTransition[]): void {
+    for (const rt of this.#rules) {
+      const earlier = transitions.filter((t) => t.rule === rt.rule.name).sort((a, b) => a.at - b.at);
+      rt.transitions = [...earlier, ...rt.transitions].slice(-TRANSITION_HISTORY);
+    }
   }
 
   /** The rule's most recent transitions, oldest first (at most TRANSITION_HISTORY). */
@@ -200,18 +226,15 @@ export class RuleEvaluator {
 
   #notify(rt: RuleRuntime, now: number, state: 'firing' | 'resolved', value: number | undefined) {
     const { rule } = rt;
-    const subject: Record<string, string> =
-      rule.target !== undefined
-        ? { target: rule.target }
-        : { canary: rule.flow.canary, coalminer: rule.flow.coalminer };
     this.#outbox.push({
       rule: rule.name,
       state,
       value,
       startsAt: rt.activeSince!,
       ...(state === 'resolved' && { endsAt: now }),
-      labels: { alertname: rule.name, ...subject, ...rule.labels },
+      labels: alertLabels(rule),
       annotations: { ...rule.annotations },
+      breaching: rt.window.filter((o) => o === 'breach').length,
     });
     rt.lastNotifiedAt = now;
   }

@@ -1,5 +1,5 @@
 import { stringify } from 'yaml';
-import type { AlertRule, Condition } from './rules.js';
+import { subjectLabels, type AlertRule, type Condition } from './rules.js';
 
 /** rate() and increase() need two scrapes inside their range; a shorter range yields no data. */
 export const MIN_RATE_WINDOW_MS = 60_000;
@@ -38,11 +38,7 @@ function toPrometheusRule(rule: AlertRule): PrometheusRule {
       ? `${q.expr} ${q.op} ${q.threshold}`
       : // The range stops 1ms short of N steps so that it holds exactly N subquery points.
         `sum_over_time((${q.expr} ${q.op} bool ${q.threshold})[${promDuration(n * rule.evaluateEveryMs - 1)}:${promDuration(rule.evaluateEveryMs)}]) >= ${m}`;
-  const subjectLabels: Record<string, string> =
-    rule.target !== undefined
-      ? { target: rule.target }
-      : { canary: rule.flow.canary, coalminer: rule.flow.coalminer };
-  const labels = { ...subjectLabels, ...rule.labels };
+  const labels = { ...subjectLabels(rule), ...rule.labels };
   const breaches = n === 1 ? '' : ` in ${m} of the last ${n} datapoints`;
   return {
     alert: rule.name,

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { durationMs } from '../config/duration.js';
+import { notifierSchema } from './notifier-config.js';
 
 export const DEFAULT_EVALUATE_EVERY_MS = 15_000;
 /** The longest M-of-N window; it bounds the history each rule keeps. */
@@ -123,6 +124,10 @@ const ruleSchema = z
     repeatInterval: durationMs().optional().describe('Notify again this often while firing'),
     labels: z.record(z.string(), z.string()).default({}),
     annotations: z.record(z.string(), z.string()).default({}),
+    notify: z
+      .array(z.string().min(1))
+      .optional()
+      .describe('Names of the notifiers this rule notifies; every notifier when left out, none when []'),
   })
   .superRefine((r, ctx) => {
     if ((r.target === undefined) === (r.flow === undefined))
@@ -171,6 +176,7 @@ const ruleSchema = z
       ...(r.repeatInterval !== undefined && { repeatIntervalMs: r.repeatInterval }),
       labels: r.labels,
       annotations: r.annotations,
+      ...(r.notify !== undefined && { notify: r.notify }),
     };
   });
 
@@ -188,6 +194,18 @@ function toCondition(c: z.output<typeof conditionShape>): Condition {
 export type AlertSubject =
   { target: string; flow?: never } | { flow: { canary: string; coalminer: string }; target?: never };
 
+/** What a rule watches, as labels: `target`, or `canary` and `coalminer`. */
+export function subjectLabels(rule: AlertRule): { target: string } | { canary: string; coalminer: string } {
+  return rule.target !== undefined
+    ? { target: rule.target }
+    : { canary: rule.flow.canary, coalminer: rule.flow.coalminer };
+}
+
+/** An alert's labels: `alertname`, the subject, then the rule's own labels. */
+export function alertLabels(rule: AlertRule): Record<string, string> {
+  return { alertname: rule.name, ...subjectLabels(rule), ...rule.labels };
+}
+
 /** A rule with every default applied and durations in milliseconds. */
 export type AlertRule = AlertSubject & {
   name: string;
@@ -199,6 +217,8 @@ export type AlertRule = AlertSubject & {
   repeatIntervalMs?: number;
   labels: Record<string, string>;
   annotations: Record<string, string>;
+  /** Notifier names; undefined means every notifier. */
+  notify?: string[];
 };
 
 export const alertingConfigSchema = z
@@ -219,7 +239,39 @@ export const alertingConfigSchema = z
         });
       })
       .describe('Alert rules, evaluated on the agent’s own windowed statistics'),
+    notifiers: z
+      .array(notifierSchema)
+      .default([])
+      .describe('Where notifications go: webhook, slack, email, alertmanager or pagerduty'),
+    dashboardUrl: z
+      .url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' })
+      .optional()
+      .describe(
+        'The dashboard URL people open from a notification (default: the agent’s own listen address)',
+      ),
   })
-  .describe('Alerting: rules evaluated by the agent');
+  .superRefine((a, ctx) => {
+    const names = new Set<string>();
+    a.notifiers.forEach((n, i) => {
+      if (names.has(n.name))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['notifiers', i, 'name'],
+          message: `duplicate notifier name ${JSON.stringify(n.name)}`,
+        });
+      names.add(n.name);
+    });
+    a.rules.forEach((r, i) =>
+      r.notify?.forEach((name, j) => {
+        if (!names.has(name))
+          ctx.addIssue({
+            code: 'custom',
+            path: ['rules', i, 'notify', j],
+            message: `no notifier named ${JSON.stringify(name)}${names.size ? ` (notifiers: ${[...names].join(', ')})` : ' (alerting.notifiers is empty)'}`,
+          });
+      }),
+    );
+  })
+  .describe('Alerting: rules evaluated by the agent, and where their notifications go');
 
 export type AlertingConfig = z.output<typeof alertingConfigSchema>;

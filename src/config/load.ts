@@ -4,6 +4,7 @@ import type { z } from 'zod';
 import { parseDuration } from '../core/duration.js';
 import { ConfigError } from '../core/errors.js';
 import { probes } from '../probes/registry.js';
+import { resolveOtlpConfig } from '../sinks/otlp/config.js';
 import { allSchemes, transportKindOf } from '../transports/registry.js';
 import type { MessagingConfig } from './messaging.js';
 import {
@@ -113,17 +114,59 @@ export function parseConfig(text: string, file = 'config', env: NodeJS.ProcessEn
     });
   });
   const messaging = resolveMessaging(raw, problem);
+  if (raw.alerting) checkAlerting(raw, problem, env);
+  const otlp = raw.otlp && resolveOtlpConfig(raw.otlp, env, problem, (m) => problems.push(m));
   if (problems.length > 0) throw new ConfigError(problems);
 
   return {
     messaging,
     ...(raw.store !== undefined ? { store: raw.store } : {}),
     ...(raw.api !== undefined ? { api: raw.api } : {}),
+    ...(raw.alerting !== undefined ? { alerting: raw.alerting } : {}),
+    ...(otlp ? { otlp } : {}),
     intervalMs,
     listen: parseListen(raw.listen ?? DEFAULT_LISTEN),
     metrics: { compat: raw.metrics.compat, buckets: globalBuckets },
     targets,
   };
+}
+
+/**
+ * Rules watch what this agent measures: a configured target, or a flow into one of its own coalminers.
+ * Secrets named by `*Env` must be set in the environment the agent starts in.
+ */
+function checkAlerting(
+  raw: RawConfig,
+  problem: (path: PathKey[], message: string) => void,
+  env: NodeJS.ProcessEnv,
+): void {
+  const alerting = raw.alerting!;
+  const targets = raw.targets.map((t) => t.name);
+  const coalminers = raw.coalminers.map((c) => c.name);
+  const list = (names: string[], what: string) =>
+    names.length ? ` (${what}: ${names.join(', ')})` : ` (this config has no ${what})`;
+  alerting.rules.forEach((r, i) => {
+    if (r.target !== undefined && !targets.includes(r.target))
+      problem(['alerting', 'rules', i, 'target'], `no target named "${r.target}"${list(targets, 'targets')}`);
+    if (r.flow !== undefined && !coalminers.includes(r.flow.coalminer))
+      problem(
+        ['alerting', 'rules', i, 'flow', 'coalminer'],
+        `no coalminer named "${r.flow.coalminer}" in this agent${list(coalminers, 'coalminers')}: a flow rule is evaluated where its coalminer runs`,
+      );
+  });
+  alerting.notifiers.forEach((n, i) => {
+    for (const [kind, body] of Object.entries(n)) {
+      if (body === null || typeof body !== 'object') continue;
+      for (const [key, value] of Object.entries(body as Record<string, unknown>)) {
+        if (!key.endsWith('Env') || typeof value !== 'string') continue;
+        if (env[value] === undefined || env[value] === '')
+          problem(
+            ['alerting', 'notifiers', i, kind, key],
+            `environment variable ${value} is not set (it should hold the ${key.slice(0, -3)})`,
+          );
+      }
+    }
+  });
 }
 
 /** Resolves transport references and checks names are unique. */

@@ -1,7 +1,10 @@
 import { z } from 'zod';
 import { probeKinds, probes, type ProbeKind } from '../probes/registry.js';
+import { alertingConfigSchema, type AlertingConfig } from '../alerting/rules.js';
 import { apiConfigSchema, type ApiConfig } from '../api/v1/config.js';
+import { otlpConfigSchema, type OtlpConfig } from '../sinks/otlp/config.js';
 import { storeConfigSchema, type StoreConfig } from '../store/config.js';
+import { redact } from '../core/log.js';
 import { durationMs } from './duration.js';
 import { canaryEntry, coalminerEntry, transportEntry, type MessagingConfig } from './messaging.js';
 
@@ -64,7 +67,9 @@ function targetSchemaFor<K extends ProbeKind>(kind: K) {
       .min(1)
       .superRefine((v, ctx) => {
         const problem = probes[kind].validateTarget(v);
-        if (problem) ctx.addIssue({ code: 'custom', message: `${problem} (got ${JSON.stringify(v)})` });
+        // The value is echoed without its password: errors end up in the same place as logs.
+        if (problem)
+          ctx.addIssue({ code: 'custom', message: `${problem} (got ${JSON.stringify(redact(v))})` });
       })
       .describe(`What to probe: ${probes[kind].targetForm}`),
     ...probes[kind].options.shape,
@@ -121,6 +126,8 @@ export const configSchema = z
       .optional()
       .describe('The results store (SQLite in ./data by default); false to keep no history'),
     api: apiConfigSchema.optional().describe('The HTTP API and dashboard: tokens, limits'),
+    alerting: alertingConfigSchema.optional(),
+    otlp: otlpConfigSchema.optional(),
   })
   .describe('coalmine agent configuration');
 
@@ -147,6 +154,10 @@ export interface AgentConfig {
   /** Undefined: the default SQLite store; false: none. */
   store?: StoreConfig | false;
   api?: ApiConfig;
+  /** Alert rules and notifiers; undefined when the file has no alerting: section. */
+  alerting?: AlertingConfig;
+  /** OTLP/HTTP metrics export; undefined: none. */
+  otlp?: OtlpConfig;
 }
 
 export function bucketBounds(spec: z.output<typeof bucketsSchema>): number[] {

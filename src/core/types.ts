@@ -1,8 +1,19 @@
 import type { Clock } from './clock.js';
 
-/** Phases of a probe, named as blackbox_exporter names them where it has a name. */
-export type Phase =
-  'resolve' | 'connect' | 'tls' | 'processing' | 'transfer' | 'setup' | 'rtt' | 'request' | 'exchange';
+/** Phases of a probe, named as blackbox_exporter names them where it has a name; in report order. */
+export const PHASES = [
+  'resolve',
+  'connect',
+  'tls',
+  'processing',
+  'transfer',
+  'setup',
+  'rtt',
+  'request',
+  'exchange',
+] as const;
+
+export type Phase = (typeof PHASES)[number];
 
 export type Phases = Partial<Record<Phase, bigint>>;
 

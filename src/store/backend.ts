@@ -1,5 +1,5 @@
 import type { RawFlowRow, RawProbeRow } from './aggregate.js';
-import type { FlowRecord, ProbeRecord, StoreEngine } from './types.js';
+import type { AlertEventRecord, FlowRecord, ProbeRecord, SilenceRecord, StoreEngine } from './types.js';
 
 /**
  * What an engine provides: storage primitives in its own SQL. Everything that is not SQL (series,
@@ -34,12 +34,32 @@ export interface Backend {
    * and marks the parent day dirty; entries older than minBlock are dropped unbuilt (their source is gone).
    */
   processDirty(tier: 1 | 2, minBlock: number, build: BlockBuilders): Promise<number>;
-  /** Deletes raw rows older than raw, tier-1 blocks ending before m1, tier-2 blocks ending before h1. */
-  applyRetention(cutoffs: { raw: number; m1: number; h1: number }): Promise<void>;
+  /** One transaction; ids follow the array, so events of a rule with the same `at` keep their order. */
+  insertAlertEvents(events: readonly AlertEventRecord[]): Promise<void>;
+  /** The newest `perRule` (>= 1) events of each rule by (at, insertion), all in (at, insertion) order. */
+  readAlertEvents(perRule: number): Promise<AlertEventRecord[]>;
+  /** Inserts the silence, or replaces every field of the one with its id. */
+  upsertSilence(s: SilenceRecord): Promise<void>;
+  /** Silences with endsAt >= endedAfter, by startsAt descending, then id. */
+  readSilences(endedAfter: number): Promise<SilenceRecord[]>;
+  /**
+   * Deletes raw rows older than raw, tier-1 blocks ending before m1, tier-2 blocks ending before h1,
+   * alert events with at < alerts and silences with endsAt < silences.
+   */
+  applyRetention(cutoffs: RetentionCutoffs): Promise<void>;
   getMeta(key: string): Promise<number | undefined>;
   setMeta(key: string, value: number): Promise<void>;
   integrityCheck(): Promise<string>;
   close(): Promise<void>;
+}
+
+/** Unix ms before which each kind of row goes. */
+export interface RetentionCutoffs {
+  raw: number;
+  m1: number;
+  h1: number;
+  alerts: number;
+  silences: number;
 }
 
 export interface StoredBlock {
@@ -63,6 +83,43 @@ export interface BlockBuilders {
   flowHour(block: number, rows: readonly RawFlowRow[]): Uint8Array | null;
   day(type: 'p' | 'f', block: number, hours: readonly StoredBlock[]): Uint8Array | null;
 }
+
+/** An alert_events row as both engines read it (times as JS numbers). */
+export interface AlertEventRow {
+  id: number;
+  rule: string;
+  from_state: string;
+  to_state: string;
+  at: number;
+  value: number | null;
+}
+
+export const toAlertEvent = (r: AlertEventRow): AlertEventRecord => ({
+  rule: r.rule,
+  from: r.from_state,
+  to: r.to_state,
+  at: r.at,
+  value: r.value,
+});
+
+/** A silences row as both engines read it; matchers are JSON text. */
+export interface SilenceRow {
+  id: string;
+  matchers: string;
+  starts_at: number;
+  ends_at: number;
+  comment: string;
+  created_by: string;
+}
+
+export const toSilence = (r: SilenceRow): SilenceRecord => ({
+  id: r.id,
+  matchers: JSON.parse(r.matchers) as Record<string, string>,
+  startsAt: r.starts_at,
+  endsAt: r.ends_at,
+  comment: r.comment,
+  createdBy: r.created_by,
+});
 
 /** The series key of a flow: canary and coalminer, joined by a unit separator. */
 export const flowKey = (canary: string, coalminer: string): string => `${canary}\u001f${coalminer}`;

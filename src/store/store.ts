@@ -20,10 +20,21 @@ import {
 import { flowKey, type Backend, type BlockBuilders } from './backend.js';
 import { decodeBlock, encodeBlock } from './codec.js';
 import { DEFAULT_RETENTION, type Retention } from './config.js';
-import type { FlowRecord, FlowWindow, ProbeRecord, ProbeWindow, ResultStore, StoreEngine } from './types.js';
+import type {
+  AlertEventRecord,
+  FlowRecord,
+  FlowWindow,
+  ProbeRecord,
+  ProbeWindow,
+  ResultStore,
+  SilenceRecord,
+  StoreEngine,
+} from './types.js';
 
 const EXPORT_PAGE = 5000;
 const ROLLED_UP_TO = 'rolled_up_to';
+/** How long a silence is kept after it ended (the API lists expired ones for a day). */
+export const SILENCE_RETENTION_MS = 7 * DAY;
 
 export interface StoreOptions {
   retention?: Retention;
@@ -83,6 +94,37 @@ export class Store implements ResultStore {
   async writeFlows(records: readonly FlowRecord[]): Promise<void> {
     this.check();
     if (records.length > 0) await this.backend.insertFlows(records);
+  }
+
+  async writeAlertEvents(events: readonly AlertEventRecord[]): Promise<void> {
+    this.check();
+    if (events.length > 0) await this.backend.insertAlertEvents(events.map(alertEventAsStored));
+  }
+
+  async alertEvents(perRule: number): Promise<AlertEventRecord[]> {
+    this.check();
+    const n = Math.min(Math.floor(perRule), Number.MAX_SAFE_INTEGER);
+    return n >= 1 ? this.backend.readAlertEvents(n) : [];
+  }
+
+  async saveSilence(s: SilenceRecord): Promise<void> {
+    this.check();
+    await this.backend.upsertSilence({
+      id: s.id,
+      matchers: { ...s.matchers },
+      startsAt: unixMs(s.startsAt, 'silence startsAt'),
+      endsAt: unixMs(s.endsAt, 'silence endsAt'),
+      comment: s.comment,
+      createdBy: s.createdBy,
+    });
+  }
+
+  async silences(endedAfter: number): Promise<SilenceRecord[]> {
+    this.check();
+    if (Number.isNaN(endedAfter)) throw new RangeError('silences(endedAfter): endedAfter is NaN');
+    // Stored times are whole ms, so ends_at >= x is ends_at >= ceil(x); ±Infinity clamp to what bigint holds.
+    const bound = Math.max(Number.MIN_SAFE_INTEGER, Math.min(Number.MAX_SAFE_INTEGER, Math.ceil(endedAfter)));
+    return this.backend.readSilences(bound);
   }
 
   async probeSeries(name: string, from: number, to: number, stepMs: number): Promise<Series> {
@@ -236,7 +278,15 @@ export class Store implements ResultStore {
       const r = this.retention;
       await this.backend.processDirty(1, floorTo(nowMs - r.raw, HOUR), builders);
       await this.backend.processDirty(2, floorTo(nowMs - r['1m'], DAY), builders);
-      await this.backend.applyRetention({ raw: nowMs - r.raw, m1: nowMs - r['1m'], h1: nowMs - r['1h'] });
+      await this.backend.applyRetention({
+        raw: nowMs - r.raw,
+        m1: nowMs - r['1m'],
+        h1: nowMs - r['1h'],
+        // Alert history is kept as long as the longest series it can be read against. Rows hold whole
+        // ms, so rounding the cutoff up deletes the same rows and stays a valid bigint for PostgreSQL.
+        alerts: Math.ceil(nowMs - r['1h']),
+        silences: Math.ceil(nowMs - SILENCE_RETENTION_MS),
+      });
       const prev = (await this.backend.getMeta(ROLLED_UP_TO)) ?? -Infinity;
       await this.backend.setMeta(ROLLED_UP_TO, Math.max(prev, nowMs));
     })();
@@ -259,4 +309,16 @@ export class Store implements ResultStore {
     await this.rolling?.catch(() => undefined);
     await this.backend.close();
   }
+}
+
+/** Times as stored: whole Unix ms; a time that is not a finite number is a caller's bug, not a row. */
+function unixMs(v: number, what: string): number {
+  if (!Number.isFinite(v)) throw new RangeError(`${what} must be a finite Unix ms time, not ${v}`);
+  return Math.round(v);
+}
+
+/** NaN (and a missing value) is stored as null: SQLite cannot hold NaN, and both engines must agree. */
+function alertEventAsStored(e: AlertEventRecord): AlertEventRecord {
+  const value = typeof e.value === 'number' && !Number.isNaN(e.value) ? e.value : null;
+  return { rule: e.rule, from: e.from, to: e.to, at: unixMs(e.at, 'alert event at'), value };
 }

@@ -75,6 +75,25 @@ export interface FlowWindow {
   max: number | null;
 }
 
+/** One alert rule state change (the same fields as the API's AlertHistoryEntry). */
+export interface AlertEventRecord {
+  rule: string;
+  from: string;
+  to: string;
+  at: number;
+  value: number | null;
+}
+
+/** A silence (the same fields as the API's Silence, minus the computed `active`). */
+export interface SilenceRecord {
+  id: string;
+  matchers: Record<string, string>;
+  startsAt: number;
+  endsAt: number;
+  comment: string;
+  createdBy: string;
+}
+
 export type StoreEngine = 'sqlite' | 'postgres';
 
 export interface ResultStore {
@@ -89,7 +108,18 @@ export interface ResultStore {
   flowWindow(canary: string, coalminer: string, from: number, to: number): Promise<FlowWindow>;
   /** Every raw probe run of `name` with from <= time < to, in time order (streamed in pages). */
   exportProbes(name: string, from: number, to: number): AsyncIterable<ProbeRecord>;
-  /** Builds or refreshes the 1-minute and 1-hour buckets of what was written since, then applies retention. */
+  /** Appends alert state changes. */
+  writeAlertEvents(events: readonly AlertEventRecord[]): Promise<void>;
+  /** The newest `perRule` events of each rule (all rules), oldest first. */
+  alertEvents(perRule: number): Promise<AlertEventRecord[]>;
+  /** Inserts or replaces (by id) a silence. */
+  saveSilence(s: SilenceRecord): Promise<void>;
+  /** Silences whose endsAt >= `endedAfter` (Unix ms), newest startsAt first. */
+  silences(endedAfter: number): Promise<SilenceRecord[]>;
+  /**
+   * Builds or refreshes the 1-minute and 1-hour buckets of what was written since, then applies retention
+   * (alert events go with the 1-hour tier, silences 7 days after they ended).
+   */
   rollup(nowMs: number): Promise<void>;
   /** 'ok', or what the engine found wrong. */
   integrityCheck(): Promise<string>;

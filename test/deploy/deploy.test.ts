@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import { Agent } from '../../src/agent/agent.js';
+import { main } from '../../src/cli/main.js';
 import { parseConfig } from '../../src/config/load.js';
 import { selfSignedCert } from '../support/certs.js';
 import { haveCommand } from '../support/require.js';
@@ -69,11 +70,19 @@ function dashboardExprs(dashboard: Json): string[] {
   return exprs;
 }
 
+const RULE_FILES = ['prometheus/rules.yml', 'prometheus/fleet.rules.yml'];
+
+function promRules(): { alert: string; expr: string }[] {
+  return RULE_FILES.flatMap((f) => {
+    const rules = parseYaml(readFileSync(at(f), 'utf8')) as {
+      groups: { rules: { alert: string; expr: string }[] }[];
+    };
+    return rules.groups.flatMap((g) => g.rules);
+  });
+}
+
 function ruleExprs(): string[] {
-  const rules = parseYaml(readFileSync(at('prometheus/rules.yml'), 'utf8')) as {
-    groups: { rules: { expr: string }[] }[];
-  };
-  return rules.groups.flatMap((g) => g.rules.map((r) => r.expr));
+  return promRules().map((r) => r.expr);
 }
 
 describe('deploy/prometheus and deploy/alertmanager', () => {
@@ -86,10 +95,23 @@ describe('deploy/prometheus and deploy/alertmanager', () => {
     expect(run('promtool', ['check', 'config', 'deploy/prometheus/prometheus.yml'])).toContain('SUCCESS');
   });
 
-  it.skipIf(!promtool)('rules.yml passes promtool check rules', () => {
-    expect(run('promtool', ['check', 'rules', 'deploy/prometheus/rules.yml'])).toMatch(
-      /SUCCESS: \d+ rules found/,
+  it.skipIf(!promtool)('rules.yml and fleet.rules.yml pass promtool check rules', () => {
+    for (const f of RULE_FILES)
+      expect(run('promtool', ['check', 'rules', `deploy/${f}`])).toMatch(/SUCCESS: \d+ rules found/);
+  });
+
+  it('rules.yml is exactly what `coalmine alerts export` makes of the agent config (npm run deploy:rules)', async () => {
+    const out: string[] = [];
+    const code = await main(
+      ['node', 'coalmine', 'alerts', 'export', '--config', 'deploy/coalmine/config.yaml'],
+      {
+        out: (l) => out.push(l),
+        err: (l) => out.push(`stderr: ${l}`),
+        isTty: false,
+      },
     );
+    expect(code).toBe(0);
+    expect(readFileSync(at('prometheus/rules.yml'), 'utf8')).toBe(`${out.join('\n')}\n`);
   });
 
   it.skipIf(!promtool)('rules fire and stay quiet as rules.test.yml expects', () => {
@@ -97,18 +119,25 @@ describe('deploy/prometheus and deploy/alertmanager', () => {
   });
 
   it('has a rule for each condition an operator must hear about', () => {
-    const rules = parseYaml(readFileSync(at('prometheus/rules.yml'), 'utf8')) as {
-      groups: { rules: { alert: string }[] }[];
-    };
-    const names = rules.groups.flatMap((g) => g.rules.map((r) => r.alert));
-    expect(names).toEqual(
+    const config = parseConfig(readFileSync(at('coalmine/config.yaml'), 'utf8'), 'config.yaml');
+    const kinds = new Set(
+      config.alerting!.rules.map((r) => `${r.target ? 'target' : 'flow'}:${r.condition.kind}`),
+    );
+    expect([...kinds]).toEqual(
       expect.arrayContaining([
-        'CoalmineProbeFailing',
-        'CoalmineMessageLatencyHigh',
-        'CoalmineMessageLossHigh',
-        'CoalmineNoMessages',
+        'target:probeFailing',
+        'target:latency',
+        'target:certExpiringWithin',
+        'flow:latency',
+        'flow:lossRatio',
+        'flow:noData',
+      ]),
+    );
+    expect(promRules().map((r) => r.alert)).toEqual(
+      expect.arrayContaining([
+        ...config.alerting!.rules.map((r) => r.name),
         'CoalmineAgentDown',
-        'CoalmineCertificateExpiring',
+        'CoalmineTransportDown',
       ]),
     );
   });
@@ -146,6 +175,9 @@ describe('metric names in the dashboard and rules', () => {
           '  - { name: c1, transport: bus, rate: 50 }',
           'coalminers:',
           '  - { name: eu, transport: bus, register: [c1], region: eu-west-1 }',
+          'alerting:',
+          '  notifiers: [{ name: am, alertmanager: { url: "http://127.0.0.1:9" } }]',
+          '  rules: [{ name: db-down, target: db, condition: { probeFailing: {} } }]',
         ].join('\n'),
       ),
       { processMetrics: false },

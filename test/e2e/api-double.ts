@@ -3,6 +3,10 @@
  * serves the built dashboard through serveStatic and answers the API routes with generated data
  * shaped by src/api/v1/contract.ts, including a server-sent event stream. It records what the page
  * asked for, so tests can assert the requests as well as the rendering.
+ *
+ * Alerts, silences and whoami go through the real router (src/api/v1/router.ts) over a MemoryContext's
+ * in-memory alerting, so the page meets the real validation, scopes and errors; its alert transitions
+ * reach the page through this double's event stream.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -14,12 +18,19 @@ import type {
   Status,
   TargetSummary,
 } from '../../src/api/v1/contract.js';
+import { Auth, hashToken } from '../../src/api/auth.js';
 import { serveStatic } from '../../src/api/static.js';
+import type { MemoryAlerts } from '../../src/api/v1/memory-alerts.js';
+import { MemoryContext, type MemoryContextOptions } from '../../src/api/v1/memory-context.js';
+import { createApiV1 } from '../../src/api/v1/router.js';
 import type { ProbeReport } from '../../src/core/report.js';
 
 export interface ApiDoubleOptions {
   root: string;
+  /** A token with the read and write scopes. */
   token: string;
+  /** A token with the read scope only. */
+  readToken?: string;
   targets: number;
   canaries: string[];
   coalminers: { name: string; region: string }[];
@@ -27,6 +38,8 @@ export interface ApiDoubleOptions {
   eventEveryMs?: number;
   /** Probe events per batch (rotating over the targets, the first target in every batch). */
   probesPerBatch?: number;
+  /** Alert rules, history and silences; default: a few rules in every state over the generated data; false: none. */
+  alerts?: NonNullable<MemoryContextOptions['alerts']> | false;
 }
 
 export interface ApiDouble {
@@ -36,6 +49,8 @@ export interface ApiDouble {
   sent: Map<string, ProbeReport[]>;
   flowEventsSent: number;
   targetNames: string[];
+  /** The in-memory alerting: transition() a rule and the page gets an `alert` event. */
+  alerts: MemoryAlerts | undefined;
   close(): Promise<void>;
 }
 
@@ -177,6 +192,25 @@ export async function startApiDouble(opts: ApiDoubleOptions): Promise<ApiDouble>
     });
   });
 
+  const alertCtx = new MemoryContext({
+    version: 'test',
+    targets: infos.map((t) => ({ name: t.name, kind: t.kind, target: t.target, intervalSeconds: 15 })),
+    ...(opts.alerts === false
+      ? {}
+      : { alerts: opts.alerts ?? defaultAlerts(started, infos, [...flows.values()]) }),
+  });
+  const scopedApi = createApiV1(
+    alertCtx,
+    new Auth([
+      { name: 'e2e-writer', sha256: hashToken(opts.token), scopes: ['read', 'write'] },
+      ...(opts.readToken
+        ? [{ name: 'e2e-reader', sha256: hashToken(opts.readToken), scopes: ['read' as const] }]
+        : []),
+    ]),
+    { rateLimit: false },
+  );
+  const scopedPaths = /^\/api\/v1\/(whoami|alerts|alerts\/history|silences|silences\/[^/]+)$/;
+
   function phasesFor(kind: string, total: number): Record<string, number> {
     if (kind !== 'http') return {};
     const shares = [0.05, 0.15, 0.25, 0.45, 0.1];
@@ -257,6 +291,10 @@ export async function startApiDouble(opts: ApiDoubleOptions): Promise<ApiDouble>
     json(res, status, { error: { code, message } });
 
   const streams = new Set<ServerResponse>();
+  alertCtx.events.subscribe((e) => {
+    const text = `event: ${e.event}\ndata: ${JSON.stringify(e.data)}\n\n`;
+    for (const s of streams) s.write(text);
+  });
   let flowEventsSent = 0;
   let tick = 0;
   const perBatch = Math.min(opts.probesPerBatch ?? 3, infos.length);
@@ -306,9 +344,14 @@ export async function startApiDouble(opts: ApiDoubleOptions): Promise<ApiDouble>
     const method = req.method ?? 'GET';
     const auth = req.headers.authorization;
     requests.push({ method, path: url.pathname, query: Object.fromEntries(url.searchParams), auth });
+    if (scopedPaths.test(url.pathname)) {
+      await scopedApi(req, res);
+      return;
+    }
     const bearer = auth?.startsWith('Bearer ') ? auth.slice(7) : undefined;
     const given = url.pathname === '/api/v1/events' ? (url.searchParams.get('token') ?? bearer) : bearer;
-    if (given !== opts.token) return error(res, 401, 'unauthorized', 'missing or unknown token');
+    if (given !== opts.token && (opts.readToken === undefined || given !== opts.readToken))
+      return error(res, 401, 'unauthorized', 'missing or unknown token');
 
     const parts = url.pathname.split('/').slice(3).map(decodeURIComponent);
     const range = (): { from: number; to: number; step: number } | string => {
@@ -359,6 +402,7 @@ export async function startApiDouble(opts: ApiDoubleOptions): Promise<ApiDouble>
     }
     if (url.pathname === '/api/v1/check') {
       if (method !== 'POST') return error(res, 405, 'method_not_allowed', 'use POST');
+      if (given !== opts.token) return error(res, 403, 'forbidden', 'the token lacks the write scope');
       const name = url.searchParams.get('target');
       const i = infos.findIndex((x) => x.name === name);
       if (i < 0) return error(res, 404, 'not_found', `no configured target named ${JSON.stringify(name)}`);
@@ -417,9 +461,11 @@ export async function startApiDouble(opts: ApiDoubleOptions): Promise<ApiDouble>
       return flowEventsSent;
     },
     targetNames: infos.map((t) => t.name),
+    alerts: alertCtx.alerts,
     close() {
       closed ??= new Promise<void>((resolve) => {
         clearInterval(timer);
+        scopedApi.close();
         for (const s of streams) s.end();
         streams.clear();
         server.closeAllConnections();
@@ -428,4 +474,127 @@ export async function startApiDouble(opts: ApiDoubleOptions): Promise<ApiDouble>
       return closed;
     },
   };
+}
+
+/**
+ * Rules in every state over the generated targets and flows: a down target firing, a slow one pending, a
+ * lossy flow firing, a recovered flow resolved, and quiet ones; with the history that led there.
+ */
+function defaultAlerts(
+  started: number,
+  infos: { name: string }[],
+  flows: FlowSummary[],
+): NonNullable<MemoryContextOptions['alerts']> {
+  const MIN = 60_000;
+  const name = (i: number) => infos[i % infos.length]!.name;
+  const lossy = flows.find((f) => (f.window.lossRatio ?? 0) > 0);
+  const clean = flows.find((f) => f.window.lossRatio === 0);
+  const rules: NonNullable<MemoryContextOptions['alerts']>['rules'] = [
+    {
+      rule: `${name(3)}-failing`,
+      subject: { target: name(3) },
+      condition: 'probe failing',
+      forSeconds: 60,
+      state: 'firing',
+      activeSince: started - 12 * MIN,
+      lastEvaluatedAt: started - 5_000,
+      lastValue: 1,
+      labels: { severity: 'page', team: 'infra' },
+      annotations: { summary: `${name(3)} does not answer` },
+    },
+    {
+      rule: `${name(4)}-p95`,
+      subject: { target: name(4) },
+      condition: 'p95 latency > 0.05 s',
+      datapoints: { m: 2, n: 3 },
+      forSeconds: 120,
+      state: 'pending',
+      activeSince: started - 40_000,
+      lastEvaluatedAt: started - 5_000,
+      lastValue: 0.0712,
+      labels: { severity: 'ticket', team: 'web' },
+    },
+    {
+      rule: `${name(0)}-p95`,
+      subject: { target: name(0) },
+      condition: 'p95 latency > 0.25 s',
+      state: 'ok',
+      lastEvaluatedAt: started - 5_000,
+      lastValue: 0.0581,
+      labels: { severity: 'page', team: 'web' },
+    },
+    {
+      rule: `${name(8)}-cert`,
+      subject: { target: name(8) },
+      condition: 'certificate expires within 14 days',
+      evaluateEverySeconds: 3600,
+      state: 'ok',
+      lastEvaluatedAt: started - 20 * MIN,
+      lastValue: 61.4,
+      labels: { severity: 'ticket' },
+    },
+  ];
+  const history: NonNullable<MemoryContextOptions['alerts']>['history'] = [
+    { rule: `${name(3)}-failing`, from: 'ok', to: 'pending', at: started - 12 * MIN, value: 1 },
+    { rule: `${name(3)}-failing`, from: 'pending', to: 'firing', at: started - 11 * MIN, value: 1 },
+    { rule: `${name(4)}-p95`, from: 'ok', to: 'pending', at: started - 40_000, value: 0.0712 },
+  ];
+  if (lossy) {
+    rules.push({
+      rule: `loss-${lossy.canary}-${lossy.coalminer}`,
+      subject: { canary: lossy.canary, coalminer: lossy.coalminer },
+      condition: 'loss > 0.5 %',
+      datapoints: { m: 3, n: 5 },
+      state: 'firing',
+      activeSince: started - 95 * MIN,
+      lastEvaluatedAt: started - 5_000,
+      lastValue: lossy.window.lossRatio ?? 0.01,
+      labels: { severity: 'ticket', team: 'messaging' },
+      annotations: { summary: 'messages are being lost on the way' },
+    });
+    history.push(
+      {
+        rule: `loss-${lossy.canary}-${lossy.coalminer}`,
+        from: 'ok',
+        to: 'pending',
+        at: started - 97 * MIN,
+        value: 0.008,
+      },
+      {
+        rule: `loss-${lossy.canary}-${lossy.coalminer}`,
+        from: 'pending',
+        to: 'firing',
+        at: started - 95 * MIN,
+        value: 0.011,
+      },
+    );
+  }
+  if (clean) {
+    rules.push({
+      rule: `p99-${clean.canary}-${clean.coalminer}`,
+      subject: { canary: clean.canary, coalminer: clean.coalminer },
+      condition: 'p99 latency > 0.1 s',
+      state: 'resolved',
+      lastEvaluatedAt: started - 5_000,
+      lastValue: clean.window.p99 ?? 0.004,
+      labels: { severity: 'ticket', team: 'messaging' },
+    });
+    history.push(
+      {
+        rule: `p99-${clean.canary}-${clean.coalminer}`,
+        from: 'ok',
+        to: 'firing',
+        at: started - 30 * MIN,
+        value: 0.14,
+      },
+      {
+        rule: `p99-${clean.canary}-${clean.coalminer}`,
+        from: 'firing',
+        to: 'resolved',
+        at: started - 3 * MIN,
+        value: 0.006,
+      },
+    );
+  }
+  return { rules, history };
 }

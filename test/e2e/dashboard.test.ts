@@ -3,21 +3,21 @@
  * of the API (./api-double.ts) that serves the built bundle through serveStatic. Screenshots go to
  * test-artifacts/.
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatSeconds } from '../../web/src/format.js';
 import { startApiDouble, type ApiDouble } from './api-double.js';
+import {
+  ARTIFACTS,
+  chromiumAvailable,
+  DIST,
+  ensureBuilt,
+  launchChromium,
+  type LaunchedChromium,
+} from './browser.js';
 
-const REPO = resolve(import.meta.dirname, '../..');
-const WEB = join(REPO, 'web');
-const DIST = join(REPO, 'dist', 'web');
-const ARTIFACTS = join(REPO, 'test-artifacts');
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const TOKEN = 'e2e-token-5f1c';
 
 const canaries = ['canary-us', 'canary-eu'];
@@ -57,46 +57,12 @@ interface PageWindow {
   Event: new (type: string, init?: { bubbles?: boolean }) => unknown;
 }
 
-function chromiumAvailable(): boolean {
-  if (existsSync(CHROMIUM)) return true;
-  const line = `chromium is missing: apt-get install chromium (looked for ${CHROMIUM})`;
-  if (process.env.CI) throw new Error(`CI: ${line}`);
-  console.warn(`skipping: ${line}`);
-  return false;
-}
-
-function newestMtime(path: string): number {
-  const st = statSync(path);
-  if (!st.isDirectory()) return st.mtimeMs;
-  let newest = st.mtimeMs;
-  for (const entry of readdirSync(path)) newest = Math.max(newest, newestMtime(join(path, entry)));
-  return newest;
-}
-
-/** Builds dist/web when it is missing or older than any source of the dashboard. */
-function ensureBuilt(): void {
-  const index = join(DIST, 'index.html');
-  const sources = Math.max(
-    newestMtime(join(WEB, 'src')),
-    newestMtime(join(WEB, 'index.html')),
-    newestMtime(join(WEB, 'vite.config.ts')),
-  );
-  if (existsSync(index) && statSync(index).mtimeMs >= sources) return;
-  execFileSync('npx', ['vite', 'build', '--config', 'web/vite.config.ts'], {
-    cwd: REPO,
-    stdio: 'pipe',
-    timeout: 120_000,
-    // vitest sets NODE_ENV=test, which would make Vite bundle Preact's development build.
-    env: { ...process.env, NODE_ENV: 'production' },
-  });
-}
-
 const available = chromiumAvailable();
 
 describe.skipIf(!available)('dashboard in Chromium', () => {
   let double: ApiDouble;
   let big: ApiDouble;
-  let profile: string;
+  let browser: LaunchedChromium | undefined;
   let context: BrowserContext;
 
   beforeAll(async () => {
@@ -111,29 +77,14 @@ describe.skipIf(!available)('dashboard in Chromium', () => {
       coalminers,
       probesPerBatch: 100, // 500 probe events a second
     });
-    profile = await mkdtemp(join(tmpdir(), 'coalmine-chromium-'));
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      viewport: { width: 1280, height: 860 },
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
+    context = browser.context;
   }, 180_000);
 
   afterAll(async () => {
-    await context?.close();
+    await browser?.close();
     await double?.close();
     await big?.close();
-    if (profile) await rm(profile, { recursive: true, force: true });
   });
 
   async function open(d: ApiDouble, path = `/?token=${TOKEN}`): Promise<Page> {

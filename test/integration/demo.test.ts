@@ -9,6 +9,7 @@ describe('the demo that npm start runs', () => {
     const code = await main(
       ['node', 'coalmine', 'demo', '--listen', '127.0.0.1:0', '--interval', '500ms', '--duration', '3s'],
       io,
+      {},
     );
     expect(err.join('\n')).not.toMatch(/unhandled/);
     expect(code).toBe(0);
@@ -25,5 +26,14 @@ describe('the demo that npm start runs', () => {
     }
     // ICMP is up where the host allows it; otherwise the row says why.
     expect(final).toMatch(/loopback-icmp\s+icmp\s+(up|DOWN\s.*(permission|unsupported))/);
+    // Events go to stderr as JSON lines; the generated token only to stdout, for the person running it.
+    const logs = err.map((l) => JSON.parse(l) as Record<string, unknown>);
+    for (const coalminer of ['eu-west', 'ap-southeast'])
+      expect(logs).toContainEqual(
+        expect.objectContaining({ msg: 'coalminer registered', canary: 'demo-canary', coalminer }),
+      );
+    expect(logs.find((l) => l.msg === 'demo started')?.dashboard).toMatch(/\?token=\*\*\*$/);
+    const token = /token=(\S+)/.exec(text)![1]!;
+    expect(err.join('\n')).not.toContain(token);
   });
 });

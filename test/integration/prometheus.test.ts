@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -40,6 +40,10 @@ describe.skipIf(!hasPromtool || !hasPrometheus)('a real Prometheus scraping the 
         'transports: [{ name: bus, url: "memory://prometheus-test" }]',
         'canaries: [{ name: c1, transport: bus, rate: 20, echo: true }]',
         'coalminers: [{ name: eu, transport: bus, register: [c1], region: eu-west-1 }]',
+        'alerting:',
+        '  rules:',
+        '    - { name: closed-down, target: closed, condition: { probeFailing: {} }, evaluateEvery: 1s }',
+        '    - { name: web-down, target: web, condition: { probeFailing: {} }, evaluateEvery: 1s }',
       ].join('\n'),
     );
     agent = new Agent(config);
@@ -70,6 +74,15 @@ describe.skipIf(!hasPromtool || !hasPrometheus)('a real Prometheus scraping the 
       { stdio: 'ignore' },
     );
   });
+
+  /** An instant PromQL query against the test's Prometheus. */
+  const query = async (q: string) => {
+    const res = await fetch(`${promUrl}/api/v1/query?query=${encodeURIComponent(q)}`);
+    const body = (await res.json()) as {
+      data: { result: { metric: Record<string, string>; value: [number, string] }[] };
+    };
+    return body.data.result;
+  };
 
   afterAll(async () => {
     prometheus?.kill('SIGTERM');
@@ -102,13 +115,6 @@ describe.skipIf(!hasPromtool || !hasPrometheus)('a real Prometheus scraping the 
   });
 
   it('is scraped, and PromQL over our series gives the probe results', async () => {
-    const query = async (q: string) => {
-      const res = await fetch(`${promUrl}/api/v1/query?query=${encodeURIComponent(q)}`);
-      const body = (await res.json()) as {
-        data: { result: { metric: Record<string, string>; value: [number, string] }[] };
-      };
-      return body.data.result;
-    };
     const up = await waitFor(
       'prometheus to scrape the agent',
       async () => {
@@ -136,5 +142,25 @@ describe.skipIf(!hasPromtool || !hasPrometheus)('a real Prometheus scraping the 
       30_000,
     );
     expect(p95).toBeLessThan(0.5);
+  });
+
+  it("serves alert states that the Grafana dashboard's alert panel reads right", async () => {
+    const dashboard = JSON.parse(
+      readFileSync(join(import.meta.dirname, '../../deploy/grafana/dashboards/coalmine.json'), 'utf8'),
+    ) as { panels: { title: string; targets?: { expr: string }[] }[] };
+    const expr = dashboard.panels.find((p) => p.title === 'Alert rules by state')!.targets![0]!.expr;
+    // The closed port's rule fires (2), the healthy target's stays ok (0).
+    const codes = await waitFor(
+      'both alert rules in Prometheus',
+      async () => {
+        const r = await query(expr);
+        const byRule = Object.fromEntries(r.map((s) => [s.metric.rule, s.value[1]]));
+        return byRule['closed-down'] === '2' && byRule['web-down'] === '0' ? byRule : undefined;
+      },
+      30_000,
+    );
+    expect(codes).toEqual({ 'closed-down': '2', 'web-down': '0' });
+    const value = await query('coalmine_alert_value{rule="closed-down"}');
+    expect(value[0]?.value[1]).toBe('1');
   });
 });

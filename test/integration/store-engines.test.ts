@@ -1,6 +1,8 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { LatencyHistogram } from '../../src/stats/histogram.js';
 import { HOUR, MINUTE } from '../../src/store/aggregate.js';
+import { postgresMigrations } from '../../src/store/postgres/migrations.js';
+import { sqliteMigrations } from '../../src/store/sqlite/migrations.js';
 import type { FlowRecord, ProbeRecord } from '../../src/store/types.js';
 import { countRows, engines, exactPercentile, rng } from './store-support.js';
 
@@ -111,7 +113,9 @@ for (const fx of engines()) {
       await a!.writeProbes(probeRuns('m', now - HOUR, now - HOUR + MINUTE, 10_000));
       await a!.close();
       const again = await fx.open(spec);
-      expect(await countRows(spec, 'SELECT count(*) AS n FROM schema_migrations')).toBe(1);
+      expect(await countRows(spec, 'SELECT count(*) AS n FROM schema_migrations')).toBe(
+        (fx.engine === 'sqlite' ? sqliteMigrations : postgresMigrations).length,
+      );
       expect(await countRows(spec, 'SELECT count(*) AS n FROM probe_raw')).toBe(6);
       expect(await again.integrityCheck()).toBe('ok');
       await b!.close();

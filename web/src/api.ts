@@ -2,7 +2,17 @@
  * Talking to the agent's /api/v1. The token arrives once in the address (`/?token=...`, as the agent prints
  * it); it moves to sessionStorage and out of the address bar so it is not left in history or screenshots.
  */
-import type { FlowSummary, Matrix, Series, TargetSummary } from '../../src/api/v1/contract.js';
+import type {
+  AlertHistoryEntry,
+  AlertRuleStatus,
+  FlowSummary,
+  Matrix,
+  NewSilence,
+  Series,
+  Silence,
+  TargetSummary,
+  WhoAmI,
+} from '../../src/api/v1/contract.js';
 import type { ProbeReport } from '../../src/core/report.js';
 
 const TOKEN_KEY = 'coalmine.token';
@@ -59,12 +69,18 @@ export class Api {
     return () => this.unauthorizedListeners.delete(fn);
   }
 
-  private async request<T>(method: string, path: string, signal?: AbortSignal): Promise<T> {
+  private async request<T>(method: string, path: string, signal?: AbortSignal, json?: unknown): Promise<T> {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (this.hasToken) headers.authorization = `Bearer ${this.token}`;
+    if (json !== undefined) headers['content-type'] = 'application/json';
     let res: Response;
     try {
-      res = await fetch(this.base + path, { method, headers, signal: signal ?? null });
+      res = await fetch(this.base + path, {
+        method,
+        headers,
+        signal: signal ?? null,
+        ...(json !== undefined ? { body: JSON.stringify(json) } : {}),
+      });
     } catch (e) {
       if (signal?.aborted) throw e;
       throw new ApiError(0, 'network', `cannot reach the agent: ${(e as Error).message}`);
@@ -89,6 +105,7 @@ export class Api {
       if (res.status === 401) for (const fn of this.unauthorizedListeners) fn(apiError);
       throw apiError;
     }
+    if (res.status === 204) return undefined as T;
     if (body === undefined) throw new ApiError(res.status, 'bad_response', 'the agent answered without JSON');
     return body as T;
   }
@@ -116,6 +133,36 @@ export class Api {
 
   check(target: string, signal?: AbortSignal): Promise<{ results: ProbeReport[] }> {
     return this.request('POST', `/check?target=${encodeURIComponent(target)}`, signal);
+  }
+
+  /** The name and scopes of our token: whether to offer what needs the write scope. */
+  whoami(signal?: AbortSignal): Promise<WhoAmI> {
+    return this.request('GET', '/whoami', signal);
+  }
+
+  alerts(signal?: AbortSignal): Promise<{ alerts: AlertRuleStatus[] }> {
+    return this.request('GET', '/alerts', signal);
+  }
+
+  alertHistory(
+    rule: string | undefined,
+    limit: number,
+    signal?: AbortSignal,
+  ): Promise<{ history: AlertHistoryEntry[] }> {
+    const q = `limit=${limit}${rule === undefined ? '' : `&rule=${encodeURIComponent(rule)}`}`;
+    return this.request('GET', `/alerts/history?${q}`, signal);
+  }
+
+  silences(signal?: AbortSignal): Promise<{ silences: Silence[] }> {
+    return this.request('GET', '/silences', signal);
+  }
+
+  createSilence(s: NewSilence): Promise<Silence> {
+    return this.request('POST', '/silences', undefined, s);
+  }
+
+  expireSilence(id: string): Promise<void> {
+    return this.request('DELETE', `/silences/${encodeURIComponent(id)}`);
   }
 
   /** The live stream. EventSource cannot send headers, so the token goes in the query. */

@@ -1,15 +1,17 @@
 import { useEffect, useMemo, useState } from 'preact/hooks';
+import type { AlertsState } from './alerts.js';
 import type { Api } from './api.js';
 import type { LiveState } from './live.js';
-import { useRoute } from './router.js';
+import { alertsHref, useRoute } from './router.js';
 import { palette, useTheme, type ThemePref } from './theme.js';
+import { Alerts } from './views/Alerts.js';
 import { Detail } from './views/Detail.js';
 import { Matrix } from './views/Matrix.js';
 import { Overview } from './views/Overview.js';
 
 const NEXT_THEME: Record<ThemePref, ThemePref> = { auto: 'dark', dark: 'light', light: 'auto' };
 
-export function App({ api, live }: { api: Api; live: LiveState }) {
+export function App({ api, live, alerts }: { api: Api; live: LiveState; alerts: AlertsState }) {
   const route = useRoute();
   const { pref, theme, setPref } = useTheme();
   // Read after the theme attribute changed, so canvases get this theme's colours; stable otherwise.
@@ -18,18 +20,26 @@ export function App({ api, live }: { api: Api; live: LiveState }) {
   const [unauthorized, setUnauthorized] = useState<string | null>(null);
 
   useEffect(() => live.subscribe(() => setTick(live.version)), [live]);
+  const [, setAlertsTick] = useState(0);
+  useEffect(() => alerts.subscribe(() => setAlertsTick(alerts.version)), [alerts]);
   useEffect(
     () =>
       api.onUnauthorized((e) => {
         setUnauthorized(api.hasToken ? e.message : 'no-token');
         live.close();
+        alerts.close();
       }),
-    [api, live],
+    [api, live, alerts],
   );
   useEffect(() => {
     void live.start();
-    return () => live.close();
-  }, [live]);
+    alerts.start();
+    return () => {
+      live.close();
+      alerts.close();
+    };
+  }, [live, alerts]);
+  const firing = alerts.firing;
 
   const connection =
     live.connection === 'live'
@@ -53,6 +63,19 @@ export function App({ api, live }: { api: Api; live: LiveState }) {
           <a href="#/matrix" aria-current={route.view === 'matrix' ? 'page' : undefined}>
             Matrix
           </a>
+          <a
+            href={alertsHref}
+            aria-current={route.view === 'alerts' ? 'page' : undefined}
+            data-testid="nav-alerts"
+          >
+            Alerts
+            {firing > 0 ? (
+              <span class="badge" data-testid="firing-badge" title={`${firing} firing`}>
+                {firing}
+                <span class="sr-only"> firing</span>
+              </span>
+            ) : null}
+          </a>
         </nav>
         <span class={`conn ${live.connection}`} data-testid="connection" title={`${live.events} live events`}>
           <span class="conn-dot" /> {connection}
@@ -74,6 +97,8 @@ export function App({ api, live }: { api: Api; live: LiveState }) {
           <Overview live={live} palette={colours} />
         ) : route.view === 'matrix' ? (
           <Matrix api={api} theme={theme} />
+        ) : route.view === 'alerts' ? (
+          <Alerts alerts={alerts} />
         ) : route.view === 'target' ? (
           <Detail api={api} live={live} palette={colours} subject={{ type: 'target', name: route.name }} />
         ) : (

@@ -62,3 +62,43 @@ export function fromLocalInput(s: string): number | null {
   const ms = new Date(s).getTime();
   return Number.isFinite(ms) ? ms : null;
 }
+
+/** A span as people say it: 45s, 12m, 1h 30m, 3d 4h. */
+export function formatDuration(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 60) return `${s}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m`;
+  const h = Math.floor(m / 60);
+  if (h < 24) return m % 60 === 0 ? `${h}h` : `${h}h ${m % 60}m`;
+  const d = Math.floor(h / 24);
+  return h % 24 === 0 ? `${d}d` : `${d}d ${h % 24}h`;
+}
+
+/** Date and time in local time, the date left out when it is today. */
+export function formatDateTime(ms: number, now = Date.now()): string {
+  const d = new Date(ms);
+  if (d.toDateString() === new Date(now).toDateString()) return formatTime(ms);
+  return d.toLocaleString(undefined, {
+    month: 'short',
+    day: 'numeric',
+    hour: '2-digit',
+    minute: '2-digit',
+    second: '2-digit',
+  });
+}
+
+/**
+ * An alert rule's value in the unit its condition is written in (the agent writes "p95 latency > 0.25 s",
+ * "loss > 1 %", "probe failing", "no data for 5m", "certificate expires within 14 days"); a plain number
+ * when the condition names no unit.
+ */
+export function formatAlertValue(condition: string, value: number | null | undefined): string {
+  if (value === null || value === undefined || !Number.isFinite(value)) return '–';
+  // noData's value is how long the subject has been silent, measured at evaluations: whole seconds.
+  if (/^no data/.test(condition)) return `${Number(value.toFixed(value < 10 ? 1 : 0))} s silent`;
+  if (/ s$|latency/.test(condition)) return formatSeconds(value);
+  if (/ %$|^probe failing/.test(condition)) return formatRatio(value, 2);
+  if (/ days$/.test(condition)) return `${Number(value.toFixed(1))} days`;
+  return String(Number(value.toPrecision(4)));
+}

@@ -3,11 +3,14 @@
  * Events arrive many per second with many targets, so changes are applied to plain maps at once and
  * the view is told at most every `notifyMs` (one render for a burst, not one per event).
  */
-import type { FlowSummary, TargetSummary } from '../../src/api/v1/contract.js';
+import type { AlertHistoryEntry, FlowSummary, TargetSummary } from '../../src/api/v1/contract.js';
 import type { ProbeReport } from '../../src/core/report.js';
 import type { Api } from './api.js';
 
 export type Connection = 'connecting' | 'live' | 'reconnecting' | 'closed';
+
+/** An alert rule's state change from the stream; `gap` after a reconnect, when some may have been missed. */
+export type AlertStreamEvent = { type: 'alert'; entry: AlertHistoryEntry } | { type: 'gap' };
 
 const SPARKLINE_POINTS = 60;
 const DEFAULT_STEP_MS = 60_000;
@@ -29,6 +32,7 @@ export class LiveState {
   /** Live samples of the sparkline bucket the stream opened, so its median is exact for what we saw. */
   private readonly liveBuckets = new Map<string, { time: number; samples: number[] }>();
   private readonly listeners = new Set<() => void>();
+  private readonly alertListeners = new Set<(e: AlertStreamEvent) => void>();
   private notifyTimer: number | undefined;
   private source: EventSource | undefined;
   private retryTimer: number | undefined;
@@ -45,6 +49,12 @@ export class LiveState {
   subscribe(fn: () => void): () => void {
     this.listeners.add(fn);
     return () => this.listeners.delete(fn);
+  }
+
+  /** Alert events go straight to these listeners (they are few, and each one matters). */
+  onAlert(fn: (e: AlertStreamEvent) => void): () => void {
+    this.alertListeners.add(fn);
+    return () => this.alertListeners.delete(fn);
   }
 
   async start(): Promise<void> {
@@ -86,12 +96,16 @@ export class LiveState {
     source.addEventListener('open', () => {
       this.connection = 'live';
       // After a gap, the maps may have missed events: take a fresh copy.
-      if (this.retries > 0) void this.reload();
+      if (this.retries > 0) {
+        void this.reload();
+        for (const fn of this.alertListeners) fn({ type: 'gap' });
+      }
       this.retries = 0;
       this.changed(true);
     });
     source.addEventListener('probe', (e) => this.onEvent(e as MessageEvent<string>, 'probe'));
     source.addEventListener('flow', (e) => this.onEvent(e as MessageEvent<string>, 'flow'));
+    source.addEventListener('alert', (e) => this.onAlertEvent(e as MessageEvent<string>));
     source.addEventListener('error', () => {
       if (source.readyState === EventSource.CLOSED) {
         // The browser gave up (a 401, or the agent went away); retry ourselves with backoff.
@@ -117,6 +131,19 @@ export class LiveState {
     }
     if (type === 'probe') this.applyProbe(data as ProbeReport);
     else this.applyFlow(data as FlowSummary);
+  }
+
+  private onAlertEvent(e: MessageEvent<string>): void {
+    let entry: AlertHistoryEntry;
+    try {
+      entry = JSON.parse(e.data) as AlertHistoryEntry;
+    } catch {
+      return;
+    }
+    if (typeof entry?.rule !== 'string' || typeof entry.to !== 'string' || typeof entry.at !== 'number')
+      return;
+    this.events++;
+    for (const fn of this.alertListeners) fn({ type: 'alert', entry });
   }
 
   applyProbe(r: ProbeReport): void {

@@ -1,4 +1,5 @@
 import { render } from 'preact';
+import { AlertsState } from './alerts.js';
 import { adoptToken, Api } from './api.js';
 import { App } from './app.js';
 import { LiveState } from './live.js';
@@ -8,4 +9,5 @@ import './styles.css';
 applyThemePref(loadThemePref());
 const api = new Api(adoptToken());
 const live = new LiveState(api);
-render(<App api={api} live={live} />, document.getElementById('app') as HTMLElement);
+const alerts = new AlertsState(api, live);
+render(<App api={api} live={live} alerts={alerts} />, document.getElementById('app') as HTMLElement);

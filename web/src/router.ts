@@ -4,6 +4,7 @@ import { useEffect, useState } from 'preact/hooks';
 export type Route =
   | { view: 'overview' }
   | { view: 'matrix' }
+  | { view: 'alerts' }
   | { view: 'target'; name: string }
   | { view: 'flow'; canary: string; coalminer: string };
 
@@ -19,12 +20,14 @@ export function parseRoute(hash: string): Route {
       }
     });
   if (parts[0] === 'matrix') return { view: 'matrix' };
+  if (parts[0] === 'alerts') return { view: 'alerts' };
   if (parts[0] === 'target' && parts[1]) return { view: 'target', name: parts[1] };
   if (parts[0] === 'flow' && parts[1] && parts[2])
     return { view: 'flow', canary: parts[1], coalminer: parts[2] };
   return { view: 'overview' };
 }
 
+export const alertsHref = '#/alerts';
 export const targetHref = (name: string) => `#/target/${encodeURIComponent(name)}`;
 export const flowHref = (canary: string, coalminer: string) =>
   `#/flow/${encodeURIComponent(canary)}/${encodeURIComponent(coalminer)}`;

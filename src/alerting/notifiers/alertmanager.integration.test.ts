@@ -1,72 +1,28 @@
 // Against a real Alertmanager (Debian's prometheus-alertmanager), started here on a free loopback port.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, waitFor } from '../../../test/support/net.js';
-import { haveCommand } from '../../../test/support/require.js';
+import {
+  haveAlertmanager,
+  startAlertmanager,
+  type GettableAlert,
+  type RunningAlertmanager,
+} from '../../../test/support/alertmanager.js';
+import { waitFor } from '../../../test/support/net.js';
 import { AlertmanagerNotifier } from './alertmanager.js';
 import { sampleAlert } from './receivers.testkit.js';
 
-const BINARY = 'prometheus-alertmanager';
-const have = haveCommand(BINARY, 'apt-get install -y prometheus-alertmanager');
-
-// A receiver with no integrations: Alertmanager keeps the alerts and serves them, sends nothing.
-const CONFIG = `route:
-  receiver: blackhole
-receivers:
-  - name: blackhole
-`;
-
-interface GettableAlert {
-  labels: Record<string, string>;
-  annotations: Record<string, string>;
-  startsAt: string;
-  generatorURL: string;
-  status: { state: string };
-}
+const have = haveAlertmanager();
 
 describe.skipIf(!have)('AlertmanagerNotifier against a real Alertmanager', () => {
-  let dir = '';
-  let child: ChildProcess | undefined;
+  let am: RunningAlertmanager | undefined;
   let url = '';
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'coalmine-am-'));
-    await writeFile(join(dir, 'alertmanager.yml'), CONFIG);
-    const port = await freePort();
-    url = `http://127.0.0.1:${port}`;
-    child = spawn(
-      BINARY,
-      [
-        `--config.file=${join(dir, 'alertmanager.yml')}`,
-        `--storage.path=${join(dir, 'data')}`,
-        `--web.listen-address=127.0.0.1:${port}`,
-        '--cluster.listen-address=',
-      ],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
-    );
-    let log = '';
-    child.stderr?.on('data', (c: Buffer) => (log = (log + c.toString()).slice(-4000)));
-    await waitFor(
-      `Alertmanager ready on ${url}`,
-      async () => {
-        if (child?.exitCode !== null) throw new Error(`Alertmanager exited: ${log}`);
-        const res = await fetch(`${url}/-/ready`);
-        return res.ok ? true : undefined;
-      },
-      15_000,
-    );
+    am = await startAlertmanager();
+    url = am.url;
   }, 20_000);
 
   afterAll(async () => {
-    if (child?.pid !== undefined && child.exitCode === null) {
-      const exited = new Promise((r) => child?.once('exit', r));
-      process.kill(child.pid, 'SIGTERM');
-      await exited;
-    }
-    if (dir) await rm(dir, { recursive: true, force: true });
+    await am?.stop();
   });
 
   it('accepts a firing alert and serves it back from GET /api/v2/alerts', async () => {

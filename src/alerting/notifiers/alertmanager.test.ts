@@ -8,10 +8,10 @@ describe('AlertmanagerNotifier', () => {
 
   it('posts a v2 postableAlert list to /api/v2/alerts', async () => {
     receiver = await startHttpReceiver((r) => (r.path === '/api/v2/alerts' ? 200 : 404));
-    await new AlertmanagerNotifier({ url: `${receiver.url}/` }).send(
-      sampleAlert(),
-      new AbortController().signal,
-    );
+    await new AlertmanagerNotifier({
+      url: `${receiver.url}/`,
+      now: () => Date.UTC(2026, 10, 23, 12, 1),
+    }).send(sampleAlert(), new AbortController().signal);
     const body = JSON.parse(receiver.requests[0]?.body ?? '') as unknown[];
     expect(body).toEqual([
       {
@@ -22,6 +22,9 @@ describe('AlertmanagerNotifier', () => {
           threshold: '100 ms',
         },
         startsAt: '2026-11-23T12:00:00.000Z',
+        // Valid for 4 minutes after the send: re-sent every minute while firing, resolved by
+        // Alertmanager on its own if the agent stops sending.
+        endsAt: '2026-11-23T12:05:00.000Z',
         generatorURL: 'http://coalmine.example/#/targets/eu-west',
       },
     ]);

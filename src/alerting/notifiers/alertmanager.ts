@@ -5,7 +5,16 @@ import type { AlertNotification, Notifier } from './types.js';
 export interface AlertmanagerOptions {
   /** Alertmanager's base URL, e.g. http://alertmanager:9093 (the /api/v2/alerts path is added). */
   url: string;
+  /**
+   * A firing alert is sent with endsAt this far after the send (Prometheus sends 4 x its resend delay):
+   * the sender re-sends it before then, so if the agent dies Alertmanager resolves it on its own.
+   * Default 4 minutes (the agent re-sends every minute).
+   */
+  validForMs?: number;
+  now?: () => number;
 }
+
+export const DEFAULT_VALID_FOR_MS = 4 * 60_000;
 
 /** One postableAlert of Alertmanager's v2 OpenAPI spec. */
 export interface PostableAlert {
@@ -16,7 +25,7 @@ export interface PostableAlert {
   generatorURL?: string;
 }
 
-export function postableAlert(n: AlertNotification): PostableAlert {
+export function postableAlert(n: AlertNotification, validUntil?: number): PostableAlert {
   const alert: PostableAlert = {
     // alertname last so a label cannot override the rule's identity.
     labels: { ...n.labels, alertname: n.rule },
@@ -25,6 +34,7 @@ export function postableAlert(n: AlertNotification): PostableAlert {
   };
   // An endsAt in the past is how a client tells Alertmanager the alert is resolved.
   if (n.state === 'resolved') alert.endsAt = new Date(n.endsAt ?? Date.now()).toISOString();
+  else if (validUntil !== undefined) alert.endsAt = new Date(validUntil).toISOString();
   if (n.dashboardUrl) alert.generatorURL = n.dashboardUrl;
   return alert;
 }
@@ -33,11 +43,16 @@ export function postableAlert(n: AlertNotification): PostableAlert {
 export class AlertmanagerNotifier implements Notifier {
   readonly kind = 'alertmanager';
   readonly #endpoint: string;
+  readonly #validForMs: number;
+  readonly #now: () => number;
   constructor(opts: AlertmanagerOptions) {
     this.#endpoint = `${opts.url.replace(/\/+$/, '')}/api/v2/alerts`;
+    this.#validForMs = opts.validForMs ?? DEFAULT_VALID_FOR_MS;
+    this.#now = opts.now ?? Date.now;
   }
 
   async send(n: AlertNotification, signal: AbortSignal): Promise<void> {
-    await postJson(this.#endpoint, JSON.stringify([postableAlert(n)]), {}, signal);
+    const body = JSON.stringify([postableAlert(n, this.#now() + this.#validForMs)]);
+    await postJson(this.#endpoint, body, {}, signal);
   }
 }

@@ -1,81 +1,8 @@
-import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { EmailNotifier } from './email.js';
 import { SmtpError } from './errors.js';
-import { sampleAlert } from './receivers.testkit.js';
+import { sampleAlert, startSmtpServer } from './receivers.testkit.js';
 import { dotStuff } from './smtp-client.js';
-
-interface Session {
-  commands: string[];
-  /** The DATA as it came over the wire, before the end marker. */
-  raw: string;
-  /** The message after undoing dot-stuffing. */
-  message: string;
-}
-
-/** A tiny SMTP server: enough of RFC 5321 to take one message; `refuse` answers a command with an error. */
-async function startSmtpServer(refuse: Record<string, string> = {}): Promise<{
-  port: number;
-  sessions: Session[];
-  close(): Promise<void>;
-}> {
-  const sessions: Session[] = [];
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    const session: Session = { commands: [], raw: '', message: '' };
-    sessions.push(session);
-    let buffer = '';
-    let inData = false;
-    socket.setEncoding('utf8');
-    socket.write('220 test.local ESMTP\r\n');
-    socket.on('data', (chunk: string) => {
-      buffer += chunk;
-      for (;;) {
-        if (inData) {
-          const end = buffer.indexOf('\r\n.\r\n');
-          if (end < 0) return;
-          session.raw = buffer.slice(0, end);
-          session.message = session.raw
-            .split('\r\n')
-            .map((l) => (l.startsWith('..') ? l.slice(1) : l))
-            .join('\r\n');
-          buffer = buffer.slice(end + 5);
-          inData = false;
-          socket.write('250 2.0.0 queued\r\n');
-          continue;
-        }
-        const i = buffer.indexOf('\r\n');
-        if (i < 0) return;
-        const line = buffer.slice(0, i);
-        buffer = buffer.slice(i + 2);
-        session.commands.push(line);
-        const verb = line.split(/[ :]/)[0]!.toUpperCase();
-        const refusal = refuse[verb];
-        if (refusal) socket.write(`${refusal}\r\n`);
-        else if (verb === 'EHLO') socket.write('250-test.local\r\n250-8BITMIME\r\n250 AUTH PLAIN\r\n');
-        else if (verb === 'AUTH') socket.write('235 2.7.0 ok\r\n');
-        else if (verb === 'MAIL' || verb === 'RCPT') socket.write('250 ok\r\n');
-        else if (verb === 'DATA') {
-          inData = true;
-          socket.write('354 end with .\r\n');
-        } else if (verb === 'QUIT') socket.end('221 bye\r\n');
-        else socket.write('502 unknown\r\n');
-      }
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as AddressInfo).port,
-    sessions,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
-}
 
 describe('dotStuff', () => {
   it('doubles a leading dot and ends every line with CRLF', () => {

@@ -3,7 +3,9 @@ import { z } from 'zod';
 /** A token shorter than this is a password, not a token: refuse it rather than protect nothing. */
 export const MIN_TOKEN_LENGTH = 20;
 
-export const scopeSchema = z.enum(['read', 'write']).describe('read: every GET; write: POST /check too');
+export const scopeSchema = z
+  .enum(['read', 'write'])
+  .describe('read: every GET; write: also POST /check and creating or ending silences');
 
 const tokenEntry = z
   .strictObject({

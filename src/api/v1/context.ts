@@ -1,5 +1,12 @@
 import type { ProbeReport } from '../../core/report.js';
-import type { AgentStatus, FlowSummary, Series } from './contract.js';
+import type {
+  AgentStatus,
+  AlertHistoryEntry,
+  AlertRuleStatus,
+  FlowSummary,
+  Series,
+  Silence,
+} from './contract.js';
 
 /**
  * What the /api/v1 routes need from the agent. The agent implements it; tests use MemoryContext
@@ -22,11 +29,34 @@ export interface ApiContext {
   /** The results store; absent when the agent runs without one (series and export then answer 503). */
   readonly store?: ApiStore | undefined;
   status(): AgentStatus;
+  /** Alert rules, their history and silences; absent when the agent has no `alerting:` section. */
+  readonly alerts?: ApiAlerts | undefined;
+}
+
+/**
+ * The alerting engine as the API sees it. The router validates every request first (rule names exist,
+ * a NewSilence is well formed: see contract.ts) and turns durationSeconds into endsAt.
+ */
+export interface ApiAlerts {
+  rules(): AlertRuleStatus[];
+  /** Newest first; `rule` narrows it to one rule. */
+  history(rule: string | undefined, limit: number): AlertHistoryEntry[];
+  /** Active silences and the ones that ended in the last 24 h, newest first. */
+  silences(): Silence[];
+  /** Adds a silence; the router has checked matchers and times. */
+  addSilence(s: {
+    matchers: Record<string, string>;
+    endsAt: number;
+    comment: string;
+    createdBy: string;
+  }): Silence;
+  /** Ends a silence now; false when there is none with that id. */
+  expireSilence(id: string): boolean;
 }
 
 export interface ApiEvent {
-  event: 'probe' | 'flow';
-  /** probe: a ProbeReport; flow: a FlowSummary. Serialised as JSON as given. */
+  event: 'probe' | 'flow' | 'alert';
+  /** probe: a ProbeReport; flow: a FlowSummary; alert: an AlertHistoryEntry. Serialised as JSON as given. */
   data: unknown;
 }
 

@@ -115,6 +115,7 @@ export interface Matrix {
  * GET /api/v1/events (server-sent events). Each event has `event:` and JSON `data:`:
  *   event: probe   data: ProbeReport (src/core/report.ts)
  *   event: flow    data: FlowSummary (every 5 s per flow)
+ *   event: alert   data: AlertHistoryEntry (each state change of an alert rule)
  *   event: hello   data: { version: string, time: number }
  * A comment line `: keepalive` every 15 s.
  */
@@ -122,6 +123,16 @@ export interface Matrix {
 /** GET /api/v1/export?target=NAME&from=MS&to=MS&format=csv|jsonl (read scope): every raw probe result. */
 
 /** GET /api/v1/openapi.json: the OpenAPI 3.1 document of all of the above. */
+
+/**
+ * GET /api/v1/whoami (read scope) -> WhoAmI: the token this request used, so a client (the dashboard)
+ * can offer only what the token may do.
+ */
+export interface WhoAmI {
+  /** The token's configured name, never the token. */
+  name: string;
+  scopes: ('read' | 'write')[];
+}
 
 /** GET /api/v1/status -> agent status: version, uptime, store writer stats, counts. */
 export interface AgentStatus {
@@ -144,4 +155,79 @@ export interface AgentStatus {
     eventClientsRefused: number;
     rateLimited: number;
   };
+}
+
+export type AlertState = 'ok' | 'pending' | 'firing' | 'resolved';
+
+/**
+ * GET /api/v1/alerts (read scope) -> { alerts: AlertRuleStatus[] }: every configured rule with its state.
+ * Rules are configured under `alerting.rules`; the API never creates or edits one.
+ */
+export interface AlertRuleStatus {
+  rule: string;
+  /** What the rule watches: a probe target, or a canary -> coalminer flow. */
+  subject: { target: string } | { canary: string; coalminer: string };
+  /** The condition as a person reads it, e.g. "p95 latency > 0.25 s" or "no data for 5m". */
+  condition: string;
+  /** Fire when m of the last n datapoints breach. */
+  datapoints: { m: number; n: number };
+  forSeconds: number;
+  evaluateEverySeconds: number;
+  missingData: 'breaching' | 'notBreaching' | 'ignore';
+  state: AlertState;
+  /** When the current pending or firing period began (Unix ms). */
+  activeSince?: number;
+  lastEvaluatedAt?: number;
+  /** The value at the last evaluation that had data (seconds, a ratio, days, ... as the condition says). */
+  lastValue?: number;
+  /** The active silences that mute this rule's notifications now, by id. */
+  silencedBy: string[];
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+}
+
+/**
+ * GET /api/v1/alerts/history?rule=NAME&limit=N (read scope) -> { history: AlertHistoryEntry[] }, newest
+ * first. `rule` narrows to one rule (404 when no rule has that name); limit 1-1000, default 100.
+ */
+export interface AlertHistoryEntry {
+  rule: string;
+  from: AlertState;
+  to: AlertState;
+  /** Unix ms of the evaluation that made the change. */
+  at: number;
+  /** The value at that evaluation; null when it had no data. */
+  value: number | null;
+}
+
+/**
+ * A silence mutes notifications (not evaluation) of every rule whose labels equal all its matchers; the
+ * labels are alertname, target or canary and coalminer, and the rule's own labels.
+ *
+ * GET    /api/v1/silences (read)          -> { silences: Silence[] }   active and expired (last 24 h)
+ * POST   /api/v1/silences (write) NewSilence -> 201 Silence; 400 with the field at fault
+ * DELETE /api/v1/silences/{id} (write)    -> 204; 404 when there is no such silence
+ */
+export interface Silence {
+  id: string;
+  matchers: Record<string, string>;
+  startsAt: number;
+  endsAt: number;
+  comment: string;
+  createdBy: string;
+  /** startsAt <= now < endsAt */
+  active: boolean;
+}
+
+/**
+ * The POST body: at least one matcher (label names [a-zA-Z_][a-zA-Z0-9_]*, string values); exactly one of
+ * endsAt (Unix ms, in the future) or durationSeconds, either at most 90 days ahead. createdBy defaults to
+ * "api".
+ */
+export interface NewSilence {
+  matchers: Record<string, string>;
+  endsAt?: number;
+  durationSeconds?: number;
+  comment?: string;
+  createdBy?: string;
 }

@@ -1,18 +1,5 @@
-import type { Phase } from '../../core/types.js';
+import { PHASES } from '../../core/types.js';
 import type { ExportRecord } from './context.js';
-
-/** Every phase a probe can report, one CSV column each, so a sheet's columns never shift. */
-const PHASES = [
-  'resolve',
-  'connect',
-  'tls',
-  'processing',
-  'transfer',
-  'setup',
-  'rtt',
-  'request',
-  'exchange',
-] as const satisfies readonly Phase[];
 
 const COLUMNS = [
   'time',
@@ -22,6 +9,7 @@ const COLUMNS = [
   'target',
   'ok',
   'duration_seconds',
+  // One column per phase any probe can report, so a sheet's columns never shift.
   ...PHASES.map((p) => `${p}_seconds`),
   'error_code',
   'error_message',

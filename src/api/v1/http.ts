@@ -34,6 +34,12 @@ export function sendJson(
   res.end(text);
 }
 
+/** 204: the change was made and there is nothing to say. */
+export function sendNoContent(res: ServerResponse): void {
+  res.writeHead(204, COMMON_HEADERS);
+  res.end();
+}
+
 export function sendError(res: ServerResponse, e: HttpError): void {
   sendJson(res, e.status, { error: { code: e.code, message: e.message } }, e.headers);
 }

@@ -17,6 +17,7 @@ import type {
   TargetInfo,
 } from './context.js';
 import type { AgentStatus, Series, SeriesPoint } from './contract.js';
+import { MemoryAlerts, type MemoryAlertsOptions } from './memory-alerts.js';
 
 /** One flow's activity over one interval starting at `time`. */
 export interface MemoryFlowRecord {
@@ -209,12 +210,16 @@ export interface MemoryContextOptions {
     now: number,
   ) => Omit<ProbeReport, 'name' | 'kind' | 'target' | 'time'>;
   now?: () => number;
+  /** Alert rules, history and silences; without it the context has no alerting, like an agent without `alerting:`. */
+  alerts?: Omit<MemoryAlertsOptions, 'now' | 'onTransition'>;
 }
 
 export class MemoryContext implements ApiContext {
   readonly version: string;
   readonly events = new MemoryEvents();
   readonly store: MemoryStore | undefined;
+  /** Transitions go to the event stream as `alert` events, as the agent's do. */
+  readonly alerts: MemoryAlerts | undefined;
   /** Every check() call's names, in order: what the SSRF tests look at. */
   readonly checkCalls: (readonly string[] | undefined)[] = [];
   private readonly configured: Omit<TargetInfo, 'last'>[];
@@ -230,6 +235,13 @@ export class MemoryContext implements ApiContext {
     this.store = opts.store;
     this.now = opts.now ?? Date.now;
     this.startedAt = this.now();
+    this.alerts = opts.alerts
+      ? new MemoryAlerts({
+          ...opts.alerts,
+          now: this.now,
+          onTransition: (e) => this.events.emit({ event: 'alert', data: e }),
+        })
+      : undefined;
   }
 
   targets(): TargetInfo[] {

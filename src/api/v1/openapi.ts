@@ -192,6 +192,89 @@ const schemas: Record<string, Json> = {
     },
     ['version', 'startedAt', 'targets', 'flows', 'store'],
   ),
+  WhoAmI: obj({
+    name: { type: 'string', description: "The token's configured name, never the token" },
+    scopes: { type: 'array', items: { type: 'string', enum: ['read', 'write'] } },
+  }),
+  AlertState: { type: 'string', enum: ['ok', 'pending', 'firing', 'resolved'] },
+  AlertRuleStatus: obj(
+    {
+      rule: { type: 'string', description: 'The rule name; the alertname label' },
+      subject: {
+        description: 'What the rule watches: a probe target, or a canary -> coalminer flow',
+        oneOf: [obj({ target: str }), obj({ canary: str, coalminer: str })],
+      },
+      condition: { type: 'string', description: 'As a person reads it, e.g. "p95 latency > 0.25 s"' },
+      datapoints: obj({ m: int, n: int }, ['m', 'n']),
+      forSeconds: num,
+      evaluateEverySeconds: num,
+      missingData: { type: 'string', enum: ['breaching', 'notBreaching', 'ignore'] },
+      state: ref('AlertState'),
+      activeSince: { type: 'number', description: 'When the current pending or firing period began' },
+      lastEvaluatedAt: num,
+      lastValue: {
+        type: 'number',
+        description: 'At the last evaluation with data, in the unit of the condition',
+      },
+      silencedBy: {
+        type: 'array',
+        items: str,
+        description: 'Ids of the active silences muting this rule now',
+      },
+      labels: { type: 'object', additionalProperties: str },
+      annotations: { type: 'object', additionalProperties: str },
+    },
+    [
+      'rule',
+      'subject',
+      'condition',
+      'datapoints',
+      'forSeconds',
+      'evaluateEverySeconds',
+      'missingData',
+      'state',
+      'silencedBy',
+      'labels',
+      'annotations',
+    ],
+  ),
+  AlertHistoryEntry: obj({
+    rule: str,
+    from: ref('AlertState'),
+    to: ref('AlertState'),
+    at: { type: 'number', description: 'Unix ms of the evaluation that made the change' },
+    value: { type: ['number', 'null'], description: 'The value then; null when it had no data' },
+  }),
+  Silence: obj({
+    id: str,
+    matchers: {
+      type: 'object',
+      additionalProperties: str,
+      description:
+        'Mutes every rule whose labels (alertname, target or canary and coalminer, its own) equal all of these',
+    },
+    startsAt: num,
+    endsAt: num,
+    comment: str,
+    createdBy: str,
+    active: { type: 'boolean', description: 'startsAt <= now < endsAt' },
+  }),
+  NewSilence: obj(
+    {
+      matchers: {
+        type: 'object',
+        minProperties: 1,
+        maxProperties: 32,
+        propertyNames: { pattern: '^[a-zA-Z_][a-zA-Z0-9_]*$', maxLength: 128 },
+        additionalProperties: { type: 'string', maxLength: 1024 },
+      },
+      endsAt: { type: 'integer', description: 'Unix ms, in the future, at most 90 days ahead' },
+      durationSeconds: { type: 'number', exclusiveMinimum: 0, maximum: 7_776_000 },
+      comment: { type: 'string', maxLength: 1000 },
+      createdBy: { type: 'string', minLength: 1, maxLength: 100, description: 'Default "api"' },
+    },
+    ['matchers'],
+  ),
 };
 
 const timeParam = (name: 'from' | 'to', description: string): Json => ({
@@ -241,6 +324,10 @@ const common: Record<string, Json> = {
   '429': errorResponse('Too many requests from this client; see Retry-After'),
 };
 const read: Json[] = [{ bearer: ['read'] }, { queryToken: ['read'] }, { cookieToken: ['read'] }];
+const write: Json[] = [{ bearer: ['write'] }, { cookieToken: ['write'] }];
+const noAlerting = errorResponse(
+  'Alerting is not configured on this agent (code alerting_not_configured): add an `alerting:` section',
+);
 
 export function openApiDocument(version: string): OpenApiDocument {
   return {
@@ -249,8 +336,9 @@ export function openApiDocument(version: string): OpenApiDocument {
       title: 'coalmine agent API',
       version,
       description:
-        'Probe targets, canary -> coalminer flows, their history and live events. Times are Unix ms, ' +
-        'latencies seconds, ratios 0..1. Every error is {"error": {"code", "message"}}.',
+        'Probe targets, canary -> coalminer flows, their history, alert rules and silences, and live ' +
+        'events. Times are Unix ms, latencies seconds, ratios 0..1. Every error is ' +
+        '{"error": {"code", "message"}}.',
     },
     servers: [{ url: '/api/v1' }],
     security: read,
@@ -329,7 +417,7 @@ export function openApiDocument(version: string): OpenApiDocument {
         post: {
           operationId: 'checkNow',
           summary: 'Run configured targets now (all, or those named); never an address from the request',
-          security: [{ bearer: ['write'] }, { cookieToken: ['write'] }],
+          security: write,
           parameters: [
             {
               name: 'target',
@@ -360,7 +448,8 @@ export function openApiDocument(version: string): OpenApiDocument {
         get: {
           operationId: 'events',
           summary:
-            'Server-sent events: hello, then probe (ProbeReport) and flow (FlowSummary); `: keepalive` every 15 s',
+            'Server-sent events: hello, then probe (ProbeReport), flow (FlowSummary) and alert ' +
+            '(AlertHistoryEntry, on each state change of a rule); `: keepalive` every 15 s',
           responses: {
             '200': {
               description: 'An event stream. A client that falls behind is disconnected and should reconnect',
@@ -406,6 +495,92 @@ export function openApiDocument(version: string): OpenApiDocument {
           operationId: 'status',
           summary: 'Agent version, uptime, counts, store writer and API statistics',
           responses: { '200': json('Status', ref('AgentStatus')), ...common },
+        },
+      },
+      '/whoami': {
+        get: {
+          operationId: 'whoami',
+          summary: 'The name and scopes of the token this request used',
+          responses: { '200': json('The token', ref('WhoAmI')), ...common },
+        },
+      },
+      '/alerts': {
+        get: {
+          operationId: 'listAlerts',
+          summary: 'Every configured alert rule with its state, last value and the silences muting it',
+          responses: {
+            '200': json('Rules', obj({ alerts: { type: 'array', items: ref('AlertRuleStatus') } })),
+            '404': noAlerting,
+            ...common,
+          },
+        },
+      },
+      '/alerts/history': {
+        get: {
+          operationId: 'alertHistory',
+          summary: 'State changes of alert rules, newest first',
+          parameters: [
+            {
+              name: 'rule',
+              in: 'query',
+              required: false,
+              description: 'Only this rule (404 when no rule has that name)',
+              schema: { type: 'string' },
+            },
+            {
+              name: 'limit',
+              in: 'query',
+              required: false,
+              description: 'At most this many; default 100',
+              schema: { type: 'integer', minimum: 1, maximum: 1000 },
+            },
+          ],
+          responses: {
+            '200': json('History', obj({ history: { type: 'array', items: ref('AlertHistoryEntry') } })),
+            '404': errorResponse('No rule has that name, or alerting is not configured'),
+            ...common,
+          },
+        },
+      },
+      '/silences': {
+        get: {
+          operationId: 'listSilences',
+          summary: 'Active silences and those that ended in the last 24 h, newest first',
+          responses: {
+            '200': json('Silences', obj({ silences: { type: 'array', items: ref('Silence') } })),
+            '404': noAlerting,
+            ...common,
+          },
+        },
+        post: {
+          operationId: 'createSilence',
+          summary: 'Mute the notifications (not the evaluation) of matching rules until endsAt',
+          security: write,
+          requestBody: {
+            required: true,
+            description: 'Exactly one of endsAt and durationSeconds',
+            content: { 'application/json': { schema: ref('NewSilence') } },
+          },
+          responses: {
+            '201': json('The silence', ref('Silence')),
+            '404': noAlerting,
+            '413': errorResponse('Body over the size limit'),
+            '415': errorResponse('Body is not application/json'),
+            ...common,
+          },
+        },
+      },
+      '/silences/{id}': {
+        delete: {
+          operationId: 'expireSilence',
+          summary: 'End a silence now; it stays listed, inactive, for 24 h',
+          security: write,
+          parameters: [pathParam('id', 'The silence id')],
+          responses: {
+            '204': { description: 'Ended' },
+            '404': errorResponse('No silence with that id, or alerting is not configured'),
+            ...common,
+          },
         },
       },
       '/openapi.json': {

@@ -2,14 +2,15 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import { tokenCookie, type Auth } from '../auth.js';
 import type { Scope } from './config.js';
-import type { ApiContext, FlowInfo, TargetInfo } from './context.js';
-import type { FlowSummary, Matrix, Series, TargetSummary } from './contract.js';
+import type { ApiAlerts, ApiContext, FlowInfo, TargetInfo } from './context.js';
+import type { FlowSummary, Matrix, Series, TargetSummary, WhoAmI } from './contract.js';
 import { exportCsvHeader, exportCsvLine, exportJsonLine } from './export.js';
 import {
   HttpError,
   readBody,
   sendError,
   sendJson,
+  sendNoContent,
   streamHeaders,
   tooLarge,
   writeWithBackpressure,
@@ -17,6 +18,7 @@ import {
 import { openApiDocument } from './openapi.js';
 import { allowOnly, badQuery, parseRange, parseSeriesQuery, single } from './query.js';
 import { RateLimiter } from './rate-limit.js';
+import { parseNewSilence } from './silence-body.js';
 import { EventHub, type EventHubStats } from './sse.js';
 
 export const API_PREFIX = '/api/v1';
@@ -27,6 +29,8 @@ const MINUTE_MS = 60_000;
 const OVERVIEW_CONCURRENCY = 16;
 /** Configured names listed in a 404, at most. */
 const NAMES_SHOWN = 20;
+const HISTORY_DEFAULT_LIMIT = 100;
+const HISTORY_MAX_LIMIT = 1000;
 
 export interface ApiV1Options {
   /** Largest request body; default 64 KiB. */
@@ -63,6 +67,8 @@ interface Call {
   url: URL;
   params: Record<string, string>;
   ctx: ApiContext;
+  /** The token's holder and scopes; undefined on routes that need no token. */
+  who: { name: string; scopes: ReadonlySet<Scope> } | undefined;
   now: number;
   hub: EventHub;
   maxBodyBytes: number;
@@ -71,7 +77,7 @@ interface Call {
 }
 
 interface Route {
-  method: 'GET' | 'POST';
+  method: 'GET' | 'POST' | 'DELETE';
   /** Relative to /api/v1, with {param} segments, exactly as in the OpenAPI document. */
   path: string;
   /** null: no token needed. */
@@ -89,6 +95,12 @@ const ROUTES: readonly Route[] = [
   { method: 'GET', path: '/events', scope: 'read', handle: events },
   { method: 'GET', path: '/export', scope: 'read', handle: exportResults },
   { method: 'GET', path: '/status', scope: 'read', handle: status },
+  { method: 'GET', path: '/whoami', scope: 'read', handle: whoami },
+  { method: 'GET', path: '/alerts', scope: 'read', handle: listAlerts },
+  { method: 'GET', path: '/alerts/history', scope: 'read', handle: alertHistory },
+  { method: 'GET', path: '/silences', scope: 'read', handle: listSilences },
+  { method: 'POST', path: '/silences', scope: 'write', handle: createSilence },
+  { method: 'DELETE', path: '/silences/{id}', scope: 'write', handle: expireSilence },
   { method: 'GET', path: '/openapi.json', scope: null, handle: (c) => sendJson(c.res, 200, c.openapi()) },
 ];
 
@@ -132,13 +144,14 @@ export function createApiV1(ctx: ApiContext, auth: Auth, opts: ApiV1Options = {}
       const method = req.method ?? 'GET';
       const { route, params } = match(url.pathname.slice(API_PREFIX.length), method);
       if (route.method !== 'POST') req.resume(); // bodies are not read; do not let one stall the socket
-      if (route.scope !== null) authorize(req, res, url, auth, route.scope);
+      const who = route.scope === null ? undefined : authorize(req, res, url, auth, route.scope);
       await route.handle({
         req,
         res,
         url,
         params,
         ctx,
+        who,
         now: now(),
         hub,
         maxBodyBytes,
@@ -198,7 +211,13 @@ function decodeSegment(s: string): string {
   }
 }
 
-function authorize(req: IncomingMessage, res: ServerResponse, url: URL, auth: Auth, scope: Scope): void {
+function authorize(
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+  auth: Auth,
+  scope: Scope,
+): { name: string; scopes: ReadonlySet<Scope> } {
   const who = auth.authenticate(req, url);
   if (!who.ok) {
     const message = {
@@ -224,6 +243,7 @@ function authorize(req: IncomingMessage, res: ServerResponse, url: URL, auth: Au
     throw new HttpError(403, 'cross_origin', 'a cookie-authenticated request must come from the same origin');
   }
   if (who.via === 'query') res.setHeader('set-cookie', tokenCookie(who.token));
+  return { name: who.name, scopes: who.scopes };
 }
 
 function sameOrigin(req: IncomingMessage): boolean {
@@ -414,27 +434,30 @@ async function matrix(c: Call): Promise<void> {
   sendJson(c.res, 200, body);
 }
 
+/**
+ * The request's JSON body, or undefined when it has none. `shape` shows the expected body in the 415.
+ */
+async function readJson(c: Call, shape: string): Promise<unknown> {
+  const body = await readBody(c.req, c.maxBodyBytes);
+  if (body.length === 0) return undefined;
+  const type = c.req.headers['content-type'] ?? '';
+  if (!/^application\/json\s*(;|$)/i.test(type)) {
+    throw new HttpError(415, 'unsupported_media_type', `the body must be application/json: ${shape}`);
+  }
+  try {
+    return JSON.parse(body.toString('utf8')) as unknown;
+  } catch (err) {
+    throw new HttpError(400, 'invalid_body', `the body is not JSON: ${(err as Error).message}`);
+  }
+}
+
 const checkBody = z.strictObject({ targets: z.array(z.string().max(256)).max(1000).optional() });
 
 async function checkNow(c: Call): Promise<void> {
   allowOnly(c.url.searchParams, ['target']);
   const names = c.url.searchParams.getAll('target');
-  const body = await readBody(c.req, c.maxBodyBytes);
-  if (body.length > 0) {
-    const type = c.req.headers['content-type'] ?? '';
-    if (!/^application\/json\s*(;|$)/i.test(type)) {
-      throw new HttpError(
-        415,
-        'unsupported_media_type',
-        'the body must be application/json: {"targets": [NAME, ...]}',
-      );
-    }
-    let json: unknown;
-    try {
-      json = JSON.parse(body.toString('utf8'));
-    } catch (err) {
-      throw new HttpError(400, 'invalid_body', `the body is not JSON: ${(err as Error).message}`);
-    }
+  const json = await readJson(c, '{"targets": [NAME, ...]}');
+  if (json !== undefined) {
     const parsed = checkBody.safeParse(json);
     if (!parsed.success) {
       const issue = parsed.error.issues[0]!;
@@ -509,4 +532,74 @@ function status(c: Call): void {
       rateLimited: s.rateLimited,
     },
   });
+}
+
+function whoami(c: Call): void {
+  allowOnly(c.url.searchParams, []);
+  const body: WhoAmI = { name: c.who!.name, scopes: [...c.who!.scopes].sort() };
+  sendJson(c.res, 200, body);
+}
+
+function requireAlerts(c: Call): ApiAlerts {
+  if (!c.ctx.alerts) {
+    throw new HttpError(
+      404,
+      'alerting_not_configured',
+      'alerting is not configured on this agent: add an `alerting:` section with rules to its config',
+    );
+  }
+  return c.ctx.alerts;
+}
+
+function listAlerts(c: Call): void {
+  allowOnly(c.url.searchParams, []);
+  sendJson(c.res, 200, { alerts: requireAlerts(c).rules() });
+}
+
+function alertHistory(c: Call): void {
+  const params = c.url.searchParams;
+  allowOnly(params, ['rule', 'limit']);
+  const rule = single(params, 'rule');
+  const limitRaw = single(params, 'limit');
+  let limit = HISTORY_DEFAULT_LIMIT;
+  if (limitRaw !== undefined) {
+    limit = /^\d{1,7}$/.test(limitRaw) ? Number(limitRaw) : NaN;
+    if (!(limit >= 1 && limit <= HISTORY_MAX_LIMIT)) {
+      throw badQuery(
+        `"limit" must be a whole number from 1 to ${HISTORY_MAX_LIMIT}, not ${JSON.stringify(limitRaw.slice(0, 40))}`,
+      );
+    }
+  }
+  const alerts = requireAlerts(c);
+  if (rule !== undefined) {
+    const names = alerts.rules().map((r) => r.rule);
+    if (!names.includes(rule)) throw notFound('alert rule', rule, names);
+  }
+  sendJson(c.res, 200, { history: alerts.history(rule, limit) });
+}
+
+function listSilences(c: Call): void {
+  allowOnly(c.url.searchParams, []);
+  sendJson(c.res, 200, { silences: requireAlerts(c).silences() });
+}
+
+async function createSilence(c: Call): Promise<void> {
+  allowOnly(c.url.searchParams, []);
+  const alerts = requireAlerts(c);
+  const json = await readJson(c, '{"matchers": {NAME: VALUE, ...}, "durationSeconds": N}');
+  const checked = parseNewSilence(json, c.now);
+  sendJson(c.res, 201, alerts.addSilence(checked));
+}
+
+function expireSilence(c: Call): void {
+  allowOnly(c.url.searchParams, []);
+  const id = c.params.id!;
+  if (!requireAlerts(c).expireSilence(id)) {
+    throw new HttpError(
+      404,
+      'not_found',
+      `no silence with id ${JSON.stringify(id.slice(0, 100))} (ended ones are kept for 24 h)`,
+    );
+  }
+  sendNoContent(c.res);
 }

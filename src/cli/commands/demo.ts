@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { Agent } from '../../agent/agent.js';
+import { logProbeTransitions } from '../../agent/probe-transitions.js';
 import { startStack, type AgentStack } from '../../agent/stack.js';
 import type { Observation } from '../../core/types.js';
 import { parseConfig, parseListen } from '../../config/load.js';
@@ -12,9 +13,10 @@ import { startExampleService } from '../../target/example-service.js';
 import { startRelay } from '../../transports/websocket/relay.js';
 
 import { ms, phasesText, table } from '../format.js';
+import { logFormatOption, logLevelOption, type CliLogging, type LogFlags } from '../logging.js';
 import type { Io } from '../main.js';
 import { durationOption } from '../options.js';
-import { guardProcess, untilSignal } from '../signals.js';
+import { untilSignal } from '../signals.js';
 import { EXAMPLE_DNS_NAME, exampleZone } from './target.js';
 
 interface Tally {
@@ -24,7 +26,7 @@ interface Tally {
   last?: ProbeReport;
 }
 
-export function demoCommand(program: Command, io: Io): void {
+export function demoCommand(program: Command, io: Io, logging: CliLogging): void {
   program
     .command('demo')
     .description(
@@ -37,8 +39,10 @@ export function demoCommand(program: Command, io: Io): void {
       'stop after this long (default: run until Ctrl-C)',
       durationOption('--duration'),
     )
-    .action(async (opts: { listen: string; interval: number; duration?: number }) => {
-      guardProcess(io.err);
+    .addOption(logFormatOption())
+    .addOption(logLevelOption())
+    .action(async (opts: { listen: string; interval: number; duration?: number } & LogFlags) => {
+      const log = logging.start(opts);
       const dir = await mkdtemp(join(tmpdir(), 'coalmine-demo-'));
       const service = await startExampleService({
         host: '127.0.0.1',
@@ -64,6 +68,13 @@ export function demoCommand(program: Command, io: Io): void {
           'coalminers:',
           '  - { name: eu-west, transport: relay, register: [demo-canary], region: eu-west-1, lossTimeout: 2 }',
           '  - { name: ap-southeast, transport: relay, register: [demo-canary], region: ap-southeast-1, lossTimeout: 2 }',
+          // Alert rules the demo evaluates (no notifiers): see them in the dashboard's Alerts view.
+          'alerting:',
+          '  rules:',
+          `    - { name: example-http-slow, target: example-http, condition: { latency: { percentile: 95, above: 0.25 } }, datapoints: { m: 2, n: 3 }, evaluateEvery: ${seconds} }`,
+          `    - { name: example-tcp-down, target: example-tcp, condition: { probeFailing: {} }, evaluateEvery: ${seconds} }`,
+          `    - { name: eu-west-loss, flow: { canary: demo-canary, coalminer: eu-west }, condition: { lossRatio: { above: 0.01 } }, datapoints: { m: 2, n: 3 }, evaluateEvery: ${seconds} }`,
+          `    - { name: ap-southeast-silent, flow: { canary: demo-canary, coalminer: ap-southeast }, condition: { noData: { for: 10s } }, evaluateEvery: ${seconds} }`,
         ].join('\n'),
         'demo',
       );
@@ -74,7 +85,9 @@ export function demoCommand(program: Command, io: Io): void {
         url: `sqlite:${join(dir, 'coalmine.db')}`,
         retention: { raw: 86_400_000, '1m': 86_400_000, '1h': 86_400_000 },
       };
+      const transitions = logProbeTransitions(log);
       const onObservation = (o: Observation) => {
+        transitions(o);
         const t = tallies.get(o.name) ?? { runs: 0, failures: 0, recent: [] };
         const r = toReport(o);
         t.runs++;
@@ -86,13 +99,17 @@ export function demoCommand(program: Command, io: Io): void {
       };
       let stack: AgentStack;
       try {
-        stack = await startStack(config, { log: io.err, onObservation, flowSampleMs: 2000 });
+        stack = await startStack(config, { log, onObservation, flowSampleMs: 2000 });
       } catch (err) {
         if ((err as { code?: string }).code !== 'EADDRINUSE') throw err;
-        io.err(`${opts.listen} is in use; serving on an ephemeral port instead`);
+        log.warn('listen address in use; serving on an ephemeral port instead', {
+          component: 'agent',
+          listen: opts.listen,
+        });
         config.listen = { ...config.listen, port: 0 };
-        stack = await startStack(config, { log: io.err, onObservation, flowSampleMs: 2000 });
+        stack = await startStack(config, { log, onObservation, flowSampleMs: 2000 });
       }
+      log.info('demo started', { component: 'agent', url: stack.server.url, dashboard: stack.dashboard });
       const { agent, server } = stack;
       io.out(
         [
@@ -121,6 +138,7 @@ export function demoCommand(program: Command, io: Io): void {
       await stack.close();
       await Promise.all([service.close(), dns.close(), relay.close()]);
       await rm(dir, { recursive: true, force: true });
+      log.info('demo stopped', { component: 'agent' });
     });
 }
 

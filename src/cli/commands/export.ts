@@ -1,22 +1,12 @@
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { UsageError } from '../../core/errors.js';
+import { PHASES } from '../../core/types.js';
 import { openStore, parseStoreSpec, StoreError } from '../../store/open.js';
 import { parseTimeSpec } from '../../store/time-spec.js';
 import type { ProbeRecord } from '../../store/types.js';
 import type { Io } from '../main.js';
 
-const PHASE_COLUMNS = [
-  'resolve',
-  'connect',
-  'tls',
-  'processing',
-  'transfer',
-  'setup',
-  'rtt',
-  'request',
-  'exchange',
-];
 export const CSV_HEADER = [
   'time',
   'time_ms',
@@ -27,7 +17,7 @@ export const CSV_HEADER = [
   'duration_seconds',
   'error_code',
   'error_message',
-  ...PHASE_COLUMNS.map((p) => `${p}_seconds`),
+  ...PHASES.map((p) => `${p}_seconds`),
   'other_phases',
   'values',
 ];
@@ -39,7 +29,7 @@ export function csvField(v: string): string {
 
 export function csvRow(r: ProbeRecord): string {
   const other: Record<string, number> = {};
-  for (const [k, v] of Object.entries(r.phases)) if (!PHASE_COLUMNS.includes(k)) other[k] = v;
+  for (const [k, v] of Object.entries(r.phases)) if (!(PHASES as readonly string[]).includes(k)) other[k] = v;
   const cells = [
     new Date(r.time).toISOString(),
     String(r.time),
@@ -50,7 +40,7 @@ export function csvRow(r: ProbeRecord): string {
     String(r.durationSeconds),
     r.errorCode ?? '',
     r.errorMessage ?? '',
-    ...PHASE_COLUMNS.map((p) => (r.phases[p] === undefined ? '' : String(r.phases[p]))),
+    ...PHASES.map((p) => (r.phases[p] === undefined ? '' : String(r.phases[p]))),
     Object.keys(other).length > 0 ? JSON.stringify(other) : '',
     r.values ? JSON.stringify(r.values) : '',
   ];

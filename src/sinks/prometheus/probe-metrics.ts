@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { nsToSeconds } from '../../core/clock.js';
-import type { Observation } from '../../core/types.js';
+import { PHASES, type Observation } from '../../core/types.js';
 import { LATENCY404_BUCKETS } from '../../config/schema.js';
 
 /** Help text for the probe values we know; anything else still exports, with a generic help line. */
@@ -197,19 +197,7 @@ export class ProbeMetrics {
     this.duration.remove({ target, kind });
     for (const name of t?.lastValues ?? []) this.valueGauges.get(name)?.remove({ target });
     const phaseGauge = this.phaseGauges.get(kind);
-    if (phaseGauge)
-      for (const phase of [
-        'resolve',
-        'connect',
-        'tls',
-        'processing',
-        'transfer',
-        'setup',
-        'rtt',
-        'request',
-        'exchange',
-      ])
-        phaseGauge.remove({ target, phase });
+    if (phaseGauge) for (const phase of PHASES) phaseGauge.remove({ target, phase });
   }
 
   private phaseGauge(kind: string): Gauge<'target' | 'phase'> {

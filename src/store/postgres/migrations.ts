@@ -57,4 +57,28 @@ export const postgresMigrations: { version: number; name: string; sql: string }[
       CREATE TABLE meta (key text PRIMARY KEY, value bigint NOT NULL);
     `,
   },
+  {
+    version: 2,
+    name: 'alert history and silences',
+    sql: `
+      CREATE TABLE alert_events (
+        id bigserial PRIMARY KEY,      -- insertion order: ties on (rule, at) keep it
+        rule text NOT NULL,
+        from_state text NOT NULL,
+        to_state text NOT NULL,
+        at bigint NOT NULL,            -- Unix ms
+        value double precision         -- null: no data at that evaluation
+      );
+      CREATE INDEX alert_events_rule_at ON alert_events (rule, at);
+      CREATE TABLE silences (
+        id text PRIMARY KEY,
+        matchers text NOT NULL,        -- JSON object, label -> value
+        starts_at bigint NOT NULL,     -- Unix ms
+        ends_at bigint NOT NULL,
+        comment text NOT NULL,
+        created_by text NOT NULL
+      );
+      CREATE INDEX silences_ends_at ON silences (ends_at);
+    `,
+  },
 ];

@@ -11,10 +11,15 @@ import {
   type BlockBuilders,
   type ExportCursor,
   type ExportPage,
+  toAlertEvent,
+  toSilence,
+  type AlertEventRow,
+  type RetentionCutoffs,
+  type SilenceRow,
   type StoredBlock,
 } from '../backend.js';
 import { decodeHistogram, encodeHistogram } from '../codec.js';
-import type { FlowRecord, ProbeRecord } from '../types.js';
+import type { AlertEventRecord, FlowRecord, ProbeRecord, SilenceRecord } from '../types.js';
 import { postgresMigrations } from './migrations.js';
 
 export interface PostgresOptions {
@@ -35,8 +40,15 @@ const types = {
       : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
 };
 
-/** Migrations under a transaction-scoped advisory lock: agents opening one database at once apply each once. */
-export async function migratePostgres(pool: pg.Pool, schema?: string): Promise<number[]> {
+/**
+ * Migrations under a transaction-scoped advisory lock: agents opening one database at once apply each once.
+ * `migrations` is for tests that build a database as an older release left it.
+ */
+export async function migratePostgres(
+  pool: pg.Pool,
+  schema?: string,
+  migrations: readonly { version: number; name: string; sql: string }[] = postgresMigrations,
+): Promise<number[]> {
   const client = await pool.connect();
   const applied: number[] = [];
   try {
@@ -52,7 +64,7 @@ export async function migratePostgres(pool: pg.Pool, schema?: string): Promise<n
         (r) => r.version,
       ),
     );
-    for (const m of postgresMigrations) {
+    for (const m of migrations) {
       if (have.has(m.version)) continue;
       await client.query(m.sql);
       await client.query('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [
@@ -380,7 +392,57 @@ export class PostgresBackend implements Backend {
     }
   }
 
-  async applyRetention(c: { raw: number; m1: number; h1: number }): Promise<void> {
+  async insertAlertEvents(events: readonly AlertEventRecord[]): Promise<void> {
+    // WITH ORDINALITY ... ORDER BY: ids are drawn in array order, which breaks ties on (rule, at).
+    await this.pool.query(
+      `INSERT INTO alert_events (rule, from_state, to_state, at, value)
+       SELECT r, f, t, a, v FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::float8[])
+         WITH ORDINALITY AS u(r, f, t, a, v, n)
+       ORDER BY n`,
+      [
+        events.map((e) => e.rule),
+        events.map((e) => e.from),
+        events.map((e) => e.to),
+        events.map((e) => e.at),
+        events.map((e) => e.value),
+      ],
+    );
+  }
+
+  async readAlertEvents(perRule: number): Promise<AlertEventRecord[]> {
+    // Each rule's newest rows come from a backward walk of the (rule, at) index, cut off at perRule.
+    const r = await this.pool.query<AlertEventRow>(
+      `SELECT e.id, e.rule, e.from_state, e.to_state, e.at, e.value
+       FROM (SELECT DISTINCT rule FROM alert_events) AS k
+       CROSS JOIN LATERAL (
+         SELECT id, rule, from_state, to_state, at, value FROM alert_events
+         WHERE rule = k.rule ORDER BY at DESC, id DESC LIMIT $1) AS e
+       ORDER BY e.at, e.id`,
+      [perRule],
+    );
+    return r.rows.map(toAlertEvent);
+  }
+
+  async upsertSilence(s: SilenceRecord): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO silences (id, matchers, starts_at, ends_at, comment, created_by) VALUES ($1, $2, $3, $4, $5, $6)
+       ON CONFLICT (id) DO UPDATE SET matchers = excluded.matchers, starts_at = excluded.starts_at,
+         ends_at = excluded.ends_at, comment = excluded.comment, created_by = excluded.created_by`,
+      [s.id, JSON.stringify(s.matchers), s.startsAt, s.endsAt, s.comment, s.createdBy],
+    );
+  }
+
+  async readSilences(endedAfter: number): Promise<SilenceRecord[]> {
+    // COLLATE "C": ids that tie on startsAt sort bytewise, as SQLite sorts them, whatever the database's locale.
+    const r = await this.pool.query<SilenceRow>(
+      `SELECT id, matchers, starts_at, ends_at, comment, created_by FROM silences
+       WHERE ends_at >= $1 ORDER BY starts_at DESC, id COLLATE "C"`,
+      [endedAfter],
+    );
+    return r.rows.map(toSilence);
+  }
+
+  async applyRetention(c: RetentionCutoffs): Promise<void> {
     const sids = (await this.pool.query<{ id: number }>('SELECT id FROM series')).rows.map((r) => r.id);
     for (const sid of sids) {
       await this.tx(async (t) => {
@@ -390,6 +452,11 @@ export class PostgresBackend implements Backend {
         await t.query('DELETE FROM rollup WHERE sid = $1 AND tier = 2 AND block < $2', [sid, c.h1 - DAY]);
       });
     }
+    // Per rule too: at alone has no index, (rule, at) has.
+    const rules = (await this.pool.query<{ rule: string }>('SELECT DISTINCT rule FROM alert_events')).rows;
+    for (const { rule } of rules)
+      await this.pool.query('DELETE FROM alert_events WHERE rule = $1 AND at < $2', [rule, c.alerts]);
+    await this.pool.query('DELETE FROM silences WHERE ends_at < $1', [c.silences]);
   }
 
   async getMeta(key: string): Promise<number | undefined> {
@@ -412,7 +479,16 @@ export class PostgresBackend implements Backend {
     const want = postgresMigrations.at(-1)!.version;
     if (r.rows[0]?.version !== want)
       return `schema at version ${r.rows[0]?.version ?? 'none'}, expected ${want}`;
-    for (const t of ['series', 'probe_raw', 'flow_raw', 'rollup', 'rollup_dirty', 'meta'])
+    for (const t of [
+      'series',
+      'probe_raw',
+      'flow_raw',
+      'rollup',
+      'rollup_dirty',
+      'meta',
+      'alert_events',
+      'silences',
+    ])
       await this.pool.query(`SELECT 1 FROM ${t} LIMIT 1`);
     return 'ok';
   }

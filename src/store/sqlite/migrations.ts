@@ -57,4 +57,28 @@ export const sqliteMigrations: { version: number; name: string; sql: string }[] 
       CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
     `,
   },
+  {
+    version: 2,
+    name: 'alert history and silences',
+    sql: `
+      CREATE TABLE alert_events (
+        id INTEGER PRIMARY KEY,        -- insertion order: ties on (rule, at) keep it
+        rule TEXT NOT NULL,
+        from_state TEXT NOT NULL,
+        to_state TEXT NOT NULL,
+        at INTEGER NOT NULL,           -- Unix ms
+        value REAL                     -- null: no data at that evaluation
+      );
+      CREATE INDEX alert_events_rule_at ON alert_events (rule, at);
+      CREATE TABLE silences (
+        id TEXT PRIMARY KEY,
+        matchers TEXT NOT NULL,        -- JSON object, label -> value
+        starts_at INTEGER NOT NULL,    -- Unix ms
+        ends_at INTEGER NOT NULL,
+        comment TEXT NOT NULL,
+        created_by TEXT NOT NULL
+      ) WITHOUT ROWID;
+      CREATE INDEX silences_ends_at ON silences (ends_at);
+    `,
+  },
 ];

@@ -13,10 +13,15 @@ import {
   type BlockBuilders,
   type ExportCursor,
   type ExportPage,
+  toAlertEvent,
+  toSilence,
+  type AlertEventRow,
+  type RetentionCutoffs,
+  type SilenceRow,
   type StoredBlock,
 } from '../backend.js';
 import { decodeHistogram, encodeHistogram } from '../codec.js';
-import type { FlowRecord, ProbeRecord } from '../types.js';
+import type { AlertEventRecord, FlowRecord, ProbeRecord, SilenceRecord } from '../types.js';
 import { sqliteMigrations } from './migrations.js';
 
 export interface SqliteOptions {
@@ -29,8 +34,14 @@ export interface SqliteOptions {
 
 type Stmt = Database.Statement<unknown[]>;
 
-/** Applies pending migrations in one IMMEDIATE transaction, so two processes opening at once apply each once. */
-export function migrateSqlite(db: Database.Database): number[] {
+/**
+ * Applies pending migrations in one IMMEDIATE transaction, so two processes opening at once apply each once.
+ * `migrations` is for tests that build a database as an older release left it.
+ */
+export function migrateSqlite(
+  db: Database.Database,
+  migrations: readonly { version: number; name: string; sql: string }[] = sqliteMigrations,
+): number[] {
   db.exec(
     'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)',
   );
@@ -41,7 +52,7 @@ export function migrateSqlite(db: Database.Database): number[] {
         (r) => r.version,
       ),
     );
-    for (const m of sqliteMigrations) {
+    for (const m of migrations) {
       if (have.has(m.version)) continue;
       db.exec(m.sql);
       db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(
@@ -316,7 +327,45 @@ export class SqliteBackend implements Backend {
     return rows.map((r) => ({ time: r[0], counts: r.slice(1, 8) as number[], hist: decodeHistogram(r[8]) }));
   }
 
-  async applyRetention(c: { raw: number; m1: number; h1: number }): Promise<void> {
+  async insertAlertEvents(events: readonly AlertEventRecord[]): Promise<void> {
+    const ins = this.stmt(
+      'INSERT INTO alert_events (rule, from_state, to_state, at, value) VALUES (?, ?, ?, ?, ?)',
+    );
+    this.db.transaction(() => {
+      for (const e of events) ins.run(e.rule, e.from, e.to, e.at, e.value);
+    })();
+  }
+
+  async readAlertEvents(perRule: number): Promise<AlertEventRecord[]> {
+    // Per rule, so each read walks the (rule, at) index (whose rowid suffix breaks ties) backwards.
+    const rules = this.stmt('SELECT DISTINCT rule FROM alert_events');
+    const newest = this.stmt(
+      `SELECT id, rule, from_state, to_state, at, value FROM alert_events
+       WHERE rule = ? ORDER BY at DESC, id DESC LIMIT ?`,
+    );
+    const rows = this.db.transaction(() =>
+      (rules.all() as { rule: string }[]).flatMap((r) => newest.all(r.rule, perRule) as AlertEventRow[]),
+    )();
+    return rows.sort((a, b) => a.at - b.at || a.id - b.id).map(toAlertEvent);
+  }
+
+  async upsertSilence(s: SilenceRecord): Promise<void> {
+    this.stmt(
+      `INSERT INTO silences (id, matchers, starts_at, ends_at, comment, created_by) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET matchers = excluded.matchers, starts_at = excluded.starts_at,
+         ends_at = excluded.ends_at, comment = excluded.comment, created_by = excluded.created_by`,
+    ).run(s.id, JSON.stringify(s.matchers), s.startsAt, s.endsAt, s.comment, s.createdBy);
+  }
+
+  async readSilences(endedAfter: number): Promise<SilenceRecord[]> {
+    const rows = this.stmt(
+      `SELECT id, matchers, starts_at, ends_at, comment, created_by FROM silences
+       WHERE ends_at >= ? ORDER BY starts_at DESC, id`,
+    ).all(endedAfter) as SilenceRow[];
+    return rows.map(toSilence);
+  }
+
+  async applyRetention(c: RetentionCutoffs): Promise<void> {
     const sids = (this.stmt('SELECT id FROM series').all() as { id: number }[]).map((r) => r.id);
     // Per series, so each delete walks the (sid, time) index; one transaction per series.
     const delProbe = this.stmt('DELETE FROM probe_raw WHERE sid = ? AND time < ?');
@@ -333,6 +382,13 @@ export class SqliteBackend implements Backend {
         })
         .immediate();
     }
+    const rules = (this.stmt('SELECT DISTINCT rule FROM alert_events').all() as { rule: string }[]).map(
+      (r) => r.rule,
+    );
+    // Per rule too: at alone has no index, (rule, at) has.
+    const delEvents = this.stmt('DELETE FROM alert_events WHERE rule = ? AND at < ?');
+    for (const rule of rules) delEvents.run(rule, c.alerts);
+    this.stmt('DELETE FROM silences WHERE ends_at < ?').run(c.silences);
   }
 
   async getMeta(key: string): Promise<number | undefined> {

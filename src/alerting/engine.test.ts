@@ -1,0 +1,337 @@
+import { Registry } from 'prom-client';
+import { describe, expect, it } from 'vitest';
+import type { AlertHistoryEntry } from '../api/v1/contract.js';
+import type { Observation } from '../core/types.js';
+import { emptyCounts, type SequenceCounts } from '../messaging/sequence.js';
+import {
+  AlertEngine,
+  ALERTMANAGER_RESEND_MS,
+  type AlertPersistence,
+  type StoredAlertEvent,
+} from './engine.js';
+import type { FlowCountsSource } from './inputs.js';
+import type { AlertNotification, Notifier } from './notifiers/types.js';
+import { alertingConfigSchema } from './rules.js';
+
+const STEP = 10_000;
+
+function recorder(kind = 'webhook'): Notifier & { got: AlertNotification[] } {
+  const got: AlertNotification[] = [];
+  return {
+    kind,
+    got,
+    send: (n) => {
+      got.push(n);
+      return Promise.resolve();
+    },
+  };
+}
+
+function probe(name: string, ok: boolean, seconds: number, values?: Record<string, number>): Observation {
+  const durationNs = BigInt(Math.round(seconds * 1e9));
+  return {
+    name,
+    kind: 'tcp',
+    target: '127.0.0.1:1',
+    startedAtMs: 0,
+    result: ok
+      ? { ok: true, durationNs, phases: {}, ...(values && { values }) }
+      : { ok: false, durationNs, phases: {}, error: { code: 'refused', message: 'refused' } },
+  };
+}
+
+function setup(alerting: unknown, flows: FlowCountsSource[] = []) {
+  let now = 1_700_000_000_000;
+  const config = alertingConfigSchema.parse(alerting);
+  const notifiers = new Map(
+    config.notifiers.map((n) => [n.name, recorder(n.alertmanager ? 'alertmanager' : 'webhook')]),
+  );
+  const events: AlertHistoryEntry[] = [];
+  const registry = new Registry();
+  const engine = new AlertEngine(config, {
+    now: () => now,
+    timer: false,
+    registry,
+    notifiers,
+    flowCounts: () => flows,
+    onTransition: (e) => events.push(e),
+  });
+  engine.setDashboardUrl('http://127.0.0.1:9777/');
+  return {
+    engine,
+    notifiers,
+    events,
+    registry,
+    advance: (ms = STEP) => (now += ms),
+    now: () => now,
+  };
+}
+
+const hook = { name: 'hook', webhook: { url: 'http://127.0.0.1:1/', secret: 'a-secret-of-16-chars' } };
+
+describe('AlertEngine', () => {
+  it('fires on the p95 of the runs in each window, 2 of 3, with the numbers and a link, then resolves', async () => {
+    const t = setup({
+      notifiers: [hook],
+      rules: [
+        {
+          name: 'api-slow',
+          target: 'api',
+          condition: { latency: { percentile: 95, above: 0.1 } },
+          datapoints: { m: 2, n: 3 },
+          evaluateEvery: '10s',
+        },
+      ],
+    });
+    const windows = [[0.01, 0.02], [0.2, 0.3], [0.01, 0.01], [0.5, 0.4], [0.3], [0.01], [0.01]];
+    const states: string[] = [];
+    t.engine.evaluate(); // the first evaluation starts the first window
+    for (const w of windows) {
+      for (const s of w) t.engine.observeProbe(probe('api', true, s));
+      t.engine.observeProbe(probe('other', true, 9)); // not this rule's target
+      t.advance();
+      t.engine.evaluate();
+      states.push(t.engine.rules()[0]!.state);
+    }
+    // Last 3 outcomes: [ok B ok] [B ok B]=fire [ok B B] [B B ok] still 2 of 3, then [B ok ok] resolves.
+    expect(states).toEqual(['ok', 'ok', 'ok', 'firing', 'firing', 'firing', 'resolved']);
+    await t.engine.idle();
+    const got = t.notifiers.get('hook')!.got as unknown as AlertNotification[];
+    expect(got.map((n) => n.state)).toEqual(['firing', 'resolved']);
+    expect(got[0]!.value).toBeCloseTo(0.5, 3);
+    expect(got[0]!.summary).toBe(
+      'target api: p95 latency > 0.1 s: 0.5 s (2 of the last 3 datapoints breached; fires at 2)',
+    );
+    expect(got[0]!.dashboardUrl).toBe('http://127.0.0.1:9777/#/target/api');
+    expect(got[0]!.labels).toEqual({ alertname: 'api-slow', target: 'api' });
+    expect(got[1]!.summary).toContain('resolved');
+    expect(t.events.map((e) => `${e.from}->${e.to}`)).toEqual(['ok->firing', 'firing->resolved']);
+    expect(t.engine.history('api-slow', 10).map((e) => e.to)).toEqual(['resolved', 'firing']);
+    const metrics = await t.registry.metrics();
+    expect(metrics).toContain('coalmine_alert_state{rule="api-slow",state="resolved"} 1');
+    expect(metrics).toContain(
+      'coalmine_alert_notifications_total{notifier="hook",kind="webhook",result="delivered"} 2',
+    );
+  });
+
+  it('judges loss, errors and duplicates of a flow from count deltas per window, across canary runs', async () => {
+    const counts = (c: Partial<SequenceCounts>): SequenceCounts => ({ ...emptyCounts(), ...c });
+    const flows: FlowCountsSource[] = [];
+    const t = setup(
+      {
+        notifiers: [hook],
+        rules: [
+          { name: 'loss', flow: { canary: 'c', coalminer: 'm' }, condition: { lossRatio: { above: 0.05 } } },
+          {
+            name: 'dups',
+            flow: { canary: 'c', coalminer: 'm' },
+            condition: { duplicateRatio: { above: 0.05 } },
+          },
+          { name: 'silent', flow: { canary: 'c', coalminer: 'm' }, condition: { noData: { for: '20s' } } },
+        ],
+      },
+      flows,
+    );
+    t.engine.evaluate();
+    const set = (...f: FlowCountsSource[]) => flows.splice(0, flows.length, ...f);
+    // Window 1: 100 received, 10 lost (a late one counts as declared lost too), 1 duplicate.
+    set({
+      canary: 'c',
+      coalminer: 'm',
+      runId: 'a',
+      counts: counts({ received: 100, lost: 9, late: 1, duplicated: 1 }),
+    });
+    t.advance(15_000);
+    t.engine.evaluate();
+    const value = (rule: string) => t.engine.rules().find((r) => r.rule === rule)!;
+    expect(value('loss').lastValue).toBeCloseTo(10 / 110, 9);
+    expect(value('loss').state).toBe('firing');
+    expect(value('dups').lastValue).toBeCloseTo(0.01, 9);
+    expect(value('dups').state).toBe('ok');
+    // Window 2: the canary restarted (new run b); run a is gone. Only b's 50 count, none lost.
+    set({ canary: 'c', coalminer: 'm', runId: 'b', counts: counts({ received: 50 }) });
+    t.advance(15_000);
+    t.engine.evaluate();
+    expect(value('loss').lastValue).toBe(0);
+    expect(value('loss').state).toBe('resolved');
+    // Windows 3 and 4: nothing arrives.
+    t.advance(15_000);
+    t.engine.evaluate();
+    expect(value('silent').state).toBe('ok');
+    t.advance(15_000);
+    t.engine.evaluate();
+    expect(value('silent').state).toBe('firing');
+    expect(value('silent').lastValue).toBe(30);
+    await t.engine.idle();
+    const summaries = t.notifiers.get('hook')!.got.map((n) => n.summary);
+    expect(summaries).toContain('flow c -> m: loss > 5 %: 9.091 %');
+    expect(summaries).toContain('flow c -> m: no data for 30 s');
+  });
+
+  it('mutes silenced alerts (counted), lists the silence, and notifies again once it is expired', async () => {
+    const t = setup({
+      notifiers: [hook],
+      rules: [
+        {
+          name: 'down',
+          target: 'db',
+          condition: { probeFailing: {} },
+          evaluateEvery: '10s',
+          repeatInterval: '10s',
+          labels: { team: 'storage' },
+        },
+      ],
+    });
+    const silence = t.engine.addSilence({
+      matchers: { team: 'storage' },
+      endsAt: t.now() + 3600_000,
+      comment: 'maintenance',
+      createdBy: 'test',
+    });
+    t.engine.evaluate();
+    t.engine.observeProbe(probe('db', false, 0.001));
+    t.advance();
+    t.engine.evaluate();
+    expect(t.engine.rules()[0]).toMatchObject({ state: 'firing', silencedBy: [silence.id] });
+    await t.engine.idle();
+    expect(t.notifiers.get('hook')!.got).toHaveLength(0);
+    expect(await t.registry.metrics()).toContain(
+      'coalmine_alert_notifications_silenced_total{rule="down"} 1',
+    );
+
+    expect(t.engine.expireSilence(silence.id)).toBe(true);
+    expect(t.engine.expireSilence('nope')).toBe(false);
+    expect(t.engine.silences()[0]).toMatchObject({ id: silence.id, active: false });
+    t.engine.observeProbe(probe('db', false, 0.001));
+    t.advance();
+    t.engine.evaluate(); // the repeat interval has passed: a repeat goes out now
+    await t.engine.idle();
+    expect(t.notifiers.get('hook')!.got.map((n) => n.state)).toEqual(['firing']);
+    expect(t.engine.rules()[0]!.silencedBy).toEqual([]);
+  });
+
+  it('sends only to the notifiers a rule names, and re-sends firing alerts to Alertmanager every minute', async () => {
+    const t = setup({
+      notifiers: [hook, { name: 'am', alertmanager: { url: 'http://127.0.0.1:9093' } }],
+      rules: [
+        { name: 'a', target: 't', condition: { probeFailing: {} }, notify: ['am'], evaluateEvery: '10s' },
+      ],
+    });
+    t.engine.evaluate();
+    for (let i = 0; i < 13; i++) {
+      t.engine.observeProbe(probe('t', false, 0.001));
+      t.advance();
+      t.engine.evaluate();
+    }
+    await t.engine.idle();
+    expect(t.notifiers.get('hook')!.got).toHaveLength(0);
+    // One firing at 10 s, then re-sends 60 s and 120 s later (130 s in all).
+    expect(t.notifiers.get('am')!.got).toHaveLength(1 + Math.floor(120_000 / ALERTMANAGER_RESEND_MS));
+  });
+
+  it('never waits for a notifier: a hanging one does not hold up evaluation or the other notifiers', async () => {
+    const config = alertingConfigSchema.parse({
+      notifiers: [hook, { ...hook, name: 'stuck' }],
+      rules: [{ name: 'r', target: 't', condition: { probeFailing: {} }, evaluateEvery: '10s' }],
+    });
+    let now = 0;
+    const good = recorder();
+    const stuck: Notifier = { kind: 'webhook', send: () => new Promise(() => {}) };
+    const engine = new AlertEngine(config, {
+      now: () => now,
+      timer: false,
+      flowCounts: () => [],
+      notifiers: new Map([
+        ['hook', good],
+        ['stuck', stuck],
+      ]),
+      queue: { attemptTimeoutMs: 60_000 },
+    });
+    engine.evaluate();
+    engine.observeProbe(probe('t', false, 0.001));
+    now += 10_000;
+    const t0 = performance.now();
+    engine.evaluate();
+    expect(performance.now() - t0).toBeLessThan(20);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(good.got).toHaveLength(1);
+    expect(engine.notifierStats().stuck!.delivered).toBe(0);
+    const t1 = performance.now();
+    await engine.close(50);
+    expect(performance.now() - t1).toBeLessThan(1000);
+  });
+
+  it('restores history and silences from a store after a restart, and writes new ones there', async () => {
+    const events: StoredAlertEvent[] = [
+      { rule: 'down', from: 'ok', to: 'firing', at: 1, value: 1 },
+      { rule: 'down', from: 'firing', to: 'resolved', at: 2, value: 0 },
+      { rule: 'down', from: 'ok', to: 'bogus', at: 3, value: null },
+    ];
+    const saved: Parameters<AlertPersistence['saveSilence']>[0][] = [];
+    const store: AlertPersistence = {
+      writeAlertEvents: (e) => {
+        events.push(...e);
+        return Promise.resolve();
+      },
+      alertEvents: () => Promise.resolve([...events]),
+      saveSilence: (s) => {
+        saved.push(s);
+        return Promise.resolve();
+      },
+      silences: () => Promise.resolve(saved.map((s) => ({ ...s }))),
+    };
+    const alerting = {
+      notifiers: [hook],
+      rules: [{ name: 'down', target: 'db', condition: { probeFailing: {} }, evaluateEvery: '10s' }],
+    };
+    const first = setup(alerting);
+    await first.engine.restore(store);
+    const s = first.engine.addSilence({
+      matchers: { alertname: 'down' },
+      endsAt: first.now() + 3600_000,
+      comment: 'upgrade',
+      createdBy: 'ops',
+    });
+    await first.engine.close();
+
+    const second = setup(alerting);
+    await second.engine.restore(store);
+    expect(second.engine.silences().map((x) => x.id)).toEqual([s.id]);
+    expect(second.engine.history('down', 10).map((e) => e.to)).toEqual(['resolved', 'firing']);
+    second.engine.evaluate();
+    second.engine.observeProbe(probe('db', false, 0.001));
+    second.advance();
+    second.engine.evaluate();
+    expect(second.engine.rules()[0]).toMatchObject({ state: 'firing', silencedBy: [s.id] });
+    await second.engine.idle();
+    expect(second.notifiers.get('hook')!.got).toHaveLength(0);
+    expect(events.at(-1)).toMatchObject({ rule: 'down', from: 'ok', to: 'firing', value: 1 });
+    second.engine.expireSilence(s.id);
+    expect(saved.at(-1)).toMatchObject({ id: s.id, endsAt: second.now() });
+  });
+
+  it('keeps evaluating when the store fails to take history', async () => {
+    const failing: AlertPersistence = {
+      writeAlertEvents: () => Promise.reject(new Error('disk full')),
+      alertEvents: () => Promise.resolve([]),
+      saveSilence: () => Promise.reject(new Error('disk full')),
+      silences: () => Promise.resolve([]),
+    };
+    const t = setup({
+      rules: [{ name: 'r', target: 't', condition: { probeFailing: {} }, evaluateEvery: '10s' }],
+    });
+    await t.engine.restore(failing);
+    t.engine.evaluate();
+    t.engine.observeProbe(probe('t', false, 0.001));
+    t.advance();
+    expect(t.engine.evaluate().map((x) => x.to)).toEqual(['firing']);
+    t.engine.addSilence({
+      matchers: { alertname: 'r' },
+      endsAt: t.now() + 1000,
+      comment: '',
+      createdBy: 'x',
+    });
+    await new Promise((r) => setTimeout(r, 10));
+    expect(t.engine.rules()[0]!.state).toBe('firing');
+  });
+});
