@@ -11,7 +11,7 @@ import {
   startSmtpServer,
   type HttpReceiver,
 } from '../../src/alerting/notifiers/receivers.testkit.js';
-import { SIGNATURE_HEADER, signBody } from '../../src/alerting/notifiers/webhook.js';
+import { SIGNATURE_HEADER, TIMESTAMP_HEADER, verifySignature } from '../../src/alerting/notifiers/webhook.js';
 import { parseConfig } from '../../src/config/load.js';
 import { Canary } from '../../src/messaging/canary.js';
 import { create } from '../../src/transports/redis/index.js';
@@ -129,7 +129,14 @@ alerting:
 
       await until(() => hook.requests.length >= 2, 'two notifications', 5000, 20);
       const bodies = hook.requests.map((r) => {
-        expect(r.headers[SIGNATURE_HEADER]).toBe(signBody(r.body, SECRET));
+        const [timestamp, signature] = [r.headers[TIMESTAMP_HEADER], r.headers[SIGNATURE_HEADER]];
+        expect(typeof timestamp === 'string' && typeof signature === 'string').toBe(true);
+        expect(
+          verifySignature(
+            { body: r.body, timestamp: String(timestamp), signature: String(signature) },
+            SECRET,
+          ),
+        ).toBe('ok');
         return JSON.parse(r.body) as Record<string, unknown>;
       });
       expect(bodies.map((b) => b.state)).toEqual(['firing', 'resolved']);

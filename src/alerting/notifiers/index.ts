@@ -3,7 +3,9 @@ export { DeliveryError, SmtpError } from './errors.js';
 export { NotifierQueue, type NotifierQueueOptions, type NotifierQueueStats } from './queue.js';
 export {
   WebhookNotifier,
-  signBody,
+  sign,
+  verifySignature,
+  type SignatureCheck,
   SIGNATURE_HEADER,
   TIMESTAMP_HEADER,
   type WebhookOptions,

@@ -1,4 +1,4 @@
-import { createHmac } from 'node:crypto';
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import { postJson } from './http.js';
 import type { AlertNotification, Notifier } from './types.js';
 
@@ -13,12 +13,38 @@ export interface WebhookOptions {
 export const SIGNATURE_HEADER = 'x-coalmine-signature';
 export const TIMESTAMP_HEADER = 'x-coalmine-timestamp';
 
-/** "sha256=<hex>" of the exact body bytes: what the receiver recomputes to trust the message. */
-export function signBody(body: string, secret: string): string {
-  return `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
+/**
+ * "sha256=<hex>" of `<timestamp>.<body>`: the receiver recomputes it over the exact bytes it got. The
+ * timestamp (the X-Coalmine-Timestamp header, epoch ms) is signed too, so a captured request cannot be
+ * replayed later with a fresh timestamp: the receiver rejects timestamps older than a few minutes.
+ */
+export function sign(timestamp: string, body: string, secret: string): string {
+  return `sha256=${createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex')}`;
 }
 
-/** Generic webhook: the notification as JSON, signed with HMAC-SHA256. */
+export type SignatureCheck = 'ok' | 'missing' | 'bad signature' | 'stale';
+
+/**
+ * What a receiver does with a webhook request: check the signature in constant time, then that the
+ * timestamp is within `toleranceMs` (default 5 minutes) of its own clock.
+ */
+export function verifySignature(
+  req: { body: string; timestamp: string | undefined; signature: string | undefined },
+  secret: string,
+  opts: { now?: number; toleranceMs?: number } = {},
+): SignatureCheck {
+  const { body, timestamp, signature } = req;
+  if (!timestamp || !signature?.startsWith('sha256=')) return 'missing';
+  const expected = Buffer.from(sign(timestamp, body, secret));
+  const got = Buffer.from(signature);
+  if (got.length !== expected.length || !timingSafeEqual(got, expected)) return 'bad signature';
+  const at = Number(timestamp);
+  const now = opts.now ?? Date.now();
+  if (!Number.isFinite(at) || Math.abs(now - at) > (opts.toleranceMs ?? 300_000)) return 'stale';
+  return 'ok';
+}
+
+/** Generic webhook: the notification as JSON, signed with HMAC-SHA256 over its timestamp and body. */
 export class WebhookNotifier implements Notifier {
   readonly kind = 'webhook';
   readonly #opts: WebhookOptions;
@@ -28,14 +54,12 @@ export class WebhookNotifier implements Notifier {
 
   async send(n: AlertNotification, signal: AbortSignal): Promise<void> {
     const body = JSON.stringify(n);
-    const now = this.#opts.now ?? Date.now;
+    // Taken per attempt: a retry is a new request with its own timestamp.
+    const timestamp = String((this.#opts.now ?? Date.now)());
     await postJson(
       this.#opts.url,
       body,
-      {
-        [SIGNATURE_HEADER]: signBody(body, this.#opts.secret),
-        [TIMESTAMP_HEADER]: String(now()),
-      },
+      { [SIGNATURE_HEADER]: sign(timestamp, body, this.#opts.secret), [TIMESTAMP_HEADER]: timestamp },
       signal,
     );
   }
