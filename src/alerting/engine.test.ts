@@ -310,6 +310,56 @@ describe('AlertEngine', () => {
     expect(saved.at(-1)).toMatchObject({ id: s.id, endsAt: second.now() });
   });
 
+  it('takes up a rule that was firing before a restart: no second notice, Alertmanager told again', async () => {
+    const events: StoredAlertEvent[] = [];
+    const store: AlertPersistence = {
+      writeAlertEvents: (e) => {
+        events.push(...e);
+        return Promise.resolve();
+      },
+      alertEvents: () => Promise.resolve([...events]),
+      saveSilence: () => Promise.resolve(),
+      silences: () => Promise.resolve([]),
+    };
+    const alerting = {
+      notifiers: [hook, { name: 'am', alertmanager: { url: 'http://127.0.0.1:1/' } }],
+      rules: [{ name: 'down', target: 'db', condition: { probeFailing: {} }, evaluateEvery: '10s' }],
+    };
+    const first = setup(alerting);
+    await first.engine.restore(store);
+    first.engine.evaluate();
+    first.engine.observeProbe(probe('db', false, 0.001));
+    first.advance();
+    first.engine.evaluate();
+    await first.engine.idle();
+    expect(first.notifiers.get('hook')!.got.map((n) => n.state)).toEqual(['firing']);
+    const firedAt = first.now();
+    await first.engine.close();
+
+    const second = setup(alerting);
+    second.advance(5 * 60_000); // down for five minutes: Alertmanager has resolved it by now
+    await second.engine.restore(store);
+    expect(second.engine.rules()[0]).toMatchObject({ state: 'firing', activeSince: firedAt });
+    second.engine.evaluate(); // still failing: the first window has no run yet, and 1 of 1 is kept
+    second.engine.observeProbe(probe('db', false, 0.001));
+    second.advance();
+    second.engine.evaluate();
+    await second.engine.idle();
+    expect(second.notifiers.get('hook')!.got).toEqual([]);
+    // Alertmanager hears of it at once, with its original start.
+    expect(second.notifiers.get('am')!.got).toEqual([
+      expect.objectContaining({ rule: 'down', state: 'firing', startsAt: firedAt }),
+    ]);
+    second.engine.observeProbe(probe('db', true, 0.001));
+    second.advance();
+    second.engine.evaluate();
+    await second.engine.idle();
+    expect(second.notifiers.get('hook')!.got).toEqual([
+      expect.objectContaining({ state: 'resolved', startsAt: firedAt, endsAt: second.now() }),
+    ]);
+    expect(events.map((e) => `${e.from}->${e.to}`)).toEqual(['ok->firing', 'firing->resolved']);
+  });
+
   it('keeps evaluating when the store fails to take history', async () => {
     const failing: AlertPersistence = {
       writeAlertEvents: () => Promise.reject(new Error('disk full')),

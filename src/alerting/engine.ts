@@ -191,7 +191,9 @@ export class AlertEngine implements ApiAlerts {
 
   /**
    * Loads the history and silences a previous run left in `store`, and keeps writing there from now on.
-   * Rule states are not restored: each rule starts ok and fires again if its condition still holds.
+   * Rules that were pending or firing are again (see RuleEvaluator.restoreHistory): no second firing
+   * notice after a restart, and the resolve notice still comes. Firing ones are told to Alertmanager at
+   * the next evaluation, since it may have resolved them while the agent was away.
    */
   async restore(store: AlertPersistence): Promise<void> {
     const [events, silences] = await Promise.all([
@@ -202,7 +204,8 @@ export class AlertEngine implements ApiAlerts {
     for (const e of events)
       if (isState(e.from) && isState(e.to))
         transitions.push({ rule: e.rule, from: e.from, to: e.to, at: e.at, value: e.value ?? undefined });
-    this.#evaluator.restoreHistory(transitions);
+    for (const e of this.#evaluator.restoreHistory(transitions))
+      this.#firing.set(e.rule, { n: this.#message(e), resentAt: -Infinity });
     for (const s of silences)
       if (!this.#silences.has(s.id)) this.#silences.set(s.id, { ...s, active: false });
     this.#persist = store;
@@ -262,10 +265,10 @@ export class AlertEngine implements ApiAlerts {
     return transitions;
   }
 
-  #dispatch(e: Evaluated): void {
+  #message(e: Evaluated): AlertNotification {
     const rule = this.#byName.get(e.rule)!;
     const link = this.#link(rule);
-    const n: AlertNotification = {
+    return {
       rule: e.rule,
       state: e.state,
       value: e.value ?? null,
@@ -276,6 +279,11 @@ export class AlertEngine implements ApiAlerts {
       annotations: e.annotations,
       ...(link !== undefined && { dashboardUrl: link }),
     };
+  }
+
+  #dispatch(e: Evaluated): void {
+    const rule = this.#byName.get(e.rule)!;
+    const n = this.#message(e);
     if (e.state === 'firing') this.#firing.set(e.rule, { n, resentAt: this.#now() });
     else this.#firing.delete(e.rule);
     if (this.#silencedBy(e.labels).length > 0) {

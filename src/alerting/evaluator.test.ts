@@ -225,26 +225,76 @@ describe('RuleEvaluator', () => {
 });
 
 describe('RuleEvaluator.restoreHistory', () => {
-  it('puts stored transitions before new ones, bounded, without changing state', () => {
+  it('puts stored transitions before new ones, bounded; a rule that ended resolved starts ok', () => {
     let now = 1000;
     const r = alertingConfigSchema.parse({
       rules: [{ name: 'r', target: 't', condition: { probeFailing: {} }, evaluateEvery: '1s' }],
     }).rules[0]!;
     const ev = new RuleEvaluator([r], { now: () => now });
-    const stored = Array.from({ length: TRANSITION_HISTORY + 5 }, (_, i) => ({
+    const stored = Array.from({ length: TRANSITION_HISTORY + 6 }, (_, i) => ({
       rule: 'r',
       from: i % 2 ? ('firing' as const) : ('ok' as const),
       to: i % 2 ? ('resolved' as const) : ('firing' as const),
       at: i,
       value: 1,
     }));
-    ev.restoreHistory([...stored, { rule: 'gone', from: 'ok', to: 'firing', at: 5, value: 1 }]);
+    expect(
+      ev.restoreHistory([...stored, { rule: 'gone', from: 'ok', to: 'firing', at: 5, value: 1 }]),
+    ).toEqual([]);
     expect(ev.status()[0]!.state).toBe('ok');
     ev.evaluate(() => ({ value: 1 }));
     now += 1000;
     const h = ev.history('r');
     expect(h).toHaveLength(TRANSITION_HISTORY);
     expect(h.at(-1)).toMatchObject({ from: 'ok', to: 'firing', at: 1000 });
-    expect(h[0]!.at).toBe(6);
+    expect(h[0]!.at).toBe(7);
+  });
+
+  /** Runs `before`, "restarts" (a new evaluator fed the first one's history), then runs `after`. */
+  function restart(r: AlertRule, before: (number | null)[], after: (number | null)[]) {
+    const first = run(r, before);
+    const history = first.flatMap((s) => s.transitions);
+    let now = before.length * STEP;
+    const ev = new RuleEvaluator([r], { now: () => now });
+    const restored = ev.restoreHistory(history);
+    const status = ev.status()[0]!;
+    const second = after.map((v, i) => {
+      now = (before.length + i) * STEP;
+      const transitions = ev.evaluate(() => (v === null ? undefined : { value: v }));
+      return { at: now, transitions, notifications: ev.notifications() };
+    });
+    return { first, restored, status, second };
+  }
+
+  it('takes up a firing rule where it was: no second firing notice, and the resolve notice comes', () => {
+    const r = rule({ condition: { latency: { percentile: 95, above: 0.5 } }, datapoints: { m: 2, n: 3 } });
+    const series = [0.1, 0.9, 0.1, 0.9, 0.9, 0.1, 0.1];
+    const { first, restored, status, second } = restart(r, series.slice(0, 4), series.slice(4));
+    expect(sentAt(first, 'firing')).toEqual([3]);
+    expect(status).toMatchObject({ state: 'firing', activeSince: 3 * STEP, lastValue: 0.9 });
+    expect(restored).toEqual([expect.objectContaining({ rule: 'r', state: 'firing', startsAt: 3 * STEP })]);
+    // The same as a run without the restart: still firing at 0.9 and the first 0.1, resolved at the second.
+    const continuous = run(r, series);
+    expect(statesOf(second)).toEqual(statesOf(continuous).slice(4));
+    expect(sentAt(second, 'firing')).toEqual([]);
+    expect(second[2]!.notifications).toEqual([
+      expect.objectContaining({ state: 'resolved', startsAt: 3 * STEP, endsAt: 6 * STEP, value: 0.1 }),
+    ]);
+  });
+
+  it('keeps a pending rule counting its for duration from when it began', () => {
+    const r = rule({ condition: { errorRate: { above: 0.1 } }, for: '30s' });
+    // Pending from evaluation 1; 30 s later (evaluation 3) it fires, restart or not.
+    const { status, second } = restart(r, [0, 1], [1, 1, 1]);
+    expect(status).toMatchObject({ state: 'pending', activeSince: STEP });
+    expect(statesOf(second)).toEqual(['-', 'firing', '-']);
+    expect(second[1]!.notifications).toEqual([expect.objectContaining({ state: 'firing', startsAt: STEP })]);
+  });
+
+  it('keeps a no-data rule firing until data arrives', () => {
+    const r = rule({ condition: { noData: { for: '30s' } } });
+    const { status, second } = restart(r, [1, null, null, null], [null, null, 1]);
+    expect(status.state).toBe('firing');
+    expect(statesOf(second)).toEqual(['-', '-', 'resolved']);
   });
 });

@@ -56,6 +56,11 @@ interface RuleRuntime {
   /** noData: when data was last seen (or when watching began). */
   lastDataAt?: number;
   transitions: AlertTransition[];
+  /**
+   * Restored pending or firing: the first evaluation after a restart covers next to no time, so having
+   * no data then says nothing and must not end the alert whatever the missing-data policy.
+   */
+  restored?: boolean;
 }
 
 /** Whether one value breaches a condition (noData is judged from time, not values). */
@@ -141,13 +146,35 @@ export class RuleEvaluator {
 
   /**
    * Puts earlier transitions (from a store, after a restart) before the ones this evaluator made, so
-   * history() shows them; it does not change any rule's state. Unknown rules are ignored.
+   * history() shows them, and takes up where the previous run left each rule: one whose newest stored
+   * transition left it pending or firing is pending or firing again, with the same start, so a restart
+   * neither sends a second firing notice nor forgets a resolve notice. Its window is seeded with the
+   * fewest breaches that keep it active (M of them): what comes next decides, as it would have.
+   * Returns the notifications of the rules restored as firing (for re-sends to Alertmanager). Call it
+   * before the first evaluate(); unknown rules are ignored.
    */
-  restoreHistory(transitions: readonly AlertTransition[]): void {
+  restoreHistory(transitions: readonly AlertTransition[]): AlertNotification[] {
+    const firing: AlertNotification[] = [];
     for (const rt of this.#rules) {
       const earlier = transitions.filter((t) => t.rule === rt.rule.name).sort((a, b) => a.at - b.at);
       rt.transitions = [...earlier, ...rt.transitions].slice(-TRANSITION_HISTORY);
+      const last = earlier.at(-1);
+      if (rt.lastEvaluatedAt !== undefined || (last?.to !== 'pending' && last?.to !== 'firing')) continue;
+      // The period began at the newest move out of ok (pending, or straight to firing).
+      const began = earlier.findLast((t) => t.from === 'ok' || t.from === 'resolved') ?? last;
+      rt.state = last.to;
+      rt.activeSince = began.at;
+      if (last.value !== undefined) rt.lastValue = last.value;
+      rt.window = Array<Outcome>(rt.rule.datapoints.m).fill('breach');
+      rt.restored = true;
+      // noData: still silent as far as we know, until data arrives.
+      if (rt.rule.condition.kind === 'noData') rt.lastDataAt = this.#now() - rt.rule.condition.forMs;
+      if (last.to === 'firing') {
+        rt.lastNotifiedAt = last.at;
+        firing.push(this.#notification(rt, 'firing', last.value, last.at));
+      }
     }
+    return firing;
   }
 
   /** The rule's most recent transitions, oldest first (at most TRANSITION_HISTORY). */
@@ -179,9 +206,12 @@ export class RuleEvaluator {
       outcome = silentMs >= rule.condition.forMs ? 'breach' : 'ok';
     } else if (point) {
       outcome = breaches(rule.condition, point.value) ? 'breach' : 'ok';
+    } else if (rt.restored) {
+      // See RuleRuntime.restored: as if 'ignore', this once.
     } else if (rule.missingData === 'breaching') outcome = 'breach';
     else if (rule.missingData === 'notBreaching') outcome = 'ok';
     // 'ignore': the datapoint does not enter the window and the state stays as it is.
+    rt.restored = false;
     if (value !== undefined) rt.lastValue = value;
 
     if (outcome !== undefined) {
@@ -225,8 +255,18 @@ export class RuleEvaluator {
   }
 
   #notify(rt: RuleRuntime, now: number, state: 'firing' | 'resolved', value: number | undefined) {
+    this.#outbox.push(this.#notification(rt, state, value, now));
+    rt.lastNotifiedAt = now;
+  }
+
+  #notification(
+    rt: RuleRuntime,
+    state: 'firing' | 'resolved',
+    value: number | undefined,
+    now: number,
+  ): AlertNotification {
     const { rule } = rt;
-    this.#outbox.push({
+    return {
       rule: rule.name,
       state,
       value,
@@ -235,7 +275,6 @@ export class RuleEvaluator {
       labels: alertLabels(rule),
       annotations: { ...rule.annotations },
       breaching: rt.window.filter((o) => o === 'breach').length,
-    });
-    rt.lastNotifiedAt = now;
+    };
   }
 }

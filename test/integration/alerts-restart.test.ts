@@ -1,5 +1,6 @@
-// A silence set through the API, and the alert history, outlive an agent restart: the agent (the same
-// stack `coalmine run` starts) keeps them in its SQLite store and reads them back when it starts again.
+// A silence set through the API, the alert history and the rules' states outlive an agent restart: the
+// agent (the same stack `coalmine run` starts) keeps them in its SQLite store and reads them back when it
+// starts again.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -44,7 +45,7 @@ alerting:
     return (await res.json()) as T;
   };
 
-  it('restores the silence and the history, and the silence still mutes the rule', async () => {
+  it('restores the silence, the history and the firing state, and the silence still mutes the rule', async () => {
     const port = await freePort(); // refused: the rule fires
     const first = await start(port);
     let silence: Silence;
@@ -74,12 +75,15 @@ alerting:
       ]);
       const { history } = await api<{ history: AlertHistoryEntry[] }>(second, '/alerts/history?rule=db-down');
       expect(history.map((h) => `${h.from}->${h.to}`)).toContain('ok->firing');
-      // Rule states start again from ok; the rule fires again and is muted by the restored silence.
-      const rule = await waitFor('db-down firing again, silenced', async () => {
-        const { alerts } = await api<{ alerts: AlertRuleStatus[] }>(second, '/alerts');
-        return alerts[0]?.state === 'firing' ? alerts[0] : undefined;
-      });
-      expect(rule.silencedBy).toEqual([silence.id]);
+      // The rule takes up where it was: firing since the first run (not firing a second time), and
+      // still muted by the restored silence.
+      const { alerts } = await api<{ alerts: AlertRuleStatus[] }>(second, '/alerts');
+      expect(alerts[0]).toMatchObject({ state: 'firing', silencedBy: [silence.id] });
+      expect(alerts[0]!.activeSince).toBe(history.find((h) => h.to === 'firing')!.at);
+      await new Promise((r) => setTimeout(r, 1000)); // a few evaluations, the target still refusing
+      const later = await api<{ history: AlertHistoryEntry[] }>(second, '/alerts/history?rule=db-down');
+      expect(later.history.filter((h) => h.to === 'firing')).toHaveLength(1);
+      expect((await api<{ alerts: AlertRuleStatus[] }>(second, '/alerts')).alerts[0]!.state).toBe('firing');
       // Expiring it through the API is stored too.
       const res = await fetch(`${second.server.url}/api/v1/silences/${silence.id}`, {
         method: 'DELETE',
