@@ -155,6 +155,77 @@ describe('toPrometheusRules', () => {
       expect(r.status).toBe(0);
     },
   );
+
+  it.runIf(promtool)(
+    'counts a window without traffic as no data: a breach under missingData breaching, nothing otherwise',
+    () => {
+      const summary = { summary: 's' };
+      const loss = { flow, condition: { lossRatio: { above: 0.1 } }, annotations: summary };
+      const rules = alertingConfigSchema.parse({
+        rules: [
+          { name: 'gap-breaches', ...loss, missingData: 'breaching' },
+          { name: 'gap-quiet', ...loss },
+          { name: 'gap-ignored', ...loss, missingData: 'ignore' },
+          {
+            name: 'gap-2-of-3',
+            target: 'web',
+            condition: { errorRate: { above: 0.1 } },
+            datapoints: { m: 2, n: 3 },
+            evaluateEvery: '1m',
+            missingData: 'breaching',
+            annotations: summary,
+          },
+          {
+            name: 'no-series',
+            target: 'gone',
+            condition: { probeFailing: {} },
+            missingData: 'breaching',
+            annotations: summary,
+          },
+        ],
+      }).rules;
+      write('gap.rules.yml', toPrometheusRules(rules));
+      const f = 'canary="a",coalminer="b",transport="t",region="r"';
+      const alert = (labels: Record<string, string>) => [{ exp_labels: labels, exp_annotations: summary }];
+      const at = (minute: number, alertname: string, exp_alerts: unknown[]) => ({
+        eval_time: `${minute}m`,
+        alertname,
+        exp_alerts,
+      });
+      const test = {
+        rule_files: ['gap.rules.yml'],
+        evaluation_interval: '1m',
+        tests: [
+          {
+            interval: '1m',
+            input_series: [
+              // Pings and probe runs until minute 5, none lost or failed; then the counters stand still.
+              { series: `coalmine_messages_received_total{${f}}`, values: '0+10x5 50x10' },
+              { series: `coalmine_messages_lost_total{${f}}`, values: '0x15' },
+              {
+                series: 'coalmine_probes_total{kind="http",target="web",result="success"}',
+                values: '0+10x5 50x10',
+              },
+              { series: 'coalmine_probes_total{kind="http",target="web",result="timeout"}', values: '0x15' },
+            ],
+            alert_rule_test: [
+              at(3, 'gap-breaches', []),
+              at(3, 'gap-2-of-3', []),
+              at(10, 'gap-breaches', alert(flow)),
+              at(10, 'gap-quiet', []),
+              at(10, 'gap-ignored', []),
+              at(10, 'gap-2-of-3', alert({ target: 'web' })),
+              at(3, 'no-series', alert({ target: 'gone' })),
+            ],
+          },
+        ],
+      };
+      const file = write('gap.test.yml', stringify(test));
+      const r = spawnSync('promtool', ['test', 'rules', file], { encoding: 'utf8', cwd: dir });
+      expect(r.stdout + r.stderr).toContain('SUCCESS');
+      expect(r.status).toBe(0);
+    },
+  );
 });
 
 describe('coalmine alerts export', () => {

@@ -12,8 +12,11 @@ export const MIN_RATE_WINDOW_MS = 60_000;
  * - one datapoint is a range of max(evaluateEvery, 1m) ending at the evaluation time;
  * - M of N is `sum_over_time((<cond> > bool T)[N*every:every]) >= M`, a subquery whose steps are
  *   aligned to wall-clock multiples of `every`, not to the agent's own evaluation times;
- * - missingData is not carried over: a datapoint without data does not breach (notBreaching),
- *   except for noData, which exists for that case.
+ * - a datapoint without data is an empty result: a ratio over a window without traffic has none (its
+ *   denominator is filtered by `> 0`, not left to give NaN). missingData `breaching` turns an empty
+ *   result into a breach (`or on() vector(1)`); `notBreaching` and `ignore` leave it empty, which never
+ *   breaches: Prometheus cannot keep a state through a gap as `ignore` does in the agent. noData judges
+ *   time, not values, and has no missing-data policy.
  */
 export function toPrometheusRules(rules: readonly AlertRule[]): string {
   const out = {
@@ -33,11 +36,14 @@ interface PrometheusRule {
 function toPrometheusRule(rule: AlertRule): PrometheusRule {
   const { m, n } = rule.datapoints;
   const q = query(rule);
+  // Every query aggregates its series away, so a breach and the stand-in for no data both carry no labels.
+  const missingBreaches = rule.missingData === 'breaching' && rule.condition.kind !== 'noData';
   const expr =
     m === 1 && n === 1
-      ? `${q.expr} ${q.op} ${q.threshold}`
-      : // The range stops 1ms short of N steps so that it holds exactly N subquery points.
-        `sum_over_time((${q.expr} ${q.op} bool ${q.threshold})[${promDuration(n * rule.evaluateEveryMs - 1)}:${promDuration(rule.evaluateEveryMs)}]) >= ${m}`;
+      ? `${q.expr} ${q.op} ${q.threshold}${missingBreaches ? ` or on() absent(${q.expr})` : ''}`
+      : // The range stops 1ms short of N steps so that it holds exactly N subquery points. The bool
+        // form is empty only without data, so that is where a missing datapoint becomes a breach.
+        `sum_over_time((${q.expr} ${q.op} bool ${q.threshold}${missingBreaches ? ' or on() vector(1)' : ''})[${promDuration(n * rule.evaluateEveryMs - 1)}:${promDuration(rule.evaluateEveryMs)}]) >= ${m}`;
   const labels = { ...subjectLabels(rule), ...rule.labels };
   const breaches = n === 1 ? '' : ` in ${m} of the last ${n} datapoints`;
   return {
@@ -71,8 +77,9 @@ function query(rule: AlertRule): Query {
   const sel = (extra: Record<string, string> = {}, not: Record<string, string> = {}): string =>
     selector([...subject, ...Object.entries(extra)], Object.entries(not));
   const inc = (metric: string, s = sel()) => `sum(increase(${metric}${s}[${window}]))`;
+  // A window without traffic has no ratio (no data), not NaN.
   const ratio = (num: string, den: string, above: number, what: string): Query => ({
-    expr: `${num} / ${den}`,
+    expr: `${num} / (${den} > 0)`,
     op: '>',
     threshold: num2s(above),
     summary: `${what} of ${who} above ${num2s(above)} over ${window}`,
