@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { durationMs } from '../config/duration.js';
 import { AlertmanagerNotifier } from './notifiers/alertmanager.js';
@@ -56,6 +57,16 @@ const email = z.strictObject({
   user: z.string().min(1).optional().describe('SMTP AUTH user (AUTH PLAIN)'),
   password: z.string().optional(),
   passwordEnv: envName.optional(),
+  tls: z
+    .enum(['auto', 'starttls', 'implicit', 'none'], {
+      error: 'tls is one of auto, starttls, implicit, none',
+    })
+    .default('auto')
+    .describe(
+      'auto: TLS on port 465, else STARTTLS when offered (a password is never sent in plain text); starttls: require it; implicit: SMTPS; none: plain text',
+    ),
+  caFile: z.string().min(1).optional().describe('PEM CA certificates to trust instead of the system store'),
+  insecureSkipVerify: z.boolean().default(false).describe('Accept any server certificate'),
 });
 const alertmanager = z.strictObject({
   url: httpUrl("Alertmanager's base URL, e.g. http://alertmanager:9093"),
@@ -140,6 +151,14 @@ function secretOf(o: Record<string, unknown>, key: string, env: NodeJS.ProcessEn
   return v;
 }
 
+function readCaFile(file: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new Error(`cannot read caFile ${file}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
 /**
  * Builds the notifier a config entry describes, reading secrets from `env`. Throws an Error whose message
  * says what is missing (an unset environment variable, an invalid URL in one).
@@ -167,6 +186,11 @@ export function createNotifier(n: NotifierConfig, env: NodeJS.ProcessEnv = proce
         from: e.from,
         to: e.to,
         ...(e.user !== undefined && { auth: { user: e.user, pass: pass ?? '' } }),
+        tls: {
+          mode: e.tls,
+          ...(e.caFile !== undefined && { ca: readCaFile(e.caFile) }),
+          insecureSkipVerify: e.insecureSkipVerify,
+        },
       });
     }
     case 'alertmanager':

@@ -1,3 +1,4 @@
+import { accessSync, constants, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { isMap, isScalar, LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import type { z } from 'zod';
@@ -131,6 +132,15 @@ export function parseConfig(text: string, file = 'config', env: NodeJS.ProcessEn
   };
 }
 
+function isReadableFile(file: string): boolean {
+  try {
+    accessSync(file, constants.R_OK);
+    return statSync(file).isFile();
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Rules watch what this agent measures: a configured target, or a flow into one of its own coalminers.
  * Secrets named by `*Env` must be set in the environment the agent starts in.
@@ -155,6 +165,8 @@ function checkAlerting(
       );
   });
   alerting.notifiers.forEach((n, i) => {
+    if (n.email?.caFile !== undefined && !isReadableFile(n.email.caFile))
+      problem(['alerting', 'notifiers', i, 'email', 'caFile'], `cannot read ${n.email.caFile}`);
     for (const [kind, body] of Object.entries(n)) {
       if (body === null || typeof body !== 'object') continue;
       for (const [key, value] of Object.entries(body as Record<string, unknown>)) {

@@ -1,5 +1,9 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { EmailNotifier } from './email.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { selfSignedCert } from '../../../test/support/certs.js';
+import { EmailNotifier, type EmailOptions } from './email.js';
 import { SmtpError } from './errors.js';
 import { sampleAlert, startSmtpServer } from './receivers.testkit.js';
 import { dotStuff } from './smtp-client.js';
@@ -23,6 +27,8 @@ describe('EmailNotifier', () => {
       from: 'coalmine@example.com',
       to: ['oncall@example.com', 'team@example.com'],
       auth: { user: 'bot', pass: 's3cret' },
+      // This server offers no STARTTLS: sending the password in plain text must be asked for.
+      tls: { mode: 'none' },
       helo: 'agent-1',
       now: () => Date.UTC(2026, 10, 23, 12, 1),
     });
@@ -77,5 +83,70 @@ describe('EmailNotifier', () => {
     const notifier = new EmailNotifier({ host: '127.0.0.1', port: server.port, from: 'a@x', to: ['b@x'] });
     const err = await notifier.send(sampleAlert(), new AbortController().signal).catch((e: unknown) => e);
     expect(err).toMatchObject({ name: 'SmtpError', code: 451, command: 'MAIL FROM' });
+  });
+});
+
+describe('EmailNotifier over TLS', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'coalmine-smtp-tls-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const cert = selfSignedCert(dir, 'smtp');
+  const tls = { cert: cert.cert, key: cert.key };
+  let server: Awaited<ReturnType<typeof startSmtpServer>> | undefined;
+  afterEach(() => server?.close());
+  const notifier = (port: number, o: Partial<EmailOptions> = {}) =>
+    new EmailNotifier({
+      host: '127.0.0.1',
+      port,
+      from: 'a@x',
+      to: ['b@x'],
+      auth: { user: 'bot', pass: 's3cret' },
+      helo: 'agent-1',
+      ...o,
+    });
+  const send = (n: EmailNotifier) => n.send(sampleAlert(), new AbortController().signal);
+
+  it('upgrades with STARTTLS when offered, says EHLO again, and authenticates only over TLS', async () => {
+    server = await startSmtpServer({}, { tls });
+    await send(notifier(server.port, { tls: { mode: 'auto', ca: cert.cert } }));
+    const s = server.sessions[0]!;
+    expect(s.commands.slice(0, 3)).toEqual(['EHLO agent-1', 'STARTTLS', 'EHLO agent-1']);
+    expect(s.secureCommands[0]).toBe('EHLO agent-1');
+    expect(s.secureCommands.filter((c) => c.startsWith('AUTH'))).toHaveLength(1);
+    expect(s.commands.filter((c) => c.startsWith('AUTH'))).toHaveLength(1);
+    expect(s.secureCommands).toContain('DATA');
+    expect(s.message).toContain('Subject: [FIRING]');
+  });
+
+  it('speaks TLS from the first byte with tls: implicit', async () => {
+    server = await startSmtpServer({}, { tls, implicit: true });
+    await send(notifier(server.port, { tls: { mode: 'implicit', ca: cert.cert } }));
+    const s = server.sessions[0]!;
+    expect(s.secureCommands).toEqual(s.commands);
+    expect(s.commands[0]).toBe('EHLO agent-1');
+    expect(s.message).toContain('Subject: [FIRING]');
+  });
+
+  it('refuses a certificate it does not trust, unless told to skip the check', async () => {
+    server = await startSmtpServer({}, { tls });
+    await expect(send(notifier(server.port))).rejects.toThrow(
+      /TLS with SMTP server 127\.0\.0\.1:\d+ failed: self.signed/,
+    );
+    expect(server.sessions[0]!.commands.some((c) => c.startsWith('AUTH'))).toBe(false);
+    await send(notifier(server.port, { tls: { mode: 'starttls', insecureSkipVerify: true } }));
+    expect(server.sessions[1]!.secureCommands).toContain('DATA');
+  });
+
+  it('never sends a password in plain text unless tls: none, and fails tls: starttls without STARTTLS', async () => {
+    server = await startSmtpServer();
+    await expect(send(notifier(server.port))).rejects.toThrow(
+      /does not offer STARTTLS: not sending the password in plain text \(set tls: none/,
+    );
+    await expect(send(notifier(server.port, { auth: undefined, tls: { mode: 'starttls' } }))).rejects.toThrow(
+      /does not offer STARTTLS \(tls: starttls\)/,
+    );
+    for (const s of server.sessions) expect(s.commands.some((c) => /^(AUTH|MAIL)/.test(c))).toBe(false);
+    // Without a password, auto sends in plain text to a server that offers nothing better.
+    await send(notifier(server.port, { auth: undefined }));
+    expect(server.sessions[2]!.message).toContain('Subject: [FIRING]');
   });
 });

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { textLines, title } from './format.js';
-import { sendMail } from './smtp-client.js';
+import { sendMail, type SmtpTls } from './smtp-client.js';
 import type { AlertNotification, Notifier } from './types.js';
 
 export interface EmailOptions {
@@ -10,6 +10,8 @@ export interface EmailOptions {
   from: string;
   to: readonly string[];
   auth?: { user: string; pass: string };
+  /** How the connection is secured; default auto (STARTTLS when offered, TLS on port 465). */
+  tls?: SmtpTls;
   /** EHLO name; defaults to this host's name. */
   helo?: string;
   now?: () => number;
@@ -59,6 +61,7 @@ export class EmailNotifier implements Notifier {
         from: o.from,
         to: o.to,
         ...(o.auth ? { auth: o.auth } : {}),
+        ...(o.tls ? { tls: o.tls } : {}),
         message: emailMessage(n, o),
       },
       signal,

@@ -1,6 +1,8 @@
 // Receivers the notifier tests start on 127.0.0.1:0. Not a test file itself (no .test.ts suffix).
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createTcpServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { createServer as createTlsServer, TLSSocket } from 'node:tls';
 import type { AlertNotification } from './types.js';
 
 export interface ReceivedRequest {
@@ -71,27 +73,42 @@ export interface SmtpSession {
   raw: string;
   /** The message after undoing dot-stuffing. */
   message: string;
+  /** The commands sent over TLS (after STARTTLS, or all of them on an implicit-TLS server). */
+  secureCommands: string[];
 }
 
-/** A tiny SMTP server: enough of RFC 5321 to take one message; `refuse` answers a command with an error. */
-export async function startSmtpServer(refuse: Record<string, string> = {}): Promise<{
+export interface SmtpServerOptions {
+  /** A certificate and key: STARTTLS is offered (or, with implicit, TLS from the first byte). */
+  tls?: { cert: Buffer; key: Buffer };
+  implicit?: boolean;
+}
+
+/**
+ * A tiny SMTP server: enough of RFC 5321 (and RFC 3207's STARTTLS) to take one message; `refuse`
+ * answers a command with an error.
+ */
+export async function startSmtpServer(
+  refuse: Record<string, string> = {},
+  opts: SmtpServerOptions = {},
+): Promise<{
   port: number;
   sessions: SmtpSession[];
   close(): Promise<void>;
 }> {
   const sessions: SmtpSession[] = [];
-  const sockets = new Set<Socket>();
-  const server: Server = createTcpServer((socket) => {
+  const sockets = new Set<Duplex>();
+  const track = (socket: Duplex) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
-    const session: SmtpSession = { commands: [], raw: '', message: '' };
-    sessions.push(session);
+    socket.on('error', () => socket.destroy());
+  };
+
+  /** Speaks SMTP on `socket` until QUIT, or until STARTTLS hands it to TLS. */
+  const speak = (session: SmtpSession, socket: Duplex, secure: boolean): void => {
     let buffer = '';
     let inData = false;
-    socket.setEncoding('utf8');
-    socket.write('220 test.local ESMTP\r\n');
-    socket.on('data', (chunk: string) => {
-      buffer += chunk;
+    const onData = (chunk: Buffer): void => {
+      buffer += chunk.toString('utf8');
       for (;;) {
         if (inData) {
           const end = buffer.indexOf('\r\n.\r\n');
@@ -111,11 +128,21 @@ export async function startSmtpServer(refuse: Record<string, string> = {}): Prom
         const line = buffer.slice(0, i);
         buffer = buffer.slice(i + 2);
         session.commands.push(line);
+        if (secure) session.secureCommands.push(line);
         const verb = line.split(/[ :]/)[0]!.toUpperCase();
         const refusal = refuse[verb];
         if (refusal) socket.write(`${refusal}\r\n`);
-        else if (verb === 'EHLO') socket.write('250-test.local\r\n250-8BITMIME\r\n250 AUTH PLAIN\r\n');
-        else if (verb === 'AUTH') socket.write('235 2.7.0 ok\r\n');
+        else if (verb === 'EHLO') {
+          const starttls = opts.tls && !secure ? '250-STARTTLS\r\n' : '';
+          socket.write(`250-test.local\r\n250-8BITMIME\r\n${starttls}250 AUTH PLAIN\r\n`);
+        } else if (verb === 'STARTTLS' && opts.tls && !secure) {
+          socket.off('data', onData);
+          socket.write('220 2.0.0 ready to start TLS\r\n');
+          const upgraded = new TLSSocket(socket as Socket, { isServer: true, ...opts.tls });
+          track(upgraded);
+          speak(session, upgraded, true);
+          return;
+        } else if (verb === 'AUTH') socket.write('235 2.7.0 ok\r\n');
         else if (verb === 'MAIL' || verb === 'RCPT') socket.write('250 ok\r\n');
         else if (verb === 'DATA') {
           inData = true;
@@ -123,8 +150,21 @@ export async function startSmtpServer(refuse: Record<string, string> = {}): Prom
         } else if (verb === 'QUIT') socket.end('221 bye\r\n');
         else socket.write('502 unknown\r\n');
       }
-    });
-  });
+    };
+    socket.on('data', onData);
+  };
+
+  const accept = (socket: Socket, secure: boolean): void => {
+    track(socket);
+    const session: SmtpSession = { commands: [], raw: '', message: '', secureCommands: [] };
+    sessions.push(session);
+    socket.write('220 test.local ESMTP\r\n');
+    speak(session, socket, secure);
+  };
+  const server: Server =
+    opts.implicit && opts.tls
+      ? createTlsServer(opts.tls, (socket) => accept(socket, true))
+      : createTcpServer((socket) => accept(socket, false));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     port: (server.address() as AddressInfo).port,
