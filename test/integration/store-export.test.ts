@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { afterAll, describe, expect, it } from 'vitest';
-import { csvField, exportCommand } from '../../src/cli/commands/export.js';
+import { exportCommand } from '../../src/cli/commands/export.js';
+import { csvField } from '../../src/store/csv.js';
 import { UsageError } from '../../src/core/errors.js';
 import { parseTimeSpec } from '../../src/store/time-spec.js';
 import type { ProbeRecord } from '../../src/store/types.js';
@@ -64,6 +65,11 @@ describe('time specs and CSV fields', () => {
     expect(csvField('a,b')).toBe('"a,b"');
     expect(csvField('say "hi"')).toBe('"say ""hi"""');
     expect(csvField('two\nlines')).toBe('"two\nlines"');
+    // Text a spreadsheet would run as a formula is kept as text; numbers stay numbers.
+    expect(csvField('=HYPERLINK("x")')).toBe(`"'=HYPERLINK(""x"")"`);
+    expect(csvField('-1+2')).toBe("'-1+2");
+    expect(csvField(-1.5)).toBe('-1.5');
+    expect(csvField(undefined)).toBe('');
   });
 });
 

@@ -478,7 +478,8 @@ export function openApiDocument(version: string): OpenApiDocument {
           ],
           responses: {
             '200': {
-              description: 'CSV with a header row, or one ProbeReport JSON object per line',
+              description:
+                "CSV with a header row (time, time_ms, name, kind, target, ok, duration_seconds, error_code, error_message, one <phase>_seconds column per phase, other_phases, values; the same as `coalmine export`; text that would start a spreadsheet formula is prefixed with '), or one ProbeReport JSON object per line",
               content: {
                 'text/csv': { schema: { type: 'string' } },
                 'application/x-ndjson': { schema: ref('ProbeReport') },

@@ -358,11 +358,11 @@ describe('routes', () => {
     );
     const lines = (await csv.text()).trimEnd().split('\r\n');
     expect(lines[0]).toMatch(
-      /^time,time_ms,name,kind,target,ok,duration_seconds,resolve_seconds,connect_seconds/,
+      /^time,time_ms,name,kind,target,ok,duration_seconds,error_code,error_message,resolve_seconds,connect_seconds,.*,other_phases,values$/,
     );
     expect(lines).toHaveLength(31);
     expect(lines[1]).toMatch(
-      /^2025-01-01T11:30:30\.000Z,\d+,web,http,http:\/\/example\.internal\/,true,0\.03,,0\.0005,/,
+      /^2025-01-01T11:30:30\.000Z,\d+,web,http,http:\/\/example\.internal\/,true,0\.03,,,,0\.0005,/,
     );
     expect(lines[2]).toMatch(
       /^2025-01-01T11:31:30\.000Z,\d+,web,http,http:\/\/example\.internal\/,false,0\.031,/,

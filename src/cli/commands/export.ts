@@ -1,51 +1,10 @@
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { UsageError } from '../../core/errors.js';
-import { PHASES } from '../../core/types.js';
 import { openStore, parseStoreSpec, StoreError } from '../../store/open.js';
 import { parseTimeSpec } from '../../store/time-spec.js';
-import type { ProbeRecord } from '../../store/types.js';
+import { probeCsvHeader, probeCsvRow } from '../../store/csv.js';
 import type { Io } from '../main.js';
-
-export const CSV_HEADER = [
-  'time',
-  'time_ms',
-  'name',
-  'kind',
-  'target',
-  'ok',
-  'duration_seconds',
-  'error_code',
-  'error_message',
-  ...PHASES.map((p) => `${p}_seconds`),
-  'other_phases',
-  'values',
-];
-
-/** RFC 4180: quote a field holding a comma, quote, CR or LF, doubling its quotes. */
-export function csvField(v: string): string {
-  return /[",\r\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v;
-}
-
-export function csvRow(r: ProbeRecord): string {
-  const other: Record<string, number> = {};
-  for (const [k, v] of Object.entries(r.phases)) if (!(PHASES as readonly string[]).includes(k)) other[k] = v;
-  const cells = [
-    new Date(r.time).toISOString(),
-    String(r.time),
-    r.name,
-    r.kind,
-    r.target,
-    r.ok ? 'true' : 'false',
-    String(r.durationSeconds),
-    r.errorCode ?? '',
-    r.errorMessage ?? '',
-    ...PHASES.map((p) => (r.phases[p] === undefined ? '' : String(r.phases[p]))),
-    Object.keys(other).length > 0 ? JSON.stringify(other) : '',
-    r.values ? JSON.stringify(r.values) : '',
-  ];
-  return cells.map(csvField).join(',');
-}
 
 function timeOption(flag: string, nowMs: number) {
   return (text: string): number => {
@@ -98,9 +57,9 @@ export function exportCommand(program: Command, io: Io): void {
         throw err;
       }
       try {
-        if (opts.format === 'csv') io.out(CSV_HEADER.join(','));
+        if (opts.format === 'csv') io.out(probeCsvHeader());
         for await (const r of store.exportProbes(opts.target, opts.from, opts.to))
-          io.out(opts.format === 'csv' ? csvRow(r) : JSON.stringify(r));
+          io.out(opts.format === 'csv' ? probeCsvRow(r) : JSON.stringify(r));
       } finally {
         await store.close();
       }
