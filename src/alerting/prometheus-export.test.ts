@@ -10,7 +10,7 @@ import { alertsCommand } from '../cli/commands/alerts.js';
 import type { Io } from '../cli/main.js';
 import { ConfigError, UsageError } from '../core/errors.js';
 import { toPrometheusRules } from './prometheus-export.js';
-import { alertingConfigSchema } from './rules.js';
+import { alertingConfigSchema, type AlertRule } from './rules.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'coalmine-prom-export-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -50,6 +50,35 @@ function write(name: string, text: string): string {
   return file;
 }
 
+const summary = { summary: 's' };
+/** A flow's series labels, as a coalminer exports them. */
+const f = 'canary="a",coalminer="b",transport="t",region="r"';
+const alert = (labels: Record<string, string>) => [{ exp_labels: labels, exp_annotations: summary }];
+const at = (minute: number, alertname: string, exp_alerts: unknown[]) => ({
+  eval_time: `${minute}m`,
+  alertname,
+  exp_alerts,
+});
+
+/** Exports `rules`, then runs `promtool test rules` on them with 1-minute series and evaluations. */
+function promtoolTest(
+  name: string,
+  rules: AlertRule[],
+  input_series: unknown[],
+  alert_rule_test: unknown[],
+): void {
+  write(`${name}.rules.yml`, toPrometheusRules(rules));
+  const test = {
+    rule_files: [`${name}.rules.yml`],
+    evaluation_interval: '1m',
+    tests: [{ interval: '1m', input_series, alert_rule_test }],
+  };
+  const file = write(`${name}.test.yml`, stringify(test));
+  const r = spawnSync('promtool', ['test', 'rules', file], { encoding: 'utf8', cwd: dir });
+  expect(r.stdout + r.stderr).toContain('SUCCESS');
+  expect(r.status).toBe(0);
+}
+
 describe('toPrometheusRules', () => {
   it('writes one alerting rule per rule, with for, labels and a summary naming the threshold', () => {
     const out = toPrometheusRules(everyKind);
@@ -75,7 +104,6 @@ describe('toPrometheusRules', () => {
   it.runIf(promtool)(
     'fires latency and loss rules when they breach, and M-of-N only after M breaches',
     () => {
-      const summary = { summary: 's' };
       const rules = alertingConfigSchema.parse({
         rules: [
           {
@@ -95,71 +123,53 @@ describe('toPrometheusRules', () => {
           },
         ],
       }).rules;
-      write('fire.rules.yml', toPrometheusRules(rules));
-      const f = 'canary="a",coalminer="b",transport="t",region="r"';
-      const alert = (labels: Record<string, string>) => [{ exp_labels: labels, exp_annotations: summary }];
-      const at = (minute: number, alertname: string, exp_alerts: unknown[]) => ({
-        eval_time: `${minute}m`,
-        alertname,
-        exp_alerts,
-      });
-      const test = {
-        rule_files: ['fire.rules.yml'],
-        evaluation_interval: '1m',
-        tests: [
+      promtoolTest(
+        'fire',
+        rules,
+        [
+          // Fast (under 0.1s) until minute 5, then every ping between 0.1s and 1s.
           {
-            interval: '1m',
-            input_series: [
-              // Fast (under 0.1s) until minute 5, then every ping between 0.1s and 1s.
-              {
-                series: `coalmine_message_latency_seconds_bucket{${f},from="intended",le="0.1"}`,
-                values: '0+10x5 50x10',
-              },
-              {
-                series: `coalmine_message_latency_seconds_bucket{${f},from="intended",le="1"}`,
-                values: '0+10x15',
-              },
-              {
-                series: `coalmine_message_latency_seconds_bucket{${f},from="intended",le="+Inf"}`,
-                values: '0+10x15',
-              },
-              // Nothing lost until minute 5, then 5 lost for every 10 received.
-              { series: `coalmine_messages_received_total{${f}}`, values: '0+10x15' },
-              { series: `coalmine_messages_lost_total{${f}}`, values: '0x5 5+5x9' },
-              // Failures in the minutes ending at 5, 8 and 9: breaches at 5 (alone) then 8 and 9.
-              {
-                series: 'coalmine_probes_total{kind="http",target="web",result="success"}',
-                values: '0+10x15',
-              },
-              {
-                series: 'coalmine_probes_total{kind="http",target="web",result="timeout"}',
-                values: '0x4 5x2 10 15x6',
-              },
-            ],
-            alert_rule_test: [
-              at(5, 'slow', []),
-              at(6, 'slow', alert(flow)),
-              at(5, 'lossy', []),
-              at(6, 'lossy', alert(flow)),
-              at(5, 'flaky', []),
-              at(6, 'flaky', []),
-              at(8, 'flaky', []),
-              at(9, 'flaky', alert({ target: 'web' })),
-            ],
+            series: `coalmine_message_latency_seconds_bucket{${f},from="intended",le="0.1"}`,
+            values: '0+10x5 50x10',
+          },
+          {
+            series: `coalmine_message_latency_seconds_bucket{${f},from="intended",le="1"}`,
+            values: '0+10x15',
+          },
+          {
+            series: `coalmine_message_latency_seconds_bucket{${f},from="intended",le="+Inf"}`,
+            values: '0+10x15',
+          },
+          // Nothing lost until minute 5, then 5 lost for every 10 received.
+          { series: `coalmine_messages_received_total{${f}}`, values: '0+10x15' },
+          { series: `coalmine_messages_lost_total{${f}}`, values: '0x5 5+5x9' },
+          // Failures in the minutes ending at 5, 8 and 9: breaches at 5 (alone) then 8 and 9.
+          {
+            series: 'coalmine_probes_total{kind="http",target="web",result="success"}',
+            values: '0+10x15',
+          },
+          {
+            series: 'coalmine_probes_total{kind="http",target="web",result="timeout"}',
+            values: '0x4 5x2 10 15x6',
           },
         ],
-      };
-      const file = write('fire.test.yml', stringify(test));
-      const r = spawnSync('promtool', ['test', 'rules', file], { encoding: 'utf8', cwd: dir });
-      expect(r.stdout + r.stderr).toContain('SUCCESS');
-      expect(r.status).toBe(0);
+        [
+          at(5, 'slow', []),
+          at(6, 'slow', alert(flow)),
+          at(5, 'lossy', []),
+          at(6, 'lossy', alert(flow)),
+          at(5, 'flaky', []),
+          at(6, 'flaky', []),
+          at(8, 'flaky', []),
+          at(9, 'flaky', alert({ target: 'web' })),
+        ],
+      );
     },
   );
 
   it.runIf(promtool)(
     'counts a window without traffic as no data: a breach under missingData breaching, nothing otherwise',
     () => {
-      const summary = { summary: 's' };
       const loss = { flow, condition: { lossRatio: { above: 0.1 } }, annotations: summary };
       const rules = alertingConfigSchema.parse({
         rules: [
@@ -184,46 +194,29 @@ describe('toPrometheusRules', () => {
           },
         ],
       }).rules;
-      write('gap.rules.yml', toPrometheusRules(rules));
-      const f = 'canary="a",coalminer="b",transport="t",region="r"';
-      const alert = (labels: Record<string, string>) => [{ exp_labels: labels, exp_annotations: summary }];
-      const at = (minute: number, alertname: string, exp_alerts: unknown[]) => ({
-        eval_time: `${minute}m`,
-        alertname,
-        exp_alerts,
-      });
-      const test = {
-        rule_files: ['gap.rules.yml'],
-        evaluation_interval: '1m',
-        tests: [
+      promtoolTest(
+        'gap',
+        rules,
+        [
+          // Pings and probe runs until minute 5, none lost or failed; then the counters stand still.
+          { series: `coalmine_messages_received_total{${f}}`, values: '0+10x5 50x10' },
+          { series: `coalmine_messages_lost_total{${f}}`, values: '0x15' },
           {
-            interval: '1m',
-            input_series: [
-              // Pings and probe runs until minute 5, none lost or failed; then the counters stand still.
-              { series: `coalmine_messages_received_total{${f}}`, values: '0+10x5 50x10' },
-              { series: `coalmine_messages_lost_total{${f}}`, values: '0x15' },
-              {
-                series: 'coalmine_probes_total{kind="http",target="web",result="success"}',
-                values: '0+10x5 50x10',
-              },
-              { series: 'coalmine_probes_total{kind="http",target="web",result="timeout"}', values: '0x15' },
-            ],
-            alert_rule_test: [
-              at(3, 'gap-breaches', []),
-              at(3, 'gap-2-of-3', []),
-              at(10, 'gap-breaches', alert(flow)),
-              at(10, 'gap-quiet', []),
-              at(10, 'gap-ignored', []),
-              at(10, 'gap-2-of-3', alert({ target: 'web' })),
-              at(3, 'no-series', alert({ target: 'gone' })),
-            ],
+            series: 'coalmine_probes_total{kind="http",target="web",result="success"}',
+            values: '0+10x5 50x10',
           },
+          { series: 'coalmine_probes_total{kind="http",target="web",result="timeout"}', values: '0x15' },
         ],
-      };
-      const file = write('gap.test.yml', stringify(test));
-      const r = spawnSync('promtool', ['test', 'rules', file], { encoding: 'utf8', cwd: dir });
-      expect(r.stdout + r.stderr).toContain('SUCCESS');
-      expect(r.status).toBe(0);
+        [
+          at(3, 'gap-breaches', []),
+          at(3, 'gap-2-of-3', []),
+          at(10, 'gap-breaches', alert(flow)),
+          at(10, 'gap-quiet', []),
+          at(10, 'gap-ignored', []),
+          at(10, 'gap-2-of-3', alert({ target: 'web' })),
+          at(3, 'no-series', alert({ target: 'gone' })),
+        ],
+      );
     },
   );
 });
