@@ -265,8 +265,15 @@ describe.skipIf(!available)('alerts view in Chromium', () => {
     expect(await cell(page, 'http-0004-p95', 'silenced-by')).toBe('–');
     await screenshot(page, 'alerts-silenced-light.png');
 
+    // Expiring asks first: keeping it sends nothing.
+    await page.click('button[aria-label="Expire silence silence-1"]');
+    await page.click('button[aria-label="Keep silence silence-1"]');
+    expect(d.requests.some((r) => r.method === 'DELETE')).toBe(false);
+    expect(await page.$('button[aria-label="Confirm: expire silence silence-1"]')).toBeNull();
     // Expire the first: listed as expired, no longer muting.
     await page.click('button[aria-label="Expire silence silence-1"]');
+    await screenshot(page, 'alerts-expire-confirm-light.png');
+    await page.click('button[aria-label="Confirm: expire silence silence-1"]');
     await page.waitForSelector('tr[data-silence="silence-1"][data-active="false"]');
     expect(await page.textContent('tr[data-silence="silence-1"] .pill')).toBe('expired');
     expect(await page.$('button[aria-label="Expire silence silence-1"]')).toBeNull();

@@ -284,6 +284,8 @@ function Silences({
   onExpire: (id: string) => Promise<void>;
 }) {
   const [busy, setBusy] = useState<string | null>(null);
+  // Expiring takes two clicks: a silence ended by a stray click would let pages through at once.
+  const [confirming, setConfirming] = useState<string | null>(null);
   if (silences.length === 0) {
     return <p class="empty">No silences in the last 24 hours.</p>;
   }
@@ -330,18 +332,41 @@ function Silences({
               <td class="comment">{s.comment || <span class="muted">–</span>}</td>
               {canWrite ? (
                 <td>
-                  {s.active ? (
+                  {s.active && confirming === s.id ? (
+                    <span class="confirm" role="group" aria-label={`Expire silence ${s.id}?`}>
+                      <button
+                        type="button"
+                        class="small-button danger"
+                        aria-label={`Confirm: expire silence ${s.id}`}
+                        disabled={busy === s.id}
+                        onClick={() => {
+                          setBusy(s.id);
+                          void onExpire(s.id).finally(() => {
+                            setBusy(null);
+                            setConfirming(null);
+                          });
+                        }}
+                      >
+                        {busy === s.id ? 'Expiring…' : 'Expire now'}
+                      </button>
+                      <button
+                        type="button"
+                        class="small-button"
+                        aria-label={`Keep silence ${s.id}`}
+                        disabled={busy === s.id}
+                        onClick={() => setConfirming(null)}
+                      >
+                        Keep
+                      </button>
+                    </span>
+                  ) : s.active ? (
                     <button
                       type="button"
                       class="small-button"
                       aria-label={`Expire silence ${s.id}`}
-                      disabled={busy === s.id}
-                      onClick={() => {
-                        setBusy(s.id);
-                        void onExpire(s.id).finally(() => setBusy(null));
-                      }}
+                      onClick={() => setConfirming(s.id)}
                     >
-                      {busy === s.id ? 'Expiring…' : 'Expire'}
+                      Expire
                     </button>
                   ) : null}
                 </td>
