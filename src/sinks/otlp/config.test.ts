@@ -1,4 +1,7 @@
-import { describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../config/load.js';
 import { ConfigError } from '../../core/errors.js';
 import { parseKeyValueList } from './config.js';
@@ -111,5 +114,63 @@ describe('otlp config', () => {
   it('parses key=value lists with percent-decoding', () => {
     expect(parseKeyValueList('a=1,b=x%2Cy, c = z ')).toEqual({ a: '1', b: 'x,y', c: 'z' });
     expect(parseKeyValueList('a=%E0%A4%A')).toBe('the value of a is not valid percent-encoding');
+  });
+
+  describe('tls', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'coalmine-otlp-tls-'));
+    afterAll(() => rmSync(dir, { recursive: true, force: true }));
+    const file = (name: string) => {
+      const f = join(dir, name);
+      writeFileSync(f, `${name} contents`);
+      return f;
+    };
+    const [ca, cert, key] = [file('ca.pem'), file('client.pem'), file('client.key')];
+    const https = 'otlp: { endpoint: "https://collector:4318"';
+
+    it('reads the files the section names', () => {
+      const tls = otlpOf(
+        `${https}, tls: { caFile: "${ca}", certFile: "${cert}", keyFile: "${key}", serverName: c } }`,
+      )?.tls;
+      expect(tls).toEqual({
+        ca: Buffer.from('ca.pem contents'),
+        cert: Buffer.from('client.pem contents'),
+        key: Buffer.from('client.key contents'),
+        rejectUnauthorized: true,
+        servername: 'c',
+      });
+      expect(otlpOf(`${https}, tls: { insecureSkipVerify: true } }`)?.tls).toEqual({
+        rejectUnauthorized: false,
+      });
+      expect(otlpOf(`${https} }`)?.tls).toBeUndefined();
+    });
+
+    it('takes OTEL_EXPORTER_OTLP_CERTIFICATE, _CLIENT_CERTIFICATE and _CLIENT_KEY, the metrics ones first', () => {
+      const tls = otlpOf(`${https} }`, {
+        OTEL_EXPORTER_OTLP_CERTIFICATE: join(dir, 'missing.pem'),
+        OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE: ca,
+        OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE: cert,
+        OTEL_EXPORTER_OTLP_CLIENT_KEY: key,
+      })?.tls;
+      expect(tls?.ca?.toString()).toBe('ca.pem contents');
+      expect(tls?.cert?.toString()).toBe('client.pem contents');
+      expect(tls?.key?.toString()).toBe('client.key contents');
+    });
+
+    it('says which file it cannot read, a certificate without its key, and TLS on an http endpoint', () => {
+      expect(problemsOf(`${https}, tls: { caFile: "${join(dir, 'nope.pem')}" } }`)).toEqual([
+        expect.stringMatching(/otlp\.tls\.caFile: cannot read .*nope\.pem: ENOENT/),
+      ]);
+      expect(problemsOf(`${https} }`, { OTEL_EXPORTER_OTLP_CERTIFICATE: join(dir, 'gone.pem') })).toEqual([
+        expect.stringMatching(
+          /environment variable OTEL_EXPORTER_OTLP_CERTIFICATE: cannot read .*gone\.pem: ENOENT/,
+        ),
+      ]);
+      expect(problemsOf(`${https} }`, { OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE: cert }).join('\n')).toMatch(
+        /needs both its certificate and its key/,
+      );
+      expect(problemsOf(`otlp: { endpoint: "http://c:4318", tls: { caFile: "${ca}" } }`).join('\n')).toMatch(
+        /TLS settings need an https:\/\/ endpoint/,
+      );
+    });
   });
 });

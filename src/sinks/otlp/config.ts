@@ -1,5 +1,7 @@
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { durationMs } from '../../config/duration.js';
+import { tlsOptions } from '../../probes/tls-options.js';
 import { DEFAULT_MAX_BUCKETS } from './exponential-histogram.js';
 
 export const OTLP_PROTOCOLS = ['http/protobuf', 'http/json'] as const;
@@ -27,6 +29,17 @@ export interface OtlpConfig {
   maxBuckets: number;
   /** Most attribute sets of one metric; beyond, measurements go to one otel.metric.overflow=true series. */
   maxSeries: number;
+  /** For an https:// URL: the CA to trust, a client certificate, or no check at all. */
+  tls?: OtlpTls;
+}
+
+/** TLS material, read from its files when the config is loaded. */
+export interface OtlpTls {
+  ca?: Buffer;
+  cert?: Buffer;
+  key?: Buffer;
+  rejectUnauthorized: boolean;
+  servername?: string;
 }
 
 const httpUrl = z
@@ -123,6 +136,11 @@ export const otlpConfigSchema = z
       .max(100_000)
       .optional()
       .describe('Most attribute sets of one metric (2000); the rest go to an otel.metric.overflow series'),
+    tls: tlsOptions
+      .optional()
+      .describe(
+        'TLS for an https:// endpoint: caFile, certFile/keyFile (mTLS), insecureSkipVerify, serverName. Default: OTEL_EXPORTER_OTLP_CERTIFICATE, _CLIENT_CERTIFICATE and _CLIENT_KEY',
+      ),
   })
   .describe(
     'OpenTelemetry: push metrics over OTLP/HTTP (exponential histograms, cumulative) to a collector or backend',
@@ -270,7 +288,51 @@ export function resolveOtlpConfig(
       `must be below the interval (${intervalMs} ms), so one export ends before the next begins`,
     );
 
+  // TLS files: the file's settings, else the standard variables (signal-specific first).
+  const tlsFile = (
+    key: 'caFile' | 'certFile' | 'keyFile',
+    suffix: string,
+  ): { path: (string | number)[] | string; file: string } | undefined => {
+    const inFile = raw.tls?.[key];
+    if (inFile !== undefined) return { path: ['otlp', 'tls', key], file: inFile };
+    const found = envVar(`OTEL_EXPORTER_OTLP_METRICS_${suffix}`, `OTEL_EXPORTER_OTLP_${suffix}`);
+    return found && { path: found[0], file: found[1] };
+  };
+  const read = (f: ReturnType<typeof tlsFile>): Buffer | undefined => {
+    if (!f) return undefined;
+    try {
+      return readFileSync(f.file);
+    } catch (err) {
+      const why = `cannot read ${f.file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`;
+      if (typeof f.path === 'string') bad(f.path, why);
+      else problem(f.path, why);
+      return undefined;
+    }
+  };
+  const caFile = tlsFile('caFile', 'CERTIFICATE');
+  const certFile = tlsFile('certFile', 'CLIENT_CERTIFICATE');
+  const keyFile = tlsFile('keyFile', 'CLIENT_KEY');
+  if ((certFile === undefined) !== (keyFile === undefined))
+    problem(
+      ['otlp', 'tls'],
+      'a client certificate needs both its certificate and its key (certFile and keyFile, or OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE and OTEL_EXPORTER_OTLP_CLIENT_KEY)',
+    );
+  if (raw.tls && url?.startsWith('http:'))
+    problem(['otlp', 'tls'], `TLS settings need an https:// endpoint (got ${url})`);
+  let tls: OtlpTls | undefined;
+  if (raw.tls || caFile || certFile || keyFile) {
+    const [ca, cert, key] = [read(caFile), read(certFile), read(keyFile)];
+    tls = {
+      ...(ca && { ca }),
+      ...(cert && { cert }),
+      ...(key && { key }),
+      rejectUnauthorized: raw.tls?.insecureSkipVerify !== true,
+      ...(raw.tls?.serverName !== undefined && { servername: raw.tls.serverName }),
+    };
+  }
+
   return {
+    ...(tls && { tls }),
     url: url ?? '',
     protocol,
     headers: Object.fromEntries(headers.values()),

@@ -21,6 +21,9 @@ const REMIND_MS = 10 * 60_000;
 /** OTLP/HTTP: these statuses mean "try again later"; every other failure status is final. */
 const RETRYABLE_STATUS = new Set([429, 502, 503, 504]);
 
+/** Node's codes for a server certificate that failed verification (chain, expiry, name). */
+const CERTIFICATE_ERRORS = /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)|ERR_TLS_CERT_ALTNAME_INVALID/;
+
 export type FailureReason = 'timeout' | 'connection' | 'http_status' | 'error';
 
 export type ExportOutcome =
@@ -89,7 +92,10 @@ export class OtlpExporter {
     this.target = redactUrl(config.url);
     // One kept-alive connection: exports are sequential, and the agent owns (and destroys) it.
     const agentOptions = { keepAlive: true, maxSockets: 1 };
-    this.agent = url.protocol === 'https:' ? new https.Agent(agentOptions) : new http.Agent(agentOptions);
+    this.agent =
+      url.protocol === 'https:'
+        ? new https.Agent({ ...agentOptions, ...config.tls })
+        : new http.Agent(agentOptions);
     const registers = [opts.registry];
     this.exports = new Counter({
       name: 'coalmine_otlp_exports_total',
@@ -237,7 +243,9 @@ export class OtlpExporter {
       signal.addEventListener('abort', onAbort, { once: true });
       request.on('error', (err) => {
         const code = (err as NodeJS.ErrnoException).code;
-        fail(new AttemptError('connection', code ? `${code}: ${err.message}` : err.message, true));
+        // A certificate we do not trust will not be trusted a second later: no retry within this export.
+        const retry = !(code && CERTIFICATE_ERRORS.test(code));
+        fail(new AttemptError('connection', code ? `${code}: ${err.message}` : err.message, retry));
       });
       request.on('response', (res) => {
         const chunks: Buffer[] = [];

@@ -1,3 +1,7 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { selfSignedCert } from '../../../test/support/certs.js';
 import { lineLogger } from '../../../test/support/logs.js';
 import type { Logger } from '../../core/log.js';
 import { createServer, type Server } from 'node:net';
@@ -380,5 +384,62 @@ describe('OtlpSink to a receiver started by the test', () => {
     expect(await hanging).toMatchObject({ ok: false, reason: 'closed' });
     expect(receiver.exports.length - before).toBe(1);
     expect(await sink.flush()).toMatchObject({ ok: false, reason: 'closed' });
+  });
+});
+
+describe('OtlpSink over HTTPS', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'coalmine-otlp-https-'));
+  const server = selfSignedCert(dir, 'collector');
+  const client = selfSignedCert(dir, 'agent', { subject: '/CN=coalmine-agent', san: '' });
+  const receivers: OtlpReceiver[] = [];
+  const sinks: OtlpSink[] = [];
+  afterAll(async () => {
+    await Promise.all(sinks.map((s) => s.close()));
+    await Promise.all(receivers.map((r) => r.close()));
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const exportTo = async (receiver: OtlpReceiver, tls: OtlpConfig['tls']) => {
+    const sink = new OtlpSink(config(receiver, { timeoutMs: 1000, ...(tls && { tls }) }), {
+      registry: new Registry(),
+      clock,
+      version: '9.8.7',
+    });
+    sinks.push(sink);
+    sink.observeProbe(probe('web', 'http', ok(3)));
+    return sink.flush();
+  };
+
+  it('trusts the CA it is given, and refuses an unknown certificate at once (no retries)', async () => {
+    const receiver = await startOtlpReceiver({ tls: { cert: server.cert, key: server.key } });
+    receivers.push(receiver);
+    expect(receiver.url).toMatch(/^https:/);
+    expect(await exportTo(receiver, { ca: server.cert, rejectUnauthorized: true })).toMatchObject({
+      ok: true,
+    });
+    expect(receiver.exports).toHaveLength(1);
+    const refused = await exportTo(receiver, undefined);
+    expect(refused).toMatchObject({ ok: false, reason: 'connection', attempts: 1 });
+    expect((refused as { message: string }).message).toMatch(/SELF_SIGNED/);
+    expect(await exportTo(receiver, { rejectUnauthorized: false })).toMatchObject({ ok: true });
+    expect(receiver.exports).toHaveLength(2);
+  });
+
+  it('presents a client certificate to a collector that demands one (mTLS)', async () => {
+    const receiver = await startOtlpReceiver({
+      tls: { cert: server.cert, key: server.key, clientCa: client.cert },
+    });
+    receivers.push(receiver);
+    expect(
+      await exportTo(receiver, {
+        ca: server.cert,
+        cert: client.cert,
+        key: client.key,
+        rejectUnauthorized: true,
+      }),
+    ).toMatchObject({ ok: true });
+    expect(await exportTo(receiver, { ca: server.cert, rejectUnauthorized: true })).toMatchObject({
+      ok: false,
+    });
+    expect(receiver.exports).toHaveLength(1);
   });
 });
