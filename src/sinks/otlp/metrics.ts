@@ -2,6 +2,7 @@ import { nsToSeconds } from '../../core/clock.js';
 import type { Observation } from '../../core/types.js';
 import type { Coalminer } from '../../messaging/coalminer.js';
 import type { CanaryObserver, CoalminerObserver, MessagingSink } from '../../messaging/observer.js';
+import { VALUE_HELP } from '../../probes/value-help.js';
 import type { Transport } from '../../transports/transport.js';
 import { Meter, type CounterSeries, type HistogramSeries, type MeterOptions } from './instruments.js';
 import type { MetricData } from './model.js';
@@ -36,6 +37,13 @@ export class OtlpMetrics implements MessagingSink {
   private readonly transports = new Set<Transport>();
   /** Probe series by target, kind and result, made once: a probe run then allocates no attribute list. */
   private readonly probeSeries = new Map<string, HistogramSeries>();
+  /** Each target's kind and the values of its last run: what the probe.<value> gauges read. */
+  private readonly probeValues = new Map<
+    string,
+    { kind: string; values: Readonly<Record<string, number>> }
+  >();
+  /** The probe.<value> gauges made so far, one per value name seen. */
+  private readonly valueGauges = new Set<string>();
 
   constructor(opts: MeterOptions) {
     const m = (this.meter = new Meter(opts));
@@ -191,6 +199,34 @@ export class OtlpMetrics implements MessagingSink {
       const ns = phases[phase as keyof typeof phases];
       if (ns !== undefined) this.probePhase({ target, kind, phase }).record(nsToSeconds(ns));
     }
+    // Only the last run's values are sent: one the last run lacks (no TLS this time) is gone, not stale.
+    const values = result.values ?? {};
+    this.probeValues.set(target, { kind, values });
+    for (const name in values) if (!this.valueGauges.has(name)) this.valueGauge(name);
+  }
+
+  /**
+   * probe.<name>, e.g. probe.http_status_code: blackbox_exporter's probe_<name> once a collector turns
+   * dots to underscores. No unit, so that the collector adds no suffix to the name.
+   */
+  private valueGauge(name: string): void {
+    this.valueGauges.add(name);
+    const probeValues = this.probeValues;
+    this.meter.observedGauge(
+      {
+        name: `probe.${name}`,
+        unit: '',
+        description: VALUE_HELP[name] ?? `Probe value ${name} from the last run`,
+      },
+      ['target', 'kind'],
+      false,
+      function* () {
+        for (const [target, { kind, values }] of probeValues) {
+          const v = values[name];
+          if (v !== undefined) yield [[target, kind], v] as const;
+        }
+      },
+    );
   }
 
   canaryObserver(canary: string, transport: string): CanaryObserver {

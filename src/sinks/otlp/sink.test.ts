@@ -161,6 +161,34 @@ describe('OtlpSink to a receiver started by the test', () => {
     });
   }
 
+  it("sends each target's last probe values as probe.<name> gauges, dropping one the last run lacks", async () => {
+    const { sink } = make();
+    const expiry = WALL_MS / 1000 + 30 * 86_400;
+    sink.observeProbe(
+      probe('shop', 'http', {
+        ...ok(5),
+        values: { http_status_code: 200, ssl_earliest_cert_expiry: expiry },
+      }),
+    );
+    sink.observeProbe(probe('dns', 'dns', { ...ok(1), values: { dns_rcode: 0 } }));
+    await sink.flush();
+    let e = receiver.exports.at(-1)!;
+    expect(metricOf(e, 'probe.http_status_code')).toMatchObject({
+      description: 'HTTP status code of the last response',
+      points: [expect.objectContaining({ attributes: { target: 'shop', kind: 'http' }, value: 200 })],
+    });
+    expect(pointsOf(e, 'probe.ssl_earliest_cert_expiry')[0]?.value).toBe(expiry);
+    expect(pointsOf(e, 'probe.dns_rcode')).toEqual([
+      expect.objectContaining({ attributes: { target: 'dns', kind: 'dns' }, value: 0 }),
+    ]);
+    // The next run has no TLS and a 503.
+    sink.observeProbe(probe('shop', 'http', { ...ok(5), values: { http_status_code: 503 } }));
+    await sink.flush();
+    e = receiver.exports.at(-1)!;
+    expect(pointsOf(e, 'probe.http_status_code')[0]?.value).toBe(503);
+    expect(e.metrics.some((m) => m.name === 'probe.ssl_earliest_cert_expiry')).toBe(false);
+  });
+
   it('keeps histograms cumulative from one export to the next', async () => {
     const { sink } = make();
     sink.observeProbe(probe('db', 'tcp', ok(1)));
