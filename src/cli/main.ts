@@ -54,7 +54,7 @@ export async function main(
   messagingCommands(program, io, logging, (c) => (exitCode = c));
   runCommand(program, io, logging);
   exportCommand(program, io);
-  alertsCommand(program, io);
+  alertsCommand(program, io, (c) => (exitCode = c), env);
   configCommand(program, io);
   targetCommand(program, io);
   demoCommand(program, io, logging);
