@@ -326,8 +326,14 @@ export class Coalminer {
       case 'ping':
         return this.onPing(e, d);
       case 'notice': {
-        if (e.failed)
-          this.flow(e.canary, e.runId).tracker.noteFailed(e.failed.map(([a, b]) => [Number(a), Number(b)]));
+        if (e.failed) {
+          const tracker = this.flow(e.canary, e.runId).tracker;
+          const before = tracker.sendFailedArrived;
+          tracker.noteFailed(e.failed.map(([a, b]) => [Number(a), Number(b)]));
+          // News of failures for pings that had already arrived: in-doubt publishes that got through.
+          if (tracker.sendFailedArrived > before)
+            this.opts.observer?.sendFailedArrived?.(e.canary, tracker.sendFailedArrived - before);
+        }
         return;
       }
       case 'confirm': {
@@ -390,12 +396,15 @@ export class Coalminer {
     const f = this.flow(e.canary, e.runId);
     const nowMs = Number(d.receivedNs / 1_000_000n);
     f.lastSeenMs = nowMs;
+    const inDoubtBefore = f.tracker.sendFailedArrived;
     if (e.failed) f.tracker.noteFailed(e.failed.map(([a, b]) => [Number(a), Number(b)]));
     const lostBefore = f.tracker.declaredLost;
     const arrival = f.tracker.observe(Number(e.seq), nowMs);
     this.opts.observer?.arrival?.(e.canary, arrival);
     if (f.tracker.declaredLost > lostBefore)
       this.opts.observer?.lost?.(e.canary, f.tracker.declaredLost - lostBefore);
+    if (f.tracker.sendFailedArrived > inDoubtBefore)
+      this.opts.observer?.sendFailedArrived?.(e.canary, f.tracker.sendFailedArrived - inDoubtBefore);
     if (e.echo && arrival !== 'duplicate') {
       void this.sendTo(e.canary, {
         type: 'echo',

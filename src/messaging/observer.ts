@@ -22,6 +22,8 @@ export interface CoalminerObserver {
   arrival?(canary: string, kind: 'new' | 'reordered' | 'duplicate' | 'late' | 'stale'): void;
   /** Pings newly declared lost. */
   lost?(canary: string, count: number): void;
+  /** Pings the canary said it failed to publish that arrived anyway (an in-doubt publish). */
+  sendFailedArrived?(canary: string, count: number): void;
 }
 
 /**
@@ -70,6 +72,7 @@ export function teeMessagingSinks(a: MessagingSink, b: MessagingSink): Messaging
         hops: both(x.hops, y.hops),
         arrival: both(x.arrival, y.arrival),
         lost: both(x.lost, y.lost),
+        sendFailedArrived: both(x.sendFailedArrived, y.sendFailedArrived),
       };
     },
     watchCoalminer(c, transport, region) {
@@ -91,5 +94,6 @@ export function teeCoalminerObserver(a: CoalminerObserver, b: CoalminerObserver)
     hops: both(a.hops, b.hops),
     arrival: both(a.arrival, b.arrival),
     lost: both(a.lost, b.lost),
+    sendFailedArrived: both(a.sendFailedArrived, b.sendFailedArrived),
   };
 }

@@ -1,5 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { dropping } from '../../test/support/lossy.js';
+import { Registry } from 'prom-client';
+import { deliveringButFailing, dropping } from '../../test/support/lossy.js';
+import { MessagingMetrics } from '../sinks/prometheus/messaging-metrics.js';
 import { describe, expect, it } from 'vitest';
 import { wallClockNs } from '../transports/base.js';
 import { MemoryTransport } from '../transports/memory/index.js';
@@ -106,6 +108,49 @@ describe('canary and coalminers over the memory transport', () => {
     expect(c.lost).toBe(0);
     expect(c.received).toBe(s.sent);
     expect(c.expected).toBe(s.attempted);
+    await m.stop();
+  });
+
+  it('counts a publish reported failed that arrived anyway as received, and says how many', async () => {
+    const t = memory();
+    await t.connect();
+    const picked = new Set<number>();
+    const inDoubt = (seq: number) => seq % 10 === 3 && picked.add(seq).size > 0;
+    const canary = new Canary({
+      name: 'c9',
+      transport: deliveringButFailing(t, inDoubt),
+      ratePerSecond: 200,
+      coalminers: ['m'],
+    });
+    const registry = new Registry();
+    const metrics = new MessagingMetrics(registry, [0.01, 0.1, 1]);
+    const m = new Coalminer({
+      name: 'm',
+      transport: t,
+      register: [],
+      observer: metrics.coalminerObserver('m', 'memory', 'r'),
+    });
+    await m.start();
+    await canary.start();
+    await sleep(600);
+    await canary.stop();
+    await sleep(100);
+    m.tick();
+    const s = canary.stats().get('m')!;
+    const c = m.reports()[0]!.counts;
+    expect(picked.size).toBeGreaterThan(5);
+    expect(s.failed).toBe(picked.size); // the canary saw errors…
+    // …for pings that arrived: received, not send-failed, and counted as in doubt.
+    expect(c).toMatchObject({
+      expected: s.attempted,
+      received: s.attempted,
+      sendFailed: 0,
+      sendFailedArrived: picked.size,
+      lost: 0,
+    });
+    expect(await registry.getSingleMetricAsString('coalmine_messages_send_failed_arrived_total')).toContain(
+      `coalmine_messages_send_failed_arrived_total{canary="c9",coalminer="m",transport="memory",region="r"} ${picked.size}`,
+    );
     await m.stop();
   });
 

@@ -60,3 +60,23 @@ export function addRange(ranges: Range[], a: number, b: number): void {
   }
   ranges.splice(lo, end - lo, { a: na, b: nb });
 }
+
+/** The parts of [a, b] that no range of `ranges` (sorted, disjoint, as addRange keeps them) covers. */
+export function uncovered(ranges: readonly Range[], a: number, b: number): Range[] {
+  const out: Range[] = [];
+  let lo = 0;
+  let hi = ranges.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (ranges[mid]!.b < a) lo = mid + 1;
+    else hi = mid;
+  }
+  let next = a;
+  for (let i = lo; i < ranges.length && ranges[i]!.a <= b; i++) {
+    const r = ranges[i]!;
+    if (r.a > next) out.push({ a: next, b: r.a - 1 });
+    next = Math.max(next, r.b + 1);
+  }
+  if (next <= b) out.push({ a: next, b });
+  return out;
+}

@@ -97,6 +97,38 @@ describe('SequenceTracker', () => {
     invariant(after.counts());
   });
 
+  it('counts a publish reported failed that arrived anyway, once, whenever the news comes', () => {
+    // The news before the ping, for a sequence number not reached yet.
+    const ahead = new SequenceTracker();
+    ahead.observe(0, 0);
+    ahead.noteFailed([[1, 3]]);
+    ahead.noteFailed([[1, 3]]);
+    ahead.observe(2, 1); // 2 got through after all; 1 is passed over as failed, not as a gap
+    ahead.observe(4, 2);
+    expect(ahead.counts()).toMatchObject({ received: 3, sendFailed: 2, sendFailedArrived: 1, inFlight: 0 });
+    invariant(ahead.counts());
+
+    // The news before the ping, for a sequence number already passed over (in flight, then failed).
+    const behind = new SequenceTracker();
+    behind.observe(0, 0);
+    behind.observe(3, 1);
+    behind.noteFailed([[1, 2]]);
+    behind.observe(1, 2);
+    behind.noteFailed([[1, 2]]);
+    expect(behind.counts()).toMatchObject({ received: 3, sendFailed: 1, sendFailedArrived: 1, inFlight: 0 });
+    invariant(behind.counts());
+
+    // The ping before the news, and the news repeated.
+    const late = new SequenceTracker();
+    for (const s of [0, 1, 2, 3]) late.observe(s, s);
+    late.noteFailed([[1, 2]]);
+    late.noteFailed([[1, 2]]);
+    late.noteFailed([[0, 3]]); // overlapping news: only 0 and 3 are new, and they arrived too
+    expect(late.counts()).toMatchObject({ received: 4, sendFailed: 0, sendFailedArrived: 4 });
+    expect(late.sendFailedArrived).toBe(4);
+    invariant(late.counts());
+  });
+
   it('treats a flow that starts mid-way (a coalminer joining) as starting there', () => {
     const t = new SequenceTracker();
     t.start(1000);
@@ -112,6 +144,8 @@ describe('SequenceTracker', () => {
       const n = 5000;
       const dropped = new Set<number>();
       const failed = new Set<number>();
+      /** Reported failed by the canary, yet delivered: the publish outcome was in doubt. */
+      const inDoubt = new Set<number>();
       const arrivals: { seq: number; at: number; failedSoFar: number[] }[] = [];
       const failedSoFar: number[] = [];
       for (let s = 0; s < n; s++) {
@@ -119,6 +153,10 @@ describe('SequenceTracker', () => {
         if (r < 0.02) {
           failed.add(s);
           failedSoFar.push(s);
+          if (rand() < 0.2) {
+            inDoubt.add(s);
+            arrivals.push({ seq: s, at: s + rand() * 20, failedSoFar: failedSoFar.slice(-32) });
+          }
           continue;
         }
         if (r < 0.05 && s < n - 1) {
@@ -149,7 +187,8 @@ describe('SequenceTracker', () => {
       const last = Math.max(...arrivals.map((a) => a.seq));
       const reached = (set: Set<number>) => [...set].filter((s) => s <= last).length;
       expect(c.lost, `seed ${seed}`).toBe(reached(dropped));
-      expect(c.sendFailed, `seed ${seed}`).toBe(reached(failed));
+      expect(c.sendFailed, `seed ${seed}`).toBe(reached(failed) - inDoubt.size);
+      expect(c.sendFailedArrived, `seed ${seed}`).toBe(inDoubt.size);
       expect(c.duplicated, `seed ${seed}`).toBe(duplicates);
       expect(c.received, `seed ${seed}`).toBe(seen.size);
       expect(c.inFlight).toBe(0);

@@ -1,4 +1,4 @@
-import { addRange, subtract, type Range } from './ranges.js';
+import { addRange, subtract, uncovered, type Range } from './ranges.js';
 
 /**
  * Exact accounting of one flow of pings (one canary run to one coalminer) from the sequence numbers
@@ -29,6 +29,11 @@ export interface SequenceCounts {
   inFlight: number;
   lost: number;
   sendFailed: number;
+  /**
+   * Of `received`, pings the canary said it failed to publish: the outcome was in doubt (say, the
+   * connection dropped after the broker took the message but before its reply) and the ping arrived.
+   */
+  sendFailedArrived: number;
   duplicated: number;
   reordered: number;
   late: number;
@@ -43,6 +48,7 @@ export function emptyCounts(): SequenceCounts {
     inFlight: 0,
     lost: 0,
     sendFailed: 0,
+    sendFailedArrived: 0,
     duplicated: 0,
     reordered: 0,
     late: 0,
@@ -73,12 +79,15 @@ export class SequenceTracker {
   private failedRanges: Range[] = [];
   /** Failed ranges announced for sequence numbers not reached yet; applied when they are. */
   private pendingFailed: Range[] = [];
+  /** Every sequence number announced as failed (within the history window): news already taken. */
+  private announced: Range[] = [];
   /** Sequence numbers ever declared lost (monotonic: later arrivals and send-failure news do not undo it). */
   declaredLost = 0;
   private readonly c = {
     received: 0,
     lost: 0,
     sendFailed: 0,
+    sendFailedArrived: 0,
     duplicated: 0,
     reordered: 0,
     late: 0,
@@ -108,27 +117,46 @@ export class SequenceTracker {
     return { expected, ...this.c };
   }
 
+  /** Pings announced as failed that arrived anyway, so far (see SequenceCounts.sendFailedArrived). */
+  get sendFailedArrived(): number {
+    return this.c.sendFailedArrived;
+  }
+
   get highestSeq(): number {
     return this.highest;
   }
 
-  /** Records the canary's word that these sequence numbers were never published. Repeats are harmless. */
+  /**
+   * Records the canary's word that these sequence numbers were never published. Only news is taken:
+   * the canary repeats its announcements, and a repeat changes nothing.
+   */
   noteFailed(ranges: readonly [number, number][]): void {
+    // Sequence numbers at or below the floor are beyond the bitmap: whether they arrived is forgotten.
+    const floor = this.highest - this.window;
     for (const [a0, b0] of ranges) {
       const a = this.base >= 0 ? Math.max(a0, this.base) : a0;
-      if (b0 < a || b0 <= this.highest - this.window) continue;
-      if (b0 > this.highest) addRange(this.pendingFailed, Math.max(a, this.highest + 1), b0);
-      if (a > this.highest) continue;
-      const b = Math.min(b0, this.highest);
-      // Within what we have reached: move from in flight or lost to send-failed. What is neither was
-      // received (its publish reported an error, yet it arrived) or is send-failed already.
-      for (const r of subtract(this.gaps, a, b)) {
-        this.c.inFlight -= r.b - r.a + 1;
-        this.markFailed(r.a, r.b);
-      }
-      for (const r of subtract(this.lostRanges, a, b)) {
-        this.c.lost -= r.b - r.a + 1;
-        this.markFailed(r.a, r.b);
+      if (b0 < a || b0 <= floor) continue;
+      const fresh = uncovered(this.announced, a, b0);
+      addRange(this.announced, a, b0);
+      for (const p of fresh) {
+        if (p.b > this.highest) addRange(this.pendingFailed, Math.max(p.a, this.highest + 1), p.b);
+        if (p.a > this.highest) continue;
+        const b = Math.min(p.b, this.highest);
+        const known = Math.max(p.a, floor + 1);
+        let received = Math.max(0, b - known + 1);
+        // Within what we have reached: move from in flight or lost to send-failed.
+        for (const r of subtract(this.gaps, p.a, b)) {
+          this.c.inFlight -= r.b - r.a + 1;
+          received -= overlap(r, known, b);
+          this.markFailed(r.a, r.b);
+        }
+        for (const r of subtract(this.lostRanges, p.a, b)) {
+          this.c.lost -= r.b - r.a + 1;
+          received -= overlap(r, known, b);
+          this.markFailed(r.a, r.b);
+        }
+        // What is neither had arrived before the news: its publish reported an error, yet it was sent.
+        this.c.sendFailedArrived += received;
       }
     }
   }
@@ -145,7 +173,9 @@ export class SequenceTracker {
       return 'stale';
     }
     if (seq > this.highest) {
-      if (this.pendingFailed.length > 0) subtract(this.pendingFailed, seq, seq);
+      // Announced as failed before it came: sent after all.
+      if (this.pendingFailed.length > 0 && subtract(this.pendingFailed, seq, seq).length > 0)
+        this.c.sendFailedArrived++;
       this.advance(seq, nowMs);
       this.setBit(seq);
       this.c.received++;
@@ -174,6 +204,7 @@ export class SequenceTracker {
     if (removeFromRanges(this.failedRanges, seq)) {
       // Its publish reported an error, yet it arrived: it was sent after all.
       this.c.sendFailed--;
+      this.c.sendFailedArrived++;
     }
     return 'reordered';
   }
@@ -199,6 +230,7 @@ export class SequenceTracker {
     const oldest = this.highest - this.window;
     this.lostRanges = this.lostRanges.filter((r) => r.b > oldest);
     this.failedRanges = this.failedRanges.filter((r) => r.b > oldest);
+    this.announced = this.announced.filter((r) => r.b > oldest);
   }
 
   private advance(seq: number, nowMs: number): void {
@@ -257,4 +289,9 @@ export class SequenceTracker {
 
 function removeFromRanges(ranges: Range[], s: number): boolean {
   return subtract(ranges, s, s).length > 0;
+}
+
+/** How many of r's numbers fall in [lo, hi]. */
+function overlap(r: Range, lo: number, hi: number): number {
+  return Math.max(0, Math.min(r.b, hi) - Math.max(r.a, lo) + 1);
 }

@@ -170,6 +170,7 @@ export async function startApiDouble(opts: ApiDoubleOptions): Promise<ApiDouble>
           lost: lossy ? 360 : 0,
           inFlight: 3,
           sendFailed: 0,
+          sendFailedArrived: 0,
           duplicated: lossy ? 12 : 0,
           reordered: lossy ? 40 : 2,
           late: 0,

@@ -147,6 +147,8 @@ describe('broker outage mid-run', () => {
         // Seen in CI on redis+stream: an XADD that Redis had executed when the proxy cut the connection.
         const inDoubtArrived = sent.failed - got.sendFailed;
         expect(inDoubtArrived, detail).toBeGreaterThanOrEqual(0);
+        // …and the coalminer says how many: coalmine_messages_send_failed_arrived_total.
+        expect(got.sendFailedArrived, detail).toBe(inDoubtArrived);
         expect(got.received + got.lost - inDoubtArrived, detail).toBe(sent.sent);
         // Only what was in flight at the moment of the cut can be in doubt: at 100/s, a handful.
         expect(inDoubtArrived, detail).toBeLessThanOrEqual(20);

@@ -42,6 +42,8 @@ export interface FlowSummary {
     lost: number;
     inFlight: number;
     sendFailed: number;
+    /** Of received: pings the canary said it failed to publish that arrived anyway (in-doubt publishes). */
+    sendFailedArrived: number;
     duplicated: number;
     reordered: number;
     late: number;

@@ -91,6 +91,7 @@ const schemas: Record<string, Json> = {
         'lost',
         'inFlight',
         'sendFailed',
+        'sendFailedArrived',
         'duplicated',
         'reordered',
         'late',

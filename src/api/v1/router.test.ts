@@ -71,6 +71,7 @@ function fixture(withStore = true): { ctx: MemoryContext; store: MemoryStore } {
     lost: 1,
     inFlight: 0,
     sendFailed: 0,
+    sendFailedArrived: 0,
     duplicated: 1,
     reordered: 2,
     late: 0,

@@ -76,6 +76,8 @@ export interface MessagingSummary {
   lost: number;
   inFlight: number;
   sendFailed: number;
+  /** Of sendFailed (the canary's count): publishes that reported an error yet arrived. */
+  sendFailedArrived: number;
   duplicated: number;
   reordered: number;
   late: number;
@@ -103,7 +105,7 @@ export function formatSummary(title: string, s: MessagingSummary): string {
   const lines = [
     title,
     `  sent ${s.sent}  received ${s.received}  lost ${s.lost}  in flight ${s.inFlight}  duplicated ${s.duplicated}  reordered ${s.reordered}  late ${s.late}  foreign ${s.foreign}`,
-    `  send errors ${s.sendFailed}${errors ? ` (${errors})` : ''}`,
+    `  send errors ${s.sendFailed}${errors ? ` (${errors})` : ''}${s.sendFailedArrived > 0 ? `; ${s.sendFailedArrived} of them arrived anyway (in-doubt publishes)` : ''}`,
     `  latency from intended send  ${lat(s.latency)}`,
     `  latency from actual send    ${lat(s.latencyFromSent)}`,
   ];
@@ -142,6 +144,7 @@ function buildSummary(
     lost: c.lost,
     inFlight: c.inFlight,
     sendFailed: canaryStats?.failed ?? c.sendFailed,
+    sendFailedArrived: c.sendFailedArrived,
     duplicated: c.duplicated,
     reordered: c.reordered,
     late: c.late,

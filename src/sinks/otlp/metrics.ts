@@ -30,7 +30,7 @@ export class OtlpMetrics implements MessagingSink {
   private readonly sendErrors;
   private readonly foreign;
   private readonly counts: Record<
-    'received' | 'lost' | 'duplicated' | 'reordered' | 'late' | 'stale',
+    'received' | 'lost' | 'duplicated' | 'reordered' | 'late' | 'stale' | 'send_failed_arrived',
     (v: Record<Flow, string>) => CounterSeries
   >;
   private readonly coalminers = new Set<{ c: Coalminer; transport: string; region: string }>();
@@ -117,6 +117,10 @@ export class OtlpMetrics implements MessagingSink {
       reordered: count('reordered', 'Pings received after a later sequence number'),
       late: count('late', 'Pings received after they had been declared lost'),
       stale: count('stale', 'Pings too old to judge (before the flow started or beyond the history window)'),
+      send_failed_arrived: count(
+        'send_failed_arrived',
+        'Pings the canary reported as failed to publish that arrived anyway: publishes whose outcome was in doubt',
+      ),
     };
     this.sent = m.counter(
       {
@@ -250,7 +254,10 @@ export class OtlpMetrics implements MessagingSink {
 
   coalminerObserver(coalminer: string, transport: string, region: string): CoalminerObserver {
     type Children = Record<'fromIntended' | 'fromSent' | 'toBroker' | 'fromBroker', HistogramSeries> &
-      Record<'new' | 'reordered' | 'duplicate' | 'late' | 'stale' | 'lost', CounterSeries>;
+      Record<
+        'new' | 'reordered' | 'duplicate' | 'late' | 'stale' | 'lost' | 'sendFailedArrived',
+        CounterSeries
+      >;
     const byCanary = new Map<string, Children>();
     const children = (canary: string): Children => {
       let c = byCanary.get(canary);
@@ -267,6 +274,7 @@ export class OtlpMetrics implements MessagingSink {
           late: this.counts.late(l),
           stale: this.counts.stale(l),
           lost: this.counts.lost(l),
+          sendFailedArrived: this.counts.send_failed_arrived(l),
         };
         byCanary.set(canary, c);
       }
@@ -286,6 +294,7 @@ export class OtlpMetrics implements MessagingSink {
         c[kind].add(1);
       },
       lost: (canary, n) => children(canary).lost.add(n),
+      sendFailedArrived: (canary, n) => children(canary).sendFailedArrived.add(n),
       hops: (canary, toBroker, fromBroker) => {
         const c = children(canary);
         c.toBroker.record(toBroker);

@@ -14,6 +14,7 @@ export class MessagingMetrics {
   private readonly hops: Histogram<FlowLabels | 'segment'>;
   private readonly received: Counter<FlowLabels>;
   private readonly lost: Counter<FlowLabels>;
+  private readonly sendFailedArrived: Counter<FlowLabels>;
   private readonly duplicated: Counter<FlowLabels>;
   private readonly reordered: Counter<FlowLabels>;
   private readonly late: Counter<FlowLabels>;
@@ -59,6 +60,10 @@ export class MessagingMetrics {
       'Pings received after a later sequence number',
     );
     this.late = counter('coalmine_messages_late_total', 'Pings received after they had been declared lost');
+    this.sendFailedArrived = counter(
+      'coalmine_messages_send_failed_arrived_total',
+      'Pings the canary reported as failed to publish that arrived anyway (counted received): publishes whose outcome was in doubt, such as a connection lost before the broker replied',
+    );
     this.stale = counter(
       'coalmine_messages_stale_total',
       'Pings too old to judge (before the flow started or beyond the history window)',
@@ -193,7 +198,10 @@ export class MessagingMetrics {
       'fromIntended' | 'fromSent' | 'toBroker' | 'fromBroker',
       Histogram.Internal<string>
     > &
-      Record<'new' | 'reordered' | 'duplicate' | 'late' | 'stale' | 'lost', Counter.Internal>;
+      Record<
+        'new' | 'reordered' | 'duplicate' | 'late' | 'stale' | 'lost' | 'sendFailedArrived',
+        Counter.Internal
+      >;
     const byCanary = new Map<string, Children>();
     const children = (canary: string): Children => {
       let c = byCanary.get(canary);
@@ -210,6 +218,7 @@ export class MessagingMetrics {
           late: this.late.labels(l),
           stale: this.stale.labels(l),
           lost: this.lost.labels(l),
+          sendFailedArrived: this.sendFailedArrived.labels(l),
         };
         byCanary.set(canary, c);
       }
@@ -229,6 +238,7 @@ export class MessagingMetrics {
         c[kind].inc();
       },
       lost: (canary, n) => children(canary).lost.inc(n),
+      sendFailedArrived: (canary, n) => children(canary).sendFailedArrived.inc(n),
       hops: (canary, toBroker, fromBroker) => {
         const c = children(canary);
         c.toBroker.observe(Math.max(0, toBroker));

@@ -211,7 +211,18 @@ function SummaryLine({ summary }: { summary: TargetSummary | FlowSummary }) {
       </div>
       <div>
         <dt>send failed</dt>
-        <dd class={f.counts.sendFailed > 0 ? 'bad' : ''}>{f.counts.sendFailed}</dd>
+        <dd class={f.counts.sendFailed > 0 ? 'bad' : ''}>
+          {f.counts.sendFailed}
+          {f.counts.sendFailedArrived > 0 ? (
+            <span
+              class="muted"
+              title="Publishes that reported an error yet arrived (the outcome was in doubt); counted as received"
+            >
+              {' '}
+              (+{f.counts.sendFailedArrived} arrived anyway)
+            </span>
+          ) : null}
+        </dd>
       </div>
       {f.clockOffset ? (
         <div>
