@@ -10,15 +10,7 @@ export interface Range {
  */
 export function subtract<T extends Range>(ranges: T[], a: number, b: number): Range[] {
   const removed: Range[] = [];
-  let i = 0;
-  let lo = 0;
-  let hi = ranges.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (ranges[mid]!.b < a) lo = mid + 1;
-    else hi = mid;
-  }
-  i = lo;
+  let i = firstEndingFrom(ranges, a);
   while (i < ranges.length && ranges[i]!.a <= b) {
     const r = ranges[i]!;
     const ra = Math.max(r.a, a);
@@ -43,13 +35,8 @@ export function subtract<T extends Range>(ranges: T[], a: number, b: number): Ra
 
 /** Adds [a, b] to a sorted list of disjoint ranges, merging what touches or overlaps. */
 export function addRange(ranges: Range[], a: number, b: number): void {
-  let lo = 0;
-  let hi = ranges.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (ranges[mid]!.b < a - 1) lo = mid + 1;
-    else hi = mid;
-  }
+  // A range ending at a - 1 touches [a, b] and merges with it.
+  const lo = firstEndingFrom(ranges, a - 1);
   let end = lo;
   let na = a;
   let nb = b;
@@ -64,6 +51,18 @@ export function addRange(ranges: Range[], a: number, b: number): void {
 /** The parts of [a, b] that no range of `ranges` (sorted, disjoint, as addRange keeps them) covers. */
 export function uncovered(ranges: readonly Range[], a: number, b: number): Range[] {
   const out: Range[] = [];
+  let next = a;
+  for (let i = firstEndingFrom(ranges, a); i < ranges.length && ranges[i]!.a <= b; i++) {
+    const r = ranges[i]!;
+    if (r.a > next) out.push({ a: next, b: r.a - 1 });
+    next = Math.max(next, r.b + 1);
+  }
+  if (next <= b) out.push({ a: next, b });
+  return out;
+}
+
+/** The index of the first range that ends at or after `a` (binary search; ranges.length if none). */
+function firstEndingFrom(ranges: readonly Range[], a: number): number {
   let lo = 0;
   let hi = ranges.length;
   while (lo < hi) {
@@ -71,12 +70,5 @@ export function uncovered(ranges: readonly Range[], a: number, b: number): Range
     if (ranges[mid]!.b < a) lo = mid + 1;
     else hi = mid;
   }
-  let next = a;
-  for (let i = lo; i < ranges.length && ranges[i]!.a <= b; i++) {
-    const r = ranges[i]!;
-    if (r.a > next) out.push({ a: next, b: r.a - 1 });
-    next = Math.max(next, r.b + 1);
-  }
-  if (next <= b) out.push({ a: next, b });
-  return out;
+  return lo;
 }
