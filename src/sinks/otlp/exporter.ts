@@ -4,6 +4,7 @@ import https from 'node:https';
 import { promisify } from 'node:util';
 import { gzip as gzipCallback } from 'node:zlib';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { isTlsErrorCode } from '../../probes/net-errors.js';
 import { backoffMs, errorMessage, redactUrl } from '../../transports/base.js';
 import type { OtlpConfig } from './config.js';
 import { decodeJsonResponse, decodeJsonStatusMessage, encodeJson } from './json.js';
@@ -20,9 +21,6 @@ const MAX_RESPONSE_BYTES = 64 * 1024;
 const REMIND_MS = 10 * 60_000;
 /** OTLP/HTTP: these statuses mean "try again later"; every other failure status is final. */
 const RETRYABLE_STATUS = new Set([429, 502, 503, 504]);
-
-/** Node's codes for a server certificate that failed verification (chain, expiry, name). */
-const CERTIFICATE_ERRORS = /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)|ERR_TLS_CERT_ALTNAME_INVALID/;
 
 export type FailureReason = 'timeout' | 'connection' | 'http_status' | 'error';
 
@@ -243,8 +241,9 @@ export class OtlpExporter {
       signal.addEventListener('abort', onAbort, { once: true });
       request.on('error', (err) => {
         const code = (err as NodeJS.ErrnoException).code;
-        // A certificate we do not trust will not be trusted a second later: no retry within this export.
-        const retry = !(code && CERTIFICATE_ERRORS.test(code));
+        // A certificate we do not trust (or a handshake we cannot make) will not be fixed a second later:
+        // no retry within this export.
+        const retry = !(code && isTlsErrorCode(code));
         fail(new AttemptError('connection', code ? `${code}: ${err.message}` : err.message, retry));
       });
       request.on('response', (res) => {
