@@ -1,14 +1,8 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { resolveAuth } from '../auth.js';
-import { apiConfigSchema } from './config.js';
 import type { AlertHistoryEntry, AlertRuleStatus, Silence, WhoAmI } from './contract.js';
 import { MemoryContext, type MemoryContextOptions } from './memory-context.js';
-import { createApiV1, type ApiV1Handler } from './router.js';
+import { closeServedApis, READ, serveApi, WRITE } from './serve.testkit.js';
 
-const READ = 'read-token-0123456789abcdef';
-const WRITE = 'write-token-0123456789abcdef';
 const NOW = Date.UTC(2025, 0, 1, 12, 0, 0);
 const MIN = 60_000;
 const DAY = 86_400_000;
@@ -17,20 +11,7 @@ interface ErrorBody {
   error: { code: string; message: string };
 }
 
-const open: Server[] = [];
-const apis: ApiV1Handler[] = [];
-afterEach(async () => {
-  for (const a of apis.splice(0)) a.close();
-  await Promise.all(
-    open.splice(0).map(
-      (s) =>
-        new Promise<void>((r) => {
-          s.close(() => r());
-          s.closeAllConnections();
-        }),
-    ),
-  );
-});
+afterEach(closeServedApis);
 
 const alerting: NonNullable<MemoryContextOptions['alerts']> = {
   rules: [
@@ -84,22 +65,12 @@ async function serve(withAlerts = true, maxBodyBytes?: number) {
     ],
     ...(withAlerts ? { alerts: alerting } : {}),
   });
-  const cfg = apiConfigSchema.parse({
-    tokens: [
-      { name: 'reader', token: READ, scopes: ['read'] },
-      { name: 'writer', token: WRITE, scopes: ['read', 'write'] },
-    ],
-  });
-  const api = createApiV1(ctx, resolveAuth(cfg, {}).auth, {
+  const { origin } = await serveApi(ctx, {
     now: () => NOW,
     rateLimit: false,
     ...(maxBodyBytes ? { maxBodyBytes } : {}),
   });
-  const server = createServer((req, res) => void api(req, res));
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  open.push(server);
-  apis.push(api);
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/api/v1`, ctx };
+  return { url: `${origin}/api/v1`, ctx };
 }
 
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });

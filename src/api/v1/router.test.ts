@@ -1,16 +1,13 @@
-import { createServer, request as httpRequest, type Server } from 'node:http';
-import { connect, type AddressInfo } from 'node:net';
+import { request as httpRequest } from 'node:http';
+import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ProbeReport } from '../../core/report.js';
-import { resolveAuth } from '../auth.js';
-import { apiConfigSchema } from './config.js';
 import type { FlowSummary, Matrix, Series, TargetSummary } from './contract.js';
 import { MemoryContext, MemoryStore } from './memory-context.js';
 import { openApiDocument } from './openapi.js';
-import { apiV1Routes, createApiV1, type ApiV1Handler, type ApiV1Options } from './router.js';
+import { apiV1Routes, type ApiV1Handler, type ApiV1Options } from './router.js';
+import { closeServedApis, READ, serveApi, WRITE } from './serve.testkit.js';
 
-const READ = 'read-token-0123456789abcdef';
-const WRITE = 'write-token-0123456789abcdef';
 const NOW = Date.UTC(2025, 0, 1, 12, 0, 30);
 const MIN = 60_000;
 
@@ -22,20 +19,7 @@ interface Harness {
   fallthrough: string[];
 }
 
-const open: Server[] = [];
-const apis: ApiV1Handler[] = [];
-afterEach(async () => {
-  for (const a of apis.splice(0)) a.close();
-  await Promise.all(
-    open.splice(0).map(
-      (s) =>
-        new Promise<void>((r) => {
-          s.close(() => r());
-          s.closeAllConnections();
-        }),
-    ),
-  );
-});
+afterEach(closeServedApis);
 
 function fixture(withStore = true): { ctx: MemoryContext; store: MemoryStore } {
   const store = new MemoryStore();
@@ -127,26 +111,12 @@ function fixture(withStore = true): { ctx: MemoryContext; store: MemoryStore } {
 
 async function serve(opts: ApiV1Options = {}, withStore = true): Promise<Harness> {
   const { ctx, store } = fixture(withStore);
-  const cfg = apiConfigSchema.parse({
-    tokens: [
-      { name: 'reader', token: READ, scopes: ['read'] },
-      { name: 'writer', token: WRITE, scopes: ['read', 'write'] },
-    ],
-  });
-  const api = createApiV1(ctx, resolveAuth(cfg, {}).auth, { now: () => NOW, rateLimit: false, ...opts });
   const fallthrough: string[] = [];
-  const server = createServer((req, res) => {
-    void api(req, res).then((handled) => {
-      if (!handled) {
-        fallthrough.push(req.url ?? '');
-        res.writeHead(404).end('not the api');
-      }
-    });
+  const { origin, api } = await serveApi(ctx, { now: () => NOW, rateLimit: false, ...opts }, (req, res) => {
+    fallthrough.push(req.url ?? '');
+    res.writeHead(404).end('not the api');
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  open.push(server);
-  apis.push(api);
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, ctx, store, api, fallthrough };
+  return { url: origin, ctx, store, api, fallthrough };
 }
 
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
