@@ -19,13 +19,6 @@ import {
 
 const TOKEN = 'e2e-writer-token-7a2d';
 const READ_TOKEN = 'e2e-reader-token-91c3';
-const canaries = ['canary-us', 'canary-eu'];
-const coalminers = [
-  { name: 'eu-west', region: 'eu-west-1' },
-  { name: 'us-east', region: 'us-east-1' },
-  { name: 'ap-south', region: 'ap-south-1' },
-  { name: 'sa-east', region: 'sa-east-1' },
-];
 
 /** The browser APIs the in-page functions use (this project's tsconfig has no DOM lib). */
 interface PageWindow {
@@ -67,8 +60,6 @@ describe.skipIf(!available)('alerts view in Chromium', () => {
       token: TOKEN,
       readToken: READ_TOKEN,
       targets: 40,
-      canaries,
-      coalminers,
       eventEveryMs: 1000,
       ...opts,
     });

@@ -25,6 +25,15 @@ import { MemoryContext, type MemoryContextOptions } from '../../src/api/v1/memor
 import { createApiV1 } from '../../src/api/v1/router.js';
 import type { ProbeReport } from '../../src/core/report.js';
 
+/** The double's fleet unless a test gives its own: two canaries, four coalminers in four regions. */
+export const DOUBLE_CANARIES = ['canary-us', 'canary-eu'];
+export const DOUBLE_COALMINERS = [
+  { name: 'eu-west', region: 'eu-west-1' },
+  { name: 'us-east', region: 'us-east-1' },
+  { name: 'ap-south', region: 'ap-south-1' },
+  { name: 'sa-east', region: 'sa-east-1' },
+];
+
 export interface ApiDoubleOptions {
   root: string;
   /** A token with the read and write scopes. */
@@ -32,8 +41,10 @@ export interface ApiDoubleOptions {
   /** A token with the read scope only. */
   readToken?: string;
   targets: number;
-  canaries: string[];
-  coalminers: { name: string; region: string }[];
+  /** Default DOUBLE_CANARIES. */
+  canaries?: string[];
+  /** Default DOUBLE_COALMINERS. */
+  coalminers?: { name: string; region: string }[];
   /** Milliseconds between event batches. */
   eventEveryMs?: number;
   /** Probe events per batch (rotating over the targets, the first target in every batch). */
@@ -105,7 +116,8 @@ function targetInfo(i: number): { name: string; kind: (typeof KINDS)[number]; ta
   return { name, kind, target, base };
 }
 
-export async function startApiDouble(opts: ApiDoubleOptions): Promise<ApiDouble> {
+export async function startApiDouble(options: ApiDoubleOptions): Promise<ApiDouble> {
+  const opts = { canaries: DOUBLE_CANARIES, coalminers: DOUBLE_COALMINERS, ...options };
   const started = Date.now();
   const statics = serveStatic(opts.root);
   const requests: ApiDouble['requests'] = [];

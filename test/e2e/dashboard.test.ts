@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatSeconds } from '../../web/src/format.js';
-import { startApiDouble, type ApiDouble } from './api-double.js';
+import { DOUBLE_CANARIES, DOUBLE_COALMINERS, startApiDouble, type ApiDouble } from './api-double.js';
 import {
   ARTIFACTS,
   chromiumAvailable,
@@ -19,14 +19,6 @@ import {
 } from './browser.js';
 
 const TOKEN = 'e2e-token-5f1c';
-
-const canaries = ['canary-us', 'canary-eu'];
-const coalminers = [
-  { name: 'eu-west', region: 'eu-west-1' },
-  { name: 'us-east', region: 'us-east-1' },
-  { name: 'ap-south', region: 'ap-south-1' },
-  { name: 'sa-east', region: 'sa-east-1' },
-];
 
 /**
  * The few browser APIs the in-page functions use: this project's tsconfig has no DOM lib (adding it
@@ -68,13 +60,11 @@ describe.skipIf(!available)('dashboard in Chromium', () => {
   beforeAll(async () => {
     ensureBuilt();
     mkdirSync(ARTIFACTS, { recursive: true });
-    double = await startApiDouble({ root: DIST, token: TOKEN, targets: 40, canaries, coalminers });
+    double = await startApiDouble({ root: DIST, token: TOKEN, targets: 40 });
     big = await startApiDouble({
       root: DIST,
       token: TOKEN,
       targets: 1000,
-      canaries,
-      coalminers,
       probesPerBatch: 100, // 500 probe events a second
     });
     browser = await launchChromium();
@@ -234,8 +224,12 @@ describe.skipIf(!available)('dashboard in Chromium', () => {
     const page = await open(double);
     await page.click('nav a:text-is("Matrix")');
     await page.waitForSelector('[data-testid="matrix"] td.cell');
-    expect(await page.$$eval('[data-testid="matrix"] tbody tr', (r) => r.length)).toBe(canaries.length);
-    expect(await page.$$eval('[data-testid="matrix"] thead th', (r) => r.length)).toBe(coalminers.length + 1);
+    expect(await page.$$eval('[data-testid="matrix"] tbody tr', (r) => r.length)).toBe(
+      DOUBLE_CANARIES.length,
+    );
+    expect(await page.$$eval('[data-testid="matrix"] thead th', (r) => r.length)).toBe(
+      DOUBLE_COALMINERS.length + 1,
+    );
     expect(await page.$$eval('[data-testid="matrix"] td.lossy', (r) => r.length)).toBeGreaterThan(0);
     expect(await page.$$eval('[data-testid="matrix"] td.none', (r) => r.length)).toBeGreaterThan(0);
     await page.screenshot({ path: join(ARTIFACTS, 'matrix-light.png') });
