@@ -17,16 +17,11 @@ import { Canary } from '../../src/messaging/canary.js';
 import { create } from '../../src/transports/redis/index.js';
 import type { Transport } from '../../src/transports/transport.js';
 import { until } from '../support/async.js';
-import { serviceReachable } from '../support/services.js';
+import { REDIS, redisReachable } from '../support/services.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
 import { dropping } from '../support/lossy.js';
 
-const REDIS = { host: '127.0.0.1', port: 6379 };
-const redisUp = await serviceReachable(
-  REDIS.host,
-  REDIS.port,
-  'start Redis: redis-server --daemonize yes --port 6379',
-);
+const redisUp = await redisReachable();
 const SECRET = 'ground-truth-secret-0123456789';
 const EVERY_MS = 1000;
 

@@ -9,15 +9,10 @@ import { create } from '../../src/transports/redis/index.js';
 import type { Transport } from '../../src/transports/transport.js';
 import { until } from '../support/async.js';
 import { haveCommand } from '../support/require.js';
-import { serviceReachable } from '../support/services.js';
+import { REDIS, redisReachable } from '../support/services.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
 
-const REDIS = { host: '127.0.0.1', port: 6379 };
-const redisUp = await serviceReachable(
-  REDIS.host,
-  REDIS.port,
-  'start Redis: redis-server --daemonize yes --port 6379',
-);
+const redisUp = await redisReachable();
 const FAKETIME_LIB = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
 const hasFaketime = haveCommand('faketime', 'apt-get install faketime') && existsSync(FAKETIME_LIB);
 

@@ -6,6 +6,7 @@ import { createServer, type AddressInfo, type Server } from 'node:net';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { sleepAtLeast } from '../support/async.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Agent, VERSION } from '../../src/agent/agent.js';
 import { parseConfig } from '../../src/config/load.js';
@@ -24,16 +25,6 @@ import {
 
 /** How long the HTTP target waits before it answers: the ground truth of its processing phase. */
 const DELAY_MS = 40;
-
-/** setTimeout may fire up to a millisecond early by the hrtime clock; this never does. */
-async function sleepAtLeast(ms: number): Promise<void> {
-  const start = process.hrtime.bigint();
-  for (;;) {
-    const left = ms - Number(process.hrtime.bigint() - start) / 1e6;
-    if (left <= 0) return;
-    await sleep(Math.ceil(left));
-  }
-}
 
 const promValue = (text: string, series: string): number | undefined => {
   const line = text.split('\n').find((l) => l.startsWith(`${series} `));

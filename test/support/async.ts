@@ -2,6 +2,16 @@ import type { Delivery } from '../../src/transports/transport.js';
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** setTimeout may fire up to a millisecond early by the hrtime clock; this never does. */
+export async function sleepAtLeast(ms: number): Promise<void> {
+  const start = process.hrtime.bigint();
+  for (;;) {
+    const left = ms - Number(process.hrtime.bigint() - start) / 1e6;
+    if (left <= 0) return;
+    await sleep(Math.ceil(left));
+  }
+}
+
 /** Up to `n` deliveries from a subscription, or fewer if `timeoutMs` passes or the subscription ends first. */
 export async function take(iter: AsyncIterator<Delivery>, n: number, timeoutMs: number): Promise<Delivery[]> {
   const out: Delivery[] = [];

@@ -27,3 +27,10 @@ export async function serviceReachable(host: string, port: number, howToStart: s
   }
   return reachable;
 }
+
+/** The local Redis the tests use. */
+export const REDIS = { host: '127.0.0.1', port: 6379 };
+
+/** serviceReachable for the local Redis, with how to start it. */
+export const redisReachable = (): Promise<boolean> =>
+  serviceReachable(REDIS.host, REDIS.port, 'start Redis: redis-server --daemonize yes --port 6379');

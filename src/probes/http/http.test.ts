@@ -6,7 +6,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import { createServer as createNetServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { sleepAtLeast } from '../../../test/support/async.js';
 import { gzipSync } from 'node:zlib';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../core/clock.js';
@@ -26,16 +26,6 @@ function ctx(timeoutMs = 3000) {
 
 function run(target: string, options: Record<string, unknown> = {}, timeoutMs = 3000): Promise<ProbeResult> {
   return probe.run(target, probe.options.parse(options), ctx(timeoutMs));
-}
-
-/** setTimeout may fire up to a millisecond early by the hrtime clock; this never does. */
-async function sleepAtLeast(ms: number): Promise<void> {
-  const start = process.hrtime.bigint();
-  for (;;) {
-    const left = ms - Number(process.hrtime.bigint() - start) / 1e6;
-    if (left <= 0) return;
-    await sleep(Math.ceil(left));
-  }
 }
 
 const servers: Server[] = [];

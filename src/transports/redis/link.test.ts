@@ -1,14 +1,10 @@
 // Against the real Redis on 127.0.0.1:6379, through a proxy of the test's own to cut the connection.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { serviceReachable } from '../../../test/support/services.js';
+import { redisReachable } from '../../../test/support/services.js';
 import { startTcpProxy, type TcpProxy } from '../../../test/support/tcp-proxy.js';
 import { RedisLink } from './link.js';
 
-const redisUp = await serviceReachable(
-  '127.0.0.1',
-  6379,
-  'start Redis: redis-server --daemonize yes --port 6379',
-);
+const redisUp = await redisReachable();
 
 describe.skipIf(!redisUp)('RedisLink with auto-pipelining', () => {
   let proxy: TcpProxy;
