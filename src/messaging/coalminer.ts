@@ -4,7 +4,7 @@ import { wallClockNs } from '../transports/base.js';
 import type { Delivery, Transport } from '../transports/transport.js';
 import { canaryChannel, coalminerChannel, DEFAULT_PREFIX } from './channels.js';
 import { ClockSync, type ClockEstimate } from './clock-sync.js';
-import { decode, encode, EnvelopeError, type Envelope } from './envelope.js';
+import { decode, encode, EnvelopeError, type Envelope, type EnvelopeKey } from './envelope.js';
 import type { CoalminerObserver } from './observer.js';
 import { SequenceTracker, type SequenceCounts, type SequenceOptions } from './sequence.js';
 
@@ -22,8 +22,19 @@ export interface CoalminerOptions {
   /** Correct one-way latency by the estimated clock offset. Default true. */
   correctClock?: boolean;
   sequence?: SequenceOptions;
-  /** Most flows (canary runs) tracked at once; the least recently active is evicted beyond it. */
-  maxFlows?: number;
+  /**
+   * Canaries whose pings are taken without a confirm (an in-process pair or a test whose canary pings a
+   * fixed list); their runs start at their first ping. Pings from any canary neither registered with
+   * nor named here are foreign.
+   */
+  accept?: string[];
+  /** Most runs tracked per canary (a restarted canary is a new run); beyond it one is evicted. Default 4. */
+  maxRunsPerCanary?: number;
+  /**
+   * A secret shared with the canaries: every envelope is signed and only signed ones are taken (unsigned
+   * or wrongly signed ones are foreign), so nobody else on the channel can forge pings or clock replies.
+   */
+  secret?: EnvelopeKey;
   /** A flow with no ping for this long is forgotten (after its gaps are judged). Default 10 min. */
   flowIdleMs?: number;
   wallNs?: () => bigint;
@@ -31,6 +42,45 @@ export interface CoalminerOptions {
   /** Its lines carry component `coalminer`, `coalminer` (the name), `transport` (the kind) and `region`. */
   log?: Logger;
 }
+
+/**
+ * Why a message on the coalminer's channel was not taken as one of its pings. A fixed set, so the
+ * `reason` label stays bounded whatever arrives.
+ */
+export const FOREIGN_REASONS = [
+  /** Not an envelope (bad magic, version, truncated, too large, invalid names). */
+  'undecodable',
+  /** An envelope addressed to another coalminer. */
+  'other_coalminer',
+  /** From a canary this coalminer neither registered with nor accepts. */
+  'unknown_canary',
+  /** A ping from a run the canary never confirmed (a restart before its confirm, or forged). */
+  'unknown_run',
+  /** A sequence number, interval or failure range that the flow's rate and the elapsed time cannot explain. */
+  'implausible',
+  /** A clock-sync reply to no request of ours. */
+  'unsolicited',
+  /** Unsigned while a shared secret is configured. */
+  'unsigned',
+  /** Signed, but not with the shared secret. */
+  'bad_signature',
+  /** Handling it failed (a bug: logged). */
+  'error',
+] as const;
+export type ForeignReason = (typeof FOREIGN_REASONS)[number];
+
+/**
+ * How far past what its rate explains a flow's head may be: the canary may send a burst of pings that
+ * were due while it was behind (5 s by default before it skips them as stalled), and its confirm takes a
+ * while to arrive. A forged ping under a known run can move the head at most this far (sign to prevent it).
+ */
+const HEAD_SLACK_NS = 10_000_000_000n;
+/** Plus this many sequence numbers, for slow flows. */
+const HEAD_SLACK_SEQ = 16n;
+/** A ping of an unknown run asks the canary for its confirm again, at most this often. */
+const REREGISTER_MS = 1000;
+/** Outstanding clock-sync requests per canary (replies to others are unsolicited). */
+const MAX_SYNC_OUTSTANDING = 16;
 
 export interface FlowReport {
   canary: string;
@@ -74,6 +124,13 @@ interface Flow {
   key: string;
   canary: string;
   runId: bigint;
+  /** The canary confirmed this run (else it is from an accepted canary, taken from its first ping). */
+  confirmed: boolean;
+  /** The flow's interval between pings, from its confirm or first ping. */
+  intervalNs: bigint;
+  /** Where the flow started: the first sequence number and when (our clock) it was set. */
+  anchorSeq: bigint;
+  anchorNs: bigint;
   tracker: SequenceTracker;
   all: LatencyHistogram;
   allFromSent: LatencyHistogram;
@@ -96,20 +153,37 @@ export interface FlowSample {
  * reordering and lateness per flow (one canary run). Registers and renews its registration, answers
  * echoes, and keeps an NTP-style clock offset to each canary so one-way latency between hosts is right.
  */
+/** What the coalminer knows of one canary it registered with or accepts. */
+interface CanaryState {
+  clock?: ClockSync;
+  /** The run of its latest confirm. */
+  confirmedRun?: bigint;
+  /** Clock-sync requests awaiting a reply: seq -> t1. */
+  syncs: Map<bigint, bigint>;
+  lastRegisterMs: number;
+  runs: number;
+}
+
 export class Coalminer {
   private readonly prefix: string;
   private readonly flows = new Map<string, Flow>();
-  private readonly clocks = new Map<string, ClockSync>();
-  private readonly confirmed = new Map<string, bigint>();
+  /** Only the canaries of `register` and `accept`: nothing on the channel adds to it. */
+  private readonly known = new Map<string, CanaryState>();
+  private readonly accepted: Set<string>;
   private readonly wallNs: () => bigint;
   private readonly abort = new AbortController();
   private readonly timers: NodeJS.Timeout[] = [];
   private started = false;
   private stopped = false;
   private syncSeq = 0n;
+  /** Messages not taken, in all (see foreignByReason). */
   foreign = 0;
+  readonly foreignByReason: Record<ForeignReason, number> = Object.fromEntries(
+    FOREIGN_REASONS.map((r) => [r, 0]),
+  ) as Record<ForeignReason, number>;
   evictedFlows = 0;
   private readonly log: Logger;
+  private readonly key: EnvelopeKey | undefined;
 
   constructor(private readonly opts: CoalminerOptions) {
     this.log = (opts.log ?? silentLogger).child({
@@ -120,6 +194,10 @@ export class Coalminer {
     });
     this.prefix = opts.prefix ?? DEFAULT_PREFIX;
     this.wallNs = opts.wallNs ?? wallClockNs;
+    this.key = opts.secret;
+    this.accepted = new Set(opts.accept ?? []);
+    for (const c of [...opts.register, ...this.accepted])
+      this.known.set(c, { syncs: new Map(), lastRegisterMs: -Infinity, runs: 0 });
   }
 
   get name(): string {
@@ -150,8 +228,7 @@ export class Coalminer {
     this.timers.push(
       setInterval(
         () => {
-          for (const c of this.opts.register)
-            if (!this.confirmed.has(c)) void this.sendTo(c, { type: 'register' });
+          for (const c of this.opts.register) if (!this.isConfirmedBy(c)) this.register(c);
         },
         Math.min(1000, Math.max(100, lease / 3)),
       ),
@@ -175,12 +252,12 @@ export class Coalminer {
   tick(): void {
     const now = this.nowMs();
     const idle = this.opts.flowIdleMs ?? 600_000;
-    for (const [key, f] of this.flows) {
+    for (const f of this.flows.values()) {
       const before = f.tracker.declaredLost;
       f.tracker.tick(now);
       if (f.tracker.declaredLost > before)
         this.opts.observer?.lost?.(f.canary, f.tracker.declaredLost - before);
-      if (f.lastSeenMs + idle < now && f.tracker.counts().inFlight === 0) this.flows.delete(key);
+      if (f.lastSeenMs + idle < now && f.tracker.counts().inFlight === 0) this.dropFlow(f);
     }
   }
 
@@ -193,23 +270,17 @@ export class Coalminer {
     return [...new Set([...this.flows.values()].map((f) => f.canary))];
   }
 
-  /** Canaries this coalminer has heard from or registers with. */
+  /** Canaries this coalminer registers with or accepts: the only ones it takes pings from. */
   canaries(): string[] {
-    return [
-      ...new Set([
-        ...this.opts.register,
-        ...this.clocks.keys(),
-        ...[...this.flows.values()].map((f) => f.canary),
-      ]),
-    ];
+    return [...this.known.keys()];
   }
 
   clockEstimate(canary: string): ClockEstimate | undefined {
-    return this.clocks.get(canary)?.estimate();
+    return this.known.get(canary)?.clock?.estimate();
   }
 
   isConfirmedBy(canary: string): boolean {
-    return this.confirmed.has(canary);
+    return this.known.get(canary)?.confirmedRun !== undefined;
   }
 
   /** Pings in flight (gaps not yet judged) per canary, over its live flows. */
@@ -267,13 +338,24 @@ export class Coalminer {
   }
 
   private registerAll(): void {
-    for (const c of this.opts.register) void this.sendTo(c, { type: 'register' });
+    for (const c of this.opts.register) this.register(c);
+  }
+
+  private register(canary: string): void {
+    const state = this.known.get(canary);
+    if (state) state.lastRegisterMs = this.nowMs();
+    void this.sendTo(canary, { type: 'register' });
   }
 
   private syncAll(): void {
     for (const c of this.opts.register) {
+      const state = this.known.get(c)!;
       const t1 = this.wallNs();
-      void this.sendTo(c, { type: 'clocksync', stamps: [t1], seq: this.syncSeq++ });
+      const seq = this.syncSeq++;
+      // Requests whose replies never came are forgotten, oldest first.
+      if (state.syncs.size >= MAX_SYNC_OUTSTANDING) state.syncs.delete(state.syncs.keys().next().value!);
+      state.syncs.set(seq, t1);
+      void this.sendTo(c, { type: 'clocksync', stamps: [t1], seq });
     }
   }
 
@@ -291,7 +373,7 @@ export class Coalminer {
     try {
       await this.opts.transport.publish(
         canaryChannel(this.prefix, canary),
-        encode(env, this.opts.transport.textOnly),
+        encode(env, this.opts.transport.textOnly, this.key),
       );
     } catch {
       // Registration and sync are retried on their timers; a broker outage is reported by the transport.
@@ -300,54 +382,67 @@ export class Coalminer {
 
   private async consume(deliveries: AsyncIterable<Delivery>): Promise<void> {
     try {
-      for await (const d of deliveries) this.onDelivery(d);
+      for await (const d of deliveries) {
+        try {
+          this.onDelivery(d);
+        } catch (err) {
+          // A bug, not the message's fault: count it, say so now and then, and take the next one.
+          this.refuse('error');
+          this.logHandlerError(err);
+        }
+      }
     } catch (err) {
       // No ping can arrive any more: every flow will look like total loss.
       this.log.error('subscription ended', { err });
     }
   }
 
+  private lastHandlerErrorLogMs = -Infinity;
+
+  private logHandlerError(err: unknown): void {
+    const now = this.nowMs();
+    if (now - this.lastHandlerErrorLogMs < 10_000) return;
+    this.lastHandlerErrorLogMs = now;
+    this.log.error('cannot handle a message; counted as foreign (reason error)', { err });
+  }
+
+  private refuse(reason: ForeignReason): void {
+    this.foreign++;
+    this.foreignByReason[reason]++;
+    this.opts.observer?.foreign?.(reason);
+  }
+
   private onDelivery(d: Delivery): void {
     let e: Envelope;
     try {
-      e = decode(d.payload);
+      e = decode(d.payload, this.key);
     } catch (err) {
       if (!(err instanceof EnvelopeError)) throw err;
-      this.foreign++;
-      this.opts.observer?.foreign?.();
+      this.refuse(err.fault === 'bad_signature' ? 'bad_signature' : 'undecodable');
       return;
     }
-    if (e.coalminer !== this.opts.name) {
-      this.foreign++;
-      this.opts.observer?.foreign?.();
-      return;
-    }
+    if (e.coalminer !== this.opts.name) return this.refuse('other_coalminer');
+    const canary = this.known.get(e.canary);
+    if (!canary) return this.refuse('unknown_canary');
+    if (this.key !== undefined && e.signature !== 'valid') return this.refuse('unsigned');
     switch (e.type) {
       case 'ping':
-        return this.onPing(e, d);
+        return this.onPing(e, d, canary);
       case 'notice': {
-        if (e.failed) {
-          const tracker = this.flow(e.canary, e.runId).tracker;
-          const before = tracker.sendFailedArrived;
-          tracker.noteFailed(e.failed.map(([a, b]) => [Number(a), Number(b)]));
-          // News of failures for pings that had already arrived: in-doubt publishes that got through.
-          if (tracker.sendFailedArrived > before)
-            this.opts.observer?.sendFailedArrived?.(e.canary, tracker.sendFailedArrived - before);
-        }
+        const f = this.flows.get(flowKey(e.canary, e.runId));
+        if (!f) return this.refuse('unknown_run');
+        if (e.failed) this.noteFailed(f, e.failed, d.receivedNs);
         return;
       }
-      case 'confirm': {
-        if (!this.confirmed.has(e.canary)) this.log.info('registered with canary', { canary: e.canary });
-        this.confirmed.set(e.canary, e.runId);
-        this.flow(e.canary, e.runId).tracker.start(Number(e.seq));
-        return;
-      }
+      case 'confirm':
+        return this.onConfirm(e, d, canary);
       case 'clocksync-reply': {
         const [t1, t2, t3] = e.stamps ?? [];
-        if (t1 === undefined || t2 === undefined || t3 === undefined) return;
-        let sync = this.clocks.get(e.canary);
-        if (!sync) this.clocks.set(e.canary, (sync = new ClockSync()));
-        sync.add(t1, t2, t3, d.receivedNs);
+        // Only a reply to a request of ours, once: anything else could skew the clock offset.
+        if (t1 === undefined || t2 === undefined || t3 === undefined || canary.syncs.get(e.seq) !== t1)
+          return this.refuse('unsolicited');
+        canary.syncs.delete(e.seq);
+        (canary.clock ??= new ClockSync()).add(t1, t2, t3, d.receivedNs);
         return;
       }
       default:
@@ -355,49 +450,137 @@ export class Coalminer {
     }
   }
 
+  private onConfirm(e: Envelope, d: Delivery, canary: CanaryState): void {
+    const key = flowKey(e.canary, e.runId);
+    const existing = this.flows.get(key);
+    if (existing) {
+      // A renewal: the flow started at its first confirm, and stays there.
+      existing.confirmed = true;
+      canary.confirmedRun = e.runId;
+      return;
+    }
+    const intervalNs = e.intervalNs ?? 0n;
+    if (e.seq > BigInt(Number.MAX_SAFE_INTEGER) || intervalNs <= 0n) return this.refuse('implausible');
+    if (canary.confirmedRun === undefined) this.log.info('registered with canary', { canary: e.canary });
+    canary.confirmedRun = e.runId;
+    const f = this.addFlow(e.canary, e.runId, true, intervalNs, e.seq, d.receivedNs);
+    f.tracker.start(Number(e.seq));
+  }
+
   private lastFlow: Flow | undefined;
 
-  private flow(canary: string, runId: bigint): Flow {
-    // Consecutive pings almost always belong to the same flow: skip building the key for them.
+  /** A live flow, or undefined; consecutive pings almost always belong to the same flow. */
+  private findFlow(canary: string, runId: bigint): Flow | undefined {
     const last = this.lastFlow;
     if (last && last.runId === runId && last.canary === canary && this.flows.get(last.key) === last)
       return last;
-    const key = `${canary}\u0000${runId}`;
-    let f = this.flows.get(key);
-    if (!f) {
-      f = {
-        key,
-        canary,
-        runId,
-        tracker: new SequenceTracker(this.opts.sequence),
-        all: new LatencyHistogram(),
-        allFromSent: new LatencyHistogram(),
-        rolling: new RollingHistogram(),
-        interval: new LatencyHistogram(),
-        lastSeenMs: this.nowMs(),
-      };
-      this.flows.set(key, f);
-      const max = this.opts.maxFlows ?? 1000;
-      if (this.flows.size > max) {
-        let oldest: [string, Flow] | undefined;
-        for (const entry of this.flows)
-          if (!oldest || entry[1].lastSeenMs < oldest[1].lastSeenMs) oldest = entry;
-        if (oldest) {
-          this.flows.delete(oldest[0]);
-          this.evictedFlows++;
-        }
-      }
-    }
+    const f = this.flows.get(flowKey(canary, runId));
+    if (f) this.lastFlow = f;
+    return f;
+  }
+
+  private addFlow(
+    canary: string,
+    runId: bigint,
+    confirmed: boolean,
+    intervalNs: bigint,
+    anchorSeq: bigint,
+    anchorNs: bigint,
+  ): Flow {
+    const state = this.known.get(canary)!;
+    const max = this.opts.maxRunsPerCanary ?? 4;
+    if (state.runs >= max) this.evictRun(canary);
+    const key = flowKey(canary, runId);
+    const f: Flow = {
+      key,
+      canary,
+      runId,
+      confirmed,
+      intervalNs,
+      anchorSeq,
+      anchorNs,
+      tracker: new SequenceTracker(this.opts.sequence),
+      all: new LatencyHistogram(),
+      allFromSent: new LatencyHistogram(),
+      rolling: new RollingHistogram(),
+      interval: new LatencyHistogram(),
+      lastSeenMs: this.nowMs(),
+    };
+    this.flows.set(key, f);
+    state.runs++;
     this.lastFlow = f;
     return f;
   }
 
-  private onPing(e: Envelope, d: Delivery): void {
-    const f = this.flow(e.canary, e.runId);
+  /**
+   * Makes room for a new run of a canary: an unconfirmed run goes before a confirmed one, a run that never
+   * received a ping before one that did, then the least recently active. So runs made up on the channel
+   * evict each other, never a flow that is receiving.
+   */
+  private evictRun(canary: string): void {
+    let victim: Flow | undefined;
+    const rank = (f: Flow) => [f.confirmed ? 1 : 0, f.tracker.counts().received > 0 ? 1 : 0, f.lastSeenMs];
+    for (const f of this.flows.values()) {
+      if (f.canary !== canary) continue;
+      if (!victim || lexLess(rank(f), rank(victim))) victim = f;
+    }
+    if (victim) this.dropFlow(victim);
+    this.evictedFlows++;
+  }
+
+  private dropFlow(f: Flow): void {
+    this.flows.delete(f.key);
+    const state = this.known.get(f.canary);
+    if (state) state.runs--;
+    if (this.lastFlow === f) this.lastFlow = undefined;
+  }
+
+  /** The highest sequence number the flow's rate explains by our time `nowNs`. */
+  private plausibleHead(f: Flow, nowNs: bigint): bigint {
+    const elapsed = nowNs > f.anchorNs ? nowNs - f.anchorNs : 0n;
+    // 0.1 % for the two clocks' rates, then the slack for bursts and a late confirm.
+    return f.anchorSeq + (elapsed + elapsed / 1000n + HEAD_SLACK_NS) / f.intervalNs + HEAD_SLACK_SEQ;
+  }
+
+  /** Takes the canary's word on failed publishes, within what the flow can have reached. */
+  private noteFailed(f: Flow, failed: [bigint, bigint][], nowNs: bigint): void {
+    const head = this.plausibleHead(f, nowNs);
+    const ranges: [number, number][] = [];
+    for (const [a, b] of failed) {
+      if (a > head) {
+        this.refuse('implausible');
+        return;
+      }
+      ranges.push([Number(a < f.anchorSeq ? f.anchorSeq : a), Number(b > head ? head : b)]);
+    }
+    const tracker = f.tracker;
+    const before = tracker.sendFailedArrived;
+    tracker.noteFailed(ranges);
+    // News of failures for pings that had already arrived: in-doubt publishes that got through.
+    if (tracker.sendFailedArrived > before)
+      this.opts.observer?.sendFailedArrived?.(f.canary, tracker.sendFailedArrived - before);
+  }
+
+  private onPing(e: Envelope, d: Delivery, canary: CanaryState): void {
+    let f = this.findFlow(e.canary, e.runId);
+    if (!f) {
+      if (!this.accepted.has(e.canary)) {
+        // Perhaps the canary restarted and its confirm is yet to come: ask for it, now and then.
+        if (this.opts.register.includes(e.canary) && this.nowMs() - canary.lastRegisterMs >= REREGISTER_MS)
+          this.register(e.canary);
+        return this.refuse('unknown_run');
+      }
+      const intervalNs = e.intervalNs ?? 0n;
+      if (e.seq > BigInt(Number.MAX_SAFE_INTEGER) || intervalNs <= 0n) return this.refuse('implausible');
+      f = this.addFlow(e.canary, e.runId, false, intervalNs, e.seq, d.receivedNs);
+    }
+    // A head the flow's rate cannot explain (or another rate) is not this flow's: its state is kept.
+    if (e.intervalNs !== f.intervalNs || e.seq > this.plausibleHead(f, d.receivedNs))
+      return this.refuse('implausible');
     const nowMs = Number(d.receivedNs / 1_000_000n);
     f.lastSeenMs = nowMs;
+    if (e.failed) this.noteFailed(f, e.failed, d.receivedNs);
     const inDoubtBefore = f.tracker.sendFailedArrived;
-    if (e.failed) f.tracker.noteFailed(e.failed.map(([a, b]) => [Number(a), Number(b)]));
     const lostBefore = f.tracker.declaredLost;
     const arrival = f.tracker.observe(Number(e.seq), nowMs);
     this.opts.observer?.arrival?.(e.canary, arrival);
@@ -419,7 +602,7 @@ export class Coalminer {
     // Our clock plus the canary's offset puts the arrival on the canary's clock. An offset within its own
     // error bound cannot be told from zero (same host, or asymmetric paths): correcting by it would only
     // add the asymmetry as error.
-    const est = this.opts.correctClock === false ? undefined : this.clocks.get(e.canary)?.estimate();
+    const est = this.opts.correctClock === false ? undefined : canary.clock?.estimate();
     const clock = est && Math.abs(est.offsetNs) > est.errorNs ? est : undefined;
     // Differences first: wall-clock ns do not fit a double exactly, their differences do.
     const offset = clock?.offsetNs ?? 0;
@@ -438,6 +621,15 @@ export class Coalminer {
       );
     }
   }
+}
+
+function flowKey(canary: string, runId: bigint): string {
+  return `${canary}\u0000${runId}`;
+}
+
+function lexLess(a: number[], b: number[]): boolean {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i]! < b[i]!;
+  return false;
 }
 
 /** Everything a flow recorded from the intended send time: the sampled intervals plus the current one. */

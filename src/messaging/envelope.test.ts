@@ -7,6 +7,9 @@ import {
   encodeBinary,
   encodedSize,
   EnvelopeError,
+  MAX_ENVELOPE_BYTES,
+  resign,
+  signedMacOffset,
   type Envelope,
 } from './envelope.js';
 
@@ -88,5 +91,44 @@ describe('envelope', () => {
     }
     // Mutations of padding or timestamps still decode; that is fine, and shows the fuzzer reached deep.
     expect(decoded).toBeGreaterThan(0);
+  });
+
+  it('signs with a shared secret: the mac covers every field, and only the secret verifies it', () => {
+    const key = 'shared secret';
+    for (const textOnly of [false, true]) {
+      const bytes = encode(full, textOnly, key);
+      expect(decode(bytes, key)).toEqual({ ...full, signature: 'valid' });
+      // Read without the secret, it is marked as not checked, never as valid.
+      expect(decode(bytes).signature).toBe('unchecked');
+      expect(() => decode(bytes, 'another secret')).toThrow(
+        expect.objectContaining({ name: 'EnvelopeError', fault: 'bad_signature' }),
+      );
+      // An unsigned envelope carries no signature at all.
+      expect(decode(encode(full, textOnly), key).signature).toBeUndefined();
+    }
+    // Any change to a signed field breaks the mac.
+    const bin = encodeBinary(full, key);
+    const macAt = signedMacOffset(bin, full.padding!);
+    for (let i = 5; i < macAt; i++) {
+      const tampered = bin.slice();
+      tampered[i]! ^= 1;
+      let fault = '';
+      try {
+        decodeBinary(tampered, key);
+      } catch (err) {
+        fault = err instanceof EnvelopeError ? err.fault : 'other';
+      }
+      expect(['bad_signature', 'malformed'], `byte ${i}`).toContain(fault);
+    }
+    // A template patched after encoding is signed again in place.
+    const patched = bin.slice();
+    new DataView(patched.buffer).setBigUint64(patched.indexOf(0xfe), 1n);
+    expect(() => decodeBinary(patched, key)).toThrow(EnvelopeError);
+    resign(patched, macAt, key);
+    expect(decodeBinary(patched, key).signature).toBe('valid');
+  });
+
+  it('refuses anything larger than an envelope can be without reading it', () => {
+    expect(() => decode(new Uint8Array(MAX_ENVELOPE_BYTES + 1))).toThrow(/larger than any envelope/);
   });
 });

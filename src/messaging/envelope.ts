@@ -5,12 +5,23 @@
  *   'C' 'M' | version u8 | type u8 | flags u8 | canary (u8 len + utf8) | coalminer (u8 len + utf8)
  *   | runId u64 | seq u64 | intendedNs i64 | sentNs i64 | intervalNs u64
  *   | stamps: u8 count + i64 each | hops: u8 count + (u8 len + id + i64 ns) each
- *   | failed send ranges: u8 count + (u64 first, u64 last) each | replyTo: u16 len + utf8 | padding
+ *   | failed send ranges: u8 count + (u64 first, u64 last) each | replyTo: u16 len + utf8
+ *   | [mac: 16 bytes, when flag 2 is set] | padding
+ *
+ * Flags: 1 = echo requested, 2 = signed. A signed envelope carries the first 16 bytes of
+ * HMAC-SHA256(secret, every byte before the mac), so a party without the shared secret cannot forge a
+ * ping, registration, confirm or clock-sync reply; padding (zeros) is outside it.
  *
  * A `notice` carries only failed send ranges: the canary's last word on publishes that failed after its
  * last ping. Times are wall-clock nanoseconds since the Unix epoch. Anything that does not decode is `foreign`.
  */
+import { createHmac, timingSafeEqual } from 'node:crypto';
+
 export const ENVELOPE_VERSION = 1;
+/** Bytes of the truncated HMAC-SHA256 a signed envelope carries. */
+export const MAC_BYTES = 16;
+const FLAG_ECHO = 1;
+const FLAG_SIGNED = 2;
 
 export const MESSAGE_TYPES = [
   'ping',
@@ -51,10 +62,44 @@ export interface Envelope {
   replyTo?: string;
   /** Bytes of padding to reach the configured message size (content is zeros). */
   padding?: number;
+  /**
+   * Set by decode: `valid` when the envelope carried a mac that matched the key given to decode,
+   * `unchecked` when it carried one and no key was given, absent when it was not signed.
+   */
+  signature?: 'valid' | 'unchecked';
 }
+
+/** Why an envelope was refused: it does not decode, or its signature is wrong. */
+export type EnvelopeFault = 'malformed' | 'bad_signature';
 
 export class EnvelopeError extends Error {
   override name = 'EnvelopeError';
+  constructor(
+    message: string,
+    readonly fault: EnvelopeFault = 'malformed',
+  ) {
+    super(message);
+  }
+}
+
+/** A shared secret for signing envelopes: the bytes of a string, or bytes. */
+export type EnvelopeKey = Uint8Array | string;
+
+function mac(key: EnvelopeKey, bytes: Uint8Array, end: number): Buffer {
+  return createHmac('sha256', key).update(bytes.subarray(0, end)).digest().subarray(0, MAC_BYTES);
+}
+
+/**
+ * Writes the mac of an encoded, signed envelope in place: for a template whose fields were patched after
+ * encoding (the canary's ping). `macOffset` is where encodeBinary put the mac (signedMacOffset).
+ */
+export function resign(bytes: Uint8Array, macOffset: number, key: EnvelopeKey): void {
+  bytes.set(mac(key, bytes, macOffset), macOffset);
+}
+
+/** Where the mac of a signed envelope encoded with `padding` bytes of padding sits. */
+export function signedMacOffset(bytes: Uint8Array, padding: number): number {
+  return bytes.length - padding - MAC_BYTES;
 }
 
 const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
@@ -73,7 +118,8 @@ export function encodedSize(e: Envelope): number {
   return encodeBinary({ ...e, padding: 0 }).length;
 }
 
-export function encodeBinary(e: Envelope): Uint8Array {
+/** Encodes an envelope; with a key, signed (flag 2 and a mac after replyTo). */
+export function encodeBinary(e: Envelope, key?: EnvelopeKey): Uint8Array {
   const canary = encoder.encode(e.canary);
   const coalminer = encoder.encode(e.coalminer);
   const replyTo = encoder.encode(e.replyTo ?? '');
@@ -100,6 +146,7 @@ export function encodeBinary(e: Envelope): Uint8Array {
     16 * failed.length +
     2 +
     replyTo.length +
+    (key !== undefined ? MAC_BYTES : 0) +
     padding;
   const buf = new Uint8Array(size);
   const view = new DataView(buf.buffer);
@@ -110,7 +157,7 @@ export function encodeBinary(e: Envelope): Uint8Array {
   const typeIndex = MESSAGE_TYPES.indexOf(e.type);
   if (typeIndex < 0) throw new EnvelopeError(`unknown type ${String(e.type)}`);
   buf[o++] = typeIndex;
-  buf[o++] = e.echo ? 1 : 0;
+  buf[o++] = (e.echo ? FLAG_ECHO : 0) | (key !== undefined ? FLAG_SIGNED : 0);
   buf[o++] = canary.length;
   buf.set(canary, o);
   o += canary.length;
@@ -145,11 +192,16 @@ export function encodeBinary(e: Envelope): Uint8Array {
   view.setUint16(o, replyTo.length);
   o += 2;
   buf.set(replyTo, o);
+  o += replyTo.length;
+  if (key !== undefined) resign(buf, o, key);
   return buf;
 }
 
-/** Decodes a binary envelope; throws EnvelopeError on anything malformed, never anything else. */
-export function decodeBinary(bytes: Uint8Array): Envelope {
+/**
+ * Decodes a binary envelope; throws EnvelopeError on anything malformed (fault `malformed`) or, given a
+ * key, on a signed envelope whose mac does not match (fault `bad_signature`), never anything else.
+ */
+export function decodeBinary(bytes: Uint8Array, key?: EnvelopeKey): Envelope {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let o = 0;
   const need = (n: number) => {
@@ -197,7 +249,7 @@ export function decodeBinary(bytes: Uint8Array): Envelope {
     sentNs: view.getBigInt64(o + 24),
     intervalNs: view.getBigUint64(o + 32),
   };
-  if (flags & 1) e.echo = true;
+  if (flags & FLAG_ECHO) e.echo = true;
   o += 40;
   need(1);
   const nStamps = bytes[o++]!;
@@ -235,12 +287,19 @@ export function decodeBinary(bytes: Uint8Array): Envelope {
   o += 2;
   const replyTo = str(replyLen);
   if (replyTo) e.replyTo = replyTo;
+  if (flags & FLAG_SIGNED) {
+    need(MAC_BYTES);
+    if (key === undefined) e.signature = 'unchecked';
+    else if (timingSafeEqual(mac(key, bytes, o), bytes.subarray(o, o + MAC_BYTES))) e.signature = 'valid';
+    else throw new EnvelopeError('signature does not match the shared secret', 'bad_signature');
+    o += MAC_BYTES;
+  }
   if (bytes.length > o) e.padding = bytes.length - o;
   return e;
 }
 
-export function encodeText(e: Envelope): string {
-  return TEXT_PREFIX + Buffer.from(encodeBinary(e)).toString('base64url');
+export function encodeText(e: Envelope, key?: EnvelopeKey): string {
+  return TEXT_PREFIX + Buffer.from(encodeBinary(e, key)).toString('base64url');
 }
 
 /** The text-line form of an already encoded binary envelope. */
@@ -250,21 +309,26 @@ export function textLine(binary: Uint8Array): Uint8Array {
   );
 }
 
-export function decodeText(line: string): Envelope {
+export function decodeText(line: string, key?: EnvelopeKey): Envelope {
   const s = line.trim();
   if (!s.startsWith(TEXT_PREFIX)) throw new EnvelopeError('not a coalmine text envelope (no "cm1 " prefix)');
   const body = s.slice(TEXT_PREFIX.length);
   if (!/^[A-Za-z0-9_-]*$/.test(body)) throw new EnvelopeError('text envelope is not base64url');
-  return decodeBinary(new Uint8Array(Buffer.from(body, 'base64url')));
+  return decodeBinary(new Uint8Array(Buffer.from(body, 'base64url')), key);
 }
 
-/** Encodes for a transport: the text line on text-only transports, binary elsewhere. */
-export function encode(e: Envelope, textOnly: boolean): Uint8Array {
-  return textOnly ? encoder.encode(encodeText(e)) : encodeBinary(e);
+/** Encodes for a transport: the text line on text-only transports, binary elsewhere; signed with a key. */
+export function encode(e: Envelope, textOnly: boolean, key?: EnvelopeKey): Uint8Array {
+  return textOnly ? encoder.encode(encodeText(e, key)) : encodeBinary(e, key);
 }
 
-/** Decodes either form (a text line starts with "cm1 "), whatever the transport. */
-export function decode(payload: Uint8Array): Envelope {
+/** No envelope is larger (a ping padded to the largest size, as a text line): bigger is not ours. */
+export const MAX_ENVELOPE_BYTES = 2 * 1024 * 1024;
+
+/** Decodes either form (a text line starts with "cm1 "), whatever the transport; see decodeBinary. */
+export function decode(payload: Uint8Array, key?: EnvelopeKey): Envelope {
+  if (payload.length > MAX_ENVELOPE_BYTES)
+    throw new EnvelopeError(`${payload.length} bytes is larger than any envelope`);
   if (
     payload.length >= 4 &&
     payload[0] === 0x63 &&
@@ -278,9 +342,9 @@ export function decode(payload: Uint8Array): Envelope {
     } catch {
       throw new EnvelopeError('text envelope is not UTF-8');
     }
-    return decodeText(line);
+    return decodeText(line, key);
   }
-  return decodeBinary(payload);
+  return decodeBinary(payload, key);
 }
 
 /**

@@ -1,5 +1,5 @@
 import type { Transport } from '../transports/transport.js';
-import type { Coalminer } from './coalminer.js';
+import type { Coalminer, ForeignReason } from './coalminer.js';
 
 /** What the canary and coalminer report as they work; a metrics sink implements it. All optional. */
 export interface CanaryObserver {
@@ -12,7 +12,8 @@ export interface CanaryObserver {
 export interface CoalminerObserver {
   /** One-way latency of a ping, from its intended and its actual send time, clock-corrected. */
   latency?(canary: string, fromIntendedSeconds: number, fromSentSeconds: number): void;
-  foreign?(): void;
+  /** A message on the coalminer's channel that was not taken as one of its pings, and why. */
+  foreign?(reason: ForeignReason): void;
   /**
    * Where the broker stamps messages (Kafka, Redis streams, JetStream, the relay): the two legs of the
    * trip, canary to broker and broker to coalminer. Uncorrected for the broker's clock.

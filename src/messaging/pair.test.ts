@@ -72,7 +72,13 @@ describe('canary and coalminers over the memory transport', () => {
       ratePerSecond: 200,
       coalminers: ['m'],
     });
-    const m = new Coalminer({ name: 'm', transport: t, register: [], sequence: { lossTimeoutMs: 200 } });
+    const m = new Coalminer({
+      name: 'm',
+      transport: t,
+      register: [],
+      accept: ['c2'],
+      sequence: { lossTimeoutMs: 200 },
+    });
     await m.start();
     await canary.start();
     await until('200 pings', () => (canary.stats().get('m')?.attempted ?? 0) >= 200, 5000);
@@ -90,7 +96,13 @@ describe('canary and coalminers over the memory transport', () => {
     const t = memory();
     await t.connect();
     const canary = new Canary({ name: 'c3', transport: t, ratePerSecond: 200, coalminers: ['m'] });
-    const m = new Coalminer({ name: 'm', transport: t, register: [], sequence: { lossTimeoutMs: 200 } });
+    const m = new Coalminer({
+      name: 'm',
+      transport: t,
+      register: [],
+      accept: ['c3'],
+      sequence: { lossTimeoutMs: 200 },
+    });
     await m.start();
     await canary.start();
     await sleep(300);
@@ -128,6 +140,7 @@ describe('canary and coalminers over the memory transport', () => {
       name: 'm',
       transport: t,
       register: [],
+      accept: ['c9'],
       observer: metrics.coalminerObserver('m', 'memory', 'r'),
     });
     await m.start();
@@ -175,7 +188,13 @@ describe('canary and coalminers over the memory transport', () => {
       },
     });
     const canary = new Canary({ name: 'c10', transport: failing, ratePerSecond: 200, coalminers: ['m'] });
-    const m = new Coalminer({ name: 'm', transport: t, register: [], sequence: { lossTimeoutMs: 100 } });
+    const m = new Coalminer({
+      name: 'm',
+      transport: t,
+      register: [],
+      accept: ['c10'],
+      sequence: { lossTimeoutMs: 100 },
+    });
     await m.start();
     await canary.start();
     await until('pings past 20', () => (canary.stats().get('m')?.attempted ?? 0) >= 25);

@@ -204,4 +204,24 @@ describe('SequenceTracker', () => {
     expect(c.lost).toBe(499_999);
     expect(c.received).toBe(500_000);
   });
+
+  it('does work bounded by its window, not by a gap, and refuses what is not a safe integer', () => {
+    const t = new SequenceTracker({ lossTimeoutMs: 10 });
+    t.observe(0, 0);
+    // A gap of 2^52 and then of a few thousand just past the window's edge: each is a constant amount of work.
+    t.observe(2 ** 52, 1);
+    t.observe(2 ** 52 + (1 << 16) + 3, 2);
+    for (let s = 2 ** 52 + (1 << 16) + 4; s < 2 ** 52 + (1 << 16) + 100; s++) t.observe(s, 3);
+    t.tick(1e6);
+    const c = t.counts();
+    expect(c.received).toBe(99);
+    expect(c.lost).toBe(2 ** 52 + (1 << 16) + 100 - 99);
+    expect(c.duplicated).toBe(0);
+    invariant(c);
+    // A duplicate just inside the window is still seen as one after the bits were cleared in bytes.
+    expect(t.observe(2 ** 52 + (1 << 16) + 50, 4)).toBe('duplicate');
+    expect(() => t.observe(2 ** 53, 5)).toThrow(RangeError);
+    expect(() => t.observe(-1, 5)).toThrow(RangeError);
+    expect(t.counts()).toEqual({ ...c, duplicated: 1 });
+  });
 });

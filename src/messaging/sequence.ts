@@ -166,7 +166,14 @@ export class SequenceTracker {
     this.c.sendFailed += b - a + 1;
   }
 
+  /**
+   * Records an arrival. `seq` must be a safe integer (the coalminer refuses others, and heads that the
+   * flow's rate cannot explain, before they get here): the work done is bounded by the history window
+   * whatever the gap.
+   */
   observe(seq: number, nowMs: number): Arrival {
+    if (!Number.isSafeInteger(seq) || seq < 0)
+      throw new RangeError(`sequence number ${seq} is not a safe integer`);
     if (this.base < 0) this.start(seq);
     if (seq < this.base) {
       this.c.stale++;
@@ -235,9 +242,7 @@ export class SequenceTracker {
 
   private advance(seq: number, nowMs: number): void {
     const from = this.highest + 1;
-    // Clear the bitmap slots the window moves onto.
-    if (seq - this.highest >= this.window) this.bits.fill(0);
-    else for (let s = from; s <= seq; s++) this.clearBit(s);
+    this.clearBits(from, seq);
     if (seq > from) {
       let a = from;
       const b = seq - 1;
@@ -284,6 +289,24 @@ export class SequenceTracker {
   private clearBit(s: number): void {
     const i = s & (this.window - 1);
     this.bits[i >> 3]! &= ~(1 << (i & 7));
+  }
+
+  /** Clears the bitmap slots of [a, b], the window moving onto them: whole bytes at a time. */
+  private clearBits(a: number, b: number): void {
+    if (b - a + 1 >= this.window) {
+      this.bits.fill(0);
+      return;
+    }
+    // At most a window's worth of slots, possibly wrapping around the ring once.
+    let s = a;
+    while (s <= b && (s & 7) !== 0) this.clearBit(s++);
+    while (b - s + 1 >= 8) {
+      const i = (s & (this.window - 1)) >> 3;
+      const bytes = Math.min((b - s + 1) >> 3, this.bits.length - i);
+      this.bits.fill(0, i, i + bytes);
+      s += bytes * 8;
+    }
+    while (s <= b) this.clearBit(s++);
   }
 }
 

@@ -1,6 +1,6 @@
 import { nsToSeconds } from '../../core/clock.js';
 import type { Observation } from '../../core/types.js';
-import type { Coalminer } from '../../messaging/coalminer.js';
+import { FOREIGN_REASONS, type Coalminer, type ForeignReason } from '../../messaging/coalminer.js';
 import type { CanaryObserver, CoalminerObserver, MessagingSink } from '../../messaging/observer.js';
 import { VALUE_HELP } from '../../probes/value-help.js';
 import type { Transport } from '../../transports/transport.js';
@@ -142,9 +142,9 @@ export class OtlpMetrics implements MessagingSink {
       {
         name: 'coalmine.messages.foreign',
         unit: '{message}',
-        description: 'Undecodable or misaddressed messages on a coalminer channel, ignored',
+        description: 'Messages on a coalminer channel not taken as its pings, by reason, ignored',
       },
-      ['coalminer', 'transport'],
+      ['coalminer', 'transport', 'reason'],
     );
     m.observedGauge(
       {
@@ -280,7 +280,9 @@ export class OtlpMetrics implements MessagingSink {
       }
       return c;
     };
-    const foreign = this.foreign({ coalminer, transport });
+    const foreign = Object.fromEntries(
+      FOREIGN_REASONS.map((reason) => [reason, this.foreign({ coalminer, transport, reason })]),
+    ) as Record<ForeignReason, { add(n: number): void }>;
     return {
       latency: (canary, fromIntended, fromSent) => {
         const c = children(canary);
@@ -300,7 +302,7 @@ export class OtlpMetrics implements MessagingSink {
         c.toBroker.record(toBroker);
         c.fromBroker.record(fromBroker);
       },
-      foreign: () => foreign.add(1),
+      foreign: (reason) => foreign[reason].add(1),
     };
   }
 

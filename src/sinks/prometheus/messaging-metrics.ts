@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import type { Coalminer } from '../../messaging/coalminer.js';
+import { FOREIGN_REASONS, type Coalminer, type ForeignReason } from '../../messaging/coalminer.js';
 import type { CanaryObserver, CoalminerObserver } from '../../messaging/observer.js';
 import type { Transport } from '../../transports/transport.js';
 
@@ -19,7 +19,7 @@ export class MessagingMetrics {
   private readonly reordered: Counter<FlowLabels>;
   private readonly late: Counter<FlowLabels>;
   private readonly stale: Counter<FlowLabels>;
-  private readonly foreign: Counter<'coalminer' | 'transport'>;
+  private readonly foreign: Counter<'coalminer' | 'transport' | 'reason'>;
   private readonly sent: Counter<'canary' | 'coalminer' | 'transport'>;
   private readonly sendErrors: Counter<'canary' | 'coalminer' | 'transport' | 'reason'>;
   private readonly ack: Histogram<'canary' | 'transport'>;
@@ -70,8 +70,8 @@ export class MessagingMetrics {
     );
     this.foreign = new Counter({
       name: 'coalmine_messages_foreign_total',
-      help: 'Undecodable or misaddressed messages on a coalminer channel, ignored',
-      labelNames: ['coalminer', 'transport'],
+      help: 'Messages on a coalminer channel not taken as its pings, by reason (undecodable, other_coalminer, unknown_canary, unknown_run, implausible, unsolicited, unsigned, bad_signature, error), ignored',
+      labelNames: ['coalminer', 'transport', 'reason'],
       registers,
     });
     this.sent = new Counter({
@@ -224,7 +224,9 @@ export class MessagingMetrics {
       }
       return c;
     };
-    const foreign = this.foreign.labels({ coalminer, transport });
+    const foreign = Object.fromEntries(
+      FOREIGN_REASONS.map((reason) => [reason, this.foreign.labels({ coalminer, transport, reason })]),
+    ) as Record<ForeignReason, { inc(): void }>;
     return {
       latency: (canary, fromIntended, fromSent) => {
         const c = children(canary);
@@ -244,7 +246,7 @@ export class MessagingMetrics {
         c.toBroker.observe(Math.max(0, toBroker));
         c.fromBroker.observe(Math.max(0, fromBroker));
       },
-      foreign: () => foreign.inc(),
+      foreign: (reason) => foreign[reason].inc(),
     };
   }
 
