@@ -431,7 +431,7 @@ export class Coalminer {
       case 'notice': {
         const f = this.flows.get(flowKey(e.canary, e.runId));
         if (!f) return this.refuse('unknown_run');
-        if (e.failed) this.noteFailed(f, e.failed, d.receivedNs);
+        if (e.failed) this.noteFailed(f, e.failed, BigInt(f.tracker.highestSeq) + 1n);
         return;
       }
       case 'confirm':
@@ -542,16 +542,18 @@ export class Coalminer {
     return f.anchorSeq + (elapsed + elapsed / 1000n + HEAD_SLACK_NS) / f.intervalNs + HEAD_SLACK_SEQ;
   }
 
-  /** Takes the canary's word on failed publishes, within what the flow can have reached. */
-  private noteFailed(f: Flow, failed: [bigint, bigint][], nowNs: bigint): void {
-    const head = this.plausibleHead(f, nowNs);
+  /**
+   * Takes the canary's word on failed publishes below `below`: a ping announces earlier sequence numbers
+   * only, and a notice (the canary's last word) news of what this coalminer has reached.
+   */
+  private noteFailed(f: Flow, failed: [bigint, bigint][], below: bigint): void {
     const ranges: [number, number][] = [];
     for (const [a, b] of failed) {
-      if (a > head) {
+      if (a >= below) {
         this.refuse('implausible');
         return;
       }
-      ranges.push([Number(a < f.anchorSeq ? f.anchorSeq : a), Number(b > head ? head : b)]);
+      ranges.push([Number(a < f.anchorSeq ? f.anchorSeq : a), Number(b >= below ? below - 1n : b)]);
     }
     const tracker = f.tracker;
     const before = tracker.sendFailedArrived;
@@ -579,7 +581,7 @@ export class Coalminer {
       return this.refuse('implausible');
     const nowMs = Number(d.receivedNs / 1_000_000n);
     f.lastSeenMs = nowMs;
-    if (e.failed) this.noteFailed(f, e.failed, d.receivedNs);
+    if (e.failed) this.noteFailed(f, e.failed, e.seq);
     const inDoubtBefore = f.tracker.sendFailedArrived;
     const lostBefore = f.tracker.declaredLost;
     const arrival = f.tracker.observe(Number(e.seq), nowMs);
