@@ -83,6 +83,8 @@ export class MessagingRuntime {
         echo: c.echo,
         coalminers: c.coalminers,
         leaseMs: c.lease !== undefined ? c.lease * 1000 : undefined,
+        maxCoalminers: c.maxCoalminers,
+        allow: c.allow,
         observer: this.metrics.canaryObserver(c.name, transport.kind),
         log: this.log,
       });

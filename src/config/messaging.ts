@@ -48,6 +48,14 @@ export const transportEntry = z.strictObject({
 /** A transport named in `transports`, or a URL used directly. */
 const transportRef = z.string().min(1).describe('The name of an entry in `transports`, or a transport URL');
 
+/** An entry of a canary's `allow`: a coalminer name, or a glob over names with `*` and `?`. */
+export const allowEntry = z
+  .string()
+  .regex(
+    /^[A-Za-z0-9_.*?-]{1,64}$/,
+    'an allow entry is a coalminer name, or a glob over names with "*" and "?"',
+  );
+
 export const canaryEntry = z.strictObject({
   name: name('canary'),
   transport: transportRef,
@@ -71,6 +79,22 @@ export const canaryEntry = z.strictObject({
     .positive()
     .optional()
     .describe('Seconds a registration lasts without renewal (default 30)'),
+  maxCoalminers: z
+    .number()
+    .int()
+    .min(1)
+    .max(10_000)
+    .default(100)
+    .describe(
+      'Most coalminers pinged at once, the static ones included; registrations beyond it are refused',
+    ),
+  allow: z
+    .array(allowEntry)
+    .min(1)
+    .optional()
+    .describe(
+      'Coalminers that may register: names, or globs where * is any run of characters and ? one ("eu-*"); unset: any name, within maxCoalminers. The static coalminers need no entry',
+    ),
 });
 
 export const coalminerEntry = z.strictObject({

@@ -1,7 +1,14 @@
 import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { silentLogger, type Logger } from '../core/log.js';
-import { wallClockNs } from '../transports/base.js';
-import { TransportError, type Delivery, type Transport } from '../transports/transport.js';
+import { backoffMs, wallClockNs } from '../transports/base.js';
+import {
+  TransportError,
+  type Delivery,
+  type Transport,
+  type TransportStatus,
+} from '../transports/transport.js';
+import { AllowList } from './allow-list.js';
 import { canaryChannel, coalminerChannel, DEFAULT_PREFIX } from './channels.js';
 import {
   decode,
@@ -25,10 +32,30 @@ export interface CanaryOptions {
   sizeBytes?: number;
   /** Ask coalminers to echo each ping back, for round-trip time on one clock. */
   echo?: boolean;
-  /** A coalminer that has not renewed its registration for this long stops being pinged. Default 30 s. */
+  /**
+   * A coalminer that has not renewed its registration for this long stops being pinged. Default 30 s.
+   * Leases do not run out while the transport is not connected, and after it reconnects every coalminer
+   * has a full lease from then to register again.
+   */
   leaseMs?: number;
-  /** Coalminers to ping without waiting for them to register. */
+  /** Coalminers to ping without waiting for them to register: always pinged, whatever `allow` says. */
   coalminers?: string[];
+  /**
+   * Most coalminers pinged at once, the static ones included; registrations beyond it are refused and
+   * counted (`refused().limit`). Default 100.
+   */
+  maxCoalminers?: number;
+  /**
+   * Coalminers that may register: names, or globs where `*` is any run of characters and `?` one
+   * (`eu-*`). Unset: any name may, within maxCoalminers (unless `isSigned` is given: then only signed
+   * registrations). A registration that `isSigned` accepts needs no entry here.
+   */
+  allow?: string[];
+  /**
+   * Whether a registration carries a valid signature of the shared secret (envelope.ts's HMAC, checked
+   * by decode). Given, it makes signed registrations pass `allow` and unsigned ones need an entry in it.
+   */
+  isSigned?: (e: Envelope) => boolean;
   /** Publishes awaiting the transport at once; beyond it a ping is a send error ('backpressure'). */
   maxOutstanding?: number;
   /** Pings this late (the process stalled) are not sent but counted as send errors ('stalled'). Default 5 s. */
@@ -36,20 +63,58 @@ export interface CanaryOptions {
   /** How long failed publishes are announced to the coalminer in later pings. Default 60 s. */
   failedRetentionMs?: number;
   wallNs?: () => bigint;
-  observer?: CanaryObserver;
+  observer?: CanaryObserver & CanaryPruneObserver;
   /** Its lines carry component `canary`, `canary` (the name) and `transport` (the kind). */
   log?: Logger;
 }
 
-interface Flow {
+/**
+ * Told when a retired coalminer's counts are folded into the aggregate of pruned ones (the PRUNED entry
+ * of stats()), so a sink can fold or drop that coalminer's label sets. Meant to join CanaryObserver.
+ */
+export interface CanaryPruneObserver {
+  pruned?(coalminer: string): void;
+}
+
+/** Why a registration was refused: the keys of refused(). */
+export type RefusalReason =
+  /** maxCoalminers are pinged already. */
+  | 'limit'
+  /** `allow` is set and neither names the coalminer nor matches it, and the registration is not signed. */
+  | 'not_allowed'
+  /** Registrations must be signed (`isSigned` is given, `allow` is not) and this one is not. */
+  | 'unsigned'
+  /** No coalminer name. */
+  | 'invalid';
+
+/**
+ * The key in stats() of the summed counts of coalminers retired so long ago that their own entries were
+ * pruned. Parentheses are not allowed in names, so it is never a coalminer's.
+ */
+export const PRUNED = '(pruned)';
+
+/** Where a control message goes: a flow, or a coalminer without one (a clock sync reply). */
+interface Peer {
   coalminer: string;
   channel: string;
+  runId: bigint;
+}
+
+interface Flow extends Peer {
+  /**
+   * Random per flow: each time the canary starts pinging a coalminer (again), seq restarts at 0 under a
+   * new run id, so the coalminer never takes the new pings for repeats of the old ones.
+   */
+  runId: bigint;
   /** This flow's ping, encoded once; each ping copies it and patches seq and times. */
   template?: { bytes: Uint8Array; seqOffset: number };
   nextSeq: number;
   nextIntendedNs: bigint;
   leaseExpiresMs: number;
   failed: Range[];
+  /** This flow's publishes awaiting the transport. */
+  publishing: number;
+  retired: boolean;
   stats: FlowStats;
 }
 
@@ -59,32 +124,55 @@ export interface FlowStats {
   failed: number;
   pending: number;
   errors: Record<string, number>;
+  /** The run id (hex) of the coalminer's current or last flow; '' in the PRUNED aggregate. */
+  runId: string;
+  /** Flows these counts add up: pinging a coalminer again after it unregistered or its lease ran out starts one. */
+  runs: number;
 }
 
 /** Pings sent per turn of the event loop; then the loop yields so publishes settle and I/O runs. */
 const CHUNK = 1000;
 export const MAX_RATE = 1_000_000;
+const DEFAULT_MAX_COALMINERS = 100;
+/** At most one line per this long for each kind of trouble a stranger can cause (refusals, bad messages). */
+const LOG_EVERY_MS = 10_000;
 
 /**
  * Sends sequenced, timestamped pings to every registered coalminer at a fixed rate, open loop: the
  * intended send time of ping k is start + k x interval whatever happened to ping k-1, so a stalled sender
  * shows up as latency (coordinated omission is measured, not hidden).
+ *
+ * Anyone who can publish on its control channel can register, so what a registration can cost is bounded:
+ * at most maxCoalminers flows, only names `allow` admits (or signed registrations), stats of at most
+ * maxCoalminers retired coalminers (older ones summed), and no message can stop the control loop.
  */
 export class Canary {
-  readonly runId: bigint = randomBytes(8).readBigUInt64BE();
   private readonly prefix: string;
   private readonly intervalNs: bigint;
+  private readonly leaseMs: number;
+  private readonly maxCoalminers: number;
+  private readonly allow: AllowList | undefined;
+  private readonly staticCoalminers: Set<string>;
   private readonly flows = new Map<string, Flow>();
+  /** Stats of coalminers no longer pinged, least recently retired first; at most maxCoalminers. */
   private readonly retired = new Map<string, FlowStats>();
+  private readonly pruned: FlowStats = emptyStats(0);
+  private readonly refusals: Record<string, number> = {};
   private readonly wallNs: () => bigint;
   private readonly abort = new AbortController();
   private timer: NodeJS.Timeout | undefined;
   private outstanding = 0;
+  private drained: (() => void) | undefined;
   private started = false;
   private stopped = false;
+  /** The transport was seen not connected, and leases have not been renewed since it came back. */
+  private linkDown = false;
   private paddingBase = 0;
+  /** Control-channel trouble by kind: foreign (does not decode), exception, subscription, transport codes. */
   readonly controlErrors: Record<string, number> = {};
   private readonly log: Logger;
+  private readonly refusalLog = new LogLimiter(LOG_EVERY_MS);
+  private readonly errorLog = new LogLimiter(LOG_EVERY_MS);
 
   constructor(private readonly opts: CanaryOptions) {
     this.log = (opts.log ?? silentLogger).child({
@@ -97,6 +185,12 @@ export class Canary {
     if (!(rate >= 1 / 60 && rate <= MAX_RATE))
       throw new RangeError(`rate must be between 1/60 and ${MAX_RATE} per second (got ${rate})`);
     this.intervalNs = BigInt(Math.round(1e9 / rate));
+    this.leaseMs = opts.leaseMs ?? 30_000;
+    this.maxCoalminers = opts.maxCoalminers ?? DEFAULT_MAX_COALMINERS;
+    if (!(Number.isInteger(this.maxCoalminers) && this.maxCoalminers >= 1))
+      throw new RangeError(`maxCoalminers must be a whole number from 1 (got ${this.maxCoalminers})`);
+    this.allow = opts.allow ? new AllowList(opts.allow) : undefined;
+    this.staticCoalminers = new Set(opts.coalminers ?? []);
     this.wallNs = opts.wallNs ?? wallClockNs;
   }
 
@@ -108,24 +202,32 @@ export class Canary {
     return [...this.flows.keys()];
   }
 
-  /** Per coalminer: attempted, sent, failed (by reason) and pending publishes; retired flows included. */
+  /**
+   * Per coalminer: attempted, sent, failed (by reason) and pending publishes over all its flows, retired
+   * ones included; coalminers retired longest ago are summed under PRUNED, so the totals stay exact.
+   */
   stats(): Map<string, FlowStats> {
-    const out = new Map(this.retired);
+    const out = new Map<string, FlowStats>();
+    if (this.pruned.runs > 0) out.set(PRUNED, this.pruned);
+    for (const [k, s] of this.retired) out.set(k, s);
     for (const [k, f] of this.flows) out.set(k, f.stats);
     return out;
+  }
+
+  /** Registrations refused so far, by reason (RefusalReason); a refused coalminer asks again every second. */
+  refused(): Record<string, number> {
+    return { ...this.refusals };
   }
 
   /** Subscribes to the control channel and starts pinging the static coalminers. */
   async start(): Promise<void> {
     if (this.started) return;
     this.started = true;
-    const control = this.opts.transport.subscribe(
-      canaryChannel(this.prefix, this.opts.name),
-      this.abort.signal,
-    );
-    void this.consume(control);
-    this.paddingBase = encodedSize(this.ping(this.flowFor('x'.repeat(16), 0), 0n, 0n));
-    for (const c of this.opts.coalminers ?? []) this.addFlow(c, Infinity);
+    // Subscribed before anything else, so a registration sent right after start() is heard.
+    void this.consume(this.subscribeControl());
+    void this.watchLink();
+    this.paddingBase = encodedSize(this.ping(this.newFlow('x'.repeat(16), 0, emptyStats(0)), 0n, 0n));
+    for (const c of this.staticCoalminers) this.addFlow(c, Infinity);
     this.schedule();
   }
 
@@ -134,48 +236,94 @@ export class Canary {
     this.stopped = true;
     clearTimeout(this.timer);
     this.abort.abort();
-    const deadline = Date.now() + 5000;
-    while (this.outstanding > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
-    // Publishes that failed after the last ping (an ack that timed out) were never announced in a ping:
-    // say so once more, or the coalminer would count them as lost.
-    await Promise.all(
-      [...this.flows.values()]
-        .filter((f) => f.failed.length > 0)
-        .map((f) =>
-          this.send(f, {
-            type: 'notice',
-            failed: f.failed.slice(-255).map((r) => [BigInt(r.a), BigInt(r.b)]),
-          }),
-        ),
-    );
+    if (this.outstanding > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        new Promise<void>((r) => (this.drained = r)),
+        new Promise((r) => (timer = setTimeout(r, 5000))),
+      ]);
+      clearTimeout(timer);
+    }
+    await Promise.all([...this.flows.values()].map((f) => this.announceFailed(f)));
   }
 
-  private flowFor(coalminer: string, leaseExpiresMs: number): Flow {
+  private nowMs(): number {
+    return Number(this.wallNs() / 1_000_000n);
+  }
+
+  private newFlow(coalminer: string, leaseExpiresMs: number, stats: FlowStats): Flow {
     return {
       coalminer,
       channel: coalminerChannel(this.prefix, coalminer),
+      runId: newRunId(),
       nextSeq: 0,
       nextIntendedNs: this.wallNs(),
       leaseExpiresMs,
       failed: [],
-      stats: { attempted: 0, sent: 0, failed: 0, pending: 0, errors: {} },
+      publishing: 0,
+      retired: false,
+      stats,
     };
   }
 
   private addFlow(coalminer: string, leaseExpiresMs: number): Flow {
-    const flow = this.flowFor(coalminer, leaseExpiresMs);
-    this.flows.set(coalminer, flow);
+    // A coalminer pinged before adds to its counts; its new flow is a new run.
+    let stats = this.retired.get(coalminer);
     this.retired.delete(coalminer);
+    if (stats) stats.runs++;
+    else stats = emptyStats(1);
+    const flow = this.newFlow(coalminer, leaseExpiresMs, stats);
+    stats.runId = flow.runId.toString(16);
+    this.flows.set(coalminer, flow);
     return flow;
   }
 
-  private async consume(deliveries: AsyncIterable<Delivery>): Promise<void> {
-    try {
-      for await (const d of deliveries) this.onControl(d);
-    } catch (err) {
-      // Registrations can no longer be heard: coalminers that register from now on are never pinged.
-      this.log.error('control subscription ended', { err });
+  private subscribeControl(): AsyncIterable<Delivery> {
+    return this.opts.transport.subscribe(canaryChannel(this.prefix, this.opts.name), this.abort.signal);
+  }
+
+  /**
+   * The control loop. No message ends it: whatever handling one throws is counted and logged, and the
+   * next is handled as usual. A subscription that fails is made again, with backoff, until stop().
+   */
+  private async consume(first: AsyncIterable<Delivery>): Promise<void> {
+    let deliveries: AsyncIterable<Delivery> | undefined = first;
+    let attempt = 0;
+    while (!this.stopped) {
+      try {
+        deliveries ??= this.subscribeControl();
+        for await (const d of deliveries) {
+          attempt = 0;
+          this.handle(d);
+        }
+        // Ended without an error: stop(), or the transport closed and nothing more can come.
+        if (!this.stopped) this.log.warn('control subscription ended; registrations are no longer heard');
+        return;
+      } catch (err) {
+        deliveries = undefined;
+        if (this.stopped) return;
+        this.controlError('subscription');
+        const retryInMs = backoffMs(attempt++, 500, 30_000);
+        this.log.error('control subscription failed; subscribing again', { err, retryInMs });
+        await sleep(retryInMs, undefined, { signal: this.abort.signal }).catch(() => undefined);
+      }
     }
+  }
+
+  private handle(d: Delivery): void {
+    try {
+      this.onControl(d);
+    } catch (err) {
+      // A bug, or a message nobody foresaw: it costs this message, never the loop.
+      this.controlError('exception');
+      this.errorLog.run(this.nowMs(), (suppressed) =>
+        this.log.error('control message not handled', { err, suppressed }),
+      );
+    }
+  }
+
+  private controlError(kind: string): void {
+    this.controlErrors[kind] = (this.controlErrors[kind] ?? 0) + 1;
   }
 
   private onControl(d: Delivery): void {
@@ -184,35 +332,31 @@ export class Canary {
       e = decode(d.payload);
     } catch (err) {
       if (!(err instanceof EnvelopeError)) throw err;
-      this.controlErrors.foreign = (this.controlErrors.foreign ?? 0) + 1;
+      this.controlError('foreign');
       return;
     }
     if (e.canary !== this.opts.name) return;
-    const nowMs = Number(this.wallNs() / 1_000_000n);
-    const leaseMs = this.opts.leaseMs ?? 30_000;
     switch (e.type) {
-      case 'register': {
-        let flow = this.flows.get(e.coalminer);
-        if (!flow) {
-          flow = this.addFlow(e.coalminer, nowMs + leaseMs);
-          this.log.info('coalminer registered', { coalminer: e.coalminer });
-        } else if (flow.leaseExpiresMs !== Infinity) {
-          flow.leaseExpiresMs = nowMs + leaseMs;
-        }
-        void this.send(flow, { type: 'confirm', seq: BigInt(flow.nextSeq) });
-        this.schedule();
-        return;
-      }
+      case 'register':
+        return this.onRegister(e);
       case 'unregister': {
         const flow = this.flows.get(e.coalminer);
         if (flow) this.retire(flow, 'unregistered');
         return;
       }
       case 'clocksync': {
-        const flow = this.flows.get(e.coalminer) ?? this.flowFor(e.coalminer, 0);
         const t1 = e.stamps?.[0];
         if (t1 === undefined) return;
-        void this.send(flow, {
+        // Answered for coalminers that are pinged or may register, so a forged request for any name
+        // makes the canary publish nothing to it.
+        const flow = this.flows.get(e.coalminer);
+        if (!flow && this.acceptRegistration(e, true) !== undefined) return;
+        const to = flow ?? {
+          coalminer: e.coalminer,
+          channel: coalminerChannel(this.prefix, e.coalminer),
+          runId: 0n,
+        };
+        void this.send(to, {
           type: 'clocksync-reply',
           stamps: [t1, d.receivedNs, this.wallNs()],
           seq: e.seq,
@@ -220,7 +364,8 @@ export class Canary {
         return;
       }
       case 'echo': {
-        if (e.runId !== this.runId) return;
+        const flow = this.flows.get(e.coalminer);
+        if (!flow || e.runId !== flow.runId) return;
         this.opts.observer?.rtt?.(e.coalminer, Number(d.receivedNs - e.sentNs) / 1e9);
         return;
       }
@@ -229,34 +374,125 @@ export class Canary {
     }
   }
 
+  private onRegister(e: Envelope): void {
+    let flow = this.flows.get(e.coalminer);
+    const isStatic = this.staticCoalminers.has(e.coalminer);
+    if (!isStatic) {
+      const refusal = this.acceptRegistration(e, flow !== undefined);
+      if (refusal) return this.refuse(e.coalminer, refusal);
+    }
+    if (!flow) {
+      flow = this.addFlow(e.coalminer, isStatic ? Infinity : this.nowMs() + this.leaseMs);
+      this.log.info('coalminer registered', { coalminer: e.coalminer, runId: flow.stats.runId });
+    } else if (flow.leaseExpiresMs !== Infinity) {
+      flow.leaseExpiresMs = this.nowMs() + this.leaseMs;
+    }
+    void this.send(flow, { type: 'confirm', seq: BigInt(flow.nextSeq) });
+    this.schedule();
+  }
+
+  /**
+   * Whether a registration (a renewal, or a new flow) may be taken, or why not. A registration that
+   * `isSigned` vouches for (the shared secret's HMAC) passes `allow`; the limit holds for every one.
+   */
+  private acceptRegistration(e: Envelope, renewal: boolean): RefusalReason | undefined {
+    if (e.coalminer === '') return 'invalid';
+    if (this.opts.isSigned?.(e) !== true) {
+      if (this.allow) {
+        if (!this.allow.allows(e.coalminer)) return 'not_allowed';
+      } else if (this.opts.isSigned) {
+        return 'unsigned';
+      }
+    }
+    if (!renewal && this.flows.size >= this.maxCoalminers) return 'limit';
+    return undefined;
+  }
+
+  private refuse(coalminer: string, reason: RefusalReason): void {
+    this.refusals[reason] = (this.refusals[reason] ?? 0) + 1;
+    this.refusalLog.run(this.nowMs(), (suppressed) =>
+      this.log.warn('registration refused', { coalminer, reason, suppressed }),
+    );
+  }
+
+  /** Follows the transport's connection state, so that leases do not run out while it is down. */
+  private async watchLink(): Promise<void> {
+    try {
+      // Ends when the transport closes; after stop(), at its next change of state.
+      for await (const s of this.opts.transport.status()) {
+        if (this.stopped) return;
+        this.noteLink(s.type);
+      }
+    } catch (err) {
+      this.log.warn('transport state not followed; leases see it only when pinging', { err });
+    }
+  }
+
+  private noteLink(state: TransportStatus['type']): void {
+    if (state !== 'connected') {
+      this.linkDown = true;
+      return;
+    }
+    if (!this.linkDown) return;
+    this.linkDown = false;
+    // No renewal could arrive while the link was down: every coalminer has a full lease from now on to
+    // register again (it renews every lease/3).
+    const until = this.nowMs() + this.leaseMs;
+    for (const f of this.flows.values()) if (f.leaseExpiresMs < until) f.leaseExpiresMs = until;
+  }
+
   private retire(flow: Flow, reason: 'unregistered' | 'lease expired'): void {
     this.flows.delete(flow.coalminer);
+    flow.retired = true;
     this.retired.set(flow.coalminer, flow.stats);
+    if (flow.publishing === 0) void this.announceFailed(flow);
+    this.prune();
     // A coalminer that said goodbye is routine; one that went silent is worth a look.
-    const fields = { coalminer: flow.coalminer, reason };
+    const fields = { coalminer: flow.coalminer, runId: flow.runId.toString(16), reason };
     if (reason === 'unregistered') this.log.info('stopped pinging coalminer', fields);
     else this.log.warn('stopped pinging coalminer', fields);
   }
 
-  /** A control message (not a ping) to a coalminer; failures are logged, not counted as ping errors. */
-  private send(flow: Flow, fields: Partial<Envelope> & Pick<Envelope, 'type'>): Promise<void> {
+  /** Keeps the stats of the last maxCoalminers retired coalminers; older ones are summed into PRUNED. */
+  private prune(): void {
+    for (const [coalminer, s] of this.retired) {
+      if (this.retired.size <= this.maxCoalminers) return;
+      // Its publishes still settle into it: folded once they have.
+      if (s.pending > 0) continue;
+      addStats(this.pruned, s);
+      this.retired.delete(coalminer);
+      this.opts.observer?.pruned?.(coalminer);
+    }
+  }
+
+  /**
+   * Publishes that failed after a flow's last ping were never announced in a ping: say so once more
+   * (on stop, or when the flow ends), or the coalminer would count them as lost.
+   */
+  private announceFailed(flow: Flow): Promise<void> {
+    if (flow.failed.length === 0) return Promise.resolve();
+    return this.send(flow, {
+      type: 'notice',
+      failed: flow.failed.slice(-255).map((r) => [BigInt(r.a), BigInt(r.b)]),
+    });
+  }
+
+  /** A control message (not a ping) to a coalminer; failures are counted, not as ping errors. */
+  private send(to: Peer, fields: Partial<Envelope> & Pick<Envelope, 'type'>): Promise<void> {
     const now = this.wallNs();
     const env: Envelope = {
       canary: this.opts.name,
-      coalminer: flow.coalminer,
-      runId: this.runId,
+      coalminer: to.coalminer,
+      runId: to.runId,
       seq: 0n,
       intendedNs: now,
       sentNs: now,
       intervalNs: this.intervalNs,
       ...fields,
     };
-    return this.opts.transport.publish(flow.channel, encode(env, this.opts.transport.textOnly)).then(
+    return this.opts.transport.publish(to.channel, encode(env, this.opts.transport.textOnly)).then(
       () => undefined,
-      (err: unknown) => {
-        const code = err instanceof TransportError ? err.code : 'error';
-        this.controlErrors[code] = (this.controlErrors[code] ?? 0) + 1;
-      },
+      (err: unknown) => this.controlError(err instanceof TransportError ? err.code : 'error'),
     );
   }
 
@@ -268,7 +504,7 @@ export class Canary {
       type: 'ping',
       canary: this.opts.name,
       coalminer: flow.coalminer,
-      runId: this.runId,
+      runId: flow.runId,
       seq,
       intendedNs,
       sentNs: intendedNs,
@@ -294,10 +530,12 @@ export class Canary {
     const now = this.wallNs();
     const nowMs = Number(now / 1_000_000n);
     const maxLagNs = BigInt(Math.round((this.opts.maxLagMs ?? 5000) * 1e6));
+    // The status stream may not have told us yet.
+    this.noteLink(this.opts.transport.state);
     let budget = CHUNK;
     let more = false;
     for (const flow of [...this.flows.values()]) {
-      if (flow.leaseExpiresMs < nowMs) {
+      if (!this.linkDown && flow.leaseExpiresMs < nowMs) {
         this.retire(flow, 'lease expired');
         continue;
       }
@@ -374,23 +612,35 @@ export class Canary {
       return;
     }
     this.outstanding++;
+    flow.publishing++;
     stats.pending++;
     this.opts.transport.publish(flow.channel, payload).then(
       (receipt) => {
-        this.outstanding--;
-        stats.pending--;
         stats.sent++;
+        this.settled(flow);
         this.opts.observer?.sent?.(flow.coalminer);
         if (receipt.ackNs !== undefined)
           this.opts.observer?.publishAck?.(flow.coalminer, Number(receipt.ackNs - sentNs) / 1e9);
       },
       (err: unknown) => {
-        this.outstanding--;
-        stats.pending--;
         const reason = err instanceof TransportError ? err.code : 'error';
         this.recordFailure(flow, seq, seq, reason, 1);
+        this.settled(flow);
       },
     );
+  }
+
+  /** A ping's publish has its outcome (counted by the caller). */
+  private settled(flow: Flow): void {
+    this.outstanding--;
+    flow.publishing--;
+    flow.stats.pending--;
+    if (this.outstanding === 0) this.drained?.();
+    if (flow.retired && flow.publishing === 0) {
+      // The flow's last word, now that every outcome is known.
+      void this.announceFailed(flow);
+      this.prune();
+    }
   }
 
   private recordFailure(flow: Flow, a: number, b: number, reason: string, count: number): void {
@@ -400,5 +650,45 @@ export class Canary {
     this.opts.observer?.sendError?.(flow.coalminer, reason, count);
     // Merged: an outage is one range however long it lasts.
     addRange(flow.failed, a, b);
+  }
+}
+
+function emptyStats(runs: number): FlowStats {
+  return { attempted: 0, sent: 0, failed: 0, pending: 0, errors: {}, runId: '', runs };
+}
+
+function addStats(into: FlowStats, s: FlowStats): void {
+  into.attempted += s.attempted;
+  into.sent += s.sent;
+  into.failed += s.failed;
+  into.pending += s.pending;
+  into.runs += s.runs;
+  for (const [k, n] of Object.entries(s.errors)) into.errors[k] = (into.errors[k] ?? 0) + n;
+}
+
+/** A random 64-bit run id; never 0, which coalminers use in their own messages. */
+function newRunId(): bigint {
+  for (;;) {
+    const id = randomBytes(8).readBigUInt64BE();
+    if (id !== 0n) return id;
+  }
+}
+
+/** At most one line per `everyMs`; each line says how many were held back since the previous one. */
+class LogLimiter {
+  private nextMs = -Infinity;
+  private held = 0;
+
+  constructor(private readonly everyMs: number) {}
+
+  run(nowMs: number, write: (suppressed: number) => void): void {
+    if (nowMs < this.nextMs) {
+      this.held++;
+      return;
+    }
+    this.nextMs = nowMs + this.everyMs;
+    const held = this.held;
+    this.held = 0;
+    write(held);
   }
 }

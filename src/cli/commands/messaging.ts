@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { rateSchema } from '../../config/messaging.js';
+import { allowEntry, rateSchema } from '../../config/messaging.js';
 import { parseListen } from '../../config/load.js';
 import { UsageError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
@@ -35,6 +35,19 @@ function nameOption(flag: string) {
       throw new UsageError(`${flag}: a name is 1-64 letters, digits, "_", "." or "-" (got "${text}")`);
     return text;
   };
+}
+
+function allowOption(text: string, previous: string[] = []): string[] {
+  if (!allowEntry.safeParse(text).success)
+    throw new UsageError(`--allow: a coalminer name, or a glob over names with "*" and "?" (got "${text}")`);
+  return [...previous, text];
+}
+
+function maxCoalminersOption(text: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1 || n > 10_000)
+    throw new UsageError(`--max-coalminers: expected a whole number from 1 to 10000 (got "${text}")`);
+  return n;
 }
 
 function sizeOption(text: string): number {
@@ -290,6 +303,17 @@ export function messagingCommands(
     .option('--echo', 'ask coalminers to echo each ping (round-trip time on this clock)')
     .option('-c, --coalminer <name...>', 'coalminers to ping without waiting for them to register')
     .option(
+      '--allow <pattern>',
+      'a coalminer that may register: a name, or a glob such as "eu-*" (repeatable; default: any name)',
+      allowOption,
+    )
+    .option(
+      '--max-coalminers <n>',
+      'most coalminers pinged at once; registrations beyond it are refused',
+      maxCoalminersOption,
+      100,
+    )
+    .option(
       '-d, --duration <duration>',
       'stop after this long (default: until Ctrl-C)',
       durationOption('--duration'),
@@ -306,6 +330,8 @@ export function messagingCommands(
           size: number;
           echo?: boolean;
           coalminer?: string[];
+          allow?: string[];
+          maxCoalminers: number;
           duration?: number;
         } & LogFlags,
       ) => {
@@ -320,6 +346,8 @@ export function messagingCommands(
           sizeBytes: opts.size,
           echo: opts.echo,
           coalminers: opts.coalminer,
+          allow: opts.allow,
+          maxCoalminers: opts.maxCoalminers,
           observer: { rtt: (_c, s) => rtt.record(s * 1e9) },
           log,
         });
@@ -345,8 +373,8 @@ export function messagingCommands(
         io.out(
           JSON.stringify({
             canary: opts.name,
-            runId: canary.runId.toString(16),
             coalminers: out,
+            refused: canary.refused(),
             ...(rtt.count ? { rtt: summarize(rtt) } : {}),
           }),
         );
