@@ -2,6 +2,7 @@ import { createServer, type AddressInfo, type Server } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent } from '../agent/agent.js';
 import { parseConfig } from '../config/load.js';
+import { serveAgent, WRITE_TOKEN, type ServedAgent } from '../../test/support/agent-server.js';
 import { startServer, type AgentServer } from './server.js';
 
 describe('agent HTTP endpoints', () => {
@@ -76,5 +77,57 @@ describe('agent HTTP endpoints', () => {
     const missing = await fetch(`${server.url}/nope`);
     expect(missing.status).toBe(404);
     expect(((await missing.json()) as { error: string }).error).toMatch(/no such endpoint/);
+  });
+});
+
+describe('the check-now budget', () => {
+  let tcp: Server;
+  let probes = 0;
+  let served: ServedAgent;
+
+  beforeAll(async () => {
+    tcp = createServer((s) => {
+      probes++;
+      s.end();
+    });
+    await new Promise<void>((r) => tcp.listen(0, '127.0.0.1', r));
+    const port = (tcp.address() as AddressInfo).port;
+    served = await serveAgent({
+      config: `targets:\n  - { name: local, kind: tcp, target: "127.0.0.1:${port}" }`,
+      checkBudget: { perSecond: 1, burst: 5 },
+    });
+  });
+  afterAll(async () => {
+    await served.close();
+    tcp.close();
+  });
+
+  it('runs at most the budget of probes for a flood of POST /check and /api/v1/check, on loopback too', async () => {
+    const t0 = performance.now();
+    const answers = await Promise.all(
+      Array.from({ length: 40 }, (_, i) =>
+        i % 2 === 0
+          ? fetch(`${served.url}/check`, { method: 'POST' })
+          : fetch(`${served.url}/api/v1/check`, {
+              method: 'POST',
+              headers: { authorization: `Bearer ${WRITE_TOKEN}` },
+            }),
+      ),
+    );
+    const seconds = (performance.now() - t0) / 1000;
+    const ok = answers.filter((r) => r.status === 200);
+    const limited = answers.filter((r) => r.status === 429);
+    expect(ok.length + limited.length).toBe(40);
+    // One bucket for both routes: 5 at once, and what refilled meanwhile at 1 a second.
+    expect(ok.length).toBeGreaterThanOrEqual(5);
+    expect(ok.length).toBeLessThanOrEqual(5 + Math.ceil(seconds));
+    expect(probes).toBe(ok.length);
+    for (const r of limited) expect(Number(r.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    const legacy = limited.find((r) => new URL(r.url).pathname === '/check');
+    expect(await legacy?.json()).toEqual({ error: expect.stringMatching(/too many checks on demand/) });
+    const api = limited.find((r) => new URL(r.url).pathname === '/api/v1/check');
+    expect(await api?.json()).toEqual({ error: { code: 'check_budget_spent', message: expect.any(String) } });
+    const metrics = await (await fetch(`${served.url}/metrics`)).text();
+    expect(metrics).toContain(`coalmine_http_checks_refused_total ${limited.length}`);
   });
 });

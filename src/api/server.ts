@@ -1,8 +1,12 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Agent } from '../agent/agent.js';
+import type { Logger } from '../core/log.js';
 import { toReport } from '../core/report.js';
+import { registerHttpMetrics } from '../sinks/prometheus/http-metrics.js';
 import type { Auth } from './auth.js';
+import { createLimitedServer, type ConnectionLimits } from './connection-limits.js';
+import { CheckBudget, DEFAULT_CHECK_BUDGET } from './v1/rate-limit.js';
 import type { ApiV1Handler } from './v1/router.js';
 
 export interface AgentServer {
@@ -38,6 +42,15 @@ export interface ServerExtras {
   static?: (req: IncomingMessage, res: ServerResponse) => Promise<boolean>;
   /** When set, the legacy POST /check needs a token with the write scope (the agent listens beyond loopback). */
   auth?: Auth;
+  /**
+   * Probes run on demand by POST /check, on loopback too; pass the API's so both check routes share one.
+   * Default a budget of its own (1 probe a second, 20 at once).
+   */
+  checkBudget?: CheckBudget;
+  /** Connection caps and timeouts; defaults in DEFAULT_CONNECTION_LIMITS. */
+  limits?: ConnectionLimits;
+  /** Told once when the open-file limit lowers the connection cap. */
+  log?: Logger;
 }
 
 /**
@@ -46,6 +59,7 @@ export interface ServerExtras {
  * the request.
  */
 export function handler(agent: Agent, extras: ServerExtras = {}) {
+  const budget = extras.checkBudget ?? new CheckBudget(DEFAULT_CHECK_BUDGET);
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     // The API reads its own request bodies: it goes first, before anything drains the request.
     try {
@@ -96,7 +110,18 @@ export function handler(agent: Agent, extras: ServerExtras = {}) {
               `no configured target named ${unknown.map((n) => JSON.stringify(n)).join(', ')}`,
             );
           }
-          const observations = await agent.check(names.length > 0 ? names : undefined);
+          const wanted = [...new Set(names)];
+          const d = budget.take(wanted.length > 0 ? wanted.length : agent.targetNames().length);
+          if (!d.ok) {
+            const seconds = Math.max(1, Math.ceil(d.retryAfterMs / 1000));
+            return sendError(
+              res,
+              429,
+              `too many checks on demand; the next is possible in ${seconds} s (scheduled probes go on)`,
+              { 'retry-after': String(seconds) },
+            );
+          }
+          const observations = await agent.check(wanted.length > 0 ? wanted : undefined);
           return sendJson(res, 200, { results: observations.map(toReport) });
         }
         default:
@@ -127,10 +152,21 @@ export async function startServer(
   port: number,
   extras: ServerExtras = {},
 ): Promise<AgentServer> {
-  const handle = handler(agent, extras);
-  const server: Server = createServer((req, res) => void handle(req, res));
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 60_000;
+  const checkBudget = extras.checkBudget ?? new CheckBudget(DEFAULT_CHECK_BUDGET);
+  const handle = handler(agent, { ...extras, checkBudget });
+  const { server, stats } = createLimitedServer(
+    (req, res) => void handle(req, res),
+    extras.limits,
+    (info) =>
+      extras.log?.warn('open-file limit is low: fewer HTTP connections allowed, the rest kept for probes', {
+        component: 'api',
+        ...info,
+      }),
+  );
+  registerHttpMetrics(agent.registry, () => ({
+    ...stats(),
+    checksRefused: checkBudget.refused,
+  }));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {

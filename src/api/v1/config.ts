@@ -63,6 +63,31 @@ export const apiConfigSchema = z
       .max(10_000)
       .optional()
       .describe('Most simultaneous /api/v1/events streams; default 64'),
+    checkNow: z
+      .strictObject({
+        perSecond: z.number().positive().max(10_000).default(1).describe('Probe runs per second refilled'),
+        burst: z.number().int().min(1).max(100_000).default(20).describe('Probe runs allowed at once'),
+      })
+      .optional()
+      .describe(
+        'One budget of probes run on demand (POST /check and POST /api/v1/check), shared by every client; over it, 429 with Retry-After. Default 1 a second, 20 at once',
+      ),
+    maxConnections: z
+      .number()
+      .int()
+      .min(1)
+      .max(1_000_000)
+      .optional()
+      .describe(
+        'Most HTTP connections open at once (default 512); never more than half the open-file limit, so probes keep descriptors',
+      ),
+    maxConnectionsPerClient: z
+      .number()
+      .int()
+      .min(1)
+      .max(1_000_000)
+      .optional()
+      .describe('Most HTTP connections from one client address (an IPv6 /64 counts as one); default 64'),
   })
   .describe('The HTTP API (/api/v1) and dashboard');
 

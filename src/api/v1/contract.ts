@@ -156,6 +156,8 @@ export interface AgentStatus {
     eventClientsDropped: number;
     eventClientsRefused: number;
     rateLimited: number;
+    /** Check requests refused because the check-now budget was spent. */
+    checksRefused: number;
   };
 }
 

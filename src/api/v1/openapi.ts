@@ -189,6 +189,7 @@ const schemas: Record<string, Json> = {
         eventClientsDropped: int,
         eventClientsRefused: int,
         rateLimited: int,
+        checksRefused: int,
       }),
     },
     ['version', 'startedAt', 'targets', 'flows', 'store'],

@@ -17,7 +17,7 @@ import {
 } from './http.js';
 import { openApiDocument } from './openapi.js';
 import { allowOnly, badQuery, parseRange, parseSeriesQuery, single } from './query.js';
-import { RateLimiter } from './rate-limit.js';
+import { CheckBudget, DEFAULT_CHECK_BUDGET, RateLimiter } from './rate-limit.js';
 import { parseNewSilence } from './silence-body.js';
 import { EventHub, type EventHubStats } from './sse.js';
 
@@ -47,11 +47,18 @@ export interface ApiV1Options {
   now?: () => number;
   /** Monotonic ms for the rate limiter; default performance.now. */
   monotonicNow?: () => number;
+  /**
+   * Probes run on demand (POST check), shared with the server's legacy POST /check; default a budget of
+   * its own of 1 probe a second, 20 at once.
+   */
+  checkBudget?: CheckBudget;
 }
 
 export interface ApiV1Stats {
   events: EventHubStats;
   rateLimited: number;
+  /** Check requests refused because the check-now budget was spent. */
+  checksRefused: number;
 }
 
 /** The /api/v1 request handler: resolves true when it answered, false when the path is not its own. */
@@ -72,6 +79,7 @@ interface Call {
   now: number;
   hub: EventHub;
   maxBodyBytes: number;
+  checkBudget: CheckBudget;
   stats: () => ApiV1Stats;
   openapi: () => unknown;
 }
@@ -121,8 +129,14 @@ export function createApiV1(ctx: ApiContext, auth: Auth, opts: ApiV1Options = {}
     maxQueueBytes: opts.eventQueueBytes ?? 1024 * 1024,
     keepaliveMs: opts.keepaliveMs ?? 15_000,
   });
+  const checkBudget =
+    opts.checkBudget ?? new CheckBudget({ ...DEFAULT_CHECK_BUDGET, now: opts.monotonicNow });
   let doc: unknown;
-  const stats = (): ApiV1Stats => ({ events: hub.stats(), rateLimited: limiter?.limited ?? 0 });
+  const stats = (): ApiV1Stats => ({
+    events: hub.stats(),
+    rateLimited: limiter?.limited ?? 0,
+    checksRefused: checkBudget.refused,
+  });
 
   const handler = async (req: IncomingMessage, res: ServerResponse): Promise<boolean> => {
     const raw = req.url ?? '/';
@@ -155,6 +169,7 @@ export function createApiV1(ctx: ApiContext, auth: Auth, opts: ApiV1Options = {}
         now: now(),
         hub,
         maxBodyBytes,
+        checkBudget,
         stats,
         openapi: () => (doc ??= openApiDocument(ctx.version)),
       });
@@ -476,6 +491,16 @@ async function checkNow(c: Call): Promise<void> {
   const unknown = names.filter((n) => !known.has(n));
   if (unknown.length > 0) throw notFound('target', unknown[0]!, configured);
   const wanted = [...new Set(names)];
+  const d = c.checkBudget.take(wanted.length > 0 ? wanted.length : configured.length);
+  if (!d.ok) {
+    const seconds = Math.max(1, Math.ceil(d.retryAfterMs / 1000));
+    throw new HttpError(
+      429,
+      'check_budget_spent',
+      `too many checks on demand; the next is possible in ${seconds} s (scheduled probes go on)`,
+      { 'retry-after': String(seconds) },
+    );
+  }
   const results = await c.ctx.check(wanted.length > 0 ? wanted : undefined);
   sendJson(c.res, 200, { results });
 }
@@ -530,6 +555,7 @@ function status(c: Call): void {
       eventClientsDropped: s.events.dropped,
       eventClientsRefused: s.events.refused,
       rateLimited: s.rateLimited,
+      checksRefused: s.checksRefused,
     },
   });
 }
