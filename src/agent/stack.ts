@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { checkListenSafety, dashboardUrl, isLoopbackHost, resolveAuth } from '../api/auth.js';
 import { startServer, type AgentServer } from '../api/server.js';
 import { serveStatic } from '../api/static.js';
+import { CheckBudget, DEFAULT_CHECK_BUDGET } from '../api/v1/rate-limit.js';
 import { createApiV1 } from '../api/v1/router.js';
 import type { AgentConfig } from '../config/schema.js';
 import type { Logger } from '../core/log.js';
@@ -93,7 +94,10 @@ export async function startStack(config: AgentConfig, opts: StackOptions): Promi
   }
 
   late.ctx = ctx;
+  // One budget for both check routes, so the legacy one is no way around the API's.
+  const checkBudget = new CheckBudget(config.api?.checkNow ?? DEFAULT_CHECK_BUDGET);
   const api = createApiV1(ctx, auth, {
+    checkBudget,
     ...(config.api?.maxBodyBytes !== undefined ? { maxBodyBytes: config.api.maxBodyBytes } : {}),
     ...(config.api?.rateLimit !== undefined ? { rateLimit: config.api.rateLimit } : {}),
     ...(config.api?.maxEventClients !== undefined ? { maxEventClients: config.api.maxEventClients } : {}),
@@ -105,6 +109,14 @@ export async function startStack(config: AgentConfig, opts: StackOptions): Promi
     api,
     ...(staticFiles ? { static: staticFiles } : {}),
     ...(isLoopbackHost(config.listen.host) ? {} : { auth }),
+    checkBudget,
+    log: opts.log,
+    limits: {
+      ...(config.api?.maxConnections !== undefined ? { maxConnections: config.api.maxConnections } : {}),
+      ...(config.api?.maxConnectionsPerClient !== undefined
+        ? { maxConnectionsPerClient: config.api.maxConnectionsPerClient }
+        : {}),
+    },
   });
   agent.alerts?.setDashboardUrl(`${server.url}/`);
   if (store && agent.alerts) {
