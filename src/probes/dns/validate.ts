@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { RegexTimeLimitError, withRegexTimeLimit } from '../bounded-regex.js';
 
 function compiles(source: string): boolean {
   try {
@@ -33,9 +34,23 @@ export type RecordValidation = NonNullable<z.output<typeof recordValidationOptio
 
 /**
  * Checks one section's records (as text) against a validation block, with blackbox_exporter's semantics.
- * Returns why it fails, or undefined when it passes.
+ * Returns why it fails, or undefined when it passes. Each expression gets the regex time limit over all
+ * the records (see bounded-regex.ts); one that runs out fails the check.
  */
 export function checkRecords(
+  section: string,
+  records: readonly string[],
+  v: RecordValidation,
+): string | undefined {
+  try {
+    return checkRecordsOrThrow(section, records, v);
+  } catch (err) {
+    if (err instanceof RegexTimeLimitError) return `${section} records: ${err.message}`;
+    throw err;
+  }
+}
+
+function checkRecordsOrThrow(
   section: string,
   records: readonly string[],
   v: RecordValidation,
@@ -43,24 +58,24 @@ export function checkRecords(
   const show = (rr: string) => JSON.stringify(rr);
   for (const source of v.failIfMatchesRegexp) {
     const re = new RegExp(source);
-    const hit = records.find((rr) => re.test(rr));
+    const hit = withRegexTimeLimit(source, () => records.find((rr) => re.test(rr)));
     if (hit !== undefined) return `${section} record ${show(hit)} matches /${source}/ (failIfMatchesRegexp)`;
   }
   for (const source of v.failIfAllMatchRegexp) {
     const re = new RegExp(source);
-    if (records.length > 0 && records.every((rr) => re.test(rr))) {
+    if (records.length > 0 && withRegexTimeLimit(source, () => records.every((rr) => re.test(rr)))) {
       return `every ${section} record matches /${source}/ (failIfAllMatchRegexp)`;
     }
   }
   for (const source of v.failIfNotMatchesRegexp) {
     const re = new RegExp(source);
-    const miss = records.find((rr) => !re.test(rr));
+    const miss = withRegexTimeLimit(source, () => records.find((rr) => !re.test(rr)));
     if (miss !== undefined)
       return `${section} record ${show(miss)} does not match /${source}/ (failIfNotMatchesRegexp)`;
   }
   for (const source of v.failIfNoneMatchesRegexp) {
     const re = new RegExp(source);
-    if (records.length > 0 && !records.some((rr) => re.test(rr))) {
+    if (records.length > 0 && !withRegexTimeLimit(source, () => records.some((rr) => re.test(rr)))) {
       return `no ${section} record matches /${source}/ (failIfNoneMatchesRegexp)`;
     }
   }

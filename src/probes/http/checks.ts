@@ -1,4 +1,5 @@
 import type { ProbeError } from '../../core/types.js';
+import { boundedTest, RegexTimeLimitError } from '../bounded-regex.js';
 import {
   compileRegex,
   normalizeVersion,
@@ -47,15 +48,29 @@ export function needsBody(opts: HttpOptions): boolean {
   );
 }
 
+/** Whether `pattern` matches `text`, within the regex time limit (see bounded-regex.ts). */
+function matches(pattern: string, text: string): boolean {
+  return boundedTest(compileRegex(pattern), text, pattern);
+}
+
 /** Body regexes, then JSON conditions; the message names the check that failed. */
 export function checkBody(body: string, opts: HttpOptions): ProbeError | undefined {
+  try {
+    return checkBodyOrThrow(body, opts);
+  } catch (err) {
+    if (err instanceof RegexTimeLimitError) return { code: 'validation', message: err.message };
+    throw err;
+  }
+}
+
+function checkBodyOrThrow(body: string, opts: HttpOptions): ProbeError | undefined {
   for (const pattern of opts.failIfBodyMatchesRegexp) {
-    if (compileRegex(pattern).test(body)) {
+    if (matches(pattern, body)) {
       return { code: 'validation', message: `body matches failIfBodyMatchesRegexp /${pattern}/` };
     }
   }
   for (const pattern of opts.failIfBodyNotMatchesRegexp) {
-    if (!compileRegex(pattern).test(body)) {
+    if (!matches(pattern, body)) {
       return { code: 'validation', message: `body does not match failIfBodyNotMatchesRegexp /${pattern}/` };
     }
   }
@@ -99,7 +114,7 @@ function checkJsonCondition(doc: unknown, cond: JsonCondition): string | undefin
   }
   if (cond.matches !== undefined) {
     const text = typeof value === 'string' ? value : JSON.stringify(value);
-    if (!compileRegex(cond.matches).test(text)) {
+    if (!matches(cond.matches, text)) {
       return `field "${cond.path}" is ${JSON.stringify(value)}, which does not match /${cond.matches}/`;
     }
   }

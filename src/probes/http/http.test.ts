@@ -185,6 +185,26 @@ describe('http probe: plain HTTP', () => {
     expect(expectFailure(forbidden, 'validation').message).toContain('failIfBodyMatchesRegexp');
   });
 
+  it('gives up on a backtracking body regex after its time limit instead of stalling', async () => {
+    // One line of 1 MiB without "foo": `.*foo.*` would backtrack for about half an hour.
+    const base = await httpServer((_req, res) => res.end('a'.repeat(1 << 20)));
+    const t0 = performance.now();
+    const r = await run(base, { failIfBodyNotMatchesRegexp: ['.*foo.*'] });
+    expect(performance.now() - t0).toBeLessThan(2000);
+    expect(expectFailure(r, 'validation').message).toMatch(
+      /^the regular expression \/\.\*foo\.\*\/ took over 50 ms/,
+    );
+  });
+
+  it('keeps a redirect to a long unsupported Location short in its message', async () => {
+    const location = `ftp://${'a'.repeat(15_000)}`;
+    const base = await httpServer((_req, res) => res.writeHead(302, { location }).end());
+    const error = expectFailure(await run(base), 'protocol');
+    expect(error.message).toMatch(
+      /^redirect to unsupported scheme in "ftp:\/\/a+…\(14806 more characters\)"$/,
+    );
+  });
+
   it('checks JSON fields by dotted path', async () => {
     const doc = { status: 'ok', checks: [{ name: 'db', latencyMs: 12 }], ready: true };
     const base = await httpServer((_req, res) =>

@@ -1,4 +1,5 @@
 import type { TLSSocket } from 'node:tls';
+import { clipText } from '../../core/log.js';
 import type { Phase, Phases, ProbeContext, ProbeError, ProbeResult, ProbeValues } from '../../core/types.js';
 import { toProbeError } from '../net-errors.js';
 import { defineProbe } from '../probe.js';
@@ -162,12 +163,16 @@ class HttpRun {
       try {
         next = new URL(location, req.url);
       } catch {
-        throw new CheckFailed({ code: 'protocol', message: `redirect to an invalid Location "${location}"` });
+        throw new CheckFailed({
+          code: 'protocol',
+          message: `redirect to an invalid Location "${clipText(location, 200)}"`,
+        });
       }
       if (next.protocol !== 'http:' && next.protocol !== 'https:') {
         throw new CheckFailed({
           code: 'protocol',
-          message: `redirect to unsupported scheme in "${location}"`,
+          // A header can hold 16 KiB: the message (stored, served, logged) keeps the start of it.
+          message: `redirect to unsupported scheme in "${clipText(location, 200)}"`,
         });
       }
       // The intermediate body is not read: its connection is closed, as a fresh one serves the next hop.

@@ -58,7 +58,7 @@ const jsonCondition = z
       .describe('The field must equal this value exactly (type included)'),
     matches: regexString
       .optional()
-      .describe('The field, as text (objects as JSON), must match this regular expression'),
+      .describe('The field, as text (objects as JSON), must match this regular expression (within 50 ms)'),
   })
   .describe('A condition on one field of a JSON body; with neither equals nor matches, the field must exist');
 export type JsonCondition = z.output<typeof jsonCondition>;
@@ -95,11 +95,15 @@ export const httpOptions = z.strictObject({
   failIfBodyMatchesRegexp: z
     .array(regexString)
     .default([])
-    .describe('Fail when the body matches any of these regular expressions'),
+    .describe(
+      'Fail when the body matches any of these regular expressions. Each gets at most 50 ms on a body (up to maxBodyBytes); one that takes longer fails the probe',
+    ),
   failIfBodyNotMatchesRegexp: z
     .array(regexString)
     .default([])
-    .describe('Fail when the body does not match every one of these regular expressions'),
+    .describe(
+      'Fail when the body does not match every one of these regular expressions (each within 50 ms, as above)',
+    ),
   jsonConditions: z
     .array(jsonCondition)
     .default([])

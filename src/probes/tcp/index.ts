@@ -3,15 +3,31 @@ import { Socket, connect as netConnect } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { z } from 'zod';
 import type { Phases, ProbeContext, ProbeResult, ProbeValues } from '../../core/types.js';
+import { RegexTimeLimitError, withRegexTimeLimit } from '../bounded-regex.js';
 import { connectOnly, kernelConnectNs, type ConnectTiming } from '../kernel-tcp.js';
 import { toProbeError } from '../net-errors.js';
 import { defineProbe } from '../probe.js';
 import { ipProtocolOption, resolveHost } from '../resolve.js';
 import { tlsOptions } from '../tls-options.js';
 
+function compiles(source: string): boolean {
+  try {
+    new RegExp(source);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 const step = z.strictObject({
   send: z.string().optional().describe('Text to send (a trailing newline is not added for you)'),
-  expect: z.string().optional().describe('Regular expression the data received so far must match'),
+  expect: z
+    .string()
+    .refine(compiles, 'not a valid JavaScript regular expression')
+    .optional()
+    .describe(
+      'Regular expression the data received so far (its last 1 MiB) must match; each try gets at most 50 ms',
+    ),
 });
 
 const options = z.strictObject({
@@ -167,6 +183,16 @@ function socketEvent(socket: Socket, event: 'connect' | 'secureConnect', ctx: Pr
   });
 }
 
+/** `re.exec(text)` within the regex time limit (see bounded-regex.ts); running out fails the exchange. */
+function execWithinLimit(re: RegExp, pattern: string, text: string): RegExpExecArray | null {
+  try {
+    return withRegexTimeLimit(pattern, () => re.exec(text));
+  } catch (err) {
+    if (err instanceof RegexTimeLimitError) throw new ExpectError(err.message);
+    throw err;
+  }
+}
+
 /** Sends and expects in order; each `expect` is matched against everything received since the last match. */
 async function runExchange(socket: Socket, steps: z.output<typeof step>[], ctx: ProbeContext): Promise<void> {
   let buffer = '';
@@ -195,7 +221,7 @@ async function runExchange(socket: Socket, steps: z.output<typeof step>[], ctx: 
       if (s.expect === undefined) continue;
       const re = new RegExp(s.expect);
       for (;;) {
-        const m = re.exec(buffer);
+        const m = execWithinLimit(re, s.expect, buffer);
         if (m) {
           buffer = buffer.slice(m.index + m[0].length);
           break;

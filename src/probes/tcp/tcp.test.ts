@@ -109,6 +109,24 @@ describe('tcp probe', () => {
     expect(Date.now() - start).toBeLessThan(450);
   });
 
+  it('fails an exchange whose regex backtracks on what the peer sent, after the regex time limit', async () => {
+    // 64 KiB of one line: `.*never.*` would take seconds on it, for each chunk received.
+    const flood = createServer((s) => {
+      track(s).on('error', () => {});
+      s.write('a'.repeat(65_536));
+    });
+    const port = await listen(flood);
+    try {
+      const start = Date.now();
+      const r = await probe(`127.0.0.1:${port}`, { exchange: [{ expect: '.*never.*' }] });
+      expect(r).toMatchObject({ ok: false, error: { code: 'expect' } });
+      expect(r.ok || r.error.message).toMatch(/took over 50 ms/);
+      expect(Date.now() - start).toBeLessThan(1500);
+    } finally {
+      flood.close();
+    }
+  });
+
   it('fails an exchange when the peer closes before the expected data', async () => {
     const r = await probe(`[::1]:${echo6Port}`, { exchange: [{ expect: 'banner' }] });
     expect(r).toMatchObject({ ok: false, error: { code: 'expect' } });
