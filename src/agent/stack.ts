@@ -8,6 +8,7 @@ import { createApiV1 } from '../api/v1/router.js';
 import type { AgentConfig } from '../config/schema.js';
 import type { Logger } from '../core/log.js';
 import type { Observation } from '../core/types.js';
+import { registerStoreMetrics } from '../sinks/prometheus/store-metrics.js';
 import { DEFAULT_STORE_URL } from '../store/config.js';
 import { openStore } from '../store/open.js';
 import { toProbeRecord, type ResultStore } from '../store/types.js';
@@ -92,6 +93,8 @@ export async function startStack(config: AgentConfig, opts: StackOptions): Promi
     );
     for (const t of timers) t.unref();
   }
+
+  if (writer) registerStoreMetrics(agent.registry, () => writer.stats());
 
   late.ctx = ctx;
   // One budget for both check routes, so the legacy one is no way around the API's.

@@ -143,6 +143,35 @@ describe('BatchedWriter', () => {
     expect(store.maxActive).toBe(1);
   });
 
+  it('counts failed writes, and clears the last error once a write succeeds (its time stays)', async () => {
+    const store = new FakeStore();
+    store.mode = 'fail';
+    const errors: unknown[] = [];
+    const w = make(store, {
+      batchSize: 10,
+      flushIntervalMs: 10,
+      minBackoffMs: 5,
+      onError: (e) => errors.push(e),
+    });
+    const before = Date.now();
+    w.pushProbe(probe(1));
+    while (w.stats().writeErrors < 2) await sleep(5);
+    expect(w.stats()).toMatchObject({ lastError: 'store is down', written: 0 });
+    const failedAt = w.stats().lastErrorAt!;
+    expect(failedAt).toBeGreaterThanOrEqual(before);
+    store.mode = 'ok';
+    while (w.stats().written < 1) await sleep(5);
+    const after = w.stats();
+    expect(after.lastError).toBeUndefined();
+    expect(after.lastErrorAt).toBeGreaterThanOrEqual(failedAt);
+    const failures = after.writeErrors;
+    // The same failure again after a recovery is a new incident: reported again.
+    store.mode = 'fail';
+    w.pushProbe(probe(2));
+    while (w.stats().writeErrors === failures) await sleep(5);
+    expect(errors).toHaveLength(2);
+  });
+
   it('a mixed batch whose flows fail writes its probes once', async () => {
     const store = new FakeStore();
     const w = make(store, { batchSize: 10, flushIntervalMs: 10, minBackoffMs: 5 });

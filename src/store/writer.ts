@@ -21,7 +21,12 @@ export interface WriterStats {
   written: number;
   dropped: number;
   flushes: number;
+  /** Store writes that failed (each retry of a batch counts). */
+  writeErrors: number;
+  /** The error of the write that failed last, while no write has succeeded since. */
   lastError?: string;
+  /** When a write last failed (Unix ms), recovered or not. */
+  lastErrorAt?: number;
 }
 
 type Item = { p: ProbeRecord; f?: undefined } | { f: FlowRecord; p?: undefined };
@@ -46,7 +51,9 @@ export class BatchedWriter {
   private written = 0;
   private dropped = 0;
   private flushes = 0;
+  private writeErrors = 0;
   private lastError: string | undefined;
+  private lastErrorAt: number | undefined;
   private timer: NodeJS.Timeout | undefined;
   private soon: NodeJS.Immediate | undefined;
   private flushing: Promise<void> | undefined;
@@ -101,8 +108,10 @@ export class BatchedWriter {
       written: this.written,
       dropped: this.dropped,
       flushes: this.flushes,
+      writeErrors: this.writeErrors,
     };
     if (this.lastError !== undefined) s.lastError = this.lastError;
+    if (this.lastErrorAt !== undefined) s.lastErrorAt = this.lastErrorAt;
     return s;
   }
 
@@ -128,6 +137,8 @@ export class BatchedWriter {
         await this.writeBatch(this.pending);
       } catch (err) {
         const message = err instanceof Error ? err.message : String(err);
+        this.writeErrors++;
+        this.lastErrorAt = Date.now();
         if (message !== this.lastError) this.opts.onError?.(err);
         this.lastError = message;
         this.backoff = this.backoff === 0 ? this.minBackoff : Math.min(this.maxBackoff, this.backoff * 2);
@@ -140,6 +151,8 @@ export class BatchedWriter {
       this.pending = [];
       this.pendingWritten = 0;
       this.flushes++;
+      // Written again: the status no longer shows an error that is over (its time stays in lastErrorAt).
+      this.lastError = undefined;
       this.backoff = 0;
       this.retryAt = 0;
       this.opts.onFlush?.(n);

@@ -23,6 +23,7 @@ import {
 import { decodeHistogram, encodeHistogram } from '../codec.js';
 import type { AlertEventRecord, FlowRecord, ProbeRecord, SilenceRecord } from '../types.js';
 import { sqliteMigrations } from './migrations.js';
+import { ShmGuard, ShmTruncatedError } from './shm-guard.js';
 
 export interface SqliteOptions {
   /**
@@ -83,7 +84,8 @@ interface ProbeRow {
 /** SQLite through better-sqlite3: WAL, synchronous=NORMAL, prepared statements, one transaction per batch. */
 export class SqliteBackend implements Backend {
   readonly engine = 'sqlite' as const;
-  private readonly db: Database.Database;
+  private readonly conn: Database.Database;
+  private readonly shm: ShmGuard;
   private readonly sids = new Map<string, number>();
   private readonly stmts: Record<string, Stmt> = {};
   private closed = false;
@@ -93,19 +95,27 @@ export class SqliteBackend implements Backend {
     opts: SqliteOptions = {},
   ) {
     mkdirSync(dirname(file), { recursive: true });
-    this.db = new Database(file, { timeout: opts.busyTimeoutMs ?? 50 });
+    this.conn = new Database(file, { timeout: opts.busyTimeoutMs ?? 50 });
     try {
-      this.db.pragma('journal_mode = WAL');
-      this.db.pragma('synchronous = NORMAL');
-      migrateSqlite(this.db);
+      this.conn.pragma('journal_mode = WAL');
+      this.conn.pragma('synchronous = NORMAL');
+      migrateSqlite(this.conn);
     } catch (err) {
-      this.db.close();
+      this.conn.close();
       throw err;
     }
+    this.shm = new ShmGuard(`${file}-shm`);
+  }
+
+  /** The connection, once the -shm file is known not to have shrunk (see ShmGuard). */
+  private get db(): Database.Database {
+    this.shm.check();
+    return this.conn;
   }
 
   private stmt(sql: string): Stmt {
-    return (this.stmts[sql] ??= this.db.prepare(sql));
+    this.shm.check();
+    return (this.stmts[sql] ??= this.conn.prepare(sql));
   }
 
   private sid(type: 'p' | 'f', key: string, kind: string, target: string): number {
@@ -410,7 +420,13 @@ export class SqliteBackend implements Backend {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.db.close();
+    try {
+      this.shm.check();
+    } catch (err) {
+      // Restored: safe to close. Not restored: closing checkpoints through the map, which would fault.
+      if (!(err instanceof ShmTruncatedError)) return;
+    }
+    this.conn.close();
   }
 }
 
