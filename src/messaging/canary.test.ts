@@ -32,12 +32,11 @@ async function setup(
       ),
     );
   /** Every message the canary sends to `coalminer`, decoded, from now on. */
-  const listen = (coalminer: string) => {
+  const listen = (coalminer: string, channel = coalminerChannel('coalmine', coalminer)) => {
     const got: Envelope[] = [];
     const ac = new AbortController();
     void (async () => {
-      for await (const d of peer.subscribe(coalminerChannel('coalmine', coalminer), ac.signal))
-        got.push(decode(d.payload));
+      for await (const d of peer.subscribe(channel, ac.signal)) got.push(decode(d.payload));
     })();
     return { got, stop: () => ac.abort() };
   };
@@ -304,17 +303,23 @@ describe('canary leases', () => {
     await close();
   });
 
-  it('does not expire a lease while the transport is down, and gives a full lease after it is back', async () => {
+  it('does not expire a lease while the transport is down, and gives a full lease once it is back', async () => {
     const c = clock();
-    const { canary, ct, say, close } = await setup({ leaseMs: 1000, ratePerSecond: 10, wallNs: c.wallNs });
+    const { canary, ct, say, listen, close } = await setup({
+      leaseMs: 1000,
+      ratePerSecond: 10,
+      wallNs: c.wallNs,
+    });
     await say('register', 'm');
     await until(() => canary.coalminers().includes('m'), 'registered');
     ct.setDown(true);
     c.advance(5000);
     await aTick(canary, 'm');
     expect(canary.coalminers()).toEqual(['m']);
+    // Back: the canary probes its own control channel, and the lease runs in full from when it hears that.
+    const control = listen('', canaryChannel('coalmine', 'c'));
     ct.setDown(false);
-    // Let the canary hear of the reconnect before time moves on.
+    await until(() => control.got.some((e) => e.type === 'notice' && e.coalminer === ''), 'the probe');
     await new Promise((r) => setImmediate(r));
     c.advance(900);
     await aTick(canary, 'm');
@@ -325,6 +330,47 @@ describe('canary leases', () => {
       () => canary.coalminers().length === 0,
       'the lease to expire a full lease after the reconnect',
     );
+    control.stop();
+    await close();
+  });
+
+  it('holds leases for at most a minute after a reconnect while its control channel stays silent', async () => {
+    const c = clock();
+    // A transport that does not deliver the canary's own messages back to it: its probe is never heard.
+    const { canary, ct, say, close } = await setup(
+      { leaseMs: 1000, ratePerSecond: 10, wallNs: c.wallNs },
+      (ct) =>
+        new Proxy(ct, {
+          get(target, prop, receiver) {
+            if (prop === 'publish')
+              return (channel: string, payload: Uint8Array) =>
+                channel === canaryChannel('coalmine', 'c')
+                  ? Promise.resolve({})
+                  : target.publish(channel, payload);
+            const v = Reflect.get(target, prop, receiver) as unknown;
+            return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+          },
+        }),
+    );
+    await say('register', 'm');
+    await until(() => canary.coalminers().includes('m'), 'registered');
+    ct.setDown(true);
+    c.advance(5000);
+    await aTick(canary, 'm');
+    ct.setDown(false);
+    await new Promise((r) => setImmediate(r));
+    // Held for a minute from the reconnect (a Kafka consumer takes seconds to rejoin), then a full lease.
+    c.advance(59_000);
+    await aTick(canary, 'm');
+    expect(canary.coalminers()).toEqual(['m']);
+    c.advance(1_100);
+    await aTick(canary, 'm');
+    expect(canary.coalminers()).toEqual(['m']);
+    c.advance(900);
+    await aTick(canary, 'm');
+    expect(canary.coalminers()).toEqual(['m']);
+    c.advance(200);
+    await until(() => canary.coalminers().length === 0, 'the lease to expire');
     await close();
   });
 });

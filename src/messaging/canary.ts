@@ -34,8 +34,8 @@ export interface CanaryOptions {
   echo?: boolean;
   /**
    * A coalminer that has not renewed its registration for this long stops being pinged. Default 30 s.
-   * Leases do not run out while the transport is not connected, and after it reconnects every coalminer
-   * has a full lease from then to register again.
+   * Leases do not run out while the transport is not connected; after it reconnects, every coalminer has
+   * a full lease to register again from when the control channel is heard again (at most a minute later).
    */
   leaseMs?: number;
   /** Coalminers to ping without waiting for them to register: always pinged, whatever `allow` says. */
@@ -134,6 +134,13 @@ export interface FlowStats {
 const CHUNK = 1000;
 export const MAX_RATE = 1_000_000;
 const DEFAULT_MAX_COALMINERS = 100;
+/**
+ * After a reconnect, leases are held until the canary hears its control channel again (its own probe, or
+ * any message), but no longer than this: far longer than a subscription takes to come back (a Kafka
+ * consumer rejoining its group takes about 10 s), and a bound on transports that never deliver the
+ * canary's own messages back to it (IRC), where only a coalminer's renewal is heard.
+ */
+const MAX_LEASE_HOLD_MS = 60_000;
 /** At most one line per this long for each kind of trouble a stranger can cause (refusals, bad messages). */
 const LOG_EVERY_MS = 10_000;
 
@@ -165,8 +172,13 @@ export class Canary {
   private drained: (() => void) | undefined;
   private started = false;
   private stopped = false;
-  /** The transport was seen not connected, and leases have not been renewed since it came back. */
+  /** The transport was seen not connected: leases are held. */
   private linkDown = false;
+  /** Since the transport came back: leases are held until the control channel is heard, or this time (ms). */
+  private holdUntilMs: number | undefined;
+  private probeTimer: NodeJS.Timeout | undefined;
+  /** The run id of the probes this canary sends itself to learn that its control channel works again. */
+  private readonly probeId = newRunId();
   private paddingBase = 0;
   /** Control-channel trouble by kind: foreign (does not decode), exception, subscription, transport codes. */
   readonly controlErrors: Record<string, number> = {};
@@ -235,6 +247,7 @@ export class Canary {
     if (this.stopped) return;
     this.stopped = true;
     clearTimeout(this.timer);
+    clearTimeout(this.probeTimer);
     this.abort.abort();
     if (this.outstanding > 0) {
       let timer: NodeJS.Timeout | undefined;
@@ -311,6 +324,8 @@ export class Canary {
   }
 
   private handle(d: Delivery): void {
+    // Whatever arrives, registrations can be heard again.
+    if (this.holdUntilMs !== undefined) this.resumeLeases();
     try {
       this.onControl(d);
     } catch (err) {
@@ -431,14 +446,44 @@ export class Canary {
   private noteLink(state: TransportStatus['type']): void {
     if (state !== 'connected') {
       this.linkDown = true;
+      this.holdUntilMs = undefined;
+      clearTimeout(this.probeTimer);
       return;
     }
     if (!this.linkDown) return;
     this.linkDown = false;
-    // No renewal could arrive while the link was down: every coalminer has a full lease from now on to
-    // register again (it renews every lease/3).
+    // Connected is not yet subscribed again (a Kafka consumer rejoins its group after the connection, a
+    // Redis client resubscribes): leases stay held until something arrives on the control channel (this
+    // canary's own probe, if nothing else), and then run in full from there.
+    this.holdUntilMs = this.nowMs() + MAX_LEASE_HOLD_MS;
+    this.probe();
+  }
+
+  /** A message to this canary's own control channel: when it arrives, registrations can be heard. */
+  private probe(): void {
+    if (this.stopped || this.holdUntilMs === undefined) return;
+    const self = { coalminer: '', channel: canaryChannel(this.prefix, this.opts.name), runId: this.probeId };
+    void this.send(self, { type: 'notice' });
+    // Again until heard: on a pub/sub system one published before the subscription is back is lost.
+    this.probeTimer = setTimeout(() => this.probe(), 500);
+  }
+
+  /** No renewal could be heard for a while: every coalminer gets a full lease from now (it renews every lease/3). */
+  private resumeLeases(): void {
+    this.holdUntilMs = undefined;
+    clearTimeout(this.probeTimer);
     const until = this.nowMs() + this.leaseMs;
     for (const f of this.flows.values()) if (f.leaseExpiresMs < until) f.leaseExpiresMs = until;
+  }
+
+  /** Whether leases are held now: the transport is down, or back but its control channel not yet heard. */
+  private leasesHeld(nowMs: number): boolean {
+    if (this.linkDown) return true;
+    if (this.holdUntilMs === undefined) return false;
+    if (nowMs < this.holdUntilMs) return true;
+    // Nothing heard for so long (a transport that does not deliver our own messages to us): go on.
+    this.resumeLeases();
+    return false;
   }
 
   private retire(flow: Flow, reason: 'unregistered' | 'lease expired'): void {
@@ -532,10 +577,11 @@ export class Canary {
     const maxLagNs = BigInt(Math.round((this.opts.maxLagMs ?? 5000) * 1e6));
     // The status stream may not have told us yet.
     this.noteLink(this.opts.transport.state);
+    const held = this.leasesHeld(nowMs);
     let budget = CHUNK;
     let more = false;
     for (const flow of [...this.flows.values()]) {
-      if (!this.linkDown && flow.leaseExpiresMs < nowMs) {
+      if (!held && flow.leaseExpiresMs < nowMs) {
         this.retire(flow, 'lease expired');
         continue;
       }
