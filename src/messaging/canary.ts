@@ -16,8 +16,11 @@ import {
   encodeBinary,
   encodedSize,
   EnvelopeError,
+  resign,
+  signedMacOffset,
   textLine,
   type Envelope,
+  type EnvelopeKey,
 } from './envelope.js';
 import type { CanaryObserver } from './observer.js';
 import { addRange, type Range } from './ranges.js';
@@ -56,6 +59,12 @@ export interface CanaryOptions {
    * by decode). Given, it makes signed registrations pass `allow` and unsigned ones need an entry in it.
    */
   isSigned?: (e: Envelope) => boolean;
+  /**
+   * A secret shared with the coalminers: every message is signed with it, and a control message that is
+   * not signed with it is refused unless `allow` names its coalminer (a coalminer not given the secret
+   * yet). Implies `isSigned` (a valid signature).
+   */
+  secret?: EnvelopeKey;
   /** Publishes awaiting the transport at once; beyond it a ping is a send error ('backpressure'). */
   maxOutstanding?: number;
   /** Pings this late (the process stalled) are not sent but counted as send errors ('stalled'). Default 5 s. */
@@ -63,17 +72,9 @@ export interface CanaryOptions {
   /** How long failed publishes are announced to the coalminer in later pings. Default 60 s. */
   failedRetentionMs?: number;
   wallNs?: () => bigint;
-  observer?: CanaryObserver & CanaryPruneObserver;
+  observer?: CanaryObserver;
   /** Its lines carry component `canary`, `canary` (the name) and `transport` (the kind). */
   log?: Logger;
-}
-
-/**
- * Told when a retired coalminer's counts are folded into the aggregate of pruned ones (the PRUNED entry
- * of stats()), so a sink can fold or drop that coalminer's label sets. Meant to join CanaryObserver.
- */
-export interface CanaryPruneObserver {
-  pruned?(coalminer: string): void;
 }
 
 /** Why a registration was refused: the keys of refused(). */
@@ -84,6 +85,8 @@ export type RefusalReason =
   | 'not_allowed'
   /** Registrations must be signed (`isSigned` is given, `allow` is not) and this one is not. */
   | 'unsigned'
+  /** Signed, but not with the shared secret. */
+  | 'bad_signature'
   /** No coalminer name. */
   | 'invalid';
 
@@ -106,8 +109,8 @@ interface Flow extends Peer {
    * new run id, so the coalminer never takes the new pings for repeats of the old ones.
    */
   runId: bigint;
-  /** This flow's ping, encoded once; each ping copies it and patches seq and times. */
-  template?: { bytes: Uint8Array; seqOffset: number };
+  /** This flow's ping, encoded once; each ping copies it, patches seq and times (and signs it again). */
+  template?: { bytes: Uint8Array; seqOffset: number; macOffset: number };
   nextSeq: number;
   nextIntendedNs: bigint;
   leaseExpiresMs: number;
@@ -185,6 +188,8 @@ export class Canary {
   private readonly log: Logger;
   private readonly refusalLog = new LogLimiter(LOG_EVERY_MS);
   private readonly errorLog = new LogLimiter(LOG_EVERY_MS);
+  private readonly key: EnvelopeKey | undefined;
+  private readonly isSigned: ((e: Envelope) => boolean) | undefined;
 
   constructor(private readonly opts: CanaryOptions) {
     this.log = (opts.log ?? silentLogger).child({
@@ -204,6 +209,8 @@ export class Canary {
     this.allow = opts.allow ? new AllowList(opts.allow) : undefined;
     this.staticCoalminers = new Set(opts.coalminers ?? []);
     this.wallNs = opts.wallNs ?? wallClockNs;
+    this.key = opts.secret;
+    this.isSigned = opts.isSigned ?? (opts.secret !== undefined ? (e) => e.signature === 'valid' : undefined);
   }
 
   get name(): string {
@@ -339,21 +346,27 @@ export class Canary {
 
   private controlError(kind: string): void {
     this.controlErrors[kind] = (this.controlErrors[kind] ?? 0) + 1;
+    this.opts.observer?.controlError?.(kind);
   }
 
   private onControl(d: Delivery): void {
     let e: Envelope;
     try {
-      e = decode(d.payload);
+      e = decode(d.payload, this.key);
     } catch (err) {
       if (!(err instanceof EnvelopeError)) throw err;
-      this.controlError('foreign');
+      if (err.fault === 'bad_signature') this.controlError('bad_signature');
+      else this.controlError('foreign');
       return;
     }
     if (e.canary !== this.opts.name) return;
+    if (e.type === 'register') return this.onRegister(e);
+    // With a secret, nobody else can end a flow or draw clock replies: only allowed names may go unsigned.
+    if (this.key !== undefined && e.signature !== 'valid' && this.allow?.allows(e.coalminer) !== true) {
+      this.controlError('unsigned');
+      return;
+    }
     switch (e.type) {
-      case 'register':
-        return this.onRegister(e);
       case 'unregister': {
         const flow = this.flows.get(e.coalminer);
         if (flow) this.retire(flow, 'unregistered');
@@ -412,10 +425,10 @@ export class Canary {
    */
   private acceptRegistration(e: Envelope, renewal: boolean): RefusalReason | undefined {
     if (e.coalminer === '') return 'invalid';
-    if (this.opts.isSigned?.(e) !== true) {
+    if (this.isSigned?.(e) !== true) {
       if (this.allow) {
         if (!this.allow.allows(e.coalminer)) return 'not_allowed';
-      } else if (this.opts.isSigned) {
+      } else if (this.isSigned) {
         return 'unsigned';
       }
     }
@@ -425,6 +438,7 @@ export class Canary {
 
   private refuse(coalminer: string, reason: RefusalReason): void {
     this.refusals[reason] = (this.refusals[reason] ?? 0) + 1;
+    this.opts.observer?.refused?.(reason);
     this.refusalLog.run(this.nowMs(), (suppressed) =>
       this.log.warn('registration refused', { coalminer, reason, suppressed }),
     );
@@ -511,14 +525,18 @@ export class Canary {
   }
 
   /**
-   * Publishes that failed after a flow's last ping were never announced in a ping: say so once more
-   * (on stop, or when the flow ends), or the coalminer would count them as lost.
+   * The flow's last word (on stop, or when it ends): how far it got (`seq`, the next sequence number, so
+   * pings the coalminer never saw are not forgotten) and the publishes that failed after its last ping,
+   * which no ping announced (or the coalminer would count them as lost).
    */
   private announceFailed(flow: Flow): Promise<void> {
-    if (flow.failed.length === 0) return Promise.resolve();
+    if (flow.nextSeq === 0) return Promise.resolve();
     return this.send(flow, {
       type: 'notice',
-      failed: flow.failed.slice(-255).map((r) => [BigInt(r.a), BigInt(r.b)]),
+      seq: BigInt(flow.nextSeq),
+      ...(flow.failed.length > 0
+        ? { failed: flow.failed.slice(-255).map((r): [bigint, bigint] => [BigInt(r.a), BigInt(r.b)]) }
+        : {}),
     });
   }
 
@@ -535,7 +553,7 @@ export class Canary {
       intervalNs: this.intervalNs,
       ...fields,
     };
-    return this.opts.transport.publish(to.channel, encode(env, this.opts.transport.textOnly)).then(
+    return this.opts.transport.publish(to.channel, encode(env, this.opts.transport.textOnly, this.key)).then(
       () => undefined,
       (err: unknown) => this.controlError(err instanceof TransportError ? err.code : 'error'),
     );
@@ -621,23 +639,24 @@ export class Canary {
       const size = this.opts.sizeBytes ?? 0;
       if (size > this.paddingBase) env.padding = size - this.paddingBase;
       env.sentNs = sentNs;
-      return encode(env, textOnly);
+      return encode(env, textOnly, this.key);
     }
     if (!flow.template) {
       const env = this.ping(flow, 0n, 0n);
       const size = this.opts.sizeBytes ?? 0;
       if (size > this.paddingBase) env.padding = size - this.paddingBase;
-      const bytes = encodeBinary(env);
+      const bytes = encodeBinary(env, this.key);
       // magic(2) version type flags, then the two names with their length bytes, then runId.
       const seqOffset = 5 + 1 + bytes[5]! + 1 + bytes[6 + bytes[5]!]! + 8;
-      flow.template = { bytes, seqOffset };
+      flow.template = { bytes, seqOffset, macOffset: signedMacOffset(bytes, env.padding ?? 0) };
     }
-    const { bytes: template, seqOffset } = flow.template;
+    const { bytes: template, seqOffset, macOffset } = flow.template;
     const bytes = template.slice();
     const view = new DataView(bytes.buffer);
     view.setBigUint64(seqOffset, BigInt(seq));
     view.setBigInt64(seqOffset + 8, intendedNs);
     view.setBigInt64(seqOffset + 16, sentNs);
+    if (this.key !== undefined) resign(bytes, macOffset, this.key);
     return textOnly ? textLine(bytes) : bytes;
   }
 

@@ -428,12 +428,8 @@ export class Coalminer {
     switch (e.type) {
       case 'ping':
         return this.onPing(e, d, canary);
-      case 'notice': {
-        const f = this.flows.get(flowKey(e.canary, e.runId));
-        if (!f) return this.refuse('unknown_run');
-        if (e.failed) this.noteFailed(f, e.failed, BigInt(f.tracker.highestSeq) + 1n);
-        return;
-      }
+      case 'notice':
+        return this.onNotice(e, d);
       case 'confirm':
         return this.onConfirm(e, d, canary);
       case 'clocksync-reply': {
@@ -447,6 +443,24 @@ export class Coalminer {
       }
       default:
         return;
+    }
+  }
+
+  /**
+   * The canary's last word on a flow: its next sequence number (how far it got; 0 from a canary that
+   * does not say) and the publishes that failed after its last ping.
+   */
+  private onNotice(e: Envelope, d: Delivery): void {
+    const f = this.flows.get(flowKey(e.canary, e.runId));
+    if (!f) return this.refuse('unknown_run');
+    if (e.seq > this.plausibleHead(f, d.receivedNs) + 1n) return this.refuse('implausible');
+    const reached = BigInt(f.tracker.highestSeq) + 1n;
+    if (e.failed) this.noteFailed(f, e.failed, e.seq > reached ? e.seq : reached);
+    if (e.seq > reached) {
+      const lostBefore = f.tracker.declaredLost;
+      f.tracker.reach(Number(e.seq), Number(d.receivedNs / 1_000_000n));
+      if (f.tracker.declaredLost > lostBefore)
+        this.opts.observer?.lost?.(e.canary, f.tracker.declaredLost - lostBefore);
     }
   }
 

@@ -7,6 +7,15 @@ export interface CanaryObserver {
   sendError?(coalminer: string, reason: string, count: number): void;
   publishAck?(coalminer: string, seconds: number): void;
   rtt?(coalminer: string, seconds: number): void;
+  /** A registration refused (canary.ts RefusalReason: limit, not_allowed, unsigned, bad_signature, invalid). */
+  refused?(reason: string): void;
+  /** Trouble on the control channel: foreign, unsigned, bad_signature, exception, subscription, or a publish error code. */
+  controlError?(kind: string): void;
+  /**
+   * A retired coalminer's counts were folded into the aggregate of pruned ones (the canary's PRUNED
+   * stats) and it is never reported on again unless it registers anew: a sink drops its label sets.
+   */
+  pruned?(coalminer: string): void;
 }
 
 export interface CoalminerObserver {
@@ -62,6 +71,9 @@ export function teeMessagingSinks(a: MessagingSink, b: MessagingSink): Messaging
         sendError: both(x.sendError, y.sendError),
         publishAck: both(x.publishAck, y.publishAck),
         rtt: both(x.rtt, y.rtt),
+        pruned: both(x.pruned, y.pruned),
+        refused: both(x.refused, y.refused),
+        controlError: both(x.controlError, y.controlError),
       };
     },
     coalminerObserver(coalminer, transport, region) {

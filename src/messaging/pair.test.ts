@@ -8,7 +8,7 @@ import { MemoryTransport } from '../transports/memory/index.js';
 import { TransportError, type Delivery, type PublishReceipt } from '../transports/transport.js';
 import { Canary } from './canary.js';
 import { Coalminer } from './coalminer.js';
-import { decode } from './envelope.js';
+import { decode, encode } from './envelope.js';
 
 let bus = 0;
 const memory = () => new MemoryTransport(`memory://pair-${++bus}`);
@@ -349,5 +349,72 @@ describe('canary and coalminers over the memory transport', () => {
     await until('foreign', () => m.foreign === 3);
     await m.stop();
     void (undefined as unknown as Delivery);
+  });
+
+  it('with a shared secret, signs everything and refuses unsigned control messages', async () => {
+    const t = memory();
+    await t.connect();
+    const secret = 'a secret of sixteen+ characters';
+    const canary = new Canary({ name: 'cs', transport: t, ratePerSecond: 200, secret });
+    const m = new Coalminer({ name: 'm', transport: t, register: ['cs'], secret });
+    const outsider = new Coalminer({ name: 'outsider', transport: t, register: ['cs'] });
+    await canary.start();
+    await Promise.all([m.start(), outsider.start()]);
+    await until('registered', () => m.isConfirmedBy('cs'));
+    // Neither an unsigned registration nor a forged unsigned unregister of the real coalminer is taken.
+    const now = wallClockNs();
+    const forged = { canary: 'cs', runId: 0n, seq: 0n, intendedNs: now, sentNs: now };
+    await t.publish('coalmine.canary.cs', encode({ ...forged, type: 'unregister', coalminer: 'm' }, false));
+    await t.publish('coalmine.canary.cs', encode({ ...forged, type: 'register', coalminer: 'x' }, false));
+    await sleep(500);
+    await canary.stop();
+    await sleep(50);
+    m.tick();
+    expect(canary.coalminers()).toEqual(['m']);
+    expect(canary.refused()).toMatchObject({ unsigned: expect.any(Number) as number });
+    expect(canary.controlErrors.unsigned).toBeGreaterThanOrEqual(1);
+    const sent = canary.stats().get('m')!;
+    const [report] = m.reports();
+    expect(report!.counts).toMatchObject({ expected: sent.attempted, received: sent.sent, lost: 0 });
+    expect(m.foreign).toBe(0);
+    // The coalminer without the secret was never pinged.
+    expect(outsider.flowCount()).toBe(0);
+    await Promise.all([m.stop(), outsider.stop()]);
+  });
+
+  it("counts the pings a coalminer never saw after the last one that arrived, from the canary's last word", async () => {
+    const t = memory();
+    await t.connect();
+    let blackhole = false;
+    // Pings published but never delivered (a pub/sub broker with nobody subscribed), then the canary stops.
+    const canary = new Canary({
+      name: 'ct',
+      transport: dropping(t, () => blackhole),
+      ratePerSecond: 200,
+      coalminers: ['m'],
+    });
+    const m = new Coalminer({
+      name: 'm',
+      transport: t,
+      register: [],
+      accept: ['ct'],
+      sequence: { lossTimeoutMs: 100 },
+    });
+    await m.start();
+    await canary.start();
+    await until('100 pings', () => (canary.stats().get('m')?.attempted ?? 0) >= 100);
+    blackhole = true;
+    const attempted = canary.stats().get('m')!.attempted;
+    await until('50 more', () => canary.stats().get('m')!.attempted >= attempted + 50);
+    await canary.stop();
+    await sleep(300);
+    m.tick();
+    const s = canary.stats().get('m')!;
+    const c = m.reports()[0]!.counts;
+    expect(c.expected).toBe(s.attempted);
+    expect(c.received + c.lost).toBe(s.sent);
+    expect(c.lost).toBeGreaterThanOrEqual(50);
+    expect(c.inFlight).toBe(0);
+    await m.stop();
   });
 });

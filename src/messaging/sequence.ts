@@ -240,21 +240,36 @@ export class SequenceTracker {
     this.announced = this.announced.filter((r) => r.b > oldest);
   }
 
+  /**
+   * The canary's word that it attempted every sequence number below `next` (its last word on a flow):
+   * those not seen yet become gaps, judged as usual, so pings sent after the last one that arrived are
+   * not forgotten.
+   */
+  reach(next: number, nowMs: number): void {
+    if (!Number.isSafeInteger(next)) throw new RangeError(`sequence number ${next} is not a safe integer`);
+    if (this.base < 0 || next - 1 <= this.highest) return;
+    this.extend(next - 1, nowMs);
+    this.highest = next - 1;
+  }
+
   private advance(seq: number, nowMs: number): void {
-    const from = this.highest + 1;
-    this.clearBits(from, seq);
-    if (seq > from) {
-      let a = from;
-      const b = seq - 1;
-      // Sequence numbers the canary already said it failed to publish are not gaps.
-      for (const r of subtract(this.pendingFailed, a, b)) {
-        if (r.a > a) this.addGap(a, r.a - 1, nowMs);
-        this.markFailed(r.a, r.b);
-        a = r.b + 1;
-      }
-      if (a <= b) this.addGap(a, b, nowMs);
-    }
+    this.extend(seq - 1, nowMs);
+    this.clearBits(seq, seq);
     this.highest = seq;
+  }
+
+  /** Moves the window onto highest+1..to, each number a gap unless announced as failed. */
+  private extend(to: number, nowMs: number): void {
+    let a = this.highest + 1;
+    if (to < a) return;
+    this.clearBits(a, to);
+    // Sequence numbers the canary already said it failed to publish are not gaps.
+    for (const r of subtract(this.pendingFailed, a, to)) {
+      if (r.a > a) this.addGap(a, r.a - 1, nowMs);
+      this.markFailed(r.a, r.b);
+      a = r.b + 1;
+    }
+    if (a <= to) this.addGap(a, to, nowMs);
   }
 
   private addGap(a: number, b: number, nowMs: number): void {

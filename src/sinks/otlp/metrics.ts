@@ -29,6 +29,8 @@ export class OtlpMetrics implements MessagingSink {
   private readonly sent;
   private readonly sendErrors;
   private readonly foreign;
+  private readonly refused;
+  private readonly controlErrors;
   private readonly counts: Record<
     'received' | 'lost' | 'duplicated' | 'reordered' | 'late' | 'stale' | 'send_failed_arrived',
     (v: Record<Flow, string>) => CounterSeries
@@ -146,6 +148,22 @@ export class OtlpMetrics implements MessagingSink {
       },
       ['coalminer', 'transport', 'reason'],
     );
+    this.refused = m.counter(
+      {
+        name: 'coalmine.canary.registrations_refused',
+        unit: '{message}',
+        description: 'Registrations a canary refused, by reason',
+      },
+      ['canary', 'transport', 'reason'],
+    );
+    this.controlErrors = m.counter(
+      {
+        name: 'coalmine.canary.control_errors',
+        unit: '{message}',
+        description: 'Trouble on a canary control channel, by kind',
+      },
+      ['canary', 'transport', 'kind'],
+    );
     m.observedGauge(
       {
         name: 'coalmine.messages.in_flight',
@@ -249,6 +267,10 @@ export class OtlpMetrics implements MessagingSink {
       sendError: (coalminer, reason, n) => this.sendErrors({ canary, coalminer, transport, reason }).add(n),
       publishAck: (_coalminer, seconds) => ack.record(seconds),
       rtt: (coalminer, seconds) => children(coalminer).rtt.record(seconds),
+      refused: (reason) => this.refused({ canary, transport, reason }).add(1),
+      controlError: (kind) => this.controlErrors({ canary, transport, kind }).add(1),
+      // Series are bounded by the meter (an overflow series past maxSeries); the handles are dropped.
+      pruned: (coalminer) => byCoalminer.delete(coalminer),
     };
   }
 

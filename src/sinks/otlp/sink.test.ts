@@ -258,6 +258,7 @@ describe('OtlpSink to a receiver started by the test', () => {
       name: 'eu',
       transport: t,
       register: [],
+      accept: ['c1'],
       region: 'eu-west-1',
       sequence: { lossTimeoutMs: 150 },
       observer: tee.coalminerObserver('eu', 'memory', 'eu-west-1'),

@@ -22,6 +22,8 @@ export class MessagingMetrics {
   private readonly foreign: Counter<'coalminer' | 'transport' | 'reason'>;
   private readonly sent: Counter<'canary' | 'coalminer' | 'transport'>;
   private readonly sendErrors: Counter<'canary' | 'coalminer' | 'transport' | 'reason'>;
+  private readonly refused: Counter<'canary' | 'transport' | 'reason'>;
+  private readonly controlErrors: Counter<'canary' | 'transport' | 'kind'>;
   private readonly ack: Histogram<'canary' | 'transport'>;
   private readonly rtt: Histogram<'canary' | 'coalminer' | 'transport'>;
   private readonly up: Gauge<'transport' | 'url'>;
@@ -84,6 +86,18 @@ export class MessagingMetrics {
       name: 'coalmine_message_send_errors_total',
       help: 'Pings that could not be published, by reason',
       labelNames: ['canary', 'coalminer', 'transport', 'reason'],
+      registers,
+    });
+    this.refused = new Counter({
+      name: 'coalmine_canary_registrations_refused_total',
+      help: 'Registrations a canary refused, by reason: limit (maxCoalminers pinged already), not_allowed (not in allow), unsigned, bad_signature, invalid',
+      labelNames: ['canary', 'transport', 'reason'],
+      registers,
+    });
+    this.controlErrors = new Counter({
+      name: 'coalmine_canary_control_errors_total',
+      help: 'Trouble on a canary control channel, by kind: foreign (does not decode), unsigned, bad_signature, exception (a message whose handling failed), subscription (resubscribed), or the error code of a failed control publish',
+      labelNames: ['canary', 'transport', 'kind'],
       registers,
     });
     this.ack = new Histogram({
@@ -184,12 +198,30 @@ export class MessagingMetrics {
       return c;
     };
     const ack = this.ack.labels({ canary, transport });
+    /** The send-error reasons seen per coalminer, so its label sets can all be dropped when it is pruned. */
+    const reasons = new Map<string, Set<string>>();
     return {
       sent: (coalminer) => child(coalminer).inc(),
-      sendError: (coalminer, reason, count) =>
-        this.sendErrors.inc({ canary, coalminer, transport, reason }, count),
+      sendError: (coalminer, reason, count) => {
+        let seen = reasons.get(coalminer);
+        if (!seen) reasons.set(coalminer, (seen = new Set()));
+        seen.add(reason);
+        this.sendErrors.inc({ canary, coalminer, transport, reason }, count);
+      },
       publishAck: (_coalminer, seconds) => ack.observe(seconds),
       rtt: (coalminer, seconds) => this.rtt.observe({ canary, coalminer, transport }, seconds),
+      refused: (reason) => this.refused.inc({ canary, transport, reason }),
+      controlError: (kind) => this.controlErrors.inc({ canary, transport, kind }),
+      pruned: (coalminer) => {
+        // Its counts live on in the canary's pruned aggregate; its own series end here, so a stream of
+        // made-up names registering and leaving cannot grow /metrics.
+        const l = { canary, coalminer, transport };
+        this.sent.remove(l);
+        this.rtt.remove(l);
+        for (const reason of reasons.get(coalminer) ?? []) this.sendErrors.remove({ ...l, reason });
+        sent.delete(coalminer);
+        reasons.delete(coalminer);
+      },
     };
   }
 
