@@ -1,12 +1,15 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { durationMs } from '../config/duration.js';
+import { describeRange, durationMs } from '../config/duration.js';
 import { AlertmanagerNotifier } from './notifiers/alertmanager.js';
 import { EmailNotifier } from './notifiers/email.js';
 import { PagerDutyNotifier } from './notifiers/pagerduty.js';
 import { SlackNotifier } from './notifiers/slack.js';
 import type { Notifier } from './notifiers/types.js';
 import { WebhookNotifier } from './notifiers/webhook.js';
+
+/** One delivery attempt: long enough for a slow SMTP server, short enough to retry in time. */
+const DELIVERY_TIMEOUT = { min: 100, max: 300_000 };
 
 const NOTIFIER_KINDS = ['webhook', 'slack', 'email', 'alertmanager', 'pagerduty'] as const;
 export type NotifierKind = (typeof NOTIFIER_KINDS)[number];
@@ -94,7 +97,11 @@ export const notifierSchema = z
       email: email.optional().describe('Email over SMTP'),
       alertmanager: alertmanager.optional().describe("Alertmanager's v2 API"),
       pagerduty: pagerduty.optional().describe('PagerDuty Events API v2'),
-      timeout: durationMs().optional().describe('Each delivery attempt is aborted after this long (10s)'),
+      timeout: durationMs('a duration', DELIVERY_TIMEOUT)
+        .optional()
+        .describe(
+          `Each delivery attempt is aborted after this long (10s), ${describeRange(DELIVERY_TIMEOUT)}`,
+        ),
       maxAttempts: z.number().int().min(1).max(20).default(5).describe('Attempts per notification'),
     },
     {

@@ -118,7 +118,21 @@ describe('alertingConfigSchema', () => {
       [{ ...base, condition: { noData: { for: 'soon' } } }],
       '0.condition.noData.for: expected a duration',
     ],
-    ['evaluateEvery of 0', [{ ...base, evaluateEvery: 0 }], '0.evaluateEvery: evaluateEvery must be above 0'],
+    [
+      'evaluateEvery of 0',
+      [{ ...base, evaluateEvery: 0 }],
+      '0.evaluateEvery: must be from 100ms to 24h (got 0)',
+    ],
+    [
+      'repeatInterval of a year',
+      [{ ...base, repeatInterval: '365d' }],
+      '0.repeatInterval: must be from 1s to 7d (got "365d")',
+    ],
+    [
+      'a latency threshold past a day',
+      [{ ...base, condition: { latency: { percentile: 99, above: 1e9 } } }],
+      '0.condition.latency.above: must be from 0 to 86400 (seconds)',
+    ],
     [
       'loss on a target',
       [{ ...base, condition: { lossRatio: { above: 0.01 } } }],

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { durationMs } from '../config/duration.js';
+import { describeRange, DURATION_RANGES, durationMs } from '../config/duration.js';
 import { notifierSchema } from './notifier-config.js';
 
 export const DEFAULT_EVALUATE_EVERY_MS = 15_000;
@@ -14,7 +14,16 @@ const ruleName = z
   );
 
 const above = (what: string) =>
-  z.number({ error: `expected a number (${what})` }).min(0, `must be 0 or more (${what})`);
+  z
+    .number({ error: `expected a number (${what})` })
+    .min(0, `must be from 0 to 86400 (${what})`)
+    .max(86_400, `must be from 0 to 86400 (${what})`);
+
+const DAY_MS = 86_400_000;
+/** How long a condition must hold, or data be missing: up to a week. */
+const FOR_RANGE = { min: 0, max: 7 * DAY_MS };
+const NO_DATA_RANGE = { min: 1000, max: 7 * DAY_MS };
+const REPEAT_RANGE = { min: 1000, max: 7 * DAY_MS };
 
 const CONDITION_KINDS = [
   'latency',
@@ -58,11 +67,21 @@ const conditionShape = z
       errorRate: ratioAbove.optional().describe('Share of probe runs or sends that failed'),
       probeFailing: z.strictObject({}).optional().describe('The probe is failing (targets only)'),
       noData: z
-        .strictObject({ for: durationMs().describe('How long without any data') })
+        .strictObject({
+          for: durationMs('a duration', NO_DATA_RANGE).describe(
+            `How long without any data, ${describeRange(NO_DATA_RANGE)}`,
+          ),
+        })
         .optional()
         .describe('No data arrived for a duration: data is no longer being processed'),
       certExpiringWithin: z
-        .strictObject({ days: z.number().positive('days must be above 0') })
+        .strictObject({
+          days: z
+            .number()
+            .positive('days must be above 0')
+            .max(3650, 'days must be at most 3650')
+            .describe('Days, above 0 and at most 3650'),
+        })
         .optional()
         .describe('The TLS certificate expires within this many days (targets only)'),
     },
@@ -111,17 +130,23 @@ const ruleSchema = z
       .describe('The canary-to-coalminer flow this rule watches'),
     condition: conditionShape,
     datapoints: datapoints.default({ m: 1, n: 1 }),
-    for: durationMs()
+    for: durationMs('a duration', FOR_RANGE)
       .optional()
-      .describe('How long the condition must hold before firing; pending meanwhile'),
-    evaluateEvery: durationMs().optional().describe('How often to evaluate (15s)'),
+      .describe(
+        `How long the condition must hold before firing, ${describeRange(FOR_RANGE)}; pending meanwhile`,
+      ),
+    evaluateEvery: durationMs('a duration', DURATION_RANGES.interval)
+      .optional()
+      .describe(`How often to evaluate (15s), ${describeRange(DURATION_RANGES.interval)}`),
     missingData: z
       .enum(['breaching', 'notBreaching', 'ignore'], {
         error: 'missingData is one of breaching, notBreaching, ignore',
       })
       .default('notBreaching')
       .describe('How an evaluation without data counts; ignore keeps the state as it is'),
-    repeatInterval: durationMs().optional().describe('Notify again this often while firing'),
+    repeatInterval: durationMs('a duration', REPEAT_RANGE)
+      .optional()
+      .describe(`Notify again this often while firing, ${describeRange(REPEAT_RANGE)}`),
     labels: z.record(z.string(), z.string()).default({}),
     annotations: z.record(z.string(), z.string()).default({}),
     notify: z
@@ -157,8 +182,6 @@ const ruleSchema = z
         path: ['condition', kind],
         message: `${kind} applies to a target, not a flow`,
       });
-    if (r.evaluateEvery !== undefined && r.evaluateEvery <= 0)
-      ctx.addIssue({ code: 'custom', path: ['evaluateEvery'], message: 'evaluateEvery must be above 0' });
   })
   .transform((r): AlertRule => {
     const subject: AlertSubject =

@@ -1,13 +1,16 @@
 import { accessSync, constants, statSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { isMap, isScalar, LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import type { z } from 'zod';
 import { parseDuration } from '../core/duration.js';
 import { ConfigError } from '../core/errors.js';
+import { clipText, redactText } from '../core/log.js';
 import { probes } from '../probes/registry.js';
 import { resolveOtlpConfig } from '../sinks/otlp/config.js';
 import { allSchemes, transportKindOf } from '../transports/registry.js';
+import { describeRange, DURATION_RANGES } from './duration.js';
 import type { MessagingConfig } from './messaging.js';
+import { storeUrlProblem } from './store-url.js';
 import {
   bucketBounds,
   configSchema,
@@ -25,43 +28,125 @@ type PathKey = string | number;
 /** Environment variables that override the default interval; the first one set wins. */
 export const INTERVAL_ENV = ['COALMINE_CHECK_INTERVAL', 'CHECK_INTERVAL'] as const;
 
+/** The largest config file read: far above any real one, low enough to parse in a second or two. */
+export const MAX_CONFIG_BYTES = 10 * 1024 * 1024;
+/** The deepest nesting of mappings and lists accepted; a real config is under 10 levels deep. */
+export const MAX_CONFIG_DEPTH = 64;
+/** A problem's line is cut here, and at most this many problems are listed: each says what to fix. */
+const MAX_PROBLEM = 1000;
+const MAX_PROBLEMS = 100;
+/** How much aliases may expand (the yaml package's maxAliasCount): stops a billion laughs. */
+export const MAX_ALIAS_COUNT = 100;
+
 /** Reads and validates a config file. Throws ConfigError listing every problem with its file:line. */
 export async function loadConfigFile(
   file: string,
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<AgentConfig> {
-  let text: string;
+  return parseConfig(await readConfigText(file), file, env);
+}
+
+/**
+ * The file's text, refused with a ConfigError when it is not a regular file (a FIFO would block the
+ * read), is larger than MAX_CONFIG_BYTES, or is not UTF-8 text (binary content is never echoed).
+ */
+async function readConfigText(file: string): Promise<string> {
+  let bytes: Buffer;
   try {
-    text = await readFile(file, 'utf8');
+    // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer.
+    const handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
+    try {
+      const stat = await handle.stat();
+      if (!stat.isFile()) throw new ConfigError([`${file}: not a regular file`]);
+      if (stat.size > MAX_CONFIG_BYTES) throw tooLarge(file, stat.size);
+      bytes = await handle.readFile();
+    } finally {
+      await handle.close();
+    }
   } catch (err) {
+    if (err instanceof ConfigError) throw err;
     const code = (err as { code?: string }).code;
     throw new ConfigError(
-      [code === 'ENOENT' ? `${file}: no such file` : `${file}: cannot read: ${(err as Error).message}`],
+      [
+        code === 'ENOENT'
+          ? `${file}: no such file`
+          : code === 'EISDIR'
+            ? `${file}: not a regular file`
+            : `${file}: cannot read: ${(err as Error).message}`,
+      ],
       { cause: err },
     );
   }
-  return parseConfig(text, file, env);
+  if (bytes.length > MAX_CONFIG_BYTES) throw tooLarge(file, bytes.length);
+  const text = decodeText(bytes);
+  if (text === undefined) throw new ConfigError([`${file}: not a YAML text file (it is not UTF-8 text)`]);
+  return text;
+}
+
+function tooLarge(file: string, size: number): ConfigError {
+  return new ConfigError([
+    `${file}: ${(size / 1024 / 1024).toFixed(1)} MiB is too large for a config file (at most ${MAX_CONFIG_BYTES / 1024 / 1024} MiB)`,
+  ]);
+}
+
+/** UTF-8 text without NUL bytes, or undefined. */
+function decodeText(bytes: Uint8Array): string | undefined {
+  if (bytes.includes(0)) return undefined;
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    return undefined;
+  }
 }
 
 export function parseConfig(text: string, file = 'config', env: NodeJS.ProcessEnv = {}): AgentConfig {
+  if (text.length > MAX_CONFIG_BYTES) throw tooLarge(file, text.length);
+  if (text.includes('\0')) throw new ConfigError([`${file}: not a YAML text file (it holds NUL characters)`]);
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   const where = (offset: number | undefined) => {
     if (offset === undefined) return file;
     const { line, col } = lineCounter.linePos(offset);
     return `${file}:${line}:${col}`;
   };
-  if (doc.errors.length > 0) {
-    throw new ConfigError(doc.errors.map((e) => `${where(e.pos[0])}: YAML: ${firstLine(e.message)}`));
+  let doc: Document;
+  try {
+    doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  } catch (err) {
+    throw yamlLimitError(err, file);
   }
-  const data: unknown = doc.toJS() ?? {};
+  if (doc.errors.length > 0) {
+    // Where the parser's stack ran out says nothing useful (and depends on the stack's size).
+    if (doc.errors.some((e) => isStackOverflow(e.message)))
+      throw new ConfigError([`${file}: YAML: ${tooDeep}`]);
+    throw new ConfigError(
+      doc.errors
+        .slice(0, MAX_PROBLEMS)
+        .map((e) => `${where(e.pos[0])}: YAML: ${redactText(firstLine(e.message), 200)}`),
+    );
+  }
+  let data: unknown;
+  try {
+    data = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }) ?? {};
+  } catch (err) {
+    throw yamlLimitError(err, file);
+  }
+  const deepAt = tooDeepPath(data);
+  if (deepAt !== undefined)
+    throw new ConfigError([
+      `${where(offsetOf(doc, deepAt))}: ${formatPath(deepAt.slice(0, 6))}…: ${tooDeep}`,
+    ]);
   const parsed = configSchema.safeParse(data);
   if (!parsed.success) {
-    throw new ConfigError(parsed.error.issues.map((i) => describeIssue(i, doc, where, data)));
+    throw new ConfigError(
+      parsed.error.issues
+        .flatMap(unionBranchIssues)
+        .slice(0, MAX_PROBLEMS)
+        .map((i) => clipText(describeIssue(i, doc, where, data), MAX_PROBLEM)),
+    );
   }
   const problems: string[] = [];
   const problem = (path: PathKey[], message: string) =>
-    problems.push(`${where(offsetOf(doc, path))}: ${formatPath(path)}: ${message}`);
+    problems.push(clipText(`${where(offsetOf(doc, path))}: ${formatPath(path)}: ${message}`, MAX_PROBLEM));
   const raw = parsed.data;
 
   let intervalMs = raw.interval ?? DEFAULT_INTERVAL_MS;
@@ -69,9 +154,14 @@ export function parseConfig(text: string, file = 'config', env: NodeJS.ProcessEn
     const v = env[name];
     if (v === undefined || v === '') continue;
     const ms = parseDuration(v);
+    const range = DURATION_RANGES.interval;
     if (ms === undefined || ms <= 0) {
       problems.push(
-        `environment variable ${name}: expected a duration like 15s or a number of seconds (got ${JSON.stringify(v)})`,
+        `environment variable ${name}: expected a duration like 15s or a number of seconds (got ${JSON.stringify(redactText(v, 40))})`,
+      );
+    } else if (ms < range.min || ms > range.max) {
+      problems.push(
+        `environment variable ${name}: must be ${describeRange(range)} (got ${redactText(v, 40)})`,
       );
     } else {
       intervalMs = ms;
@@ -114,6 +204,10 @@ export function parseConfig(text: string, file = 'config', env: NodeJS.ProcessEn
       options,
     });
   });
+  if (raw.store) {
+    const why = storeUrlProblem(raw.store.url);
+    if (why) problem(['store', 'url'], why);
+  }
   const messaging = resolveMessaging(raw, problem);
   if (raw.alerting) checkAlerting(raw, problem, env);
   const otlp = raw.otlp && resolveOtlpConfig(raw.otlp, env, problem, (m) => problems.push(m));
@@ -244,7 +338,44 @@ export function parseListen(text: string): { host: string; port: number } {
 }
 
 function firstLine(s: string): string {
-  return s.split('\n')[0] ?? s;
+  const end = s.indexOf('\n');
+  return end < 0 ? s : s.slice(0, end);
+}
+
+const tooDeep = `nested more than ${MAX_CONFIG_DEPTH} levels deep (mappings and lists inside each other)`;
+
+function isStackOverflow(message: string): boolean {
+  return message.includes('Maximum call stack size exceeded');
+}
+
+/** The yaml package's own limits (alias expansion, recursion) as a ConfigError; anything else is rethrown. */
+function yamlLimitError(err: unknown, file: string): unknown {
+  const message = err instanceof Error ? err.message : '';
+  if (err instanceof ReferenceError && message.includes('alias'))
+    return new ConfigError(
+      [
+        `${file}: YAML: aliases (*name) expand to too much data (more than ${MAX_ALIAS_COUNT} aliased nodes): write the values out, or alias less`,
+      ],
+      { cause: err },
+    );
+  if (err instanceof RangeError || isStackOverflow(message))
+    return new ConfigError([`${file}: YAML: ${tooDeep}`], { cause: err });
+  if (err instanceof Error && err.name === 'YAMLError')
+    return new ConfigError([`${file}: YAML: ${redactText(firstLine(message), 200)}`], { cause: err });
+  return err;
+}
+
+/** The path of the first value nested deeper than MAX_CONFIG_DEPTH, found without recursion. */
+function tooDeepPath(data: unknown): PathKey[] | undefined {
+  const stack: { value: unknown; path: PathKey[] }[] = [{ value: data, path: [] }];
+  while (stack.length > 0) {
+    const { value, path } = stack.pop()!;
+    if (value === null || typeof value !== 'object') continue;
+    if (path.length >= MAX_CONFIG_DEPTH) return path;
+    if (Array.isArray(value)) value.forEach((v, i) => stack.push({ value: v, path: [...path, i] }));
+    else for (const [k, v] of Object.entries(value)) stack.push({ value: v, path: [...path, k] });
+  }
+  return undefined;
 }
 
 export function formatPath(path: readonly PropertyKey[]): string {
@@ -302,7 +433,7 @@ function describeIssue(
     case 'unrecognized_keys': {
       key = issue.keys[0];
       const allowed = allowedKeys(path, data);
-      const names = issue.keys.map((k) => `"${k}"`).join(', ');
+      const names = issue.keys.map((k) => `"${redactText(k, 100)}"`).join(', ');
       message = `unknown field${issue.keys.length > 1 ? 's' : ''} ${names}${allowed ? ` (allowed: ${allowed.join(', ')})` : ''}`;
       break;
     }
@@ -310,19 +441,31 @@ function describeIssue(
       message =
         got === undefined
           ? `required ${issue.expected} is missing`
-          : `expected ${issue.expected}, got ${describeValue(got)}`;
+          : // A schema's own message ("must be a whole number from 1 to 100"), else zod's expected type.
+            `${issue.message.startsWith('Invalid input') ? `expected ${issue.expected}` : issue.message}, got ${describeValue(got)}`;
       break;
-    case 'invalid_union':
-      message = issue.message;
+    case 'invalid_union': {
+      // A union's own message says what was expected; zod's default says only "Invalid input".
+      const expected = issue.message.startsWith('Invalid input')
+        ? `expected ${[...new Set(issue.errors.flatMap((e) => e.map(expectedOf)))].join(' or ')}`
+        : issue.message;
+      message = expected.includes('(got ') ? expected : `${expected}, got ${describeValue(got)}`;
       break;
+    }
     case 'too_small':
     case 'too_big': {
+      // A schema's own message names the whole range ("must be from 1 to 100"); zod's default only the bound.
+      if (!/^Too (small|big)/.test(issue.message)) {
+        message = `${issue.message}, got ${describeValue(got)}`;
+        break;
+      }
       const small = issue.code === 'too_small';
       const bound = String(small ? issue.minimum : issue.maximum);
       const strict = issue.inclusive === false;
       const word = small ? (strict ? 'more than' : 'at least') : strict ? 'fewer than' : 'at most';
       if (issue.origin === 'array') message = `must have ${word} ${bound} item${bound === '1' ? '' : 's'}`;
-      else if (issue.origin === 'string') message = `must be ${word} ${bound} characters long`;
+      else if (issue.origin === 'string')
+        message = `must be ${word} ${bound} characters long${typeof got === 'string' ? ` (got ${got.length})` : ''}`;
       else
         message = `must be ${small ? (strict ? 'more than' : 'at least') : strict ? 'less than' : 'at most'} ${bound}, got ${describeValue(got)}`;
       break;
@@ -331,15 +474,41 @@ function describeIssue(
       message = `expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}, got ${describeValue(got)}`;
       break;
     default:
-      message = issue.message;
+      message = redactText(issue.message, 400);
   }
   return `${where(offsetOf(doc, path, key))}: ${formatPath(path)}: ${message}`;
 }
 
+/**
+ * A union's failure, as the failures of the one branch whose type fitted the value (a mapping given for
+ * `store`, a list for `buckets`): they say which field inside is wrong. Other issues stay as they are.
+ */
+function unionBranchIssues(issue: z.core.$ZodIssue): z.core.$ZodIssue[] {
+  if (issue.code !== 'invalid_union') return [issue];
+  const rootTypeMiss = (errors: z.core.$ZodIssue[]) =>
+    errors.length === 1 &&
+    errors[0]!.path.length === 0 &&
+    (errors[0]!.code === 'invalid_type' || errors[0]!.code === 'invalid_value');
+  const fitting = issue.errors.filter((errors) => !rootTypeMiss(errors));
+  if (fitting.length !== 1) return [issue];
+  return fitting[0]!.flatMap((sub) => unionBranchIssues({ ...sub, path: [...issue.path, ...sub.path] }));
+}
+
+/** What a failed union branch wanted, in a word. */
+function expectedOf(issue: z.core.$ZodIssue): string {
+  if (issue.code === 'invalid_type') return issue.expected;
+  if (issue.code === 'invalid_value') return issue.values.map((v) => JSON.stringify(v)).join(' or ');
+  return 'something else';
+}
+
+/** A value as a message shows it: its kind, and a short, redacted form of a scalar. */
 function describeValue(v: unknown): string {
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'a list';
   if (typeof v === 'object') return 'a mapping';
+  if (typeof v === 'number' && !Number.isFinite(v))
+    return Number.isNaN(v) ? 'the number .nan' : `the number ${v > 0 ? '' : '-'}.inf`;
+  if (typeof v === 'string') return `string ${JSON.stringify(redactText(v, 100))}`;
   return `${typeof v} ${JSON.stringify(v)}`;
 }
 

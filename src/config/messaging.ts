@@ -15,7 +15,8 @@ export const rateSchema = z
     const m =
       typeof v === 'number'
         ? [String(v), String(v), 's']
-        : /^\s*(\d+(?:\.\d+)?)\s*(?:\/\s*([smh]))?\s*$/.exec(v);
+        : // Trimmed first: around an optional part, two \s* over the same spaces backtrack quadratically.
+          /^(\d+(?:\.\d+)?)(?:\s*\/\s*([smh]))?$/.exec(v.trim());
     const per = { s: 1, m: 60, h: 3600 }[(m?.[2] ?? 's') as 's' | 'm' | 'h'];
     const rate = m ? Number(m[1]) / per : NaN;
     if (!(rate >= 1 / 60 && rate <= 1_000_000)) {
@@ -76,9 +77,10 @@ export const canaryEntry = z.strictObject({
     .describe('Channel name prefix'),
   lease: z
     .number()
-    .positive()
+    .min(1, 'must be from 1 to 86400 seconds')
+    .max(86_400, 'must be from 1 to 86400 seconds')
     .optional()
-    .describe('Seconds a registration lasts without renewal (default 30)'),
+    .describe('Seconds a registration lasts without renewal (default 30), 1 to 86400'),
   maxCoalminers: z
     .number()
     .int()
@@ -107,13 +109,21 @@ export const coalminerEntry = z.strictObject({
     .regex(/^[A-Za-z0-9_-]+$/)
     .default('coalmine')
     .describe('Channel name prefix'),
-  lossTimeout: z.number().positive().default(5).describe('Seconds before a missing ping is declared lost'),
+  lossTimeout: z
+    .number()
+    .min(0.01, 'must be from 0.01 to 3600 seconds')
+    .max(3600, 'must be from 0.01 to 3600 seconds')
+    .default(5)
+    .describe('Seconds before a missing ping is declared lost, 0.01 to 3600'),
   reorderWindow: z
     .number()
-    .int()
-    .positive()
+    .int('must be a whole number from 1 to 1000000')
+    .min(1, 'must be from 1 to 1000000')
+    .max(1_000_000, 'must be from 1 to 1000000')
     .default(1000)
-    .describe('Sequence numbers a missing ping may trail by before it is declared lost'),
+    .describe(
+      'Sequence numbers a missing ping may trail by before it is declared lost, 1 to 1000000 (each flow keeps a bitmap of 2 x this many, at most 256 KiB)',
+    ),
 });
 
 export type TransportEntry = z.output<typeof transportEntry>;

@@ -4,8 +4,8 @@ import { alertingConfigSchema, type AlertingConfig } from '../alerting/rules.js'
 import { apiConfigSchema, type ApiConfig } from '../api/v1/config.js';
 import { otlpConfigSchema, type OtlpConfig } from '../sinks/otlp/config.js';
 import { storeConfigSchema, type StoreConfig } from '../store/config.js';
-import { redact } from '../core/log.js';
-import { durationMs } from './duration.js';
+import { redactText } from '../core/log.js';
+import { describeRange, DURATION_RANGES, durationMs } from './duration.js';
 import { canaryEntry, coalminerEntry, transportEntry, type MessagingConfig } from './messaging.js';
 
 export const DEFAULT_INTERVAL_MS = 15_000;
@@ -21,40 +21,88 @@ const targetName = z
   )
   .describe('Unique name of this target; the `target` label of its metrics');
 
+/** Bucket bounds, in seconds: from a nanosecond (the clock's resolution) to a day. */
+export const BUCKET_RANGE = { min: 1e-9, max: 86_400, maxCount: 100 } as const;
+
+const bucketBound = z
+  .number()
+  .min(BUCKET_RANGE.min, `a bucket bound is from ${BUCKET_RANGE.min} to ${BUCKET_RANGE.max} seconds`)
+  .max(BUCKET_RANGE.max, `a bucket bound is from ${BUCKET_RANGE.min} to ${BUCKET_RANGE.max} seconds`);
+
 const exponentialBuckets = z.strictObject({
-  exponential: z.strictObject({
-    start: z.number().positive().describe('Upper bound of the first bucket, in seconds'),
-    factor: z.number().gt(1).describe('Each bucket bound is the previous one times this'),
-    count: z.number().int().min(1).max(100).describe('How many buckets (besides +Inf)'),
-  }),
+  exponential: z
+    .strictObject({
+      start: bucketBound.describe(
+        `Upper bound of the first bucket, in seconds (${BUCKET_RANGE.min} to ${BUCKET_RANGE.max})`,
+      ),
+      factor: z
+        .number()
+        .gt(1)
+        .max(100)
+        .describe('Each bucket bound is the previous one times this (more than 1, at most 100)'),
+      count: z
+        .number()
+        .int()
+        .min(1)
+        .max(BUCKET_RANGE.maxCount)
+        .describe(`How many buckets (besides +Inf), 1 to ${BUCKET_RANGE.maxCount}`),
+    })
+    .superRefine((e, ctx) => {
+      // Rounded to 6 digits as bucketBounds does: a factor near 1 repeats a bound, a large one overflows.
+      const bounds = bucketBounds({ exponential: e });
+      const last = bounds.at(-1)!;
+      if (!(last <= BUCKET_RANGE.max))
+        ctx.addIssue({
+          code: 'custom',
+          message: `the largest bucket, start x factor^(count-1) = ${last}, must be at most ${BUCKET_RANGE.max} seconds: lower count or factor`,
+        });
+      else if (bounds.some((b, i) => i > 0 && b <= bounds[i - 1]!))
+        ctx.addIssue({
+          code: 'custom',
+          message: 'bucket bounds repeat at 6 significant digits: use a larger factor',
+        });
+    }),
 });
 
 export const bucketsSchema = z
   .union([
     z
-      .array(z.number().positive())
+      .array(bucketBound)
       .min(1)
+      .max(BUCKET_RANGE.maxCount)
       .refine(
         (a) => a.every((v, i) => i === 0 || v > a[i - 1]!),
         'bucket bounds must be strictly increasing',
       ),
     exponentialBuckets,
   ])
-  .describe('Histogram bucket upper bounds in seconds: a list, or {exponential: {start, factor, count}}');
+  .describe(
+    `Histogram bucket upper bounds in seconds (${BUCKET_RANGE.min} to ${BUCKET_RANGE.max}, at most ${BUCKET_RANGE.maxCount}): a list, or {exponential: {start, factor, count}}`,
+  );
 
 export const DEFAULT_BUCKETS = { exponential: { start: 0.0001, factor: 2, count: 18 } } as const;
 
 /** Seed 001's Prometheus default buckets, kept for its compatibility metrics. */
 export const LATENCY404_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10];
 
+/** Targets are label values and go into every line about them: a URL is rarely longer. */
+export const MAX_TARGET_LENGTH = 2048;
+
+const intervalField = () => durationMs('a duration', DURATION_RANGES.interval);
+const timeoutField = () => durationMs('a duration', DURATION_RANGES.timeout);
+
 const baseTargetShape = {
   name: targetName,
-  target: z.string().min(1).describe('What to probe; its form depends on the kind'),
-  interval: durationMs().optional().describe('How often to probe; defaults to the top-level interval'),
-  timeout: durationMs()
+  target: z.string().min(1).max(MAX_TARGET_LENGTH).describe('What to probe; its form depends on the kind'),
+  interval: intervalField()
     .optional()
     .describe(
-      'How long one run may take; must be below the interval. Defaults to min(timeout, 0.9 x interval)',
+      `How often to probe, ${describeRange(DURATION_RANGES.interval)}; defaults to the top-level interval`,
+    ),
+  timeout: timeoutField()
+    .optional()
+    .describe(
+      `How long one run may take, ${describeRange(DURATION_RANGES.timeout)}; must be below the interval. Defaults to min(timeout, 0.9 x interval)`,
     ),
 };
 
@@ -65,11 +113,13 @@ function targetSchemaFor<K extends ProbeKind>(kind: K) {
     target: z
       .string()
       .min(1)
+      .max(MAX_TARGET_LENGTH)
       .superRefine((v, ctx) => {
+        if (v.length > MAX_TARGET_LENGTH) return;
         const problem = probes[kind].validateTarget(v);
-        // The value is echoed without its password: errors end up in the same place as logs.
+        // The value is echoed without its password, and short: errors end up in the same place as logs.
         if (problem)
-          ctx.addIssue({ code: 'custom', message: `${problem} (got ${JSON.stringify(redact(v))})` });
+          ctx.addIssue({ code: 'custom', message: `${problem} (got ${JSON.stringify(redactText(v, 200))})` });
       })
       .describe(`What to probe: ${probes[kind].targetForm}`),
     ...probes[kind].options.shape,
@@ -85,20 +135,23 @@ export const targetSchema = z.discriminatedUnion(
 
 export const configSchema = z
   .strictObject({
-    interval: durationMs()
+    interval: intervalField()
       .optional()
       .describe(
-        'Default probe interval (15s); the CHECK_INTERVAL or COALMINE_CHECK_INTERVAL environment variable overrides it',
+        `Default probe interval (15s), ${describeRange(DURATION_RANGES.interval)}; the CHECK_INTERVAL or COALMINE_CHECK_INTERVAL environment variable overrides it`,
       ),
-    timeout: durationMs()
+    timeout: timeoutField()
       .optional()
-      .describe('Default per-run timeout (10s), always kept below each interval'),
+      .describe(
+        `Default per-run timeout (10s), ${describeRange(DURATION_RANGES.timeout)}, always kept below each interval`,
+      ),
     listen: z
       .string()
       .regex(
         /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]*):\d{1,5}$/,
         'expected HOST:PORT, e.g. 127.0.0.1:9777 or [::1]:9777',
       )
+      .refine((l) => Number(l.slice(l.lastIndexOf(':') + 1)) <= 65_535, 'the port is 0 to 65535')
       .optional()
       .describe('Address of the HTTP endpoints (/metrics, /healthz, /check); loopback by default'),
     metrics: z

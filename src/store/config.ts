@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { durationMs } from '../config/duration.js';
+import { describeRange, durationMs } from '../config/duration.js';
 
 /** How long each tier is kept, in ms. */
 export interface Retention {
@@ -11,6 +11,8 @@ export interface Retention {
 const DAY = 86_400_000;
 export const DEFAULT_RETENTION: Retention = { raw: 7 * DAY, '1m': 90 * DAY, '1h': 730 * DAY };
 export const DEFAULT_STORE_URL = 'sqlite:./data/coalmine.db';
+/** Retention of any tier: at least an hour (a rollup has to happen), at most a century. */
+const RETENTION_RANGE = { min: 3_600_000, max: 36_500 * DAY };
 
 /**
  * A retention duration: anything durationMs accepts, plus weeks and years (`2w`, `2y`, a year being
@@ -24,7 +26,7 @@ function retentionDuration(what: string) {
       if (!m) return v;
       return `${Number(m[1]) * (m[2] === 'y' ? 365 : 7)}d`;
     },
-    durationMs(what).refine((ms) => ms > 0, { message: `${what} must be more than 0` }),
+    durationMs(what, RETENTION_RANGE),
   );
 }
 
@@ -35,7 +37,9 @@ export const retentionSchema = z
     '1h': retentionDuration('a retention like 2y').default(DEFAULT_RETENTION['1h']),
   })
   .strict()
-  .describe('How long each tier is kept: raw results, 1-minute and 1-hour rollups');
+  .describe(
+    `How long each tier is kept, ${describeRange(RETENTION_RANGE)}: raw results, 1-minute and 1-hour rollups`,
+  );
 
 /** The top-level `store:` config section. */
 export const storeConfigSchema = z

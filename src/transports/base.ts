@@ -90,23 +90,34 @@ export class StatusHub {
 
 /**
  * A bounded single-consumer queue turned into an async iterable: what a subscription hands out.
- * Pushing past the bound drops the oldest message and counts it; ending stops the iteration.
+ * Pushing past the bound drops the oldest message and counts it; ending stops the iteration. A ring
+ * (grown by doubling up to the bound), so a flood costs constant time per message, never a shift of a
+ * long array.
  */
 export class DeliveryQueue<T> implements AsyncIterable<T> {
-  private readonly items: T[] = [];
+  private ring: (T | undefined)[] = new Array<T | undefined>(16);
+  private head = 0;
+  private size = 0;
   private wake: (() => void) | undefined;
   private done = false;
   dropped = 0;
 
   constructor(private readonly bound = 100_000) {}
 
+  get length(): number {
+    return this.size;
+  }
+
   push(item: T): void {
     if (this.done) return;
-    if (this.items.length >= this.bound) {
-      this.items.shift();
+    if (this.size >= this.bound) {
+      this.take();
       this.dropped++;
+    } else if (this.size === this.ring.length) {
+      this.grow();
     }
-    this.items.push(item);
+    this.ring[(this.head + this.size) % this.ring.length] = item;
+    this.size++;
     this.wake?.();
   }
 
@@ -115,10 +126,25 @@ export class DeliveryQueue<T> implements AsyncIterable<T> {
     this.wake?.();
   }
 
+  private take(): T {
+    const item = this.ring[this.head]!;
+    this.ring[this.head] = undefined;
+    this.head = (this.head + 1) % this.ring.length;
+    this.size--;
+    return item;
+  }
+
+  private grow(): void {
+    const next = new Array<T | undefined>(Math.min(this.ring.length * 2, Math.max(this.bound, 16)));
+    for (let i = 0; i < this.size; i++) next[i] = this.ring[(this.head + i) % this.ring.length];
+    this.ring = next;
+    this.head = 0;
+  }
+
   async *[Symbol.asyncIterator](): AsyncIterator<T> {
     for (;;) {
-      if (this.items.length > 0) {
-        yield this.items.shift()!;
+      if (this.size > 0) {
+        yield this.take();
         continue;
       }
       if (this.done) return;

@@ -2,6 +2,9 @@ import { z } from 'zod';
 import { tlsOptions } from '../tls-options.js';
 import { ipProtocolOption } from '../resolve.js';
 
+/** The most body a run may hold in memory. */
+const MAX_BODY_BYTES = 64 * 1024 * 1024;
+
 /** The HTTP versions a response can have, as this probe names them. */
 export type HttpVersion = '1.0' | '1.1' | '2';
 
@@ -77,10 +80,11 @@ export const httpOptions = z.strictObject({
   followRedirects: z.boolean().default(true).describe('Follow 3xx responses that carry a Location'),
   maxRedirects: z
     .number()
-    .int()
-    .min(0)
+    .int('must be a whole number from 0 to 100')
+    .min(0, 'must be from 0 to 100')
+    .max(100, 'must be from 0 to 100')
     .default(10)
-    .describe('Most redirects to follow; the next 3xx is then judged as the final response'),
+    .describe('Most redirects to follow, 0 to 100; the next 3xx is then judged as the final response'),
   validStatusCodes: z
     .array(z.number().int().min(100).max(599))
     .default([])
@@ -110,10 +114,13 @@ export const httpOptions = z.strictObject({
     .describe('Conditions on fields of a JSON body; all must hold'),
   maxBodyBytes: z
     .number()
-    .int()
-    .positive()
+    .int('must be a whole number from 1 to 67108864 (64 MiB)')
+    .min(1, 'must be from 1 to 67108864 (64 MiB)')
+    .max(MAX_BODY_BYTES, 'must be from 1 to 67108864 (64 MiB)')
     .default(1024 * 1024)
-    .describe('Most body bytes to read (after decompression); a body check on a larger body fails'),
+    .describe(
+      'Most body bytes to read (after decompression), 1 to 67108864 (64 MiB); a body check on a larger body fails',
+    ),
   ipProtocol: ipProtocolOption,
   tls: tlsOptions.describe('TLS settings for https targets').prefault({}),
 });

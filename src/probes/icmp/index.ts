@@ -24,10 +24,11 @@ const options = z.strictObject({
     .describe('Milliseconds between two echo requests of a run (at least 10)'),
   replyTimeoutMs: z
     .number()
-    .positive()
+    .min(1, 'must be from 1 to 86400000 (24h)')
+    .max(86_400_000, 'must be from 1 to 86400000 (24h)')
     .optional()
     .describe(
-      'Milliseconds to wait for each reply before counting it lost; by default, until the run times out',
+      'Milliseconds to wait for each reply before counting it lost, 1 to 86400000; by default, until the run times out',
     ),
   payloadBytes: z
     .int()

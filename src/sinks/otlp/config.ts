@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
-import { durationMs } from '../../config/duration.js';
+import { describeRange, DURATION_RANGES, durationMs } from '../../config/duration.js';
 import { tlsOptions } from '../../probes/tls-options.js';
 import { DEFAULT_MAX_BUCKETS } from './exponential-histogram.js';
 
@@ -11,6 +11,8 @@ export type OtlpCompression = 'gzip' | 'none';
 export const DEFAULT_OTLP_INTERVAL_MS = 60_000;
 export const DEFAULT_OTLP_TIMEOUT_MS = 10_000;
 export const MIN_OTLP_INTERVAL_MS = 100;
+/** The export interval, from the file or OTEL_METRIC_EXPORT_INTERVAL: 100ms to 24h. */
+const INTERVAL_RANGE = { min: MIN_OTLP_INTERVAL_MS, max: DURATION_RANGES.interval.max };
 export const DEFAULT_MAX_SERIES = 2000;
 
 /** The `otlp:` section resolved with the standard environment variables and defaults. */
@@ -109,12 +111,16 @@ export const otlpConfigSchema = z
       ),
     protocol: protocolSchema.optional(),
     headers: headersSchema.optional(),
-    interval: durationMs()
+    interval: durationMs('a duration', INTERVAL_RANGE)
       .optional()
-      .describe('How often to export (60s); OTEL_METRIC_EXPORT_INTERVAL in ms'),
-    timeout: durationMs()
+      .describe(
+        `How often to export (60s), ${describeRange(INTERVAL_RANGE)}; OTEL_METRIC_EXPORT_INTERVAL in ms`,
+      ),
+    timeout: durationMs('a duration', DURATION_RANGES.timeout)
       .optional()
-      .describe('How long one export may take, retries included (10s); below the interval'),
+      .describe(
+        `How long one export may take, retries included (10s), ${describeRange(DURATION_RANGES.timeout)}; below the interval`,
+      ),
     compression: z.enum(['gzip', 'none']).optional().describe('gzip the body (default none)'),
     resource: z
       .record(z.string().min(1), z.string())
@@ -277,11 +283,12 @@ export function resolveOtlpConfig(
   Object.assign(resource, raw.resource ?? {});
 
   const intervalMs = raw.interval ?? envMs('OTEL_METRIC_EXPORT_INTERVAL') ?? DEFAULT_OTLP_INTERVAL_MS;
-  if (intervalMs < MIN_OTLP_INTERVAL_MS)
-    problem(['otlp', 'interval'], `must be at least ${MIN_OTLP_INTERVAL_MS}ms (got ${intervalMs} ms)`);
+  if (intervalMs < INTERVAL_RANGE.min || intervalMs > INTERVAL_RANGE.max)
+    problem(['otlp', 'interval'], `must be ${describeRange(INTERVAL_RANGE)} (got ${intervalMs} ms)`);
   let timeoutMs = raw.timeout ?? envMs('OTEL_EXPORTER_OTLP_METRICS_TIMEOUT', 'OTEL_EXPORTER_OTLP_TIMEOUT');
   if (timeoutMs === undefined) timeoutMs = Math.min(DEFAULT_OTLP_TIMEOUT_MS, Math.floor(intervalMs * 0.9));
-  else if (timeoutMs <= 0) problem(['otlp', 'timeout'], 'must be greater than 0');
+  else if (timeoutMs < DURATION_RANGES.timeout.min || timeoutMs > DURATION_RANGES.timeout.max)
+    problem(['otlp', 'timeout'], `must be ${describeRange(DURATION_RANGES.timeout)} (got ${timeoutMs} ms)`);
   else if (timeoutMs >= intervalMs)
     problem(
       ['otlp', 'timeout'],
