@@ -10,12 +10,12 @@ import type { Logger } from '../core/log.js';
 import type { Observation } from '../core/types.js';
 import { registerStoreMetrics } from '../sinks/prometheus/store-metrics.js';
 import { DEFAULT_STORE_URL } from '../store/config.js';
-import { openStore } from '../store/open.js';
 import { toProbeRecord, type ResultStore } from '../store/types.js';
 import { BatchedWriter } from '../store/writer.js';
 import { Agent, VERSION } from './agent.js';
 import { AgentApiContext } from './api-context.js';
 import { FlowSampler } from './flow-sampler.js';
+import { openCheckedStore } from './store-preflight.js';
 
 /** The dashboard's built files: dist/web beside the compiled code (or the source tree, in tests). */
 export const WEB_ROOT = join(import.meta.dirname, '../../dist/web');
@@ -48,7 +48,7 @@ export async function startStack(config: AgentConfig, opts: StackOptions): Promi
   let writer: BatchedWriter | undefined;
   if (config.store !== false) {
     const spec = config.store?.url ?? DEFAULT_STORE_URL;
-    store = await openStore(spec, config.store ? { retention: config.store.retention } : {});
+    store = await openCheckedStore(spec, config.store ? { retention: config.store.retention } : {});
     writer = new BatchedWriter(store, {
       onError: (err) => opts.log.error('store write failed', { component: 'store', err }),
     });

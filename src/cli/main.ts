@@ -1,6 +1,8 @@
 import { Command, CommanderError } from 'commander';
 import { VERSION } from '../agent/agent.js';
+import { ListenSafetyError } from '../api/auth.js';
 import { ConfigError, UsageError } from '../core/errors.js';
+import { StoreError } from '../store/open.js';
 import { alertsCommand } from './commands/alerts.js';
 import { configCommand } from './commands/config.js';
 import { demoCommand } from './commands/demo.js';
@@ -80,7 +82,9 @@ export async function main(
       if (err.problems.length > 1) for (const p of err.problems) io.err(`  ${p}`);
       return 2;
     }
-    if (err instanceof UsageError) {
+    // What the config asks for cannot be had (a store that cannot be opened, an address that is not
+    // safe to serve on): the config is to fix, so exit 2 with the one line that says how.
+    if (err instanceof UsageError || err instanceof StoreError || err instanceof ListenSafetyError) {
       io.err(`error: ${err.message}`);
       return 2;
     }

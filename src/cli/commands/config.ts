@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
+import { checkListenSafety, ListenSafetyError, resolveAuth } from '../../api/auth.js';
 import { loadConfigFile } from '../../config/load.js';
 import { configJsonSchema } from '../../config/schema.js';
+import { ConfigError } from '../../core/errors.js';
 import type { Io } from '../main.js';
 
 export function configCommand(program: Command, io: Io): void {
@@ -11,6 +13,13 @@ export function configCommand(program: Command, io: Io): void {
     .argument('<file>', 'YAML config file')
     .action(async (file: string) => {
       const cfg = await loadConfigFile(file);
+      // What `coalmine run` would refuse at start is a config problem too.
+      try {
+        checkListenSafety(cfg.listen.host, resolveAuth(cfg.api).configured);
+      } catch (err) {
+        if (err instanceof ListenSafetyError) throw new ConfigError([`${file}: listen: ${err.message}`]);
+        throw err;
+      }
       io.out(
         `${file}: valid: ${cfg.targets.length} target${cfg.targets.length === 1 ? '' : 's'}, default interval ${cfg.intervalMs / 1000}s`,
       );
