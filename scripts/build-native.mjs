@@ -1,9 +1,9 @@
 #!/usr/bin/env node
-// Builds the native module (build/Release/coalmine_icmp.node: ICMP sockets, and TCP_INFO for kernel-timed
-// TCP connects) with node-gyp.
+// Builds the native module (build/Release/coalmine_icmp.node: ICMP sockets, TCP_INFO for kernel-timed
+// TCP connects, and the log line of a fatal signal such as SIGBUS) with node-gyp.
 // It runs as the `install` script, so it never fails the install: when the build cannot run it prints
 // one warning line saying why and exits 0. ICMP probes then report how to fix it instead of running,
-// and TCP/HTTP probes time their connect phase in user space.
+// TCP/HTTP probes time their connect phase in user space, and a fatal signal kills without a log line.
 //   --verbose  show node-gyp's output        --strict  exit 1 when the build fails (for CI)
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';

@@ -732,6 +732,8 @@ static napi_value closed_getter(napi_env env, napi_callback_info info) {
 
 /* native/tcpinfo/tcpinfo.c */
 napi_status coalmine_register_tcp_info(napi_env env, napi_value exports);
+/* native/fatalsignal/fatalsignal.c */
+napi_status coalmine_register_fatal_signal(napi_env env, napi_value exports);
 
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor methods[] = {
@@ -744,6 +746,7 @@ static napi_value init(napi_env env, napi_value exports) {
                                    sizeof methods / sizeof methods[0], methods, &cls));
   NAPI_CALL(env, napi_set_named_property(env, exports, "IcmpSocket", cls));
   NAPI_CALL(env, coalmine_register_tcp_info(env, exports));
+  NAPI_CALL(env, coalmine_register_fatal_signal(env, exports));
   return exports;
 }
 

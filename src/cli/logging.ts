@@ -1,6 +1,7 @@
 import { Option } from 'commander';
 import { UsageError } from '../core/errors.js';
 import { createLogger, type LogFormat, type Logger, type LogLevel } from '../core/log.js';
+import { installFatalSignalLog } from './fatal-signals.js';
 import type { Io } from './main.js';
 import { guardProcess } from './signals.js';
 
@@ -59,8 +60,9 @@ export function logSettings(
 
 /**
  * The logging of one CLI invocation. A long-running command starts it with its flags; its log lines go to
- * stderr through `io`, and from then on the process is guarded (see guardProcess) and an unexpected
- * failure of the command is logged rather than printed as a bare stack.
+ * stderr through `io`, and from then on the process is guarded (see guardProcess), a fatal signal such as
+ * SIGBUS leaves a log line (see installFatalSignalLog) and an unexpected failure of the command is logged
+ * rather than printed as a bare stack.
  */
 export class CliLogging {
   private logger: Logger | undefined;
@@ -79,6 +81,7 @@ export class CliLogging {
       stream: { write: (chunk) => io.err(chunk.replace(/\n$/, '')), isTTY: io.errIsTty === true },
     });
     guardProcess(this.logger);
+    installFatalSignalLog();
     return this.logger;
   }
 

@@ -54,6 +54,12 @@ export interface IcmpAddon {
   tcpConnect?: (family: 4 | 6, address: string, port: number) => number;
   /** Closes a pending tcpConnect; its callback will not be called. */
   tcpConnectCancel?: (id: number) => void;
+  /**
+   * Installs the fatal-signal logger for one of SIGBUS, SIGSEGV, SIGILL, SIGFPE (native/fatalsignal/):
+   * on that signal it writes `{"time":"<now>` + `tail` to fd 2 and dies of the signal. Returns false
+   * when the process ignores the signal (left so). See src/cli/fatal-signals.ts.
+   */
+  fatalSignalLog?: (signal: number, tail: string) => boolean;
   IcmpSocket: new (
     family: 4 | 6,
     mode: IcmpSocketMode,
