@@ -85,6 +85,7 @@ export class MessagingRuntime {
         leaseMs: c.lease !== undefined ? c.lease * 1000 : undefined,
         maxCoalminers: c.maxCoalminers,
         allow: c.allow,
+        ...(c.secret !== undefined ? { secret: c.secret } : {}),
         observer: this.metrics.canaryObserver(c.name, transport.kind),
         log: this.log,
       });
@@ -99,6 +100,7 @@ export class MessagingRuntime {
         prefix: c.prefix,
         region: c.region,
         sequence: { lossTimeoutMs: c.lossTimeout * 1000, reorderWindow: c.reorderWindow },
+        ...(c.secret !== undefined ? { secret: c.secret } : {}),
         observer: this.tap
           ? teeCoalminerObserver(
               this.metrics.coalminerObserver(c.name, transport.kind, c.region),

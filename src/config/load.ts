@@ -9,7 +9,7 @@ import { probes } from '../probes/registry.js';
 import { resolveOtlpConfig } from '../sinks/otlp/config.js';
 import { allSchemes, transportKindOf } from '../transports/registry.js';
 import { describeRange, DURATION_RANGES } from './duration.js';
-import type { MessagingConfig } from './messaging.js';
+import { MIN_SECRET_LENGTH, type MessagingConfig } from './messaging.js';
 import { storeUrlProblem } from './store-url.js';
 import {
   bucketBounds,
@@ -208,7 +208,7 @@ export function parseConfig(text: string, file = 'config', env: NodeJS.ProcessEn
     const why = storeUrlProblem(raw.store.url);
     if (why) problem(['store', 'url'], why);
   }
-  const messaging = resolveMessaging(raw, problem);
+  const messaging = resolveMessaging(raw, problem, env);
   if (raw.alerting) checkAlerting(raw, problem, env);
   const otlp = raw.otlp && resolveOtlpConfig(raw.otlp, env, problem, (m) => problems.push(m));
   if (problems.length > 0) throw new ConfigError(problems);
@@ -279,6 +279,7 @@ function checkAlerting(
 function resolveMessaging(
   raw: RawConfig,
   problem: (path: PathKey[], message: string) => void,
+  env: NodeJS.ProcessEnv,
 ): MessagingConfig {
   const transports = new Map<string, string>();
   raw.transports.forEach((t, i) => {
@@ -313,15 +314,30 @@ function resolveMessaging(
   };
   unique(raw.canaries, 'canaries');
   unique(raw.coalminers, 'coalminers');
+  const secret = (name: string | undefined, path: PathKey[]): { secret?: string } => {
+    if (name === undefined) return {};
+    const value = env[name];
+    if (value === undefined || value === '')
+      problem(path, `environment variable ${name} is not set (it should hold the shared secret)`);
+    else if (value.length < MIN_SECRET_LENGTH)
+      problem(
+        path,
+        `the secret in ${name} is ${value.length} characters; use ${MIN_SECRET_LENGTH} or more (e.g. openssl rand -hex 16)`,
+      );
+    else return { secret: value };
+    return {};
+  };
   return {
     transports,
     canaries: raw.canaries.map((c, i) => ({
       ...c,
       transportName: resolve(c.transport, ['canaries', i, 'transport']),
+      ...secret(c.secretEnv, ['canaries', i, 'secretEnv']),
     })),
     coalminers: raw.coalminers.map((c, i) => ({
       ...c,
       transportName: resolve(c.transport, ['coalminers', i, 'transport']),
+      ...secret(c.secretEnv, ['coalminers', i, 'secretEnv']),
     })),
   };
 }

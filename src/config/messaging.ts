@@ -57,6 +57,15 @@ export const allowEntry = z
     'an allow entry is a coalminer name, or a glob over names with "*" and "?"',
   );
 
+/** Where a canary's or coalminer's shared secret comes from (read when the config loads). */
+const secretEnv = z
+  .string()
+  .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name')
+  .optional()
+  .describe(
+    'Environment variable holding a secret shared by the canaries and coalminers that talk to each other (16 characters or more): every message is signed with it and unsigned ones are refused',
+  );
+
 export const canaryEntry = z.strictObject({
   name: name('canary'),
   transport: transportRef,
@@ -97,6 +106,7 @@ export const canaryEntry = z.strictObject({
     .describe(
       'Coalminers that may register: names, or globs where * is any run of characters and ? one ("eu-*"); unset: any name, within maxCoalminers. The static coalminers need no entry',
     ),
+  secretEnv,
 });
 
 export const coalminerEntry = z.strictObject({
@@ -124,15 +134,26 @@ export const coalminerEntry = z.strictObject({
     .describe(
       'Sequence numbers a missing ping may trail by before it is declared lost, 1 to 1000000 (each flow keeps a bitmap of 2 x this many, at most 256 KiB)',
     ),
+  secretEnv,
 });
 
 export type TransportEntry = z.output<typeof transportEntry>;
 export type CanaryEntry = z.output<typeof canaryEntry>;
 export type CoalminerEntry = z.output<typeof coalminerEntry>;
 
+/** What every resolved canary and coalminer entry has: its transport's name, and its secret if any. */
+interface Resolved {
+  transportName: string;
+  /** The shared secret `secretEnv` names, read when the config loaded. */
+  secret?: string;
+}
+
 export interface MessagingConfig {
   /** Every transport by name; entries given as bare URLs get the URL as their name. */
   transports: Map<string, string>;
-  canaries: (CanaryEntry & { transportName: string })[];
-  coalminers: (CoalminerEntry & { transportName: string })[];
+  canaries: (CanaryEntry & Resolved)[];
+  coalminers: (CoalminerEntry & Resolved)[];
 }
+
+/** Shorter shared secrets are refused: they could be guessed from a signed message. */
+export const MIN_SECRET_LENGTH = 16;

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { allowEntry, rateSchema } from '../../config/messaging.js';
+import { allowEntry, MIN_SECRET_LENGTH, rateSchema } from '../../config/messaging.js';
 import { parseListen } from '../../config/load.js';
 import { UsageError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
@@ -48,6 +48,24 @@ function maxCoalminersOption(text: string): number {
   if (!Number.isInteger(n) || n < 1 || n > 10_000)
     throw new UsageError(`--max-coalminers: expected a whole number from 1 to 10000 (got "${text}")`);
   return n;
+}
+
+const SECRET_ENV_HELP =
+  'sign every message with the secret in this environment variable (16+ characters), and refuse unsigned ones';
+
+/** The shared secret `--secret-env VAR` names, or a usage error saying what is wrong with it. */
+function secretFromEnv(name: string | undefined): { secret?: string } {
+  if (name === undefined) return {};
+  const value = process.env[name];
+  if (value === undefined || value === '')
+    throw new UsageError(
+      `--secret-env: environment variable ${name} is not set (it should hold the shared secret)`,
+    );
+  if (value.length < MIN_SECRET_LENGTH)
+    throw new UsageError(
+      `--secret-env: the secret in ${name} is ${value.length} characters; use ${MIN_SECRET_LENGTH} or more (e.g. openssl rand -hex 16)`,
+    );
+  return { secret: value };
 }
 
 function sizeOption(text: string): number {
@@ -313,6 +331,7 @@ export function messagingCommands(
       maxCoalminersOption,
       100,
     )
+    .option('--secret-env <var>', SECRET_ENV_HELP)
     .option(
       '-d, --duration <duration>',
       'stop after this long (default: until Ctrl-C)',
@@ -332,10 +351,12 @@ export function messagingCommands(
           coalminer?: string[];
           allow?: string[];
           maxCoalminers: number;
+          secretEnv?: string;
           duration?: number;
         } & LogFlags,
       ) => {
         const log = logging.start(opts);
+        const secret = secretFromEnv(opts.secretEnv);
         const t = await openTransport(opts.transport, opts.name, log.child({ canary: opts.name }));
         const rtt = new LatencyHistogram();
         const canary = new Canary({
@@ -348,6 +369,7 @@ export function messagingCommands(
           coalminers: opts.coalminer,
           allow: opts.allow,
           maxCoalminers: opts.maxCoalminers,
+          ...secret,
           observer: { rtt: (_c, s) => rtt.record(s * 1e9) },
           log,
         });
@@ -398,6 +420,7 @@ export function messagingCommands(
       durationOption('--loss-timeout'),
       5000,
     )
+    .option('--secret-env <var>', SECRET_ENV_HELP)
     .option(
       '-d, --duration <duration>',
       'stop after this long (default: until Ctrl-C)',
@@ -415,12 +438,14 @@ export function messagingCommands(
           channel: string;
           region: string;
           lossTimeout: number;
+          secretEnv?: string;
           duration?: number;
           json?: boolean;
         } & LogFlags,
       ) => {
         const log = logging.start(opts);
         for (const c of opts.register) nameOption('--register')(c);
+        const secret = secretFromEnv(opts.secretEnv);
         const t = await openTransport(opts.transport, opts.name, log.child({ coalminer: opts.name }));
         const coalminer = new Coalminer({
           name: opts.name,
@@ -429,6 +454,7 @@ export function messagingCommands(
           prefix: opts.channel,
           region: opts.region,
           sequence: { lossTimeoutMs: opts.lossTimeout },
+          ...secret,
           log,
         });
         await coalminer.start();
