@@ -7,6 +7,7 @@ import { MemoryTransport } from '../transports/memory/index.js';
 import { coalminerChannel, DEFAULT_PREFIX } from './channels.js';
 import { Coalminer } from './coalminer.js';
 import { encodeBinary, type Envelope, type EnvelopeKey } from './envelope.js';
+import { pingNow } from '../../test/support/envelopes.js';
 
 let bus = 0;
 const INTERVAL = 10_000_000n; // 100/s
@@ -32,21 +33,11 @@ async function setup(opts: { secret?: EnvelopeKey; register?: string[] } = {}) {
   await m.start();
   const channel = coalminerChannel(DEFAULT_PREFIX, 'm');
   const runId = 0x1234_5678_9abc_def0n;
-  const send = async (fields: Partial<Envelope>, key?: EnvelopeKey) => {
-    const now = wallClockNs();
-    const e: Envelope = {
-      type: 'ping',
-      canary: 'real',
-      coalminer: 'm',
-      runId,
-      seq: 0n,
-      intendedNs: now,
-      sentNs: now,
-      intervalNs: INTERVAL,
-      ...fields,
-    };
-    await t.publish(channel, encodeBinary(e, key));
-  };
+  const send = (fields: Partial<Envelope>, key?: EnvelopeKey) =>
+    t.publish(
+      channel,
+      encodeBinary(pingNow({ canary: 'real', coalminer: 'm', runId, intervalNs: INTERVAL, ...fields }), key),
+    );
   let next = 0n;
   /** The real canary: a confirm at seq 0, then `n` pings in order. */
   const real = {
@@ -190,20 +181,10 @@ describe('a coalminer under forged traffic', () => {
       },
     });
     await m.start();
-    const now = wallClockNs();
     for (const seq of [0n, 1n, 2n])
       await t.publish(
         coalminerChannel(DEFAULT_PREFIX, 'm'),
-        encodeBinary({
-          type: 'ping',
-          canary: 'real',
-          coalminer: 'm',
-          runId: 1n,
-          seq,
-          intendedNs: now,
-          sentNs: now,
-          intervalNs: INTERVAL,
-        }),
+        encodeBinary(pingNow({ canary: 'real', coalminer: 'm', runId: 1n, seq, intervalNs: INTERVAL })),
       );
     await until(() => calls === 3, 'three handled');
     expect(m.foreignByReason.error).toBe(1);

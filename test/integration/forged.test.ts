@@ -7,10 +7,10 @@ import { Canary } from '../../src/messaging/canary.js';
 import { Coalminer } from '../../src/messaging/coalminer.js';
 import { encode, type Envelope } from '../../src/messaging/envelope.js';
 import { MessagingMetrics } from '../../src/sinks/prometheus/messaging-metrics.js';
-import { wallClockNs } from '../../src/transports/base.js';
 import { create } from '../../src/transports/redis/index.js';
 import type { Transport } from '../../src/transports/transport.js';
 import { until } from '../support/async.js';
+import { pingNow } from '../support/envelopes.js';
 import { redisReachable } from '../support/services.js';
 
 const redisUp = await redisReachable();
@@ -58,21 +58,11 @@ describe.skipIf(!redisUp)('forged traffic through real Redis', () => {
     const heapBefore = process.memoryUsage().heapUsed;
 
     const channel = coalminerChannel(prefix, 'eu');
-    const forge = (fields: Partial<Envelope>) => {
-      const now = wallClockNs();
-      const e: Envelope = {
-        type: 'ping',
-        canary: 'real',
-        coalminer: 'eu',
-        runId,
-        seq: 0n,
-        intendedNs: now,
-        sentNs: now,
-        intervalNs: 5_000_000n,
-        ...fields,
-      };
-      return attacker.publish(channel, encode(e, false));
-    };
+    const forge = (fields: Partial<Envelope>) =>
+      attacker.publish(
+        channel,
+        encode(pingNow({ canary: 'real', coalminer: 'eu', runId, intervalNs: 5_000_000n, ...fields }), false),
+      );
     const delay = monitorEventLoopDelay({ resolution: 10 });
     delay.enable();
     const head = () => BigInt(flow().counts.expected);
