@@ -397,8 +397,9 @@ function tooDeepPath(data: unknown): PathKey[] | undefined {
 export function formatPath(path: readonly PropertyKey[]): string {
   let out = '';
   for (const k of path) {
+    // A key can be any length: a path shows 100 characters of each.
     if (typeof k === 'number') out += `[${k}]`;
-    else out += out === '' ? String(k) : `.${String(k)}`;
+    else out += `${out === '' ? '' : '.'}${redactText(String(k), 100)}`;
   }
   return out === '' ? '(top level)' : out;
 }

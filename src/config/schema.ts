@@ -48,6 +48,10 @@ const exponentialBuckets = z.strictObject({
         .describe(`How many buckets (besides +Inf), 1 to ${BUCKET_RANGE.maxCount}`),
     })
     .superRefine((e, ctx) => {
+      // zod runs this even when a field failed above: judge only fields that passed.
+      const { start, factor, count } = e;
+      if (!(start >= BUCKET_RANGE.min && factor > 1 && Number.isInteger(count) && count >= 1)) return;
+      if (count > BUCKET_RANGE.maxCount) return;
       // Rounded to 6 digits as bucketBounds does: a factor near 1 repeats a bound, a large one overflows.
       const bounds = bucketBounds({ exponential: e });
       const last = bounds.at(-1)!;
