@@ -58,8 +58,8 @@ export const REDACTED = '***';
 /**
  * Bounds on what one line can carry, so a hostile value (a 5 MB target, a Location header of 15,000
  * letters, a deep or wide object) costs the same small time as any other: strings keep their first
- * MAX_STRING characters and say how many more there were; objects and lists are cut at MAX_DEPTH levels
- * and MAX_ITEMS entries, and a line stops describing values after MAX_NODES of them.
+ * maxString characters and say how many more there were; objects and lists are cut at maxDepth levels
+ * and maxItems entries, and a line stops describing values after maxNodes of them.
  */
 export const LOG_LIMITS = { maxString: 4096, maxDepth: 8, maxItems: 100, maxNodes: 2000 } as const;
 
