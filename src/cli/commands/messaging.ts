@@ -279,13 +279,15 @@ export function messagingCommands(
           }, 5000);
           await untilSignal(AbortSignal.timeout(opts.duration));
           clearInterval(progress);
+          // How long it pinged, not counting the wait for the last pings below.
+          const pingedSeconds = (Date.now() - started) / 1000;
           await canary.stop();
           // Give the last pings their loss timeout to arrive before judging.
           await new Promise((r) => setTimeout(r, Math.min(opts.lossTimeout + 200, 10_000)));
           coalminer.tick();
           const summary = buildSummary(
             pub,
-            (Date.now() - started) / 1000,
+            pingedSeconds,
             opts.rate,
             coalminer,
             canary.stats().get('pair-coalminer'),
