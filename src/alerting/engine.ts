@@ -3,6 +3,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import type { AlertHistoryEntry, AlertRuleStatus, Silence } from '../api/v1/contract.js';
 import type { ApiAlerts } from '../api/v1/context.js';
 import { silentLogger, type Logger } from '../core/log.js';
+import { beforeFirst } from '../core/text.js';
 import type { Observation } from '../core/types.js';
 import { describeCondition, summarize } from './describe.js';
 import {
@@ -313,7 +314,8 @@ export class AlertEngine implements ApiAlerts {
 
   #link(rule: AlertRule): string | undefined {
     if (this.#dashboardUrl === undefined) return undefined;
-    const base = this.#dashboardUrl.replace(/#.*$/, '').replace(/\/?$/, '/');
+    const page = beforeFirst(this.#dashboardUrl, '#');
+    const base = page.endsWith('/') ? page : `${page}/`;
     const path =
       rule.target !== undefined
         ? `#/target/${encodeURIComponent(rule.target)}`

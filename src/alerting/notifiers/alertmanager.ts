@@ -1,3 +1,4 @@
+import { stripTrailing } from '../../core/text.js';
 import { formatValue } from './format.js';
 import { postJson } from './http.js';
 import type { AlertNotification, Notifier } from './types.js';
@@ -46,7 +47,7 @@ export class AlertmanagerNotifier implements Notifier {
   readonly #validForMs: number;
   readonly #now: () => number;
   constructor(opts: AlertmanagerOptions) {
-    this.#endpoint = `${opts.url.replace(/\/+$/, '')}/api/v2/alerts`;
+    this.#endpoint = `${stripTrailing(opts.url, '/')}/api/v2/alerts`;
     this.#validForMs = opts.validForMs ?? DEFAULT_VALID_FOR_MS;
     this.#now = opts.now ?? Date.now;
   }

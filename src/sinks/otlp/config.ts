@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { describeRange, DURATION_RANGES, durationMs } from '../../config/duration.js';
+import { stripTrailing } from '../../core/text.js';
 import { tlsOptions } from '../../probes/tls-options.js';
 import { DEFAULT_MAX_BUCKETS } from './exponential-histogram.js';
 
@@ -178,7 +179,7 @@ export function parseKeyValueList(text: string): Record<string, string> | string
 /** OTEL_EXPORTER_OTLP_ENDPOINT's rule: the base URL with v1/metrics appended to its path. */
 export function metricsUrlFromBase(base: string): string {
   const u = new URL(base);
-  u.pathname = `${u.pathname.replace(/\/+$/, '')}/v1/metrics`;
+  u.pathname = `${stripTrailing(u.pathname, '/')}/v1/metrics`;
   return u.toString();
 }
 
