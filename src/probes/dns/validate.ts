@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { clipText } from '../../core/log.js';
 import { RegexTimeLimitError, withRegexTimeLimit } from '../bounded-regex.js';
 
 function compiles(source: string): boolean {
@@ -55,7 +56,8 @@ function checkRecordsOrThrow(
   records: readonly string[],
   v: RecordValidation,
 ): string | undefined {
-  const show = (rr: string) => JSON.stringify(rr);
+  // A TXT record can hold 64 KiB: a message shows the start of one.
+  const show = (rr: string) => JSON.stringify(clipText(rr, 200));
   for (const source of v.failIfMatchesRegexp) {
     const re = new RegExp(source);
     const hit = withRegexTimeLimit(source, () => records.find((rr) => re.test(rr)));

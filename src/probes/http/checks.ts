@@ -1,3 +1,4 @@
+import { clipText } from '../../core/log.js';
 import type { ProbeError } from '../../core/types.js';
 import { boundedTest, RegexTimeLimitError } from '../bounded-regex.js';
 import {
@@ -106,16 +107,21 @@ export function jsonAt(doc: unknown, path: string): unknown {
   return node;
 }
 
+/** A value from the body, as a message shows it: the start of its JSON (a field can hold megabytes). */
+function shown(value: unknown): string {
+  return clipText(JSON.stringify(value) ?? String(value), 200);
+}
+
 function checkJsonCondition(doc: unknown, cond: JsonCondition): string | undefined {
   const value = jsonAt(doc, cond.path);
   if (value === MISSING) return `field "${cond.path}" is missing`;
   if (cond.equals !== undefined && value !== cond.equals) {
-    return `field "${cond.path}" is ${JSON.stringify(value)}, expected ${JSON.stringify(cond.equals)}`;
+    return `field "${cond.path}" is ${shown(value)}, expected ${JSON.stringify(cond.equals)}`;
   }
   if (cond.matches !== undefined) {
     const text = typeof value === 'string' ? value : JSON.stringify(value);
     if (!matches(cond.matches, text)) {
-      return `field "${cond.path}" is ${JSON.stringify(value)}, which does not match /${cond.matches}/`;
+      return `field "${cond.path}" is ${shown(value)}, which does not match /${cond.matches}/`;
     }
   }
   return undefined;
