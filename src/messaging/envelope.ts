@@ -16,6 +16,7 @@
  * last ping. Times are wall-clock nanoseconds since the Unix epoch. Anything that does not decode is `foreign`.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { CoalmineError } from '../core/errors.js';
 
 export const ENVELOPE_VERSION = 1;
 /** Bytes of the truncated HMAC-SHA256 a signed envelope carries. */
@@ -72,8 +73,7 @@ export interface Envelope {
 /** Why an envelope was refused: it does not decode, or its signature is wrong. */
 export type EnvelopeFault = 'malformed' | 'bad_signature';
 
-export class EnvelopeError extends Error {
-  override name = 'EnvelopeError';
+export class EnvelopeError extends CoalmineError {
   constructor(
     message: string,
     readonly fault: EnvelopeFault = 'malformed',

@@ -1,4 +1,5 @@
 import { createContext, Script } from 'node:vm';
+import { CoalmineError } from '../core/errors.js';
 
 /**
  * The longest one check with a user's regular expression may run on what a target sent (a body, the
@@ -8,13 +9,22 @@ import { createContext, Script } from 'node:vm';
  */
 export const REGEX_TIME_LIMIT_MS = 50;
 
+/** Whether `source` compiles as a JavaScript regular expression (for config checks of users' patterns). */
+export function isValidRegex(source: string): boolean {
+  try {
+    new RegExp(source);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** A regular-expression check that ran out of time; the probe reports it as a validation failure. */
-export class RegexTimeLimitError extends Error {
+export class RegexTimeLimitError extends CoalmineError {
   constructor(readonly pattern: string) {
     super(
       `the regular expression /${pattern.length > 200 ? `${pattern.slice(0, 200)}…` : pattern}/ took over ${REGEX_TIME_LIMIT_MS} ms on the data received (it backtracks: anchor it or avoid nested and leading .* quantifiers)`,
     );
-    this.name = 'RegexTimeLimitError';
   }
 }
 

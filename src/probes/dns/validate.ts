@@ -1,19 +1,10 @@
 import { z } from 'zod';
 import { clipText } from '../../core/log.js';
-import { RegexTimeLimitError, withRegexTimeLimit } from '../bounded-regex.js';
-
-function compiles(source: string): boolean {
-  try {
-    new RegExp(source);
-    return true;
-  } catch {
-    return false;
-  }
-}
+import { isValidRegex, RegexTimeLimitError, withRegexTimeLimit } from '../bounded-regex.js';
 
 const regexpList = (what: string) =>
   z
-    .array(z.string().refine(compiles, { message: 'not a valid JavaScript regular expression' }))
+    .array(z.string().refine(isValidRegex, { message: 'not a valid JavaScript regular expression' }))
     .default([])
     .describe(what);
 

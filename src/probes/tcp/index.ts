@@ -3,27 +3,18 @@ import { Socket, connect as netConnect } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { z } from 'zod';
 import type { Phases, ProbeContext, ProbeResult, ProbeValues } from '../../core/types.js';
-import { RegexTimeLimitError, withRegexTimeLimit } from '../bounded-regex.js';
+import { isValidRegex, RegexTimeLimitError, withRegexTimeLimit } from '../bounded-regex.js';
 import { connectOnly, kernelConnectNs, type ConnectTiming } from '../kernel-tcp.js';
 import { toProbeError } from '../net-errors.js';
 import { defineProbe } from '../probe.js';
 import { ipProtocolOption, resolveHost } from '../resolve.js';
 import { tlsOptions } from '../tls-options.js';
 
-function compiles(source: string): boolean {
-  try {
-    new RegExp(source);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 const step = z.strictObject({
   send: z.string().optional().describe('Text to send (a trailing newline is not added for you)'),
   expect: z
     .string()
-    .refine(compiles, 'not a valid JavaScript regular expression')
+    .refine(isValidRegex, 'not a valid JavaScript regular expression')
     .optional()
     .describe(
       'Regular expression the data received so far (its last 1 MiB) must match; each try gets at most 50 ms',
