@@ -67,6 +67,7 @@ export default defineProbe({
       };
     }
     let socket: Socket | undefined;
+    let secured: TLSSocket | undefined;
     const fail = (err: unknown): ProbeResult => ({
       ok: false,
       durationNs: ctx.clock.nowNs() - start,
@@ -111,6 +112,7 @@ export default defineProbe({
         });
         socket = tlsSocket;
         await socketEvent(tlsSocket, 'secureConnect', ctx);
+        secured = tlsSocket;
         phases.tls = ctx.clock.nowNs() - t1;
         const cert = tlsSocket.getPeerCertificate(false);
         if (cert?.valid_to) values.ssl_earliest_cert_expiry = Date.parse(cert.valid_to) / 1000;
@@ -134,10 +136,28 @@ export default defineProbe({
       }
       return result;
     } finally {
-      socket?.destroy();
+      if (secured) closeTls(secured);
+      else socket?.destroy();
     }
   },
 });
+
+/** How long a TLS close may wait for the peer before the socket is destroyed anyway. */
+const TLS_CLOSE_MS = 1000;
+
+/**
+ * Ends a TLS connection instead of destroying it: with TLS 1.3 the client's Finished is still being
+ * written when 'secureConnect' fires, and destroy() discards it, so the server never completes the
+ * handshake. end() flushes it and a close_notify; the socket is destroyed on close or after TLS_CLOSE_MS.
+ */
+function closeTls(socket: TLSSocket): void {
+  if (socket.destroyed) return;
+  const timer = setTimeout(() => socket.destroy(), TLS_CLOSE_MS);
+  timer.unref();
+  socket.once('close', () => clearTimeout(timer));
+  socket.on('error', () => socket.destroy());
+  socket.end();
+}
 
 class ExpectError extends Error {}
 
