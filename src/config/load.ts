@@ -7,9 +7,10 @@ import { ConfigError } from '../core/errors.js';
 import { clipText, redactText } from '../core/log.js';
 import { probes } from '../probes/registry.js';
 import { resolveOtlpConfig } from '../sinks/otlp/config.js';
-import { allSchemes, transportKindOf } from '../transports/registry.js';
+import { transportKindOf } from '../transports/registry.js';
 import { describeRange, DURATION_RANGES } from './duration.js';
 import { MIN_SECRET_LENGTH, type MessagingConfig } from './messaging.js';
+import { referenceProblems } from './references.js';
 import { storeUrlProblem } from './store-url.js';
 import {
   bucketBounds,
@@ -135,18 +136,20 @@ export function parseConfig(text: string, file = 'config', env: NodeJS.ProcessEn
     throw new ConfigError([
       `${where(offsetOf(doc, deepAt))}: ${formatPath(deepAt.slice(0, 6))}…: ${tooDeep}`,
     ]);
+  const located = (path: PathKey[], message: string) =>
+    clipText(`${where(offsetOf(doc, path))}: ${formatPath(path)}: ${message}`, MAX_PROBLEM);
+  // Read from the data as written, so that they are listed even when the schema refuses the file.
+  const references = referenceProblems(data).map((r) => located(r.path, r.message));
   const parsed = configSchema.safeParse(data);
   if (!parsed.success) {
-    throw new ConfigError(
-      parsed.error.issues
-        .flatMap(unionBranchIssues)
-        .slice(0, MAX_PROBLEMS)
-        .map((i) => clipText(describeIssue(i, doc, where, data), MAX_PROBLEM)),
-    );
+    const issues = parsed.error.issues
+      .flatMap(unionBranchIssues)
+      .map((i) => clipText(describeIssue(i, doc, where, data), MAX_PROBLEM));
+    // The schema checks a rule's notifiers itself when the rest of its section is well formed.
+    throw new ConfigError([...new Set([...issues, ...references])].slice(0, MAX_PROBLEMS));
   }
-  const problems: string[] = [];
-  const problem = (path: PathKey[], message: string) =>
-    problems.push(clipText(`${where(offsetOf(doc, path))}: ${formatPath(path)}: ${message}`, MAX_PROBLEM));
+  const problems: string[] = [...references];
+  const problem = (path: PathKey[], message: string) => problems.push(located(path, message));
   const raw = parsed.data;
 
   let intervalMs = raw.interval ?? DEFAULT_INTERVAL_MS;
@@ -236,8 +239,8 @@ function isReadableFile(file: string): boolean {
 }
 
 /**
- * Rules watch what this agent measures: a configured target, or a flow into one of its own coalminers.
- * Secrets named by `*Env` must be set in the environment the agent starts in.
+ * Secrets named by `*Env` must be set in the environment the agent starts in, and a CA file readable.
+ * (What rules watch and notify is checked with the other references, in references.ts.)
  */
 function checkAlerting(
   raw: RawConfig,
@@ -245,19 +248,6 @@ function checkAlerting(
   env: NodeJS.ProcessEnv,
 ): void {
   const alerting = raw.alerting!;
-  const targets = raw.targets.map((t) => t.name);
-  const coalminers = raw.coalminers.map((c) => c.name);
-  const list = (names: string[], what: string) =>
-    names.length ? ` (${what}: ${names.join(', ')})` : ` (this config has no ${what})`;
-  alerting.rules.forEach((r, i) => {
-    if (r.target !== undefined && !targets.includes(r.target))
-      problem(['alerting', 'rules', i, 'target'], `no target named "${r.target}"${list(targets, 'targets')}`);
-    if (r.flow !== undefined && !coalminers.includes(r.flow.coalminer))
-      problem(
-        ['alerting', 'rules', i, 'flow', 'coalminer'],
-        `no coalminer named "${r.flow.coalminer}" in this agent${list(coalminers, 'coalminers')}: a flow rule is evaluated where its coalminer runs`,
-      );
-  });
   alerting.notifiers.forEach((n, i) => {
     if (n.email?.caFile !== undefined && !isReadableFile(n.email.caFile))
       problem(['alerting', 'notifiers', i, 'email', 'caFile'], `cannot read ${n.email.caFile}`);
@@ -286,19 +276,9 @@ function resolveMessaging(
     if (transports.has(t.name)) problem(['transports', i, 'name'], `duplicate transport name "${t.name}"`);
     transports.set(t.name, t.url);
   });
-  const resolve = (ref: string, path: PathKey[]): string => {
-    if (transports.has(ref)) return ref;
-    if (transportKindOf(ref)) {
-      transports.set(ref, ref);
-      return ref;
-    }
-    const known = [...raw.transports.map((t) => t.name)];
-    problem(
-      path,
-      `no transport named "${ref}"${known.length ? ` (known: ${known.join(', ')})` : ''}, and not a transport URL (${allSchemes()
-        .map((s) => `${s}://`)
-        .join(', ')})`,
-    );
+  // An unknown name is one of the reference problems (references.ts), already listed.
+  const resolve = (ref: string): string => {
+    if (!transports.has(ref) && transportKindOf(ref)) transports.set(ref, ref);
     return ref;
   };
   const unique = (list: { name: string }[], what: 'canaries' | 'coalminers') => {
@@ -331,12 +311,12 @@ function resolveMessaging(
     transports,
     canaries: raw.canaries.map((c, i) => ({
       ...c,
-      transportName: resolve(c.transport, ['canaries', i, 'transport']),
+      transportName: resolve(c.transport),
       ...secret(c.secretEnv, ['canaries', i, 'secretEnv']),
     })),
     coalminers: raw.coalminers.map((c, i) => ({
       ...c,
-      transportName: resolve(c.transport, ['coalminers', i, 'transport']),
+      transportName: resolve(c.transport),
       ...secret(c.secretEnv, ['coalminers', i, 'secretEnv']),
     })),
   };
