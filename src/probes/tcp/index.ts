@@ -1,23 +1,38 @@
 import { readFileSync } from 'node:fs';
 import { Socket, connect as netConnect } from 'node:net';
+import { StringDecoder } from 'node:string_decoder';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { z } from 'zod';
 import type { Phases, ProbeContext, ProbeResult, ProbeValues } from '../../core/types.js';
-import { isValidRegex, RegexTimeLimitError, withRegexTimeLimit } from '../bounded-regex.js';
+import { RegexTimeLimitError, withRegexTimeLimit } from '../bounded-regex.js';
 import { connectOnly, kernelConnectNs, type ConnectTiming } from '../kernel-tcp.js';
 import { toProbeError } from '../net-errors.js';
 import { defineProbe } from '../probe.js';
 import { ipProtocolOption, resolveHost } from '../resolve.js';
 import { tlsOptions } from '../tls-options.js';
 
+/** Why `source` is not a JavaScript regular expression (V8's words, e.g. "Unterminated group"), if it is not. */
+function regexProblem(source: string): string | undefined {
+  try {
+    new RegExp(source);
+    return undefined;
+  } catch (err) {
+    return (err as Error).message.replace(/^Invalid regular expression: \/.*\/[a-z]*: /s, '');
+  }
+}
+
 const step = z.strictObject({
   send: z.string().optional().describe('Text to send (a trailing newline is not added for you)'),
   expect: z
     .string()
-    .refine(isValidRegex, 'not a valid JavaScript regular expression')
+    .superRefine((source, c) => {
+      const problem = regexProblem(source);
+      if (problem !== undefined)
+        c.addIssue({ code: 'custom', message: `not a valid JavaScript regular expression (${problem})` });
+    })
     .optional()
     .describe(
-      'Regular expression the data received so far (its last 1 MiB) must match; each try gets at most 50 ms',
+      'Regular expression tried on each line received (without its \\r\\n; an unterminated last line counts when the peer closes), in order, until one matches; the next expect starts after that line, as in blackbox_exporter. Lines are tried within 50 ms for each arrival of data',
     ),
 });
 
@@ -194,31 +209,103 @@ function socketEvent(socket: Socket, event: 'connect' | 'secureConnect', ctx: Pr
   });
 }
 
-/** `re.exec(text)` within the regex time limit (see bounded-regex.ts); running out fails the exchange. */
-function execWithinLimit(re: RegExp, pattern: string, text: string): RegExpExecArray | null {
+/** At most this much of one line is held while waiting for its end; a longer line fails the exchange. */
+const MAX_LINE = 1 << 20;
+/** How much of the unmatched data a failure quotes. */
+const QUOTE = 200;
+
+/** Received data cut into lines as blackbox_exporter's scanner cuts them: without the `\n` and a `\r` before it. */
+class LineReader {
+  private readonly decoder = new StringDecoder('utf8');
+  private partial = '';
+  /** Complete lines not yet tried by an expect. */
+  readonly lines: string[] = [];
+  /** What arrived since the last match (the start of it), for a failure message. */
+  unmatched = '';
+  unmatchedLines = 0;
+  /** Lines received in all, so a failure can tell "nothing arrived" from "nothing more arrived". */
+  totalLines = 0;
+
+  push(chunk: Buffer): void {
+    const text = this.partial + this.decoder.write(chunk);
+    const parts = text.split('\n');
+    this.partial = parts.pop() as string;
+    for (const line of parts) this.lines.push(line.endsWith('\r') ? line.slice(0, -1) : line);
+    if (this.partial.length > MAX_LINE) {
+      throw new ExpectError(`received a line longer than ${MAX_LINE} characters without a newline`);
+    }
+  }
+
+  /** At the end of the data the last unterminated line counts as a line, as it does for blackbox. */
+  end(): void {
+    const rest = this.partial + this.decoder.end();
+    this.partial = '';
+    if (rest !== '') this.lines.push(rest);
+  }
+
+  /** Removes and returns the next line, noting it as unmatched until a match says otherwise. */
+  next(): string | undefined {
+    const line = this.lines.shift();
+    if (line === undefined) return undefined;
+    if (this.unmatched.length < QUOTE) this.unmatched += `${line}\n`;
+    this.unmatchedLines++;
+    this.totalLines++;
+    return line;
+  }
+
+  matched(): void {
+    this.unmatched = '';
+    this.unmatchedLines = 0;
+  }
+}
+
+/**
+ * Tries `re` on each complete line received, in order, until one matches; lines tried are consumed
+ * (the next expect starts after the matching line), as in blackbox_exporter. One call holds the regex
+ * time limit for all the lines it tries (see bounded-regex.ts); running out fails the exchange.
+ */
+function matchLine(re: RegExp, pattern: string, reader: LineReader): boolean {
   try {
-    return withRegexTimeLimit(pattern, () => re.exec(text));
+    return withRegexTimeLimit(pattern, () => {
+      for (let line = reader.next(); line !== undefined; line = reader.next()) {
+        re.lastIndex = 0;
+        if (re.test(line)) return true;
+      }
+      return false;
+    });
   } catch (err) {
     if (err instanceof RegexTimeLimitError) throw new ExpectError(err.message);
     throw err;
   }
 }
 
-/** Sends and expects in order; each `expect` is matched against everything received since the last match. */
+/** Why an expect failed once the data ended: nothing arrived, or lines arrived and none matched. */
+function unmatchedMessage(pattern: string, reason: string, reader: LineReader): string {
+  if (reader.unmatchedLines === 0) {
+    const what = reader.totalLines === 0 ? 'any data' : 'another line';
+    return `expected a line matching /${pattern}/ but ${reason} before ${what} arrived`;
+  }
+  const n = reader.unmatchedLines;
+  const quoted = reader.unmatched.length > QUOTE ? `${reader.unmatched.slice(0, QUOTE)}…` : reader.unmatched;
+  return `expected a line matching /${pattern}/ but ${n === 1 ? 'the line received did not match' : `none of the ${n} lines received matched`} before ${reason}; received ${JSON.stringify(quoted)}`;
+}
+
+/** Sends and expects in order; each `expect` is tried on each line received after the last line matched. */
 async function runExchange(socket: Socket, steps: z.output<typeof step>[], ctx: ProbeContext): Promise<void> {
-  let buffer = '';
-  const MAX = 1 << 20;
+  const reader = new LineReader();
   let waiter: (() => void) | undefined;
   let failure: Error | undefined;
   const onData = (chunk: Buffer) => {
-    buffer += chunk.toString('utf8');
-    if (buffer.length > MAX) buffer = buffer.slice(-MAX);
+    try {
+      reader.push(chunk);
+    } catch (err) {
+      failure ??= err as Error;
+    }
     waiter?.();
   };
   const onEnd = (e?: Error) => {
-    failure ??=
-      e ??
-      Object.assign(new Error('connection closed before the expected data arrived'), { code: 'ECONNRESET' });
+    reader.end();
+    failure ??= e ?? Object.assign(new Error('the connection closed'), { code: 'ECONNRESET' });
     waiter?.();
   };
   const onAbort = () => waiter?.();
@@ -231,18 +318,15 @@ async function runExchange(socket: Socket, steps: z.output<typeof step>[], ctx: 
       if (s.send !== undefined) socket.write(s.send);
       if (s.expect === undefined) continue;
       const re = new RegExp(s.expect);
+      reader.matched();
       for (;;) {
-        const m = execWithinLimit(re, s.expect, buffer);
-        if (m) {
-          buffer = buffer.slice(m.index + m[0].length);
+        if (matchLine(re, s.expect, reader)) {
+          reader.matched();
           break;
         }
         if (ctx.signal.aborted) throw ctx.signal.reason;
-        if (failure) {
-          throw new ExpectError(
-            `expected /${s.expect}/ but ${failure.message}; received ${JSON.stringify(buffer.slice(0, 200))}`,
-          );
-        }
+        if (failure instanceof ExpectError) throw failure;
+        if (failure) throw new ExpectError(unmatchedMessage(s.expect, failure.message, reader));
         await new Promise<void>((r) => (waiter = r));
         waiter = undefined;
       }

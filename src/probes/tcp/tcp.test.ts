@@ -66,7 +66,7 @@ describe('tcp probe', () => {
     const load = loadIcmpAddon();
     const kernel = load.ok && typeof load.addon.tcpInfo === 'function';
     const before = process.hrtime.bigint();
-    const r = await probe(`127.0.0.1:${echoPort}`, { exchange: [{ send: 'x', expect: 'echo:x' }] });
+    const r = await probe(`127.0.0.1:${echoPort}`, { exchange: [{ send: 'x\n', expect: 'echo:x' }] });
     const wall = process.hrtime.bigint() - before;
     expect(r.ok).toBe(true);
     if (!r.ok) return;
@@ -113,7 +113,7 @@ describe('tcp probe', () => {
     // 64 KiB of one line: `.*never.*` would take seconds on it, for each chunk received.
     const flood = createServer((s) => {
       track(s).on('error', () => {});
-      s.write('a'.repeat(65_536));
+      s.write(`${'a'.repeat(65_536)}\n`);
     });
     const port = await listen(flood);
     try {
@@ -130,6 +130,65 @@ describe('tcp probe', () => {
   it('fails an exchange when the peer closes before the expected data', async () => {
     const r = await probe(`[::1]:${echo6Port}`, { exchange: [{ expect: 'banner' }] });
     expect(r).toMatchObject({ ok: false, error: { code: 'expect' } });
+  });
+
+  describe('expect, line by line as blackbox_exporter', () => {
+    const banner = createServer((s) => void track(s).end('220 hello\r\nSSH-2.0-OpenSSH_9\r\n'));
+    const partial = createServer((s) => void track(s).write('SSH-2.0-'));
+    let bannerPort: number, partialPort: number;
+    beforeAll(async () => ([bannerPort, partialPort] = await Promise.all([listen(banner), listen(partial)])));
+    afterAll(() => void [banner, partial].forEach((s) => s.close()));
+
+    it('anchors ^ and $ at each line, not at the start and end of all the data', async () => {
+      const r = await probe(`127.0.0.1:${bannerPort}`, { exchange: [{ expect: '^SSH-2\\.0-OpenSSH_9$' }] });
+      expect(r.ok || r.error.message).toBe(true);
+    });
+
+    it('starts the next expect after the line that matched, so a consumed line does not match again', async () => {
+      const twice = await probe(`127.0.0.1:${bannerPort}`, {
+        exchange: [{ expect: '^220 ' }, { expect: '^SSH-2\\.0-' }],
+      });
+      expect(twice.ok || twice.error.message).toBe(true);
+      const again = await probe(`127.0.0.1:${bannerPort}`, {
+        exchange: [{ expect: 'SSH' }, { expect: '^220' }],
+      });
+      expect(again).toMatchObject({ ok: false, error: { code: 'expect' } });
+      expect(again.ok || again.error.message).toMatch(/before another line arrived/);
+    });
+
+    it('says that data arrived and did not match, quoting the start of it', async () => {
+      const r = await probe(`127.0.0.1:${bannerPort}`, { exchange: [{ expect: '^SMTP' }] });
+      expect(r).toMatchObject({ ok: false, error: { code: 'expect' } });
+      if (r.ok) return;
+      expect(r.error.message).toMatch(/none of the 2 lines received matched before the connection closed/);
+      expect(r.error.message).toContain('"220 hello\\nSSH-2.0-OpenSSH_9\\n"');
+      expect(r.error.message).not.toMatch(/before the expected data arrived/);
+    });
+
+    it('quotes at most 200 characters of a long unmatched reply', async () => {
+      const long = createServer((s) => void track(s).end(`${'x'.repeat(10_000)}\n`));
+      const port = await listen(long);
+      try {
+        const r = await probe(`127.0.0.1:${port}`, { exchange: [{ expect: '^y' }] });
+        expect(r.ok || r.error.message.length).toBeLessThan(400);
+        expect(r.ok || r.error.message).toMatch(/the line received did not match .*"x{200}…"/);
+      } finally {
+        long.close();
+      }
+    });
+
+    it('does not try a line before its end arrives, as blackbox does not', async () => {
+      const r = await probe(`127.0.0.1:${partialPort}`, { exchange: [{ expect: '^SSH-2\\.0-$' }] }, 300);
+      expect(r).toMatchObject({ ok: false, error: { code: 'timeout' } });
+    });
+  });
+
+  it('refuses an expect that is not a regular expression, naming what is wrong', () => {
+    const r = tcp.options.safeParse({ exchange: [{ expect: '(' }] });
+    expect(r.success).toBe(false);
+    expect(r.error?.issues[0]?.message).toBe(
+      'not a valid JavaScript regular expression (Unterminated group)',
+    );
   });
 
   it('does TLS: rejects an untrusted certificate, accepts it with its CA, reports its expiry', async () => {
