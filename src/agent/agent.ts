@@ -137,6 +137,7 @@ export class Agent {
           ...(opts.onAlert && { onTransition: opts.onAlert }),
           ...(opts.alertTimer === false && { timer: false }),
           now: () => this.clock.wallMs(),
+          targets: config.targets,
           flowCounts: function* () {
             for (const { c } of messaging.coalminers)
               for (const f of c.flowCounts()) yield { ...f, coalminer: c.name };

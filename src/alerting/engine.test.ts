@@ -9,7 +9,7 @@ import {
   type AlertPersistence,
   type StoredAlertEvent,
 } from './engine.js';
-import type { FlowCountsSource } from './inputs.js';
+import type { FlowCountsSource, TargetTiming } from './inputs.js';
 import type { AlertNotification, Notifier } from './notifiers/types.js';
 import { alertingConfigSchema } from './rules.js';
 
@@ -40,7 +40,7 @@ function probe(name: string, ok: boolean, seconds: number, values?: Record<strin
   };
 }
 
-function setup(alerting: unknown, flows: FlowCountsSource[] = []) {
+function setup(alerting: unknown, flows: FlowCountsSource[] = [], targets?: TargetTiming[]) {
   let now = 1_700_000_000_000;
   const config = alertingConfigSchema.parse(alerting);
   const notifiers = new Map(
@@ -54,6 +54,7 @@ function setup(alerting: unknown, flows: FlowCountsSource[] = []) {
     registry,
     notifiers,
     flowCounts: () => flows,
+    ...(targets && { targets }),
     onTransition: (e) => events.push(e),
   });
   engine.setDashboardUrl('http://127.0.0.1:9777/');
@@ -68,6 +69,120 @@ function setup(alerting: unknown, flows: FlowCountsSource[] = []) {
 }
 
 const hook = { name: 'hook', webhook: { url: 'http://127.0.0.1:1/', secret: 'a-secret-of-16-chars' } };
+
+/**
+ * A target probed every `probeEveryS` (each result in 0.3 s after its slot), whose runs fail from 60 s
+ * for `downS`, with the engine offered an evaluation every simulated 0.1 s (it evaluates the rule when
+ * it is due), for `totalS`; returns the notices sent, when (s from the start) and every state change.
+ */
+async function outage(
+  rule: Record<string, unknown>,
+  o: { probeEveryS: number; downS: number; totalS: number; reports?: (s: number) => boolean },
+): Promise<{ states: string[]; at: number[]; moves: string[] }> {
+  const t = setup(
+    { notifiers: [hook], rules: [{ name: 'down', target: 'web', ...rule }] },
+    [],
+    [{ name: 'web', intervalMs: o.probeEveryS * 1000, timeoutMs: 1000 }],
+  );
+  const start = t.now();
+  for (let ms = 0; ms <= o.totalS * 1000; ms += 100) {
+    const s = ms / 1000;
+    const slot = s - (ms % (o.probeEveryS * 1000)) / 1000;
+    if (ms % (o.probeEveryS * 1000) === 300 && (o.reports?.(s) ?? true))
+      t.engine.observeProbe(probe('web', !(slot >= 60 && slot < 60 + o.downS), 0.002));
+    t.engine.evaluate();
+    t.advance(100);
+  }
+  await t.engine.idle();
+  const states = t.notifiers.get('hook')!.got.map((n) => n.state);
+  const sent = t.events.filter((e) => e.to === 'firing' || e.to === 'resolved');
+  const moves = t.events.map((e) => `${(e.at - start) / 1000}:${e.to}`);
+  return { states, at: sent.map((e) => (e.at - start) / 1000), moves };
+}
+
+describe('AlertEngine: a target probed less often than its rule is evaluated', () => {
+  // Before: windows without a run were missing data, which notBreaching counts as ok: firing, resolved,
+  // firing... through one outage, and `for` never held long enough to fire.
+  for (const [probeEveryS, every] of [
+    [30, '15s'],
+    [5, '2s'],
+  ] as const)
+    it(`probed every ${probeEveryS} s, evaluated every ${every}, down for 5 minutes: one firing, one resolve`, async () => {
+      for (const condition of [{ probeFailing: {} }, { errorRate: { above: 0.5 } }]) {
+        const got = await outage(
+          { condition, evaluateEvery: every },
+          { probeEveryS, downS: 300, totalS: 600 },
+        );
+        expect(got.states, JSON.stringify(condition)).toEqual(['firing', 'resolved']);
+        expect(got.at[0]).toBeLessThanOrEqual(60 + probeEveryS);
+        expect(got.at[1]).toBeGreaterThanOrEqual(360);
+        expect(got.at[1]).toBeLessThanOrEqual(360 + probeEveryS + 15);
+      }
+    });
+
+  it('fires a `for: 10s` rule on a target probed every 5 s and evaluated every 2 s', async () => {
+    const got = await outage(
+      { condition: { probeFailing: {} }, evaluateEvery: '2s', for: '10s' },
+      { probeEveryS: 5, downS: 300, totalS: 600 },
+    );
+    expect(got.states).toEqual(['firing', 'resolved']);
+    expect(got.at[0]).toBeGreaterThanOrEqual(70);
+    expect(got.at[0]).toBeLessThanOrEqual(75);
+  });
+
+  it('carries a slow target’s latency between its runs', async () => {
+    const got = await outage(
+      { condition: { latency: { percentile: 95, above: 0.001 } }, evaluateEvery: '15s' },
+      { probeEveryS: 30, downS: 0, totalS: 300 },
+    );
+    // Every run takes 2 ms: one firing notice, never resolved.
+    expect(got.states).toEqual(['firing']);
+  });
+
+  it('gives a flow rule no datapoint (missingData judges) while no ping arrives, never a ratio of 0', () => {
+    const counts = { ...emptyCounts(), received: 100 };
+    const flows: FlowCountsSource[] = [{ canary: 'c', coalminer: 'm', runId: 'a', counts }];
+    const flow = { canary: 'c', coalminer: 'm' };
+    const t = setup(
+      {
+        rules: [
+          { name: 'loss', flow, condition: { lossRatio: { above: 0.05 } }, missingData: 'breaching' },
+          {
+            name: 'slow',
+            flow,
+            condition: { latency: { percentile: 95, above: 1 } },
+            missingData: 'breaching',
+          },
+        ],
+      },
+      flows,
+    );
+    t.engine.observeLatency('c', 'm', 0.01);
+    t.engine.evaluate();
+    expect(t.engine.rules().map((r) => r.state)).toEqual(['ok', 'ok']);
+    // The flow goes silent: its counts stop moving and no latency comes in.
+    t.advance(15_000);
+    t.engine.evaluate();
+    expect(t.engine.rules().map((r) => r.state)).toEqual(['firing', 'firing']);
+  });
+
+  it('counts the latest run as missing data once it is older than interval x 2 + timeout', async () => {
+    // Down from 60 s, and the last result arrives at 90.3 s: carried until 90.3 + 30 x 2 + 1 = 151.3 s.
+    const reports = (s: number) => s < 100;
+    const policy = async (missingData: string) =>
+      outage(
+        { condition: { probeFailing: {} }, evaluateEvery: '15s', missingData },
+        { probeEveryS: 30, downS: 300, totalS: 300, reports },
+      );
+    const notBreaching = await policy('notBreaching');
+    expect(notBreaching.states).toEqual(['firing', 'resolved']);
+    expect(notBreaching.at[1]).toBeGreaterThan(151.3);
+    expect(notBreaching.at[1]).toBeLessThanOrEqual(151.3 + 15);
+    // breaching: firing from the outage on, through the silence (before the first result, too).
+    const b = await policy('breaching');
+    expect(b.moves.filter((m) => parseFloat(m) >= 60)).toEqual(['75:firing']);
+  });
+});
 
 describe('AlertEngine', () => {
   it('fires on the p95 of the runs in each window, 2 of 3, with the numbers and a link, then resolves', async () => {

@@ -13,7 +13,7 @@ import {
   type AlertState,
   type AlertTransition,
 } from './evaluator.js';
-import { AlertInputs, type FlowCountsSource } from './inputs.js';
+import { AlertInputs, type FlowCountsSource, type TargetTiming } from './inputs.js';
 import { createNotifier, notifierKind } from './notifier-config.js';
 import { NotifierQueue, type NotifierQueueOptions } from './notifiers/queue.js';
 import type { AlertNotification, Notifier } from './notifiers/types.js';
@@ -30,6 +30,8 @@ const MAX_SLEEP_MS = 1000;
 export interface AlertEngineOptions {
   /** Cumulative counts of the agent's live flows, read at evaluation time. */
   flowCounts: () => Iterable<FlowCountsSource>;
+  /** The targets' interval and timeout: how long a target's latest run stands for it (see AlertInputs). */
+  targets?: Iterable<TargetTiming>;
   /** Wall-clock ms; injected for tests. */
   now?: () => number;
   /** Where `*Env` secrets of notifiers are read. */
@@ -103,7 +105,11 @@ export class AlertEngine implements ApiAlerts {
     this.#byName = new Map(config.rules.map((r) => [r.name, r]));
     this.#now = opts.now ?? Date.now;
     this.#evaluator = new RuleEvaluator(config.rules, { now: this.#now });
-    this.#inputs = new AlertInputs(config.rules, { flowCounts: opts.flowCounts, now: this.#now });
+    this.#inputs = new AlertInputs(config.rules, {
+      flowCounts: opts.flowCounts,
+      now: this.#now,
+      ...(opts.targets && { targets: opts.targets }),
+    });
     this.#dashboardUrl = config.dashboardUrl;
     for (const def of config.notifiers) {
       const notifier = opts.notifiers?.get(def.name) ?? createNotifier(def, opts.env);

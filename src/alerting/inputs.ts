@@ -20,8 +20,23 @@ interface ProbeWindow {
   failures: number;
   /** Durations of successful runs, in ns. */
   latency: LatencyHistogram;
+}
+
+/** A target's latest run, which a window without a run of its own carries. */
+interface LastRun {
+  /** When its result came in (ms, on the injected clock). */
+  at: number;
+  ok: boolean;
+  durationNs: number;
   /** ssl_earliest_cert_expiry of the latest run that reported one (Unix seconds). */
   certExpiry?: number;
+}
+
+/** How often a target is probed, and how long one run may take. */
+export interface TargetTiming {
+  name: string;
+  intervalMs: number;
+  timeoutMs: number;
 }
 
 /** What one rule has seen of its flow since its previous evaluation. */
@@ -57,21 +72,36 @@ const emptyProbeWindow = (): ProbeWindow => ({ runs: 0, failures: 0, latency: ne
  * target or flow between its previous evaluation and this one (CloudWatch's "period" is the rule's
  * evaluateEvery). Probe runs and ping latencies are pushed in as they happen; flow counts are pulled
  * from the coalminers at evaluation time and turned into deltas. Memory per rule is one histogram.
+ *
+ * A target is often probed less often than its rules are evaluated (every 30 s, evaluated every 15 s):
+ * a window without a run of its own then carries the target's latest run, which is still the truth
+ * about it, instead of being missing data (which `notBreaching` would count as ok, and a continuous
+ * outage would flap). Only when no run has come in for interval x 2 + timeout (or ever) is the
+ * datapoint missing, for `missingData` to judge. noData rules are not carried: they judge arrivals.
  */
 export class AlertInputs {
   readonly #probe = new Map<AlertRule, ProbeWindow>();
   readonly #byTarget = new Map<string, ProbeWindow[]>();
   readonly #flow = new Map<AlertRule, FlowWindow>();
   readonly #byFlow = new Map<string, LatencyHistogram[]>();
+  readonly #last = new Map<string, LastRun>();
+  /** By target: how old its latest run may be and still be carried (interval x 2 + timeout). */
+  readonly #carryMs = new Map<string, number>();
   readonly #counts: () => Iterable<FlowCountsSource>;
   readonly #now: () => number;
 
   constructor(
     rules: readonly AlertRule[],
-    opts: { flowCounts: () => Iterable<FlowCountsSource>; now: () => number },
+    opts: {
+      flowCounts: () => Iterable<FlowCountsSource>;
+      now: () => number;
+      /** The targets' timing; a target not listed has its latest run carried however old it is. */
+      targets?: Iterable<TargetTiming>;
+    },
   ) {
     this.#counts = opts.flowCounts;
     this.#now = opts.now;
+    for (const t of opts.targets ?? []) this.#carryMs.set(t.name, t.intervalMs * 2 + t.timeoutMs);
     for (const rule of rules) {
       if (rule.target !== undefined) {
         const w = emptyProbeWindow();
@@ -98,12 +128,18 @@ export class AlertInputs {
   observeProbe(o: Observation): void {
     const windows = this.#byTarget.get(o.name);
     if (!windows) return;
-    const expiry = o.result.values?.ssl_earliest_cert_expiry;
+    const durationNs = Number(o.result.durationNs);
+    const certExpiry = o.result.values?.ssl_earliest_cert_expiry ?? this.#last.get(o.name)?.certExpiry;
+    this.#last.set(o.name, {
+      at: this.#now(),
+      ok: o.result.ok,
+      durationNs,
+      ...(certExpiry !== undefined && { certExpiry }),
+    });
     for (const w of windows) {
       w.runs++;
-      if (o.result.ok) w.latency.record(Number(o.result.durationNs));
+      if (o.result.ok) w.latency.record(durationNs);
       else w.failures++;
-      if (expiry !== undefined) w.certExpiry = expiry;
     }
   }
 
@@ -123,26 +159,24 @@ export class AlertInputs {
   #probePoint(rule: AlertRule): DataPoint {
     const w = this.#probe.get(rule);
     if (!w) return undefined;
-    const { runs, failures, latency, certExpiry } = w;
+    const { runs, failures, latency } = w;
     w.runs = 0;
     w.failures = 0;
     w.latency = new LatencyHistogram();
     const c = rule.condition;
+    if (c.kind === 'noData') return runs > 0 ? { value: runs } : undefined;
+    const last = this.#last.get(rule.target!);
+    const carryMs = this.#carryMs.get(rule.target!) ?? Infinity;
+    if (last === undefined || this.#now() - last.at > carryMs) return undefined;
+    if (runs === 0) return carried(c, last, this.#now());
     switch (c.kind) {
       case 'latency':
         return latency.count > 0 ? { value: latency.percentile(c.percentile) / 1e9 } : undefined;
       case 'errorRate':
       case 'probeFailing':
-        return runs > 0 ? { value: failures / runs } : undefined;
-      case 'noData':
-        return runs > 0 ? { value: runs } : undefined;
-      case 'certExpiringWithin':
-        // The certificate's expiry is a fact that stays true between runs: judge the latest one known.
-        return certExpiry !== undefined
-          ? { value: (certExpiry - this.#now() / 1000) / SECONDS_PER_DAY }
-          : undefined;
+        return { value: failures / runs };
       default:
-        return undefined;
+        return carried(c, last, this.#now());
     }
   }
 
@@ -187,6 +221,24 @@ export class AlertInputs {
       default:
         return undefined;
     }
+  }
+}
+
+/** The datapoint of a window that holds only the target's latest run. */
+function carried(c: AlertRule['condition'], last: LastRun, nowMs: number): DataPoint {
+  switch (c.kind) {
+    case 'latency':
+      return last.ok ? { value: last.durationNs / 1e9 } : undefined;
+    case 'errorRate':
+    case 'probeFailing':
+      return { value: last.ok ? 0 : 1 };
+    case 'certExpiringWithin':
+      // The certificate's expiry stays true between runs (and through failed ones): the latest one known.
+      return last.certExpiry !== undefined
+        ? { value: (last.certExpiry - nowMs / 1000) / SECONDS_PER_DAY }
+        : undefined;
+    default:
+      return undefined;
   }
 }
 
