@@ -5,6 +5,7 @@ import {
   compileRegex,
   normalizeVersion,
   type HttpOptions,
+  type HeaderMatch,
   type HttpVersion,
   type JsonCondition,
 } from './options.js';
@@ -52,6 +53,67 @@ export function needsBody(opts: HttpOptions): boolean {
 /** Whether `pattern` matches `text`, within the regex time limit (see bounded-regex.ts). */
 function matches(pattern: string, text: string): boolean {
   return boundedTest(compileRegex(pattern), text, pattern);
+}
+
+/** The values of header `name` (any case), one for each line it came on, in order. */
+export function headerValues(rawHeaders: readonly string[], name: string): string[] {
+  const want = name.toLowerCase();
+  const values: string[] = [];
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+    if ((rawHeaders[i] as string).toLowerCase() === want) values.push(rawHeaders[i + 1] as string);
+  }
+  return values;
+}
+
+/**
+ * failIfHeaderMatchesRegexp, then failIfHeaderNotMatchesRegexp, as blackbox_exporter judges them: a
+ * missing header fails either check unless allowMissing; the first fails when any value matches, the
+ * second when none does.
+ */
+export function checkHeaders(rawHeaders: readonly string[], opts: HttpOptions): ProbeError | undefined {
+  try {
+    return checkHeadersOrThrow(rawHeaders, opts);
+  } catch (err) {
+    if (err instanceof RegexTimeLimitError) return { code: 'validation', message: err.message };
+    throw err;
+  }
+}
+
+function checkHeadersOrThrow(rawHeaders: readonly string[], opts: HttpOptions): ProbeError | undefined {
+  const missing = (check: string, spec: HeaderMatch): ProbeError => ({
+    code: 'validation',
+    message: `header ${spec.header} is missing (${check} /${spec.regexp}/; set allowMissing to pass without it)`,
+  });
+  for (const spec of opts.failIfHeaderMatchesRegexp) {
+    const values = headerValues(rawHeaders, spec.header);
+    if (values.length === 0) {
+      if (spec.allowMissing) continue;
+      return missing('failIfHeaderMatchesRegexp', spec);
+    }
+    const hit = values.find((v) => matches(spec.regexp, v));
+    if (hit !== undefined) {
+      return {
+        code: 'validation',
+        message: `header ${spec.header} value ${JSON.stringify(clipText(hit, 200))} matches failIfHeaderMatchesRegexp /${spec.regexp}/`,
+      };
+    }
+  }
+  for (const spec of opts.failIfHeaderNotMatchesRegexp) {
+    const values = headerValues(rawHeaders, spec.header);
+    if (values.length === 0) {
+      if (spec.allowMissing) continue;
+      return missing('failIfHeaderNotMatchesRegexp', spec);
+    }
+    if (!values.some((v) => matches(spec.regexp, v))) {
+      const shownValues = values.slice(0, 5).map((v) => JSON.stringify(clipText(v, 200)));
+      const more = values.length > 5 ? ` and ${values.length - 5} more` : '';
+      return {
+        code: 'validation',
+        message: `no value of header ${spec.header} (${shownValues.join(', ')}${more}) matches failIfHeaderNotMatchesRegexp /${spec.regexp}/`,
+      };
+    }
+  }
+  return undefined;
 }
 
 /** Body regexes, then JSON conditions; the message names the check that failed. */

@@ -21,6 +21,11 @@ export interface ResponseHead {
   status: number;
   version: HttpVersion;
   headers: IncomingHttpHeaders;
+  /**
+   * Each header line as received, names in lower case, flat as Node's rawHeaders (`[name, value, ...]`):
+   * `headers` joins repeated headers with ", ", and the header checks judge each value on its own.
+   */
+  rawHeaders: string[];
   /** When the first byte of the response arrived. */
   firstByteNs: bigint;
   /** When the request was written, where the transport knows; else processing starts at "connection ready". */
@@ -76,11 +81,13 @@ export function requestH2(
     stream.once('error', reject);
     stream.once('close', closedEarly);
     // HTTP/2 servers send SETTINGS before any response, so the first response byte is the HEADERS frame.
-    stream.once('response', (headers) => {
+    // Node passes the header lines as a third argument its types do not declare.
+    stream.once('response', (headers: IncomingHttpHeaders, _flags: number, rawHeaders?: string[]) => {
       resolve({
         status: Number(headers[h2.HTTP2_HEADER_STATUS]),
         version: '2',
-        headers: headers as IncomingHttpHeaders,
+        headers,
+        rawHeaders: rawHeaders ?? [],
         firstByteNs: clock.nowNs(),
         body: stream,
       });

@@ -82,6 +82,8 @@ interface ParsedHead {
   status: number;
   minor: 0 | 1;
   headers: IncomingHttpHeaders;
+  /** Each header line, `[name, value, ...]` as Node's rawHeaders, names in lower case. */
+  rawHeaders: string[];
 }
 
 /** Parses a response head (without its final empty line). Throws with llhttp's codes. */
@@ -95,6 +97,7 @@ export function parseHead(text: string): ParsedHead {
     );
   }
   const headers: IncomingHttpHeaders = {};
+  const rawHeaders: string[] = [];
   let last: string | undefined;
   for (let i = 1; i < lines.length; i++) {
     const line = lines[i] as string;
@@ -103,6 +106,7 @@ export function parseHead(text: string): ParsedHead {
     if ((line[0] === ' ' || line[0] === '\t') && last !== undefined) {
       const prev = headers[last];
       if (typeof prev === 'string') headers[last] = `${prev} ${line.trim()}`;
+      rawHeaders[rawHeaders.length - 1] += ` ${line.trim()}`;
       continue;
     }
     const colon = line.indexOf(':');
@@ -114,6 +118,7 @@ export function parseHead(text: string): ParsedHead {
       );
     const value = line.slice(colon + 1).trim();
     last = name;
+    rawHeaders.push(name, value);
     const prev = headers[name];
     if (name === 'set-cookie') {
       headers['set-cookie'] = [...((prev as string[] | undefined) ?? []), value];
@@ -126,7 +131,7 @@ export function parseHead(text: string): ParsedHead {
       throw codedError('conflicting Content-Length headers', 'HPE_UNEXPECTED_CONTENT_LENGTH');
     }
   }
-  return { status: Number(m[2]), minor: m[1] === '0' ? 0 : 1, headers };
+  return { status: Number(m[2]), minor: m[1] === '0' ? 0 : 1, headers, rawHeaders };
 }
 
 type Framing =
@@ -252,6 +257,7 @@ export function requestH1Raw(
         status: parsed.status,
         version: parsed.minor === 0 ? '1.0' : '1.1',
         headers: parsed.headers,
+        rawHeaders: parsed.rawHeaders,
         firstByteNs: firstByteNs ?? now,
         sentNs,
         bodyEndNs: () => endNs,

@@ -417,6 +417,90 @@ describe('http probe: plain HTTP', () => {
   });
 });
 
+describe('http probe: header checks, as blackbox_exporter judges them', () => {
+  // Two X-Cache lines: Node's joined `headers` would read "HIT, MISS", which neither ^MISS$ nor ^HIT$ matches.
+  const withHeaders: RequestListener = (_req, res) => {
+    res.setHeader('X-Cache', ['HIT', 'MISS']);
+    res.setHeader('Server', 'nginx/1.25');
+    res.end('ok');
+  };
+  const check = (base: string, o: Record<string, unknown>) => run(`${base}/`, o);
+
+  it('failIfHeaderMatchesRegexp fails when any one value matches, and names the value', async () => {
+    const base = await httpServer(withHeaders);
+    const r = await check(base, { failIfHeaderMatchesRegexp: [{ header: 'x-cache', regexp: '^MISS$' }] });
+    expect(expectFailure(r, 'validation').message).toBe(
+      'header x-cache value "MISS" matches failIfHeaderMatchesRegexp /^MISS$/',
+    );
+    const none = await check(base, { failIfHeaderMatchesRegexp: [{ header: 'X-CACHE', regexp: '^STALE$' }] });
+    expect(none.ok).toBe(true);
+  });
+
+  it('failIfHeaderNotMatchesRegexp passes when one value matches, fails when none does', async () => {
+    const base = await httpServer(withHeaders);
+    const one = await check(base, {
+      failIfHeaderNotMatchesRegexp: [{ header: 'X-Cache', regexp: '^MISS$' }],
+    });
+    expect(one.ok).toBe(true);
+    const r = await check(base, { failIfHeaderNotMatchesRegexp: [{ header: 'X-Cache', regexp: '^STALE$' }] });
+    expect(expectFailure(r, 'validation').message).toBe(
+      'no value of header X-Cache ("HIT", "MISS") matches failIfHeaderNotMatchesRegexp /^STALE$/',
+    );
+  });
+
+  it('a missing header fails either check unless allowMissing', async () => {
+    const base = await httpServer(withHeaders);
+    for (const key of ['failIfHeaderMatchesRegexp', 'failIfHeaderNotMatchesRegexp']) {
+      const missing = await check(base, { [key]: [{ header: 'X-Debug', regexp: 'on' }] });
+      expect(expectFailure(missing, 'validation').message).toBe(
+        `header X-Debug is missing (${key} /on/; set allowMissing to pass without it)`,
+      );
+      const allowed = await check(base, { [key]: [{ header: 'X-Debug', regexp: 'on', allowMissing: true }] });
+      expect(allowed.ok).toBe(true);
+    }
+  });
+
+  it('judges headers after the status and before the body', async () => {
+    const base = await httpServer((_req, res) => {
+      res.statusCode = 503;
+      res.setHeader('Server', 'nginx');
+      res.end('down');
+    });
+    const r = await check(base, {
+      failIfHeaderMatchesRegexp: [{ header: 'Server', regexp: 'nginx' }],
+      failIfBodyMatchesRegexp: ['down'],
+    });
+    expect(expectFailure(r, 'http_status').message).toMatch(/got status 503/);
+    const ok = await check(base, {
+      validStatusCodes: [503],
+      failIfHeaderMatchesRegexp: [{ header: 'Server', regexp: 'nginx' }],
+      failIfBodyMatchesRegexp: ['down'],
+    });
+    expect(expectFailure(ok, 'validation').message).toMatch(/^header Server value "nginx"/);
+  });
+
+  it('judges each value over HTTP/2 too', async () => {
+    const port = await listen(createH2cServer(withHeaders as never) as unknown as Server);
+    const r = await run(`http://127.0.0.1:${port}/`, {
+      httpVersion: '2',
+      failIfHeaderNotMatchesRegexp: [{ header: 'x-cache', regexp: '^HIT$' }],
+      failIfHeaderMatchesRegexp: [{ header: 'x-cache', regexp: '^MISS$' }],
+    });
+    expect(expectFailure(r, 'validation').message).toBe(
+      'header x-cache value "MISS" matches failIfHeaderMatchesRegexp /^MISS$/',
+    );
+  });
+
+  it('refuses an empty header name, an empty or invalid regexp, and unknown fields', () => {
+    const issues = (spec: unknown) =>
+      probe.options.safeParse({ failIfHeaderMatchesRegexp: [spec] }).error?.issues.map((i) => i.message);
+    expect(issues({ header: '', regexp: 'x' })).toEqual(['must name a header']);
+    expect(issues({ header: 'Server', regexp: '' })).toEqual(['must be a regular expression, not empty']);
+    expect(issues({ header: 'Server', regexp: '(' })).toEqual(['not a valid regular expression']);
+    expect(issues({ header: 'Server', regexp: 'x', allow_missing: true })?.[0]).toMatch(/allow_missing/);
+  });
+});
+
 describe('http probe: HTTP/2 without TLS', () => {
   it('speaks prior-knowledge h2c when asked, and checks the version', async () => {
     const port = await listen(createH2cServer((_req, res) => res.end('over h2c')) as unknown as Server);

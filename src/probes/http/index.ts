@@ -4,7 +4,7 @@ import type { Phase, Phases, ProbeContext, ProbeError, ProbeResult, ProbeValues 
 import { toProbeError } from '../net-errors.js';
 import { defineProbe } from '../probe.js';
 import { resolveHost } from '../resolve.js';
-import { checkBody, checkStatusAndVersion, needsBody } from './checks.js';
+import { checkBody, checkHeaders, checkStatusAndVersion, needsBody } from './checks.js';
 import {
   connectTcp,
   loadTlsMaterial,
@@ -308,6 +308,8 @@ class HttpRun {
     }
     const statusProblem = checkStatusAndVersion(head.status, head.version, opts, note);
     if (statusProblem !== undefined) return statusProblem;
+    const headerProblem = checkHeaders(head.rawHeaders, opts);
+    if (headerProblem !== undefined) return headerProblem;
     return read.body !== undefined ? checkBody(read.body.toString('utf8'), opts) : undefined;
   }
 }

@@ -66,6 +66,21 @@ const jsonCondition = z
   .describe('A condition on one field of a JSON body; with neither equals nor matches, the field must exist');
 export type JsonCondition = z.output<typeof jsonCondition>;
 
+// blackbox_exporter's http_header_match_spec; like it, an empty header name or regexp is refused.
+const headerMatch = z
+  .strictObject({
+    header: z.string().min(1, 'must name a header').describe('Response header name (any case)'),
+    regexp: regexString
+      .min(1, 'must be a regular expression, not empty')
+      .describe('Regular expression tried on each value of the header (within 50 ms each)'),
+    allowMissing: z
+      .boolean()
+      .default(false)
+      .describe('When the response lacks the header, pass this check instead of failing the probe'),
+  })
+  .describe('A check on one response header');
+export type HeaderMatch = z.output<typeof headerMatch>;
+
 export const httpOptions = z.strictObject({
   method: z
     .string()
@@ -107,6 +122,18 @@ export const httpOptions = z.strictObject({
     .default([])
     .describe(
       'Fail when the body does not match every one of these regular expressions (each within 50 ms, as above)',
+    ),
+  failIfHeaderMatchesRegexp: z
+    .array(headerMatch)
+    .default([])
+    .describe(
+      'Fail when any value of the header (each header line is one value) matches its regexp, or the header is missing and allowMissing is not set (as blackbox_exporter)',
+    ),
+  failIfHeaderNotMatchesRegexp: z
+    .array(headerMatch)
+    .default([])
+    .describe(
+      'Fail when no value of the header matches its regexp, or the header is missing and allowMissing is not set (as blackbox_exporter)',
     ),
   jsonConditions: z
     .array(jsonCondition)
