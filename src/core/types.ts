@@ -50,7 +50,16 @@ export interface ProbeError {
 export type ProbeValues = Record<string, number>;
 
 interface ProbeResultBase {
+  /**
+   * Wall time of the whole run, success or failure, as blackbox_exporter's `probe_duration_seconds`:
+   * runProbe measures it, our own overhead included.
+   */
   durationNs: bigint;
+  /**
+   * The target's share of it, timed by the kernel where it can be (TCP_INFO connect, packet
+   * timestamps): the sum of the phases, or an ICMP round's mean round-trip time. Successful runs only.
+   */
+  networkNs?: bigint;
   phases: Phases;
   values?: ProbeValues;
   /** Non-numeric detail for people and the API (resolved address, HTTP version, answers...). */

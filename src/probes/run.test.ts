@@ -96,9 +96,13 @@ describe('runProbe', () => {
     });
   });
 
-  it('returns a finished probe result as it is', async () => {
-    const result: ProbeResult = { ok: true, durationNs: 5n, phases: {} };
+  it('returns a finished probe result with its wall time, and its phases as network time', async () => {
+    const result: ProbeResult = { ok: true, durationNs: 5n, phases: { resolve: 2n, connect: 3n } };
     stubRun(async () => result);
-    expect(await run(1000)).toBe(result);
+    const before = process.hrtime.bigint();
+    const r = await run(1000);
+    const wall = process.hrtime.bigint() - before;
+    expect(r).toMatchObject({ ok: true, phases: result.phases, networkNs: 5n });
+    expect(r.durationNs > 5n && r.durationNs <= wall).toBe(true);
   });
 });

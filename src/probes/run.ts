@@ -1,5 +1,5 @@
 import type { Clock } from '../core/clock.js';
-import type { ProbeResult } from '../core/types.js';
+import type { Phase, ProbeResult } from '../core/types.js';
 import { probes, type ProbeKind } from './registry.js';
 
 /** Extra time a probe gets, past its timeout, to notice the abort before we give up on it. */
@@ -85,8 +85,22 @@ export function runProbe(
       return;
     }
     run.then(
-      (r) => settle?.(r),
+      (r) => settle?.(withWallTime(r, ctx.clock.nowNs() - start)),
       (err: unknown) => settle?.(failed(err)),
     );
   });
+}
+
+/**
+ * The run's duration is its wall time, as blackbox_exporter's is, whatever the probe measured; the network
+ * time a successful probe timed is kept apart in `networkNs` (the probe's own, else the sum of its phases).
+ */
+function withWallTime(r: ProbeResult, wallNs: bigint): ProbeResult {
+  if (!r.ok) return { ...r, durationNs: wallNs };
+  let networkNs = r.networkNs;
+  if (networkNs === undefined) {
+    networkNs = 0n;
+    for (const phase in r.phases) networkNs += r.phases[phase as Phase] ?? 0n;
+  }
+  return { ...r, durationNs: wallNs, networkNs };
 }

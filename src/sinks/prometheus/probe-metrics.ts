@@ -14,6 +14,7 @@ interface TargetSeries {
   success: Child;
   duration: Child;
   histogram: { observe(value: number): void };
+  network: { observe(value: number): void };
   totals: Map<string, { inc(): void }>;
   phases: Map<string, Child>;
   values: Map<string, Child>;
@@ -27,7 +28,9 @@ export interface ProbeMetricsOptions {
 
 /**
  * Turns probe observations into Prometheus metrics on one registry: blackbox_exporter's names, our own
- * histogram and counters, and optionally seed 001's names. Probes never see this.
+ * histograms and counters, and optionally seed 001's names. Probes never see this. Durations under
+ * blackbox's and seed 001's names are wall time, as there; the kernel-timed network time is only under
+ * ours (`coalmine_probe_network_seconds`).
  */
 export class ProbeMetrics {
   private readonly success: Gauge<'target' | 'kind'>;
@@ -36,6 +39,7 @@ export class ProbeMetrics {
   private readonly valueGauges = new Map<string, Gauge<'target'>>();
   private readonly targets = new Map<string, TargetSeries>();
   private readonly histogram: Histogram<'kind' | 'target'>;
+  private readonly network: Histogram<'kind' | 'target'>;
   private readonly total: Counter<'kind' | 'target' | 'result'>;
   private readonly compat = new Map<
     string,
@@ -55,13 +59,20 @@ export class ProbeMetrics {
     });
     this.duration = new Gauge({
       name: 'probe_duration_seconds',
-      help: 'How long the last probe of the target took to complete, in seconds',
+      help: 'Wall time of the last probe of the target, success or failure, in seconds',
       labelNames: ['target', 'kind'],
       registers,
     });
     this.histogram = new Histogram({
       name: 'coalmine_probe_duration_seconds',
-      help: 'Distribution of probe durations, successful and failed, in seconds',
+      help: 'Distribution of probe wall times, successful and failed, in seconds',
+      labelNames: ['kind', 'target'],
+      buckets: opts.buckets,
+      registers,
+    });
+    this.network = new Histogram({
+      name: 'coalmine_probe_network_seconds',
+      help: "Distribution of successful probes' network time (kernel-timed phases; ICMP: mean RTT), in seconds",
       labelNames: ['kind', 'target'],
       buckets: opts.buckets,
       registers,
@@ -100,6 +111,7 @@ export class ProbeMetrics {
     t.success.set(result.ok ? 1 : 0);
     t.duration.set(seconds);
     t.histogram.observe(seconds);
+    if (result.ok && result.networkNs !== undefined) t.network.observe(nsToSeconds(result.networkNs));
     const outcome = result.ok ? 'success' : result.error.code;
     let total = t.totals.get(outcome);
     if (!total) t.totals.set(outcome, (total = this.total.labels({ kind, target, result: outcome })));
@@ -152,6 +164,7 @@ export class ProbeMetrics {
         success: this.success.labels({ target, kind }),
         duration: this.duration.labels({ target, kind }),
         histogram: this.histogram.labels({ kind, target }),
+        network: this.network.labels({ kind, target }),
         totals: new Map(),
         phases: new Map(),
         values: new Map(),
