@@ -1,4 +1,5 @@
 import type { ProbeReport } from '../core/report.js';
+import { icmpHeadline } from '../probes/icmp/headline.js';
 
 export function ms(seconds: number): string {
   return Number.isFinite(seconds) ? `${(seconds * 1000).toFixed(3)} ms` : '-';
@@ -38,21 +39,8 @@ function summaryOfValues(r: ProbeReport): string {
   const v = r.values ?? {};
   const parts: string[] = [];
   if (v.http_status_code !== undefined) parts.push(`status ${v.http_status_code}`);
-  if (v.icmp_packets_sent !== undefined) {
-    parts.push(`${v.icmp_packets_received}/${v.icmp_packets_sent} replies`);
-    if (v.icmp_rtt_min_seconds !== undefined) {
-      parts.push(
-        `rtt min/median/max/stddev ${[
-          v.icmp_rtt_min_seconds,
-          v.icmp_rtt_median_seconds,
-          v.icmp_rtt_max_seconds,
-          v.icmp_rtt_stddev_seconds,
-        ]
-          .map((s) => ((s ?? 0) * 1000).toFixed(3))
-          .join('/')} ms`,
-      );
-    }
-  }
+  const icmp = icmpHeadline(v);
+  if (icmp !== undefined) parts.push(icmp);
   if (v.dns_answer_rrs !== undefined) parts.push(`${v.dns_answer_rrs} answers`);
   if (v.ssl_earliest_cert_expiry !== undefined) {
     const days = (v.ssl_earliest_cert_expiry * 1000 - Date.now()) / 86_400_000;

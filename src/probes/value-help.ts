@@ -25,6 +25,7 @@ export const VALUE_HELP: Record<string, string> = {
   icmp_rtt_mean_seconds: 'Mean ICMP round-trip time of the last round',
   icmp_rtt_max_seconds: 'Largest ICMP round-trip time of the last round',
   icmp_rtt_median_seconds: 'Median ICMP round-trip time of the last round',
-  icmp_rtt_stddev_seconds: 'Standard deviation (jitter) of ICMP round-trip times of the last round',
+  icmp_rtt_stddev_seconds: 'Standard deviation of ICMP round-trip times of the last round',
+  icmp_rtt_jitter_seconds: 'Mean difference between consecutive ICMP round-trip times of the last round',
   icmp_reply_hop_limit: 'Hop limit (TTL) of the ICMP reply',
 };

@@ -248,7 +248,10 @@ async function runRound(
       message: `no echo reply from ${address}: ${counts(summary, opts.packets)}`,
     });
   }
-  return { ok: true, durationNs: end - start, phases: out.phases, values, detail: out.detail };
+  // The headline is the round trip, not the round: five packets 20 ms apart take 80 ms whatever the RTT.
+  // durationNs stays the round's wall time, as blackbox_exporter's probe_duration_seconds.
+  const networkNs = BigInt(Math.round((values.icmp_rtt_mean_seconds ?? 0) * 1e9));
+  return { ok: true, durationNs: end - start, networkNs, phases: out.phases, values, detail: out.detail };
 }
 
 function counts(s: RoundSummary, planned: number): string {
@@ -277,6 +280,7 @@ function fillResult(
     values.icmp_rtt_median_seconds = nsToSeconds(stats.medianNs);
     values.icmp_rtt_mean_seconds = stats.meanSeconds;
     values.icmp_rtt_stddev_seconds = stats.stddevSeconds;
+    values.icmp_rtt_jitter_seconds = stats.jitterSeconds;
   }
   if (s.hopLimit !== undefined) values.icmp_reply_hop_limit = s.hopLimit;
   Object.assign(detail, {

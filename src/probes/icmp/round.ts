@@ -176,12 +176,17 @@ export interface RttStats {
   maxNs: bigint;
   medianNs: bigint;
   meanSeconds: number;
-  /** Population standard deviation (ping's mdev), i.e. jitter. */
+  /** Population standard deviation (ping's mdev). */
   stddevSeconds: number;
+  /** Mean absolute difference between consecutive replies' RTTs, in send order (RFC 3550's D, unsmoothed). */
+  jitterSeconds: number;
 }
 
+/** Statistics of one round's RTTs, given in send order. */
 export function rttStats(rtts: readonly bigint[]): RttStats | undefined {
   if (rtts.length === 0) return undefined;
+  let jitter = 0;
+  for (let i = 1; i < rtts.length; i++) jitter += Math.abs(nsToSeconds(rtts[i]! - rtts[i - 1]!));
   const sorted = [...rtts].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   const mid = sorted.length >> 1;
   const medianNs = sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2n;
@@ -194,6 +199,7 @@ export function rttStats(rtts: readonly bigint[]): RttStats | undefined {
     medianNs,
     meanSeconds: mean,
     stddevSeconds: Math.sqrt(variance),
+    jitterSeconds: rtts.length > 1 ? jitter / (rtts.length - 1) : 0,
   };
 }
 
