@@ -8,7 +8,10 @@ export interface ProbeReport {
   target: string;
   time: string;
   ok: boolean;
+  /** Wall time of the run, as blackbox_exporter's probe_duration_seconds. */
   durationSeconds: number;
+  /** Successful runs: the target's network time, kernel-timed where possible (see ProbeResult.networkNs). */
+  networkSeconds?: number;
   phases: Record<string, number>;
   values?: ProbeValues;
   detail?: Record<string, unknown>;
@@ -28,6 +31,7 @@ export function toReport(o: Observation): ProbeReport {
     durationSeconds: nsToSeconds(r.durationNs),
     phases,
   };
+  if (r.networkNs !== undefined) report.networkSeconds = nsToSeconds(r.networkNs);
   if (r.values && Object.keys(r.values).length > 0) report.values = r.values;
   if (r.detail && Object.keys(r.detail).length > 0) report.detail = r.detail;
   if (!r.ok) report.error = r.error;
