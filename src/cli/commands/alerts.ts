@@ -7,9 +7,9 @@ import type { AlertNotification } from '../../alerting/notifiers/types.js';
 import { toPrometheusRules } from '../../alerting/prometheus-export.js';
 import { alertingConfigSchema } from '../../alerting/rules.js';
 import { loadConfigFile } from '../../config/load.js';
-import { parseDuration } from '../../core/duration.js';
 import { ConfigError, UsageError } from '../../core/errors.js';
 import type { Io } from '../main.js';
+import { DURATION_UNITS, durationFlag } from '../options.js';
 
 const FORMATS = ['prometheus'] as const;
 
@@ -63,12 +63,12 @@ export function alertsCommand(
     )
     .requiredOption('--config <file>', 'the agent config file, with an alerting: section')
     .option('--notifier <name...>', 'only these notifiers (default: all)')
-    .option('--timeout <duration>', 'how long each message may take', '10s')
+    .addOption(
+      durationFlag('--timeout <duration>', `how long each message may take ${DURATION_UNITS}`, 10_000),
+    )
     .option('--no-resolve', 'send only the firing test alert (it stays open in Alertmanager and PagerDuty)')
-    .action(async (opts: { config: string; notifier?: string[]; timeout: string; resolve: boolean }) => {
-      const timeoutMs = parseDuration(opts.timeout);
-      if (timeoutMs === undefined || timeoutMs <= 0)
-        throw new UsageError(`--timeout: expected a duration such as 10s (got "${opts.timeout}")`);
+    .action(async (opts: { config: string; notifier?: string[]; timeout: number; resolve: boolean }) => {
+      const timeoutMs = opts.timeout;
       const config = await loadConfigFile(opts.config, env);
       const all = config.alerting?.notifiers ?? [];
       if (all.length === 0) throw new ConfigError([`${opts.config}: no notifiers in its alerting: section`]);

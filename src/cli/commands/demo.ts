@@ -15,7 +15,7 @@ import { startRelay } from '../../transports/websocket/relay.js';
 import { ms, phasesText, table } from '../format.js';
 import { logFormatOption, logLevelOption, type CliLogging, type LogFlags } from '../logging.js';
 import type { Io } from '../main.js';
-import { durationOption } from '../options.js';
+import { DURATION_UNITS, durationFlag } from '../options.js';
 import { untilSignal } from '../signals.js';
 import { EXAMPLE_DNS_NAME, exampleZone } from './target.js';
 
@@ -33,12 +33,8 @@ export function demoCommand(program: Command, io: Io, logging: CliLogging): void
       'Run a self-contained demo: the example target service and an agent probing it with every kind',
     )
     .option('-l, --listen <host:port>', 'address of the agent endpoints', '127.0.0.1:9777')
-    .option('-i, --interval <duration>', 'probe interval', durationOption('--interval'), 2000)
-    .option(
-      '-d, --duration <duration>',
-      'stop after this long (default: run until Ctrl-C)',
-      durationOption('--duration'),
-    )
+    .addOption(durationFlag('-i, --interval <duration>', `probe interval ${DURATION_UNITS}`, 2000))
+    .addOption(durationFlag('-d, --duration <duration>', 'stop after this long (default: run until Ctrl-C)'))
     .addOption(logFormatOption())
     .addOption(logLevelOption())
     .action(async (opts: { listen: string; interval: number; duration?: number } & LogFlags) => {

@@ -16,7 +16,7 @@ import { startRelay } from '../../transports/websocket/relay.js';
 import { ms } from '../format.js';
 import { logFormatOption, logLevelOption, type CliLogging, type LogFlags } from '../logging.js';
 import type { Io } from '../main.js';
-import { durationOption } from '../options.js';
+import { DURATION_UNITS, durationFlag } from '../options.js';
 import { untilSignal } from '../signals.js';
 
 const TRANSPORT_HELP = `transport URL: ${allSchemes()
@@ -205,14 +205,9 @@ export function messagingCommands(
     )
     .argument('<url>', TRANSPORT_HELP)
     .option('-r, --rate <rate>', 'pings per second (or N/s, N/m)', rateOption, 100)
-    .option('-d, --duration <duration>', 'how long to send', durationOption('--duration'), 10_000)
+    .addOption(durationFlag('-d, --duration <duration>', `how long to send ${DURATION_UNITS}`, 10_000))
     .option('-s, --size <bytes>', 'pad each ping to this many bytes', sizeOption, 0)
-    .option(
-      '--loss-timeout <duration>',
-      'a missing ping is declared lost after this',
-      durationOption('--loss-timeout'),
-      2000,
-    )
+    .addOption(durationFlag('--loss-timeout <duration>', 'a missing ping is declared lost after this', 2000))
     .option('--json', 'print the summary as one JSON object')
     .addOption(logFormatOption())
     .addOption(logLevelOption())
@@ -334,10 +329,11 @@ export function messagingCommands(
       100,
     )
     .option('--secret-env <var>', SECRET_ENV_HELP)
-    .option(
-      '-d, --duration <duration>',
-      'stop after this long (default: until Ctrl-C)',
-      durationOption('--duration'),
+    .addOption(
+      durationFlag(
+        '-d, --duration <duration>',
+        `stop after this long ${DURATION_UNITS} (default: until Ctrl-C)`,
+      ),
     )
     .addOption(logFormatOption())
     .addOption(logLevelOption())
@@ -416,17 +412,13 @@ export function messagingCommands(
     .requiredOption('-r, --register <canary...>', 'canaries to register with')
     .option('--channel <prefix>', 'channel name prefix', 'coalmine')
     .option('--region <region>', 'region label', '')
-    .option(
-      '--loss-timeout <duration>',
-      'a missing ping is declared lost after this',
-      durationOption('--loss-timeout'),
-      5000,
-    )
+    .addOption(durationFlag('--loss-timeout <duration>', 'a missing ping is declared lost after this', 5000))
     .option('--secret-env <var>', SECRET_ENV_HELP)
-    .option(
-      '-d, --duration <duration>',
-      'stop after this long (default: until Ctrl-C)',
-      durationOption('--duration'),
+    .addOption(
+      durationFlag(
+        '-d, --duration <duration>',
+        `stop after this long ${DURATION_UNITS} (default: until Ctrl-C)`,
+      ),
     )
     .option('--json', 'print the final summary as one JSON object')
     .addOption(logFormatOption())

@@ -5,7 +5,7 @@ import { toReport } from '../../core/report.js';
 import { runProbe } from '../../probes/run.js';
 import { isProbeKind, probeKinds, probes } from '../../probes/registry.js';
 import { REPORT_HEADER, reportRow, table } from '../format.js';
-import { collect, durationOption, kindOptions, kindsHelp, positiveInt } from '../options.js';
+import { collect, DURATION_UNITS, durationFlag, kindOptions, kindsHelp, positiveInt } from '../options.js';
 import type { Io } from '../main.js';
 
 export function probeCommand(program: Command, io: Io, setExit: (code: number) => void): void {
@@ -15,16 +15,13 @@ export function probeCommand(program: Command, io: Io, setExit: (code: number) =
     .argument('<kind>', `probe kind: ${probeKinds.join(', ')}`)
     .argument('<target>', 'what to probe (see the kinds below)')
     .option('-c, --count <n>', 'how many probes to run', positiveInt('--count'), 1)
-    .option('-t, --timeout <duration>', 'timeout of each probe', durationOption('--timeout'), 10_000)
-    .option(
-      '-i, --interval <duration>',
-      'time between the starts of consecutive probes',
-      durationOption('--interval'),
-      1000,
+    .addOption(durationFlag('-t, --timeout <duration>', `timeout of each probe ${DURATION_UNITS}`, 10_000))
+    .addOption(
+      durationFlag('-i, --interval <duration>', 'time between the starts of consecutive probes', 1000),
     )
     .option(
       '-o, --option <name=value>',
-      'a kind option, repeatable (e.g. -o method=HEAD -o validStatusCodes=[200,204])',
+      'a kind option (e.g. -o method=HEAD); repeat a list option to add to it (-o validStatusCodes=200 -o validStatusCodes=204, or [200,204]); other options take one value',
       collect,
       [],
     )
