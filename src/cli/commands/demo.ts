@@ -12,6 +12,7 @@ import { startDnsServer } from '../../target/dns-server.js';
 import { startExampleService } from '../../target/example-service.js';
 import { startRelay } from '../../transports/websocket/relay.js';
 
+import { icmpHeadline } from '../../probes/icmp/headline.js';
 import { ms, phasesText, table } from '../format.js';
 import { logFormatOption, logLevelOption, type CliLogging, type LogFlags } from '../logging.js';
 import type { Io } from '../main.js';
@@ -88,7 +89,8 @@ export function demoCommand(program: Command, io: Io, logging: CliLogging): void
         const r = toReport(o);
         t.runs++;
         if (!r.ok) t.failures++;
-        t.recent.push(r.durationSeconds);
+        // The figures are network time (an ICMP round's mean RTT, not the round), of successful runs.
+        if (r.networkSeconds !== undefined) t.recent.push(r.networkSeconds);
         if (t.recent.length > 100) t.recent.shift();
         t.last = r;
         tallies.set(o.name, t);
@@ -105,6 +107,9 @@ export function demoCommand(program: Command, io: Io, logging: CliLogging): void
         config.listen = { ...config.listen, port: 0 };
         stack = await startStack(config, { log, onObservation, flowSampleMs: 2000 });
       }
+      const stop = opts.duration !== undefined ? AbortSignal.timeout(opts.duration) : undefined;
+      // Listening for the signal before saying we are up: a Ctrl-C right after that line is a clean stop.
+      const stopped = untilSignal(stop);
       log.info('demo started', { component: 'agent', url: stack.server.url, dashboard: stack.dashboard });
       const { agent, server } = stack;
       io.out(
@@ -127,8 +132,7 @@ export function demoCommand(program: Command, io: Io, logging: CliLogging): void
         },
         Math.max(opts.interval, 2000),
       );
-      const stop = opts.duration !== undefined ? AbortSignal.timeout(opts.duration) : undefined;
-      await untilSignal(stop);
+      await stopped;
       clearInterval(timer);
       io.out(`${io.isTty ? '\x1b[J' : ''}${render()}\n`);
       await stack.close();
@@ -146,7 +150,7 @@ function percentile(sorted: number[], p: number): number {
 function summary(names: string[], tallies: Map<string, Tally>): string {
   const rows = names.map((name) => {
     const t = tallies.get(name);
-    if (!t?.last) return [name, '-', 'waiting', '', '', '', '', ''];
+    if (!t?.last) return [name, '-', 'waiting', '', '', '', '', '', ''];
     const sorted = [...t.recent].sort((a, b) => a - b);
     const last = t.last;
     return [
@@ -154,13 +158,19 @@ function summary(names: string[], tallies: Map<string, Tally>): string {
       last.kind,
       last.ok ? 'up' : 'DOWN',
       `${t.runs - t.failures}/${t.runs}`,
-      ms(last.durationSeconds),
+      last.networkSeconds !== undefined ? ms(last.networkSeconds) : '-',
       ms(percentile(sorted, 50)),
       ms(percentile(sorted, 95)),
-      last.ok ? phasesText(last.phases) : `${last.error?.code}: ${last.error?.message}`,
+      ms(last.durationSeconds),
+      last.ok
+        ? (icmpHeadline(last.values ?? {}) ?? phasesText(last.phases))
+        : `${last.error?.code}: ${last.error?.message}`,
     ];
   });
-  return table(['TARGET', 'KIND', 'STATUS', 'OK/RUNS', 'LAST', 'P50', 'P95', 'PHASES (ms) / ERROR'], rows);
+  return table(
+    ['TARGET', 'KIND', 'STATUS', 'OK/RUNS', 'NETWORK', 'P50', 'P95', 'WALL', 'PHASES (ms) / ERROR'],
+    rows,
+  );
 }
 
 function flowSummary(agent: Agent): string {
