@@ -36,6 +36,8 @@ export function runCommand(program: Command, io: Io, logging: CliLogging): void 
         : transitions;
       const stack = await startStack(config, { log, onObservation });
       const alog = log.child({ component: 'agent' });
+      // Listening for the signal before saying we are up: a Ctrl-C right after that line is a clean stop.
+      const stopped = untilSignal();
       alog.info('agent started', {
         version: VERSION,
         targets: config.targets.length,
@@ -50,7 +52,7 @@ export function runCommand(program: Command, io: Io, logging: CliLogging): void 
       io.out(
         opts.logResults ? JSON.stringify({ dashboard: stack.dashboard }) : `dashboard: ${stack.dashboard}`,
       );
-      await untilSignal();
+      await stopped;
       alog.info('agent stopping');
       await stack.close();
       alog.info('agent stopped');

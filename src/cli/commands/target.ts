@@ -25,6 +25,7 @@ export function targetCommand(program: Command, io: Io): void {
     .action(async (opts: { listen: string; notesFile: string; dnsListen?: string }) => {
       const { host, port } = parseListen(opts.listen);
       const service = await startExampleService({ host, port, notesFile: opts.notesFile });
+      const stopped = untilSignal();
       io.err(`example service at ${service.url} (/health, /notes?content=...), notes in ${opts.notesFile}`);
       let dns: { close(): Promise<void> } | undefined;
       if (opts.dnsListen) {
@@ -33,7 +34,7 @@ export function targetCommand(program: Command, io: Io): void {
         dns = server;
         io.err(`DNS for ${EXAMPLE_DNS_NAME} at ${d.host}:${server.port} (UDP and TCP)`);
       }
-      await untilSignal();
+      await stopped;
       await Promise.all([service.close(), dns?.close()]);
     });
 }

@@ -292,25 +292,27 @@ export class WebSocketTransport implements Transport {
     this.ws = ws;
     this.attempt = 0;
     ws.on('message', (data: RawData, isBinary: boolean) => {
-      this.armDeadTimer();
+      this.armDeadTimer(ws);
       const buf = rawToBuffer(data);
       if (isBinary) this.onDelivery(buf);
       else this.onControl(buf.toString('utf8'));
     });
-    ws.on('ping', () => this.armDeadTimer());
+    ws.on('ping', () => this.armDeadTimer(ws));
     ws.on('close', (code, reason) =>
       this.onLost(ws, `connection closed (${code}${reason.length ? ` ${reason}` : ''})`),
     );
-    this.armDeadTimer();
+    this.armDeadTimer(ws);
     for (const channel of this.subs.channels()) this.sendControl({ op: 'sub', channel });
     this.hub.set({ type: 'connected' });
   }
 
   /** The relay pings every heartbeatMs; silence for two of them means the path is dead even if TCP has not noticed. */
-  private armDeadTimer(): void {
+  private armDeadTimer(ws: WebSocket): void {
     clearTimeout(this.deadTimer);
-    const ws = this.ws;
-    this.deadTimer = setTimeout(() => ws?.terminate(), this.deadAfterMs);
+    // A frame that arrives after close() or after this socket was replaced must not re-arm the timer:
+    // it would keep the process alive for deadAfterMs (about 35 s) once everything else has ended.
+    if (this.closed || this.ws !== ws) return;
+    this.deadTimer = setTimeout(() => ws.terminate(), this.deadAfterMs);
   }
 
   private onLost(ws: WebSocket, error: string): void {
