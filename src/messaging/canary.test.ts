@@ -1,5 +1,7 @@
+import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { until } from '../../test/support/async.js';
+import { MessagingMetrics } from '../sinks/prometheus/messaging-metrics.js';
 import { wallClockNs } from '../transports/base.js';
 import { MemoryTransport } from '../transports/memory/index.js';
 import type { Delivery, Transport } from '../transports/transport.js';
@@ -251,6 +253,9 @@ describe('canary runs', () => {
     expect(m.flowCounts().map((f) => f.runId)).toEqual([first, second.runId]);
     await canary.stop();
     await until(() => sum(canary.stats(), 'attempted') === sum(canary.stats(), 'sent'), 'settled');
+    // stop() sends what fell due since the last tick: wait for it to arrive.
+    const received = () => m.flowCounts().reduce((n, r) => n + r.counts.received, 0);
+    await until(() => received() === canary.stats().get('m')!.sent, 'the last pings');
     await m.stop();
     m.tick();
     const runs = m.flowCounts();
@@ -371,6 +376,78 @@ describe('canary leases', () => {
     expect(canary.coalminers()).toEqual(['m']);
     c.advance(200);
     await until(() => canary.coalminers().length === 0, 'the lease to expire');
+    await close();
+  });
+});
+
+describe('canary schedule accounting', () => {
+  /** A clock the test moves. */
+  function clock() {
+    let now = wallClockNs();
+    return { wallNs: () => now, advance: (ms: number) => (now += BigInt(ms) * 1_000_000n) };
+  }
+
+  /** A sample of /metrics: the value of `name` for coalminer m, or undefined. */
+  async function metric(registry: Registry, name: string): Promise<number | undefined> {
+    const m = (await registry.getMetricsAsJSON()).find((x) => x.name === name);
+    return (m?.values as { labels: Record<string, string>; value: number }[] | undefined)?.find(
+      (v) => v.labels.coalminer === 'm',
+    )?.value;
+  }
+
+  it('shows a canary that fell behind at once, accounts due = attempted + behind, and ends with the unsent ones behind', async () => {
+    const c = clock();
+    const registry = new Registry();
+    const metrics = new MessagingMetrics(registry, [0.01, 0.1, 1]);
+    const { canary, peer, close } = await setup({
+      ratePerSecond: 1000,
+      wallNs: c.wallNs,
+      observer: metrics.canaryObserver('c', 'memory'),
+    });
+    const m = new Coalminer({ name: 'm', transport: peer, register: ['c'], wallNs: c.wallNs });
+    // Registered, not static: the coalminer listens before the first ping, so it can hear every one.
+    await m.start();
+    await until(() => canary.coalminers().includes('m'), 'registered');
+    const samples: FlowStats[] = [];
+    const sample = () => {
+      const s = canary.stats().get('m')!;
+      samples.push(s);
+      return s;
+    };
+    await until(() => sample().attempted > 0, 'the first ping');
+    expect(sample()).toMatchObject({ behind: 0, behindSeconds: 0 });
+
+    // The clock jumps 2 s (a stalled process, a slow publish loop): before any tick runs, it shows.
+    c.advance(2000);
+    const behind = sample();
+    expect(behind.behind).toBeGreaterThanOrEqual(2000);
+    expect(behind.behindSeconds).toBeCloseTo(2, 1);
+    expect(await metric(registry, 'coalmine_canary_behind_schedule_seconds')).toBeCloseTo(2, 1);
+    expect(await metric(registry, 'coalmine_messages_behind_schedule')).toBe(behind.behind);
+
+    // The canary catches up over its next ticks (a chunk of 1000 each), all along with due = attempted + behind.
+    await until(() => sample().behind === 0, 'catching up');
+    expect(await metric(registry, 'coalmine_messages_due_total')).toBe(sample().due);
+    expect(sample().due).toBe(behind.due);
+
+    // Another 2 s ahead and stopped before the canary can catch up: stop() sends one chunk of the 2000
+    // due, the other 1000 (a second's worth) are behind for good.
+    c.advance(2000);
+    await canary.stop();
+    const end = sample();
+    expect(end.behind).toBeGreaterThanOrEqual(1000);
+    expect(end.behindSeconds).toBeCloseTo(1, 1);
+    expect(end.due).toBe(end.attempted + end.behind);
+    for (const s of samples) expect(s.due).toBe(s.attempted + s.behind);
+
+    // The coalminer expects exactly the attempted pings: never-attempted ones are not lost.
+    await until(() => m.reports()[0]?.counts.received === end.sent, 'every sent ping');
+    m.tick();
+    // Time goes on after the end; the counts do not.
+    c.advance(5000);
+    expect(sample()).toEqual(end);
+    expect(m.reports()[0]!.counts).toMatchObject({ expected: end.attempted, lost: 0, inFlight: 0 });
+    await m.stop();
     await close();
   });
 });

@@ -67,7 +67,11 @@ export interface CanaryOptions {
   secret?: EnvelopeKey;
   /** Publishes awaiting the transport at once; beyond it a ping is a send error ('backpressure'). */
   maxOutstanding?: number;
-  /** Pings this late (the process stalled) are not sent but counted as send errors ('stalled'). Default 5 s. */
+  /**
+   * Pings this late (the process stalled) are not sent but counted as attempted and failed ('stalled'), so
+   * no burst of stale pings goes out. Default 5 s. Until then they are behind schedule (stats().behind),
+   * which shows at once.
+   */
   maxLagMs?: number;
   /** How long failed publishes are announced to the coalminer in later pings. Default 60 s. */
   failedRetentionMs?: number;
@@ -118,10 +122,27 @@ interface Flow extends Peer {
   /** This flow's publishes awaiting the transport. */
   publishing: number;
   retired: boolean;
+  /** Set when the flow retires or the canary stops: its schedule ends here and its counts are in `stats`. */
+  endNs?: bigint;
+  /** Of the pings due in this flow, how many the observer has been told of (`due`). */
+  dueReported: number;
   stats: FlowStats;
 }
 
 export interface FlowStats {
+  /**
+   * Pings whose intended send time has passed (up to the end of each flow): due = attempted + behind at
+   * every moment.
+   */
+  due: number;
+  /** Pings due but never attempted (yet, or ever: the canary fell behind its schedule and stopped). */
+  behind: number;
+  /**
+   * How far behind schedule the canary is with this coalminer, in seconds: now minus the intended time of
+   * the next ping not yet attempted, while the flow runs; at its end (retired or stopped), as it was then.
+   */
+  behindSeconds: number;
+  /** Pings published or skipped as send errors: sent + failed + pending. */
   attempted: number;
   sent: number;
   failed: number;
@@ -211,6 +232,8 @@ export class Canary {
     this.wallNs = opts.wallNs ?? wallClockNs;
     this.key = opts.secret;
     this.isSigned = opts.isSigned ?? (opts.secret !== undefined ? (e) => e.signature === 'valid' : undefined);
+    // Read when metrics are collected, so falling behind shows at once, between ticks or before the stall rule.
+    opts.observer?.watch?.(() => this.stats());
   }
 
   get name(): string {
@@ -222,15 +245,57 @@ export class Canary {
   }
 
   /**
-   * Per coalminer: attempted, sent, failed (by reason) and pending publishes over all its flows, retired
-   * ones included; coalminers retired longest ago are summed under PRUNED, so the totals stay exact.
+   * Per coalminer: due, attempted, behind schedule, sent, failed (by reason) and pending publishes over all
+   * its flows, retired ones included; coalminers retired longest ago are summed under PRUNED, so the totals
+   * stay exact. A copy as of now: due and behind of a running flow grow with the clock between ticks.
    */
   stats(): Map<string, FlowStats> {
     const out = new Map<string, FlowStats>();
-    if (this.pruned.runs > 0) out.set(PRUNED, this.pruned);
-    for (const [k, s] of this.retired) out.set(k, s);
-    for (const [k, f] of this.flows) out.set(k, f.stats);
+    if (this.pruned.runs > 0) out.set(PRUNED, copyStats(this.pruned));
+    for (const [k, s] of this.retired) out.set(k, copyStats(s));
+    const now = this.wallNs();
+    for (const [k, f] of this.flows) out.set(k, this.flowStats(f, now));
     return out;
+  }
+
+  /** Pings of a flow due but not yet attempted at `now`, and how far behind its schedule is (ns). */
+  private lag(flow: Flow, now: bigint): { behind: number; behindNs: bigint } {
+    const at = flow.endNs ?? now;
+    if (flow.nextIntendedNs > at) return { behind: 0, behindNs: 0n };
+    const behindNs = at - flow.nextIntendedNs;
+    return { behind: Number(behindNs / this.intervalNs) + 1, behindNs };
+  }
+
+  /** A live flow's counts as of `now`: what retired runs left in `stats`, plus this run's schedule. */
+  private flowStats(flow: Flow, now: bigint): FlowStats {
+    const s = copyStats(flow.stats);
+    if (flow.endNs !== undefined) return s;
+    const { behind, behindNs } = this.lag(flow, now);
+    s.due += flow.nextSeq + behind;
+    s.behind += behind;
+    s.behindSeconds = Number(behindNs) / 1e9;
+    return s;
+  }
+
+  /**
+   * Ends a flow's schedule at `now`: the pings due by then that were never attempted stay behind schedule
+   * for good (they are after the flow's last sequence number, so the coalminer never expects them).
+   */
+  private endSchedule(flow: Flow, now: bigint): void {
+    if (flow.endNs !== undefined) return;
+    const { behind, behindNs } = this.lag(flow, now);
+    flow.endNs = now;
+    flow.stats.due += flow.nextSeq + behind;
+    flow.stats.behind += behind;
+    flow.stats.behindSeconds = Number(behindNs) / 1e9;
+    this.reportDue(flow, flow.nextSeq + behind);
+  }
+
+  /** Tells the observer of the pings of `flow` that fell due since it last did. */
+  private reportDue(flow: Flow, due: number): void {
+    if (due <= flow.dueReported) return;
+    this.opts.observer?.due?.(flow.coalminer, due - flow.dueReported);
+    flow.dueReported = due;
   }
 
   /** Registrations refused so far, by reason (RefusalReason); a refused coalminer asks again every second. */
@@ -252,9 +317,14 @@ export class Canary {
 
   async stop(): Promise<void> {
     if (this.stopped) return;
+    // The pings that fell due since the last tick (a timer fires late by a millisecond or more) go out
+    // rather than being counted behind schedule; what is left after one chunk is.
+    if (this.started) this.tick();
     this.stopped = true;
     clearTimeout(this.timer);
     clearTimeout(this.probeTimer);
+    const now = this.wallNs();
+    for (const f of this.flows.values()) this.endSchedule(f, now);
     this.abort.abort();
     if (this.outstanding > 0) {
       let timer: NodeJS.Timeout | undefined;
@@ -282,6 +352,7 @@ export class Canary {
       failed: [],
       publishing: 0,
       retired: false,
+      dueReported: 0,
       stats,
     };
   }
@@ -502,6 +573,7 @@ export class Canary {
 
   private retire(flow: Flow, reason: 'unregistered' | 'lease expired'): void {
     this.flows.delete(flow.coalminer);
+    this.endSchedule(flow, this.wallNs());
     flow.retired = true;
     this.retired.set(flow.coalminer, flow.stats);
     if (flow.publishing === 0) void this.announceFailed(flow);
@@ -618,6 +690,7 @@ export class Canary {
         budget--;
       }
       if (flow.nextIntendedNs <= now) more = true;
+      this.reportDue(flow, flow.nextSeq + this.lag(flow, now).behind);
     }
     if (more && !this.stopped) {
       // Behind schedule: carry on right after pending I/O, not after a timer's millisecond.
@@ -719,10 +792,28 @@ export class Canary {
 }
 
 function emptyStats(runs: number): FlowStats {
-  return { attempted: 0, sent: 0, failed: 0, pending: 0, errors: {}, runId: '', runs };
+  return {
+    due: 0,
+    behind: 0,
+    behindSeconds: 0,
+    attempted: 0,
+    sent: 0,
+    failed: 0,
+    pending: 0,
+    errors: {},
+    runId: '',
+    runs,
+  };
+}
+
+function copyStats(s: FlowStats): FlowStats {
+  return { ...s, errors: { ...s.errors } };
 }
 
 function addStats(into: FlowStats, s: FlowStats): void {
+  into.due += s.due;
+  into.behind += s.behind;
+  into.behindSeconds = Math.max(into.behindSeconds, s.behindSeconds);
   into.attempted += s.attempted;
   into.sent += s.sent;
   into.failed += s.failed;

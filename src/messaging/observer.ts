@@ -1,8 +1,16 @@
 import type { Transport } from '../transports/transport.js';
+import type { FlowStats } from './canary.js';
 import type { Coalminer, ForeignReason } from './coalminer.js';
 
 /** What the canary and coalminer report as they work; a metrics sink implements it. All optional. */
 export interface CanaryObserver {
+  /** Pings to `coalminer` that fell due (their intended send time passed) since the last call. */
+  due?(coalminer: string, count: number): void;
+  /**
+   * Called once by the canary with a reader of its per-coalminer stats (canary.ts FlowStats: due, behind,
+   * behindSeconds, ...), for gauges read when metrics are collected.
+   */
+  watch?(read: () => Map<string, FlowStats>): void;
   sent?(coalminer: string): void;
   sendError?(coalminer: string, reason: string, count: number): void;
   publishAck?(coalminer: string, seconds: number): void;
@@ -67,6 +75,8 @@ export function teeMessagingSinks(a: MessagingSink, b: MessagingSink): Messaging
       const x = a.canaryObserver(canary, transport);
       const y = b.canaryObserver(canary, transport);
       return {
+        due: both(x.due, y.due),
+        watch: both(x.watch, y.watch),
         sent: both(x.sent, y.sent),
         sendError: both(x.sendError, y.sendError),
         publishAck: both(x.publishAck, y.publishAck),

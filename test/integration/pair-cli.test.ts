@@ -1,6 +1,9 @@
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { main, type Io } from '../../src/cli/main.js';
 import { startRelay } from '../../src/transports/websocket/relay.js';
+import { REDIS, redisReachable } from '../support/services.js';
 
 async function cli(...args: string[]) {
   const out: string[] = [];
@@ -89,4 +92,83 @@ describe('coalmine pair', () => {
     expect(down.code).toBe(2);
     expect(down.err).toMatch(/^error: cannot connect to ws:\/\/127.0.0.1:1/);
   });
+});
+
+/** The built binary, as a user runs it: its exit code, stdout and stderr. */
+function run(...args: string[]): Promise<{ code: number | null; out: string; err: string }> {
+  const child = spawn(process.execPath, [join(import.meta.dirname, '../../bin/coalmine.js'), ...args], {
+    env: { ...process.env, COALMINE_LOG_FORMAT: '', COALMINE_LOG_LEVEL: '' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  return new Promise((r) => child.once('exit', (code) => r({ code, out, err })));
+}
+
+describe('coalmine pair (the built binary) against Redis', async () => {
+  const up = await redisReachable();
+  const url = `redis://${REDIS.host}:${REDIS.port}`;
+  type Summary = Record<'due' | 'attempted' | 'behindSchedule' | 'sent' | 'sendFailed', number> & {
+    rateReached: boolean;
+  };
+
+  it.skipIf(!up)(
+    'says when the canary could not keep the asked rate, and fails',
+    async () => {
+      const text = await run('pair', url, '--rate', '150000', '--duration', '1s', '--loss-timeout', '1s');
+      expect(text.code).toBe(1);
+      const m = /canary behind schedule: (\d+) pings, ([\d.]+) s/.exec(text.out);
+      expect(m, text.out).not.toBeNull();
+      expect(Number(m![1])).toBeGreaterThan(0);
+      expect(text.out).toMatch(/rate not reached: attempted \d+\/s of the 150000\/s asked/);
+      expect(text.out).toMatch(/latency from intended send counts the \d+ pings never sent/);
+
+      const json = await run(
+        'pair',
+        url,
+        '--rate',
+        '150000',
+        '--duration',
+        '1s',
+        '--loss-timeout',
+        '1s',
+        '--json',
+      );
+      expect(json.code).toBe(1);
+      const s = JSON.parse(json.out) as Summary;
+      expect(s.behindSchedule).toBeGreaterThan(0);
+      expect(s.due).toBe(s.attempted + s.behindSchedule);
+      expect(s.attempted).toBeGreaterThanOrEqual(s.sent + s.sendFailed);
+      expect(s.rateReached).toBe(false);
+    },
+    60_000,
+  );
+
+  it.skipIf(!up)(
+    'is not behind schedule at a rate the canary keeps',
+    async () => {
+      const text = await run('pair', url, '--rate', '100', '--duration', '1s', '--loss-timeout', '500ms');
+      expect(text.code, text.out + text.err).toBe(0);
+      expect(text.out).toMatch(/canary behind schedule: 0 pings, 0\.000 s/);
+      const json = await run(
+        'pair',
+        url,
+        '--rate',
+        '100',
+        '--duration',
+        '1s',
+        '--loss-timeout',
+        '500ms',
+        '--json',
+      );
+      expect(json.code).toBe(0);
+      const s = JSON.parse(json.out) as Summary;
+      expect(s).toMatchObject({ behindSchedule: 0, rateReached: true });
+      expect(s.due).toBe(s.attempted);
+      expect(s.due).toBeGreaterThanOrEqual(95);
+    },
+    60_000,
+  );
 });

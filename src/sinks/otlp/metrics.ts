@@ -1,5 +1,6 @@
 import { nsToSeconds } from '../../core/clock.js';
 import type { Observation } from '../../core/types.js';
+import { PRUNED, type FlowStats } from '../../messaging/canary.js';
 import { FOREIGN_REASONS, type Coalminer, type ForeignReason } from '../../messaging/coalminer.js';
 import type { CanaryObserver, CoalminerObserver, MessagingSink } from '../../messaging/observer.js';
 import { VALUE_HELP } from '../../probes/value-help.js';
@@ -26,6 +27,7 @@ export class OtlpMetrics implements MessagingSink {
   private readonly hops;
   private readonly ack;
   private readonly rtt;
+  private readonly due;
   private readonly sent;
   private readonly sendErrors;
   private readonly foreign;
@@ -36,6 +38,12 @@ export class OtlpMetrics implements MessagingSink {
     (v: Record<Flow, string>) => CounterSeries
   >;
   private readonly coalminers = new Set<{ c: Coalminer; transport: string; region: string }>();
+  /** Each canary's stats reader (CanaryObserver.watch), for the behind-schedule gauges. */
+  private readonly canaries = new Set<{
+    canary: string;
+    transport: string;
+    read: () => Map<string, FlowStats>;
+  }>();
   private readonly transports = new Set<Transport>();
   /** Probe series by target, kind and result, made once: a probe run then allocates no attribute list. */
   private readonly probeSeries = new Map<string, HistogramSeries>();
@@ -124,6 +132,36 @@ export class OtlpMetrics implements MessagingSink {
         'Pings the canary reported as failed to publish that arrived anyway: publishes whose outcome was in doubt',
       ),
     };
+    this.due = m.counter(
+      {
+        name: 'coalmine.messages.due',
+        unit: '{message}',
+        description:
+          'Pings whose intended send time passed: attempted (sent, send errors, pending) plus behind schedule',
+      },
+      ['canary', 'coalminer', 'transport'],
+    );
+    m.observedGauge(
+      {
+        name: 'coalmine.messages.behind_schedule',
+        unit: '{message}',
+        description: 'Pings due but not attempted: the canary fell behind its schedule (due - attempted)',
+      },
+      ['canary', 'coalminer', 'transport'],
+      true,
+      () => this.behind('behind'),
+    );
+    m.observedGauge(
+      {
+        name: 'coalmine.canary.behind_schedule',
+        unit: s,
+        description:
+          'How far the canary is behind its schedule: now minus the intended send time of the next ping not yet attempted',
+      },
+      ['canary', 'coalminer', 'transport'],
+      false,
+      () => this.behind('behindSeconds'),
+    );
     this.sent = m.counter(
       {
         name: 'coalmine.messages.sent',
@@ -263,6 +301,8 @@ export class OtlpMetrics implements MessagingSink {
     };
     const ack = this.ack({ canary, transport });
     return {
+      due: (coalminer, n) => this.due({ canary, coalminer, transport }).add(n),
+      watch: (read) => void this.canaries.add({ canary, transport, read }),
       sent: (coalminer) => children(coalminer).sent.add(1),
       sendError: (coalminer, reason, n) => this.sendErrors({ canary, coalminer, transport, reason }).add(n),
       publishAck: (_coalminer, seconds) => ack.record(seconds),
@@ -343,6 +383,13 @@ export class OtlpMetrics implements MessagingSink {
   private *inFlight(): Iterable<readonly [string[], number]> {
     for (const { c, transport, region } of this.coalminers)
       for (const [canary, n] of c.inFlight()) yield [[canary, c.name, transport, region], n];
+  }
+
+  /** Every watched canary's coalminers (not the pruned aggregate) and one of their schedule figures. */
+  private *behind(field: 'behind' | 'behindSeconds'): Iterable<readonly [string[], number]> {
+    for (const { canary, transport, read } of this.canaries)
+      for (const [coalminer, st] of read())
+        if (coalminer !== PRUNED) yield [[canary, coalminer, transport], st[field]];
   }
 
   private *clock(field: 'offsetNs' | 'errorNs'): Iterable<readonly [string[], number]> {

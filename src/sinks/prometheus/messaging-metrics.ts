@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { FOREIGN_REASONS, type Coalminer, type ForeignReason } from '../../messaging/coalminer.js';
+import { PRUNED, type FlowStats } from '../../messaging/canary.js';
 import type { CanaryObserver, CoalminerObserver } from '../../messaging/observer.js';
 import type { Transport } from '../../transports/transport.js';
 
@@ -20,6 +21,7 @@ export class MessagingMetrics {
   private readonly late: Counter<FlowLabels>;
   private readonly stale: Counter<FlowLabels>;
   private readonly foreign: Counter<'coalminer' | 'transport' | 'reason'>;
+  private readonly due: Counter<'canary' | 'coalminer' | 'transport'>;
   private readonly sent: Counter<'canary' | 'coalminer' | 'transport'>;
   private readonly sendErrors: Counter<'canary' | 'coalminer' | 'transport' | 'reason'>;
   private readonly refused: Counter<'canary' | 'transport' | 'reason'>;
@@ -29,6 +31,12 @@ export class MessagingMetrics {
   private readonly up: Gauge<'transport' | 'url'>;
   private readonly reconnects: Counter<'transport' | 'url'>;
   private readonly coalminers = new Set<{ c: Coalminer; transport: string; region: string }>();
+  /** Each canary's stats reader (CanaryObserver.watch), for the behind-schedule gauges. */
+  private readonly canaries = new Set<{
+    canary: string;
+    transport: string;
+    read: () => Map<string, FlowStats>;
+  }>();
 
   constructor(registry: Registry, buckets: number[]) {
     const registers = [registry];
@@ -75,6 +83,39 @@ export class MessagingMetrics {
       help: 'Messages on a coalminer channel not taken as its pings, by reason (undecodable, other_coalminer, unknown_canary, unknown_run, implausible, unsolicited, unsigned, bad_signature, error), ignored',
       labelNames: ['coalminer', 'transport', 'reason'],
       registers,
+    });
+    this.due = new Counter({
+      name: 'coalmine_messages_due_total',
+      help: 'Pings whose intended send time passed: attempted (sent, send errors, pending) plus behind schedule',
+      labelNames: ['canary', 'coalminer', 'transport'],
+      registers,
+    });
+    const canaries = this.canaries;
+    /** Every watched canary's coalminers (not the pruned aggregate, whose own series were removed). */
+    function* flowStats() {
+      for (const { canary, transport, read } of canaries)
+        for (const [coalminer, s] of read())
+          if (coalminer !== PRUNED) yield [{ canary, coalminer, transport }, s] as const;
+    }
+    new Gauge({
+      name: 'coalmine_messages_behind_schedule',
+      help: 'Pings due but not attempted: the canary fell behind its schedule (due - attempted); at the end of a flow, the ones never sent',
+      labelNames: ['canary', 'coalminer', 'transport'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [l, s] of flowStats()) this.set(l, s.behind);
+      },
+    });
+    new Gauge({
+      name: 'coalmine_canary_behind_schedule_seconds',
+      help: 'How far the canary is behind its schedule: now minus the intended send time of the next ping not yet attempted (0 when on time)',
+      labelNames: ['canary', 'coalminer', 'transport'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [l, s] of flowStats()) this.set(l, s.behindSeconds);
+      },
     });
     this.sent = new Counter({
       name: 'coalmine_messages_sent_total',
@@ -201,6 +242,8 @@ export class MessagingMetrics {
     /** The send-error reasons seen per coalminer, so its label sets can all be dropped when it is pruned. */
     const reasons = new Map<string, Set<string>>();
     return {
+      due: (coalminer, count) => this.due.inc({ canary, coalminer, transport }, count),
+      watch: (read) => void this.canaries.add({ canary, transport, read }),
       sent: (coalminer) => child(coalminer).inc(),
       sendError: (coalminer, reason, count) => {
         let seen = reasons.get(coalminer);
@@ -217,6 +260,7 @@ export class MessagingMetrics {
         // made-up names registering and leaving cannot grow /metrics.
         const l = { canary, coalminer, transport };
         this.sent.remove(l);
+        this.due.remove(l);
         this.rtt.remove(l);
         for (const reason of reasons.get(coalminer) ?? []) this.sendErrors.remove({ ...l, reason });
         sent.delete(coalminer);
