@@ -81,6 +81,17 @@ function describe(err: unknown): string {
   return e?.message ?? String(err);
 }
 
+/** `pending`, or the signal's reason once it aborts first; the abort listener never outlives the wait. */
+function untilAborted<T>(pending: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return pending;
+  if (signal.aborted) return Promise.reject(signal.reason as Error);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason as Error);
+    signal.addEventListener('abort', onAbort, { once: true });
+    pending.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
 export class NatsTransport implements Transport {
   readonly kind = 'nats';
   readonly textOnly = false;
@@ -163,21 +174,16 @@ export class NatsTransport implements Transport {
       maxPingOut: 2,
     };
     let nc: NatsConnection;
+    const pending = natsConnect(options);
     try {
-      const pending = natsConnect(options);
-      nc = await (signal
-        ? Promise.race([
-            pending,
-            new Promise<never>((_, reject) => {
-              if (signal.aborted) reject(signal.reason);
-              signal.addEventListener('abort', () => reject(signal.reason), { once: true });
-            }),
-          ])
-        : pending);
-      // An aborted wait may still connect later: close that connection.
-      if (signal?.aborted) throw signal.reason;
-      pending.catch(() => {});
+      nc = await untilAborted(pending, signal);
     } catch (err) {
+      // We started this connection, so we close it: one that completes after we gave up waiting would
+      // otherwise stay open, reconnecting forever, with nobody holding it.
+      pending.then(
+        (late) => void late.close().catch(() => {}),
+        () => {},
+      );
       const aborted = signal?.aborted ?? false;
       const reason = aborted ? 'gave up waiting (signal aborted)' : describe(err);
       if (!this.closed) this.setStatus({ type: 'disconnected', error: reason });
