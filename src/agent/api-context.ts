@@ -7,7 +7,7 @@ import type {
   FlowInfo,
   TargetInfo,
 } from '../api/v1/context.js';
-import type { AgentStatus, AlertHistoryEntry, FlowSummary } from '../api/v1/contract.js';
+import type { AgentStatus, AlertHistoryEntry, CanarySchedule, FlowSummary } from '../api/v1/contract.js';
 import { toReport } from '../core/report.js';
 import { addCounts, emptyCounts } from '../messaging/sequence.js';
 import type { Observation } from '../core/types.js';
@@ -144,6 +144,22 @@ export class AgentApiContext implements ApiContext {
     return (await this.agent.check(names)).map(toReport);
   }
 
+  /** Bounded: a canary keeps at most 2 x maxCoalminers entries (live, retired) and one pruned sum. */
+  private canarySchedules(): CanarySchedule[] {
+    return this.agent.messaging.canaries.flatMap((c) =>
+      [...c.stats()].map(([coalminer, s]) => ({
+        canary: c.name,
+        coalminer,
+        due: s.due,
+        attempted: s.attempted,
+        sent: s.sent,
+        sendFailed: s.failed,
+        behindSchedule: s.behind,
+        behindScheduleSeconds: s.behindSeconds,
+      })),
+    );
+  }
+
   status(): AgentStatus {
     const w = this.writerStats?.();
     return {
@@ -152,6 +168,7 @@ export class AgentApiContext implements ApiContext {
       targets: this.agent.config.targets.length,
       // A count only: flows() merges every flow's latency window, which a status call does not need.
       flows: this.agent.messaging.coalminers.reduce((n, { c }) => n + c.flowCanaries().length, 0),
+      ...(this.agent.messaging.canaries.length > 0 ? { canaries: this.canarySchedules() } : {}),
       store: {
         engine: this.storeEngine,
         queued: w?.queued ?? 0,

@@ -137,11 +137,30 @@ export interface WhoAmI {
 }
 
 /** GET /api/v1/status -> agent status: version, uptime, store writer stats, counts. */
+/** A canary's schedule with one coalminer (canary.ts FlowStats): due = attempted + behindSchedule. */
+export interface CanarySchedule {
+  canary: string;
+  /** A coalminer's name, or "(pruned)": the summed counts of coalminers retired long ago. */
+  coalminer: string;
+  /** Pings whose intended send time has passed. */
+  due: number;
+  /** Pings published or given up on: sent + sendFailed + still pending. */
+  attempted: number;
+  sent: number;
+  sendFailed: number;
+  /** Pings due but not attempted: the canary is behind its schedule (for good, once a flow ended). */
+  behindSchedule: number;
+  /** Now minus the intended send time of the next ping not yet attempted (as of a flow's end, once ended). */
+  behindScheduleSeconds: number;
+}
+
 export interface AgentStatus {
   version: string;
   startedAt: number;
   targets: number;
   flows: number;
+  /** This agent's canaries, one entry per coalminer each pings (or pinged); absent without canaries. */
+  canaries?: CanarySchedule[];
   store: {
     engine: 'sqlite' | 'postgres' | 'none';
     queued: number;

@@ -173,6 +173,20 @@ const schemas: Record<string, Json> = {
       startedAt: num,
       targets: int,
       flows: int,
+      canaries: {
+        type: 'array',
+        description: "Each canary's schedule per coalminer: due = attempted + behindSchedule",
+        items: obj({
+          canary: str,
+          coalminer: str,
+          due: int,
+          attempted: int,
+          sent: int,
+          sendFailed: int,
+          behindSchedule: int,
+          behindScheduleSeconds: { ...num, minimum: 0 },
+        }),
+      },
       store: obj(
         {
           engine: { type: 'string', enum: ['sqlite', 'postgres', 'none'] },
