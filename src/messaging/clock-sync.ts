@@ -40,7 +40,7 @@ export class ClockSync {
     for (const s of this.samples) if (s.rttNs < best.rttNs) best = s;
     return {
       offsetNs: best.offsetNs,
-      errorNs: best.rttNs / 2,
+      errorNs: best.rttNs / 2 + CLOCK_READ_UNCERTAINTY_NS,
       rttNs: best.rttNs,
       samples: this.samples.length,
     };

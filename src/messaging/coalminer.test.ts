@@ -2,7 +2,8 @@ import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { until } from '../../test/support/async.js';
 import { MessagingMetrics } from '../sinks/prometheus/messaging-metrics.js';
-import { wallClockNs } from '../transports/base.js';
+import { DeliveryQueue, wallClockNs } from '../transports/base.js';
+import type { Delivery } from '../transports/transport.js';
 import { MemoryTransport } from '../transports/memory/index.js';
 import { coalminerChannel, DEFAULT_PREFIX } from './channels.js';
 import { Coalminer } from './coalminer.js';
@@ -189,6 +190,53 @@ describe('a coalminer under forged traffic', () => {
     await until(() => calls === 3, 'three handled');
     expect(m.foreignByReason.error).toBe(1);
     expect(m.flowCounts()[0]!.counts.received).toBe(3);
+    await m.stop();
+    await t.close();
+  });
+});
+
+describe("a coalminer's own drops", () => {
+  it('counts pings its full buffer dropped as dropped locally, never as lost', async () => {
+    const t = new MemoryTransport(`memory://coalminer-${++bus}`);
+    await t.connect();
+    // A subscription buffer of 10 that the test fills in one go, faster than anyone could read it.
+    const queue = new DeliveryQueue<Delivery>(10);
+    const transport = new Proxy(t, {
+      get(target, prop, receiver) {
+        if (prop === 'subscribe') return () => queue;
+        const v = Reflect.get(target, prop, receiver) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    const dropped: string[] = [];
+    const m = new Coalminer({
+      name: 'm',
+      transport,
+      register: ['real'],
+      sequence: { lossTimeoutMs: 50 },
+      observer: { droppedLocally: (c, n) => dropped.push(...Array<string>(n).fill(c)) },
+    });
+    await m.start();
+    const push = (fields: Partial<Envelope>) =>
+      queue.push({
+        payload: encodeBinary(
+          pingNow({ canary: 'real', coalminer: 'm', runId: 5n, intervalNs: INTERVAL, ...fields }),
+        ),
+        receivedNs: wallClockNs(),
+      });
+    push({ type: 'confirm', seq: 0n });
+    await until(() => m.isConfirmedBy('real'), 'confirmed');
+    // 50 pings at once into a buffer of 10: the 40 oldest are dropped here, the last 10 are read.
+    for (let seq = 0n; seq < 50n; seq++) push({ seq });
+    push({ seq: 50n, type: 'ping' });
+    await until(() => (m.flowCounts()[0]?.counts.received ?? 0) >= 10, 'the last ten read');
+    await new Promise((r) => setTimeout(r, 100));
+    m.tick();
+    const c = m.flowCounts()[0]!.counts;
+    expect(queue.dropped).toBe(41);
+    expect(c).toMatchObject({ expected: 51, received: 10, droppedLocally: 41, lost: 0, inFlight: 0 });
+    expect(dropped).toHaveLength(41);
+    expect(m.droppedLocally).toBe(41);
     await m.stop();
     await t.close();
   });

@@ -1,7 +1,7 @@
 import { silentLogger, type Logger } from '../core/log.js';
 import { LatencyHistogram, RollingHistogram } from '../stats/histogram.js';
 import { wallClockNs } from '../transports/base.js';
-import type { Delivery, Transport } from '../transports/transport.js';
+import { reportsDrops, type Delivery, type Transport } from '../transports/transport.js';
 import { canaryChannel, coalminerChannel, DEFAULT_PREFIX } from './channels.js';
 import { ClockSync, type ClockEstimate } from './clock-sync.js';
 import { decode, encode, EnvelopeError, type Envelope, type EnvelopeKey } from './envelope.js';
@@ -182,6 +182,10 @@ export class Coalminer {
     FOREIGN_REASONS.map((r) => [r, 0]),
   ) as Record<ForeignReason, number>;
   evictedFlows = 0;
+  /** Messages this process dropped because its subscription's buffer was full (it fell behind). */
+  droppedLocally = 0;
+  /** Pings whose one-way latency came out negative: the clock offset's bound was wrong (see ClockSync). */
+  negativeLatency = 0;
   private readonly log: Logger;
   private readonly key: EnvelopeKey | undefined;
 
@@ -215,6 +219,7 @@ export class Coalminer {
       coalminerChannel(this.prefix, this.opts.name),
       this.abort.signal,
     );
+    if (reportsDrops(deliveries)) deliveries.onDrop = (d) => this.onLocalDrop(d);
     void this.consume(deliveries);
     const lease = this.opts.leaseMs ?? 30_000;
     const syncEvery = this.opts.clockSyncIntervalMs ?? 10_000;
@@ -404,6 +409,29 @@ export class Coalminer {
     if (now - this.lastHandlerErrorLogMs < 10_000) return;
     this.lastHandlerErrorLogMs = now;
     this.log.error('cannot handle a message; counted as foreign (reason error)', { err });
+  }
+
+  /**
+   * A message the subscription's full buffer dropped before we read it. A ping of one of our flows is
+   * marked dropped locally, so its flow never calls it lost; anything else is only counted.
+   */
+  private onLocalDrop(d: Delivery): void {
+    this.droppedLocally++;
+    let e: Envelope;
+    try {
+      e = decode(d.payload, this.key);
+    } catch {
+      return;
+    }
+    if (e.type !== 'ping' || e.coalminer !== this.opts.name) return;
+    if (this.key !== undefined && e.signature !== 'valid') return;
+    const f = this.findFlow(e.canary, e.runId);
+    if (!f || e.intervalNs !== f.intervalNs || e.seq > this.plausibleHead(f, d.receivedNs)) return;
+    const before = f.tracker.droppedLocally;
+    f.tracker.noteDropped(Number(e.seq));
+    // Beyond the head it is counted when the head reaches it (in onPing).
+    if (f.tracker.droppedLocally > before)
+      this.opts.observer?.droppedLocally?.(e.canary, f.tracker.droppedLocally - before);
   }
 
   private refuse(reason: ForeignReason): void {
@@ -598,7 +626,10 @@ export class Coalminer {
     if (e.failed) this.noteFailed(f, e.failed, e.seq);
     const inDoubtBefore = f.tracker.sendFailedArrived;
     const lostBefore = f.tracker.declaredLost;
+    const droppedBefore = f.tracker.droppedLocally;
     const arrival = f.tracker.observe(Number(e.seq), nowMs);
+    if (f.tracker.droppedLocally !== droppedBefore)
+      this.opts.observer?.droppedLocally?.(e.canary, f.tracker.droppedLocally - droppedBefore);
     this.opts.observer?.arrival?.(e.canary, arrival);
     if (f.tracker.declaredLost > lostBefore)
       this.opts.observer?.lost?.(e.canary, f.tracker.declaredLost - lostBefore);
@@ -624,6 +655,12 @@ export class Coalminer {
     const offset = clock?.offsetNs ?? 0;
     const fromIntended = Number(d.receivedNs - e.intendedNs) + offset;
     const fromSent = Number(d.receivedNs - e.sentNs) + offset;
+    // Arrived before it was sent: the clocks are further apart than the offset's bound says. The
+    // histograms keep it at 0; how often it happens is said, not hidden.
+    if (fromSent < 0) {
+      this.negativeLatency++;
+      this.opts.observer?.negativeLatency?.(e.canary);
+    }
     f.allFromSent.record(fromSent);
     f.rolling.record(fromIntended, nowMs);
     // The whole-flow histogram is the merge of the intervals: one record per ping, not two.

@@ -42,6 +42,10 @@ export interface CoalminerObserver {
   lost?(canary: string, count: number): void;
   /** Pings the canary said it failed to publish that arrived anyway (an in-doubt publish). */
   sendFailedArrived?(canary: string, count: number): void;
+  /** A ping that reached this process but that its full subscription buffer dropped (not broker loss). */
+  droppedLocally?(canary: string, count: number): void;
+  /** A ping whose one-way latency came out negative: the clocks are further apart than the bound said. */
+  negativeLatency?(canary: string): void;
 }
 
 /**
@@ -96,6 +100,8 @@ export function teeMessagingSinks(a: MessagingSink, b: MessagingSink): Messaging
         arrival: both(x.arrival, y.arrival),
         lost: both(x.lost, y.lost),
         sendFailedArrived: both(x.sendFailedArrived, y.sendFailedArrived),
+        droppedLocally: both(x.droppedLocally, y.droppedLocally),
+        negativeLatency: both(x.negativeLatency, y.negativeLatency),
       };
     },
     watchCoalminer(c, transport, region) {
@@ -118,5 +124,7 @@ export function teeCoalminerObserver(a: CoalminerObserver, b: CoalminerObserver)
     arrival: both(a.arrival, b.arrival),
     lost: both(a.lost, b.lost),
     sendFailedArrived: both(a.sendFailedArrived, b.sendFailedArrived),
+    droppedLocally: both(a.droppedLocally, b.droppedLocally),
+    negativeLatency: both(a.negativeLatency, b.negativeLatency),
   };
 }

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { SequenceTracker, type SequenceCounts } from './sequence.js';
 
 function invariant(c: SequenceCounts): void {
-  expect(c.expected).toBe(c.received + c.inFlight + c.lost + c.sendFailed);
+  expect(c.expected).toBe(c.received + c.inFlight + c.lost + c.sendFailed + c.droppedLocally);
   for (const v of Object.values(c)) expect(v).toBeGreaterThanOrEqual(0);
 }
 
@@ -223,5 +223,24 @@ describe('SequenceTracker', () => {
     expect(() => t.observe(2 ** 53, 5)).toThrow(RangeError);
     expect(() => t.observe(-1, 5)).toThrow(RangeError);
     expect(t.counts()).toEqual({ ...c, duplicated: 1 });
+  });
+
+  it('counts what this process dropped apart from loss: ahead of the head, in a gap, or already judged lost', () => {
+    const t = new SequenceTracker({ lossTimeoutMs: 10 });
+    t.observe(0, 0);
+    t.noteDropped(3); // ahead of the head
+    t.observe(5, 1); // 1, 2, 4 become gaps; 3 is dropped here
+    t.noteDropped(2); // in a gap
+    t.tick(100); // 1 and 4 are lost
+    t.noteDropped(4); // judged lost, then found to be ours
+    t.noteDropped(5); // it arrived: a dropped copy of it changes nothing
+    let c = t.counts();
+    invariant(c);
+    expect(c).toMatchObject({ expected: 6, received: 2, droppedLocally: 3, lost: 1, inFlight: 0 });
+    // A broker's second copy of a dropped ping is received after all.
+    expect(t.observe(3, 101)).toBe('reordered');
+    c = t.counts();
+    invariant(c);
+    expect(c).toMatchObject({ received: 3, droppedLocally: 2, lost: 1 });
   });
 });

@@ -3,8 +3,9 @@ import { addRange, subtract, uncovered, type Range } from './ranges.js';
 /**
  * Exact accounting of one flow of pings (one canary run to one coalminer) from the sequence numbers
  * that arrive. Every sequence number from the first one expected up to the highest seen is in exactly one
- * state: received, in flight (a gap not yet judged), lost, or send-failed (the canary said its publish
- * failed). So `expected = received + inFlight + lost + sendFailed` holds at every moment, where
+ * state: received, in flight (a gap not yet judged), lost, send-failed (the canary said its publish
+ * failed), or dropped locally (it reached this process, whose own buffer was full). So
+ * `expected = received + inFlight + lost + sendFailed + droppedLocally` holds at every moment, where
  * `expected` counts the sequence numbers the flow has reached. Reordering is never loss or duplication;
  * a message that turns up after being declared lost is taken back from `lost` and counted `late`.
  * Memory is bounded: a window of `historyWindow` sequence numbers is remembered; older arrivals are
@@ -34,6 +35,8 @@ export interface SequenceCounts {
    * connection dropped after the broker took the message but before its reply) and the ping arrived.
    */
   sendFailedArrived: number;
+  /** Pings that reached this coalminer but that its own full buffer dropped: never counted as lost. */
+  droppedLocally: number;
   duplicated: number;
   reordered: number;
   late: number;
@@ -49,6 +52,7 @@ export function emptyCounts(): SequenceCounts {
     lost: 0,
     sendFailed: 0,
     sendFailedArrived: 0,
+    droppedLocally: 0,
     duplicated: 0,
     reordered: 0,
     late: 0,
@@ -79,6 +83,9 @@ export class SequenceTracker {
   private failedRanges: Range[] = [];
   /** Failed ranges announced for sequence numbers not reached yet; applied when they are. */
   private pendingFailed: Range[] = [];
+  /** Sequence numbers this process dropped (its buffer was full): beyond the head, and within the window. */
+  private pendingDropped: Range[] = [];
+  private droppedRanges: Range[] = [];
   /** Every sequence number announced as failed (within the history window): news already taken. */
   private announced: Range[] = [];
   /** Sequence numbers ever declared lost (monotonic: later arrivals and send-failure news do not undo it). */
@@ -88,6 +95,7 @@ export class SequenceTracker {
     lost: 0,
     sendFailed: 0,
     sendFailedArrived: 0,
+    droppedLocally: 0,
     duplicated: 0,
     reordered: 0,
     late: 0,
@@ -120,6 +128,11 @@ export class SequenceTracker {
   /** Pings announced as failed that arrived anyway, so far (see SequenceCounts.sendFailedArrived). */
   get sendFailedArrived(): number {
     return this.c.sendFailedArrived;
+  }
+
+  /** Pings dropped by this process so far (see SequenceCounts.droppedLocally). */
+  get droppedLocally(): number {
+    return this.c.droppedLocally;
   }
 
   get highestSeq(): number {
@@ -161,6 +174,28 @@ export class SequenceTracker {
     }
   }
 
+  /**
+   * Records that this ping reached the process but was dropped before it could be read (the local
+   * buffer was full): it is dropped locally, not lost, whether or not the head has reached it.
+   */
+  noteDropped(seq: number): void {
+    if (this.base < 0 || !Number.isSafeInteger(seq) || seq < this.base) return;
+    if (seq > this.highest) {
+      addRange(this.pendingDropped, seq, seq);
+      return;
+    }
+    if (seq <= this.highest - this.window || this.getBit(seq)) return; // forgotten, or a copy that arrived
+    if (this.removeFromGaps(seq)) this.c.inFlight--;
+    else if (removeFromRanges(this.lostRanges, seq)) this.c.lost--;
+    else return; // already send-failed or dropped
+    this.markDropped(seq, seq);
+  }
+
+  private markDropped(a: number, b: number): void {
+    addRange(this.droppedRanges, a, b);
+    this.c.droppedLocally += b - a + 1;
+  }
+
   private markFailed(a: number, b: number): void {
     addRange(this.failedRanges, a, b);
     this.c.sendFailed += b - a + 1;
@@ -183,6 +218,8 @@ export class SequenceTracker {
       // Announced as failed before it came: sent after all.
       if (this.pendingFailed.length > 0 && subtract(this.pendingFailed, seq, seq).length > 0)
         this.c.sendFailedArrived++;
+      // Another copy of one this process dropped: it is received after all.
+      if (this.pendingDropped.length > 0) subtract(this.pendingDropped, seq, seq);
       this.advance(seq, nowMs);
       this.setBit(seq);
       this.c.received++;
@@ -207,6 +244,10 @@ export class SequenceTracker {
       this.c.lost--;
       this.c.late++;
       return 'late';
+    }
+    if (removeFromRanges(this.droppedRanges, seq)) {
+      this.c.droppedLocally--;
+      return 'reordered';
     }
     if (removeFromRanges(this.failedRanges, seq)) {
       // Its publish reported an error, yet it arrived: it was sent after all.
@@ -237,6 +278,7 @@ export class SequenceTracker {
     const oldest = this.highest - this.window;
     this.lostRanges = this.lostRanges.filter((r) => r.b > oldest);
     this.failedRanges = this.failedRanges.filter((r) => r.b > oldest);
+    this.droppedRanges = this.droppedRanges.filter((r) => r.b > oldest);
     this.announced = this.announced.filter((r) => r.b > oldest);
   }
 
@@ -258,15 +300,25 @@ export class SequenceTracker {
     this.highest = seq;
   }
 
-  /** Moves the window onto highest+1..to, each number a gap unless announced as failed. */
+  /**
+   * Moves the window onto highest+1..to: each number a gap, unless announced as failed or dropped by
+   * this process.
+   */
   private extend(to: number, nowMs: number): void {
     let a = this.highest + 1;
     if (to < a) return;
     this.clearBits(a, to);
-    // Sequence numbers the canary already said it failed to publish are not gaps.
-    for (const r of subtract(this.pendingFailed, a, to)) {
-      if (r.a > a) this.addGap(a, r.a - 1, nowMs);
-      this.markFailed(r.a, r.b);
+    const known = [
+      ...subtract(this.pendingFailed, a, to).map((r) => ({ ...r, failed: true })),
+      ...subtract(this.pendingDropped, a, to).map((r) => ({ ...r, failed: false })),
+    ].sort((x, y) => x.a - y.a);
+    for (const r of known) {
+      // A number both announced failed and dropped here counts once, as failed (it came first).
+      const ra = Math.max(r.a, a);
+      if (ra > r.b) continue;
+      if (ra > a) this.addGap(a, ra - 1, nowMs);
+      if (r.failed) this.markFailed(ra, r.b);
+      else this.markDropped(ra, r.b);
       a = r.b + 1;
     }
     if (a <= to) this.addGap(a, to, nowMs);

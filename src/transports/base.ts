@@ -101,6 +101,8 @@ export class DeliveryQueue<T> implements AsyncIterable<T> {
   private wake: (() => void) | undefined;
   private done = false;
   dropped = 0;
+  /** Told of each message dropped for the bound, so the reader can count it as its own drop. */
+  onDrop: ((item: T) => void) | undefined;
 
   constructor(private readonly bound = 100_000) {}
 
@@ -111,8 +113,9 @@ export class DeliveryQueue<T> implements AsyncIterable<T> {
   push(item: T): void {
     if (this.done) return;
     if (this.size >= this.bound) {
-      this.take();
+      const oldest = this.take();
       this.dropped++;
+      this.onDrop?.(oldest);
     } else if (this.size === this.ring.length) {
       this.grow();
     }

@@ -25,6 +25,7 @@ export interface Transport {
   /**
    * Receives messages published to `channel` from now on, until `signal` aborts or the transport
    * closes. Survives reconnects. Messages lost while disconnected are lost: the canary accounts for them.
+   * The subscription buffers what arrives in a bounded ring; it may say what it drops (DropReporting).
    */
   subscribe(channel: string, signal: AbortSignal): AsyncIterable<Delivery>;
   /** Connection state changes, as they happen, until close. Each call is a new independent stream. */
@@ -82,4 +83,17 @@ export interface TransportOptions {
   clientName?: string;
   /** Reconnect backoff bounds. */
   reconnect?: { initialMs?: number; maxMs?: number };
+}
+
+/**
+ * A subscription that says what its bounded buffer dropped (the reader fell behind): a coalminer counts
+ * those pings as its own drops, never as loss in the broker. Every transport's subscription does.
+ */
+export interface DropReporting {
+  readonly dropped: number;
+  onDrop: ((d: Delivery) => void) | undefined;
+}
+
+export function reportsDrops(sub: AsyncIterable<Delivery>): sub is AsyncIterable<Delivery> & DropReporting {
+  return typeof (sub as Partial<DropReporting>).dropped === 'number' && 'onDrop' in sub;
 }

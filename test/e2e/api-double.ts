@@ -183,6 +183,7 @@ export async function startApiDouble(options: ApiDoubleOptions): Promise<ApiDoub
           inFlight: 3,
           sendFailed: 0,
           sendFailedArrived: 0,
+          droppedLocally: 0,
           duplicated: lossy ? 12 : 0,
           reordered: lossy ? 40 : 2,
           late: 0,

@@ -44,6 +44,8 @@ export interface FlowSummary {
     sendFailed: number;
     /** Of received: pings the canary said it failed to publish that arrived anyway (in-doubt publishes). */
     sendFailedArrived: number;
+    /** Pings that reached the coalminer but its own full buffer dropped: not lost in the broker. */
+    droppedLocally: number;
     duplicated: number;
     reordered: number;
     late: number;

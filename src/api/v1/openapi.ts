@@ -92,6 +92,7 @@ const schemas: Record<string, Json> = {
         'inFlight',
         'sendFailed',
         'sendFailedArrived',
+        'droppedLocally',
         'duplicated',
         'reordered',
         'late',

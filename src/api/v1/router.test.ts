@@ -56,6 +56,7 @@ function fixture(withStore = true): { ctx: MemoryContext; store: MemoryStore } {
     inFlight: 0,
     sendFailed: 0,
     sendFailedArrived: 0,
+    droppedLocally: 0,
     duplicated: 1,
     reordered: 2,
     late: 0,

@@ -34,7 +34,15 @@ export class OtlpMetrics implements MessagingSink {
   private readonly refused;
   private readonly controlErrors;
   private readonly counts: Record<
-    'received' | 'lost' | 'duplicated' | 'reordered' | 'late' | 'stale' | 'send_failed_arrived',
+    | 'received'
+    | 'lost'
+    | 'duplicated'
+    | 'reordered'
+    | 'late'
+    | 'stale'
+    | 'send_failed_arrived'
+    | 'dropped_locally'
+    | 'negative_latency',
     (v: Record<Flow, string>) => CounterSeries
   >;
   private readonly coalminers = new Set<{ c: Coalminer; transport: string; region: string }>();
@@ -130,6 +138,14 @@ export class OtlpMetrics implements MessagingSink {
       send_failed_arrived: count(
         'send_failed_arrived',
         'Pings the canary reported as failed to publish that arrived anyway: publishes whose outcome was in doubt',
+      ),
+      dropped_locally: count(
+        'dropped_locally',
+        "Pings that reached the coalminer but that its own subscription buffer dropped: the coalminer's loss, not the broker's",
+      ),
+      negative_latency: count(
+        'negative_latency',
+        'Pings that arrived before they were sent by the corrected clocks (the clock offset was off by more than its bound)',
       ),
     };
     this.due = m.counter(
@@ -317,7 +333,15 @@ export class OtlpMetrics implements MessagingSink {
   coalminerObserver(coalminer: string, transport: string, region: string): CoalminerObserver {
     type Children = Record<'fromIntended' | 'fromSent' | 'toBroker' | 'fromBroker', HistogramSeries> &
       Record<
-        'new' | 'reordered' | 'duplicate' | 'late' | 'stale' | 'lost' | 'sendFailedArrived',
+        | 'new'
+        | 'reordered'
+        | 'duplicate'
+        | 'late'
+        | 'stale'
+        | 'lost'
+        | 'sendFailedArrived'
+        | 'droppedLocally'
+        | 'negativeLatency',
         CounterSeries
       >;
     const byCanary = new Map<string, Children>();
@@ -337,6 +361,8 @@ export class OtlpMetrics implements MessagingSink {
           stale: this.counts.stale(l),
           lost: this.counts.lost(l),
           sendFailedArrived: this.counts.send_failed_arrived(l),
+          droppedLocally: this.counts.dropped_locally(l),
+          negativeLatency: this.counts.negative_latency(l),
         };
         byCanary.set(canary, c);
       }
@@ -359,6 +385,10 @@ export class OtlpMetrics implements MessagingSink {
       },
       lost: (canary, n) => children(canary).lost.add(n),
       sendFailedArrived: (canary, n) => children(canary).sendFailedArrived.add(n),
+      droppedLocally: (canary, n) => {
+        if (n > 0) children(canary).droppedLocally.add(n);
+      },
+      negativeLatency: (canary) => children(canary).negativeLatency.add(1),
       hops: (canary, toBroker, fromBroker) => {
         const c = children(canary);
         c.toBroker.record(toBroker);

@@ -16,6 +16,8 @@ export class MessagingMetrics {
   private readonly received: Counter<FlowLabels>;
   private readonly lost: Counter<FlowLabels>;
   private readonly sendFailedArrived: Counter<FlowLabels>;
+  private readonly droppedLocally: Counter<FlowLabels>;
+  private readonly negativeLatency: Counter<FlowLabels>;
   private readonly duplicated: Counter<FlowLabels>;
   private readonly reordered: Counter<FlowLabels>;
   private readonly late: Counter<FlowLabels>;
@@ -60,6 +62,14 @@ export class MessagingMetrics {
     this.lost = counter(
       'coalmine_messages_lost_total',
       'Pings declared lost (after the reorder window or loss timeout); coalmine_messages_late_total of them arrived later',
+    );
+    this.droppedLocally = counter(
+      'coalmine_messages_dropped_locally_total',
+      "Pings that reached the coalminer but that its own subscription buffer dropped (it fell behind): the coalminer's loss, not the broker's, never counted in coalmine_messages_lost_total",
+    );
+    this.negativeLatency = counter(
+      'coalmine_message_negative_latency_total',
+      'Pings that arrived before they were sent by the corrected clocks: the clock offset was off by more than its bound (the latency is recorded as 0)',
     );
     this.duplicated = counter(
       'coalmine_messages_duplicated_total',
@@ -275,7 +285,15 @@ export class MessagingMetrics {
       Histogram.Internal<string>
     > &
       Record<
-        'new' | 'reordered' | 'duplicate' | 'late' | 'stale' | 'lost' | 'sendFailedArrived',
+        | 'new'
+        | 'reordered'
+        | 'duplicate'
+        | 'late'
+        | 'stale'
+        | 'lost'
+        | 'sendFailedArrived'
+        | 'droppedLocally'
+        | 'negativeLatency',
         Counter.Internal
       >;
     const byCanary = new Map<string, Children>();
@@ -295,6 +313,8 @@ export class MessagingMetrics {
           stale: this.stale.labels(l),
           lost: this.lost.labels(l),
           sendFailedArrived: this.sendFailedArrived.labels(l),
+          droppedLocally: this.droppedLocally.labels(l),
+          negativeLatency: this.negativeLatency.labels(l),
         };
         byCanary.set(canary, c);
       }
@@ -317,6 +337,11 @@ export class MessagingMetrics {
       },
       lost: (canary, n) => children(canary).lost.inc(n),
       sendFailedArrived: (canary, n) => children(canary).sendFailedArrived.inc(n),
+      droppedLocally: (canary, n) => {
+        // A second copy arriving after a drop takes one back; a counter only counts drops.
+        if (n > 0) children(canary).droppedLocally.inc(n);
+      },
+      negativeLatency: (canary) => children(canary).negativeLatency.inc(),
       hops: (canary, toBroker, fromBroker) => {
         const c = children(canary);
         c.toBroker.observe(Math.max(0, toBroker));
