@@ -1,11 +1,12 @@
 import { backoffMs, errorMessage, type StatusHub } from './base.js';
+import { connectHint, type ConnectHints } from './connect-hint.js';
 import { TransportError } from './transport.js';
 
 export interface ReconnectLoopOptions {
   hub: StatusHub;
   displayUrl: string;
-  /** What to check when the first connection fails: `is RabbitMQ running there, ...?` */
-  hint: string;
+  /** What to check when the first connection fails, chosen by why it did (connect-hint.ts). */
+  hints: ConnectHints;
   initialMs: number;
   maxMs: number;
   /** One connection attempt; calls connected() once the connection is usable, rejects leaving nothing open. */
@@ -47,7 +48,7 @@ export class ReconnectLoop {
           if (err instanceof TransportError) throw err;
           throw new TransportError(
             'not_connected',
-            `cannot connect to ${o.displayUrl}: ${errorMessage(err)} — ${o.hint}`,
+            `cannot connect to ${o.displayUrl}: ${errorMessage(err)} — ${connectHint(err, o.hints)}`,
             { cause: err },
           );
         })

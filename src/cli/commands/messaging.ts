@@ -92,7 +92,11 @@ async function openTransport(url: string, clientName: string, log: Logger): Prom
     await t.connect(AbortSignal.timeout(15_000));
   } catch (err) {
     await t.close();
-    throw new UsageError(`cannot connect to ${redactUrl(url)}: ${(err as Error).message}`);
+    // A transport's own error already says "cannot connect to URL: why — hint"; say it once.
+    const why = (err as Error).message;
+    throw new UsageError(
+      why.startsWith('cannot connect to ') ? why : `cannot connect to ${redactUrl(url)}: ${why}`,
+    );
   }
   return t;
 }
@@ -120,8 +124,15 @@ export interface MessagingSummary {
   lost: number;
   inFlight: number;
   sendFailed: number;
-  /** Of sendFailed (the canary's count): publishes that reported an error yet arrived. */
+  /**
+   * Publishes that reported an error yet arrived (in-doubt publishes): counted in `sent` and not in
+   * `sendFailed`, so sent is never below what arrived; the canary's raw error counts are in sendErrors.
+   */
   sendFailedArrived: number;
+  /** Pings that reached the coalminer but that its own full buffer dropped: not lost in the broker. */
+  droppedLocally: number;
+  /** Pings that arrived before they were sent by the corrected clocks (the clock bound was wrong). */
+  negativeLatency: number;
   duplicated: number;
   reordered: number;
   late: number;
@@ -158,7 +169,8 @@ export function formatSummary(title: string, s: MessagingSummary): string {
   }
   lines.push(
     `  sent ${s.sent}  received ${s.received}  lost ${s.lost}  in flight ${s.inFlight}  duplicated ${s.duplicated}  reordered ${s.reordered}  late ${s.late}  foreign ${s.foreign}`,
-    `  send errors ${s.sendFailed}${errors ? ` (${errors})` : ''}${s.sendFailedArrived > 0 ? `; ${s.sendFailedArrived} of them arrived anyway (in-doubt publishes)` : ''}`,
+    `  send errors ${s.sendFailed}${errors ? ` (${errors} reported)` : ''}${s.sendFailedArrived > 0 ? `; ${s.sendFailedArrived} more reported failed but arrived (in-doubt publishes, counted as sent)` : ''}`,
+    `  dropped by this coalminer ${s.droppedLocally}${s.negativeLatency > 0 ? `  arrived before sent (clock bound wrong) ${s.negativeLatency}` : ''}`,
     `  latency from intended send  ${lat(s.latency)}`,
     `  latency from actual send    ${lat(s.latencyFromSent)}`,
   );
@@ -174,7 +186,7 @@ export function formatSummary(title: string, s: MessagingSummary): string {
   return lines.join('\n');
 }
 
-function buildSummary(
+export function buildSummary(
   t: Transport,
   durationSeconds: number,
   rate: number,
@@ -196,12 +208,15 @@ function buildSummary(
     url: t.displayUrl,
     durationSeconds,
     rate,
-    sent: canaryStats?.sent ?? c.received + c.lost + c.inFlight,
+    // A publish that reported an error and arrived was sent: `sent` is never below what arrived.
+    sent: canaryStats ? canaryStats.sent + c.sendFailedArrived : c.received + c.lost + c.inFlight,
     received: c.received,
     lost: c.lost,
     inFlight: c.inFlight,
-    sendFailed: canaryStats?.failed ?? c.sendFailed,
+    sendFailed: canaryStats ? Math.max(0, canaryStats.failed - c.sendFailedArrived) : c.sendFailed,
     sendFailedArrived: c.sendFailedArrived,
+    droppedLocally: c.droppedLocally,
+    negativeLatency: coalminer.negativeLatency,
     duplicated: c.duplicated,
     reordered: c.reordered,
     late: c.late,

@@ -144,6 +144,10 @@ function replyCode(err: unknown): number | undefined {
   return typeof code === 'number' ? code : undefined;
 }
 
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
 export class AmqpTransport implements Transport {
   readonly kind = 'amqp';
   readonly textOnly = false;
@@ -178,7 +182,12 @@ export class AmqpTransport implements Transport {
     this.loop = new ReconnectLoop({
       hub: this.hub,
       displayUrl: this.displayUrl,
-      hint: 'is RabbitMQ running there, and are the user, password and vhost right?',
+      hints: {
+        server: 'RabbitMQ',
+        credentials: 'user, password and vhost',
+        // 403 ACCESS_REFUSED: a bad login; 530 NOT_ALLOWED: no such vhost or no access to it.
+        isAuthFailure: (err) => /ACCESS_REFUSED|NOT_ALLOWED/.test(errorText(err)),
+      },
       initialMs: this.initialMs,
       maxMs: this.maxMs,
       open: (signal) => this.open(signal),

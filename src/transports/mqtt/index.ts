@@ -141,6 +141,10 @@ interface SendWindow {
 }
 const MAX_WAITING = 10_000;
 
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
 export class MqttTransport implements Transport {
   readonly kind = 'mqtt';
   readonly textOnly = false;
@@ -164,7 +168,13 @@ export class MqttTransport implements Transport {
     this.loop = new ReconnectLoop({
       hub: this.hub,
       displayUrl: this.displayUrl,
-      hint: 'is the MQTT broker running there, and are the user and password right?',
+      hints: {
+        server: 'the MQTT broker',
+        start: 'mosquitto',
+        credentials: 'user and password',
+        // CONNACK 4/5 (MQTT 3.1.1) and 134/135 (MQTT 5): bad user name or password, not authorised.
+        isAuthFailure: (err) => /bad user ?name or password|not authori[sz]ed/i.test(errorText(err)),
+      },
       initialMs: opts.reconnect?.initialMs ?? 100,
       maxMs: opts.reconnect?.maxMs ?? 5000,
       open: (signal) => this.open(signal),

@@ -39,6 +39,7 @@ import {
   type NatsConnection,
   type NatsError,
 } from 'nats';
+import { connectHint, type ConnectHints } from '../connect-hint.js';
 import { DeliveryQueue, StatusHub, backoffMs, redactUrl, wallClockNs } from '../base.js';
 import { StateWaiters } from '../state-waiters.js';
 import { subscriptionQueue } from '../subscriptions.js';
@@ -55,7 +56,17 @@ import {
 } from '../transport.js';
 import { parseNatsUrl, streamSubjectFor, subjectFor, type NatsUrl } from './url.js';
 
-const HOW_TO_START = 'is nats-server running there? (nats-server -js for JetStream)';
+const HINTS: ConnectHints = {
+  server: 'nats-server',
+  start: 'nats-server -js for JetStream',
+  credentials: 'user and password or token',
+  isAuthFailure: (err) => natsCode(err) === 'AUTHORIZATION_VIOLATION',
+};
+
+/** nats.js reports a refused connection as its own CONNECTION_REFUSED, not always with the errno under it. */
+function hintFor(err: unknown): string {
+  return connectHint(natsCode(err) === 'CONNECTION_REFUSED' ? { code: 'ECONNREFUSED' } : err, HINTS);
+}
 
 function natsCode(err: unknown): string | undefined {
   return (err as Partial<NatsError> | undefined)?.code;
@@ -189,7 +200,7 @@ export class NatsTransport implements Transport {
       if (!this.closed) this.setStatus({ type: 'disconnected', error: reason });
       throw new TransportError(
         aborted ? 'timeout' : 'not_connected',
-        `cannot connect to ${this.displayUrl}: ${reason} — ${HOW_TO_START}`,
+        `cannot connect to ${this.displayUrl}: ${reason} — ${hintFor(err)}`,
         {
           cause: err,
         },

@@ -26,7 +26,9 @@
  * Notifications sent while the listening session is down are not kept for it: they are lost, and the
  * canary counts them.
  */
+import { userInfo } from 'node:os';
 import pg from 'pg';
+import { connectHint, type ConnectHints } from '../connect-hint.js';
 import { DeliveryQueue, StatusHub, redactUrl, wallClockNs } from '../base.js';
 import {
   TransportError,
@@ -44,6 +46,44 @@ import { ChannelSubscribers, subscriptionQueue } from '../subscriptions.js';
 import { PgLink, describeError } from './link.js';
 
 const DEFAULT_TIMEOUT_MS = 5000;
+
+/** SQLSTATEs of a refused login: bad password, no such role (or not allowed), no such database. */
+const LOGIN_REFUSED = new Set(['28P01', '28000', '3D000']);
+
+const HINTS: ConnectHints = {
+  server: 'PostgreSQL',
+  credentials: 'user, password and database',
+  isAuthFailure: (err) => LOGIN_REFUSED.has(String((err as { code?: unknown } | undefined)?.code)),
+};
+
+/** libpq's default user when the URL names none: PGUSER, then the operating system user. */
+function defaultUser(): string | undefined {
+  if (process.env.PGUSER) return process.env.PGUSER;
+  try {
+    return userInfo().username;
+  } catch {
+    return undefined; // no passwd entry for this uid: leave it to the server to say
+  }
+}
+
+/**
+ * The URL with libpq's default user filled in: node-postgres takes only $USER, and when that is unset
+ * (containers, services) it sends no user at all. The connection string has to carry it, as node-postgres
+ * lets the string's (missing) user override a `user` option.
+ */
+export function withDefaultUser(url: string): string {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return url;
+  }
+  if (u.username || !u.hostname || u.searchParams.has('user')) return url;
+  const user = defaultUser();
+  if (!user) return url;
+  u.username = encodeURIComponent(user);
+  return u.toString();
+}
 
 export class PostgresTransport implements Transport {
   readonly kind = 'postgres';
@@ -76,7 +116,7 @@ export class PostgresTransport implements Transport {
     }
     this.wallNs = opts.wallNs ?? wallClockNs;
     this.clientConfig = {
-      connectionString: url,
+      connectionString: withDefaultUser(url),
       application_name: `coalmine${opts.clientName ? ` ${opts.clientName}` : ''}`,
       keepAlive: true,
       connectionTimeoutMillis: 10_000,
@@ -123,7 +163,7 @@ export class PostgresTransport implements Transport {
       if (signal?.aborted) throw connectAborted(this.displayUrl, signal);
       throw new TransportError(
         'not_connected',
-        `cannot connect to ${this.displayUrl}: ${describeError(err)} — is PostgreSQL running there, and do the user, password and database exist?`,
+        `cannot connect to ${this.displayUrl}: ${describeError(err)} — ${connectHint(err, HINTS)}`,
         { cause: err },
       );
     }

@@ -25,6 +25,7 @@
  * it). A stream subscription resumes after a reconnect where it left off, so entries added while it was
  * away arrive late instead of being lost.
  */
+import { connectHint, type ConnectHints } from '../connect-hint.js';
 import { DeliveryQueue, StatusHub, redactUrl, wallClockNs } from '../base.js';
 import {
   TransportError,
@@ -42,6 +43,17 @@ import { PAYLOAD_FIELD, StreamReader, streamIdNs } from './stream-reader.js';
 import { parseRedisUrl, type RedisUrlConfig } from './url.js';
 
 const DEFAULT_TIMEOUT_MS = 5000;
+
+const HINTS: ConnectHints = {
+  server: 'Redis',
+  start: 'redis-server',
+  credentials: 'user, password and database number',
+  // WRONGPASS / NOAUTH, a password sent to a server without one, a database number it does not have.
+  isAuthFailure: (err) =>
+    /WRONGPASS|NOAUTH|without any password configured|DB index is out of range/.test(
+      err instanceof Error ? err.message : String(err),
+    ),
+};
 
 export class RedisTransport implements Transport {
   readonly kind = 'redis';
@@ -110,7 +122,7 @@ export class RedisTransport implements Transport {
       if (signal?.aborted) throw connectAborted(this.displayUrl, signal);
       throw new TransportError(
         'not_connected',
-        `cannot connect to ${this.displayUrl}: ${describeError(err)} — is Redis running there, and are the credentials and database right?`,
+        `cannot connect to ${this.displayUrl}: ${describeError(err)} — ${connectHint(err, HINTS)}`,
         { cause: err },
       );
     } finally {

@@ -14,6 +14,7 @@
  *   Delivery.brokerNs     the relay's wall clock when it received the publish: its per-hop stamp
  * publish() rejects with not_connected while the relay is unreachable; nothing is buffered across outages.
  */
+import { connectHint } from '../connect-hint.js';
 import { WebSocket, type RawData } from 'ws';
 import { DeliveryQueue, StatusHub, backoffMs, errorMessage, redactUrl, wallClockNs } from '../base.js';
 import {
@@ -128,7 +129,12 @@ export class WebSocketTransport implements Transport {
       const port = new URL(this.url).port || (this.url.startsWith('wss:') ? '443' : '80');
       throw new TransportError(
         'not_connected',
-        `cannot connect to ${this.displayUrl}: ${errorMessage(err)} — is a coalmine relay running there (coalmine relay --listen HOST:${port})?`,
+        `cannot connect to ${this.displayUrl}: ${errorMessage(err)} — ${connectHint(err, {
+          server: 'a coalmine relay',
+          start: `coalmine relay --listen HOST:${port}`,
+          credentials: 'URL',
+          isAuthFailure: (e) => /Unexpected server response: 40[13]/.test(errorMessage(e)),
+        })}`,
         { cause: err },
       );
     }
