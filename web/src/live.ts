@@ -166,6 +166,7 @@ export class LiveState {
       durationSeconds: r.durationSeconds,
       phases: r.phases ?? {},
     };
+    if (r.networkSeconds !== undefined) last.networkSeconds = r.networkSeconds;
     if (r.error) last.error = { code: r.error.code, message: r.error.message };
     this.targets.set(r.name, {
       ...base,

@@ -19,7 +19,10 @@ export interface TargetSummary {
   last?: {
     time: number;
     ok: boolean;
+    /** Wall time of the run, as blackbox_exporter's probe_duration_seconds. */
     durationSeconds: number;
+    /** Successful runs: the target's network time (sum of kernel-timed phases; ICMP: mean RTT). */
+    networkSeconds?: number;
     phases: Record<string, number>;
     error?: { code: string; message: string };
   };

@@ -342,6 +342,7 @@ async function targetSummaries(c: Call): Promise<TargetSummary[]> {
         durationSeconds: t.last.durationSeconds,
         phases: t.last.phases,
       };
+      if (t.last.networkSeconds !== undefined) summary.last.networkSeconds = t.last.networkSeconds;
       if (t.last.error) summary.last.error = { code: t.last.error.code, message: t.last.error.message };
     }
     if (store) {

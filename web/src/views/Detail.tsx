@@ -127,6 +127,28 @@ function formatStep(ms: number): string {
   return `${Math.round(ms / 1000)}s`;
 }
 
+/** A successful run's network time (kernel-timed; ICMP: mean RTT) first, then its wall time. */
+function LastRunTimes({ last }: { last: NonNullable<TargetSummary['last']> }) {
+  const wall = (
+    <span title="Wall time of the whole run, as blackbox_exporter's probe_duration_seconds">
+      {formatSeconds(last.durationSeconds)} wall
+    </span>
+  );
+  if (last.networkSeconds === undefined) return wall;
+  return (
+    <>
+      <span
+        data-testid="detail-network"
+        title="Network time: the target's share, timed by the kernel (ICMP: the round's mean RTT)"
+      >
+        {formatSeconds(last.networkSeconds)} network
+      </span>
+      {' · '}
+      {wall}
+    </>
+  );
+}
+
 function SummaryLine({ summary }: { summary: TargetSummary | FlowSummary }) {
   if ('kind' in summary) {
     const t = summary;
@@ -150,7 +172,7 @@ function SummaryLine({ summary }: { summary: TargetSummary | FlowSummary }) {
             {t.last ? (
               <>
                 {t.last.ok ? (
-                  formatSeconds(t.last.durationSeconds)
+                  <LastRunTimes last={t.last} />
                 ) : (
                   <span class="bad">{t.last.error?.code ?? 'failed'}</span>
                 )}{' '}
