@@ -22,6 +22,7 @@ export class OtlpMetrics implements MessagingSink {
   private readonly meter: Meter;
   private readonly probeDuration;
   private readonly probePhase;
+  private readonly probeNetwork;
   private readonly probeSuccess;
   private readonly latency;
   private readonly hops;
@@ -70,9 +71,19 @@ export class OtlpMetrics implements MessagingSink {
       {
         name: 'coalmine.probe.duration',
         unit: s,
-        description: 'How long each probe run took, successful or not; result is success or the error code',
+        description:
+          'Wall time of each probe run, successful or not (as blackbox_exporter measures it); result is success or the error code',
       },
       ['target', 'kind', 'result'],
+    );
+    this.probeNetwork = m.histogram(
+      {
+        name: 'coalmine.probe.network',
+        unit: s,
+        description:
+          "Successful probe runs' network time: the kernel-timed phases (TCP_INFO connect, packet timestamps; ICMP: mean RTT)",
+      },
+      ['target', 'kind'],
     );
     this.probePhase = m.histogram(
       {
@@ -269,6 +280,8 @@ export class OtlpMetrics implements MessagingSink {
     if (!duration)
       this.probeSeries.set(key, (duration = this.probeDuration({ target, kind, result: outcome })));
     duration.record(nsToSeconds(result.durationNs));
+    if (result.ok && result.networkNs !== undefined)
+      this.probeNetwork({ target, kind }).record(nsToSeconds(result.networkNs));
     this.probeSuccess({ target, kind }).set(result.ok ? 1 : 0);
     const phases = result.phases ?? {};
     for (const phase in phases) {

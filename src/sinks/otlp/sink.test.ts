@@ -161,6 +161,25 @@ describe('OtlpSink to a receiver started by the test', () => {
     });
   }
 
+  it("sends a successful run's network time apart from its wall time, and none for a failed run", async () => {
+    const { sink } = make();
+    sink.observeProbe(probe('db', 'tcp', { ...ok(2), networkNs: 10_000n }));
+    sink.observeProbe(
+      probe('db', 'tcp', {
+        ok: false,
+        durationNs: 3_000_000n,
+        phases: {},
+        error: { code: 'refused', message: 'x' },
+      }),
+    );
+    await sink.flush();
+    const e = receiver.exports.at(-1)!;
+    expect(pointsOf(e, 'coalmine.probe.network')).toEqual([
+      expect.objectContaining({ attributes: { target: 'db', kind: 'tcp' }, count: 1, sum: 0.00001 }),
+    ]);
+    expect(pointsOf(e, 'coalmine.probe.duration').map((p) => p.sum)).toEqual([0.002, 0.003]);
+  });
+
   it("sends each target's last probe values as probe.<name> gauges, dropping one the last run lacks", async () => {
     const { sink } = make();
     const expiry = WALL_MS / 1000 + 30 * 86_400;
