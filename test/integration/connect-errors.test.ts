@@ -4,6 +4,7 @@
  * host: the name), against the real servers on loopback. And a PostgreSQL URL without a user connects as
  * libpq would: as PGUSER, else the operating system user.
  */
+import { getEventListeners } from 'node:events';
 import { userInfo } from 'node:os';
 import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -50,6 +51,7 @@ describe('a refused connection says nothing listens there, and how to start the 
     ['amqp', (p) => `amqp://guest:guest@127.0.0.1:${p}`, 'start RabbitMQ'],
     ['mqtt', (p) => `mqtt://127.0.0.1:${p}`, 'start the MQTT broker (mosquitto)'],
     ['nats', (p) => `nats://127.0.0.1:${p}`, 'start nats-server (nats-server -js for JetStream)'],
+    ['kafka', (p) => `kafka://127.0.0.1:${p}`, 'start Kafka (for tests: bash scripts/kafka.sh start)'],
     ['postgres', (p) => `postgres://postgres@127.0.0.1:${p}/test`, 'start PostgreSQL'],
     [
       'websocket',
@@ -173,4 +175,12 @@ describe.runIf(up.postgres)('a PostgreSQL URL without a user', () => {
     await t.connect(AbortSignal.timeout(10_000));
     expect(await sessionUser(name)).toBe(os);
   });
+});
+
+it('a Kafka connect that fails leaves no listener on its signal', async () => {
+  const t = await createTransport(`kafka://127.0.0.1:${await freePort()}`);
+  opened.push(t);
+  const ac = new AbortController();
+  await expect(t.connect(ac.signal)).rejects.toThrow(/nothing is listening there/);
+  expect(getEventListeners(ac.signal, 'abort')).toHaveLength(0);
 });

@@ -25,6 +25,8 @@
  * at the offset of the time subscribe() was called (offset 0 when this subscribe created the topic), which
  * makes the first subscribe reliable even when the group join takes longer than the first publish.
  */
+import { connectHint, type ConnectHints } from '../connect-hint.js';
+import { untilAborted } from '../until-aborted.js';
 import { randomBytes } from 'node:crypto';
 import { Admin, Consumer, Producer, type Message, type MessagesStream } from '@platformatic/kafka';
 import { DeliveryQueue, StatusHub, backoffMs, redactUrl, wallClockNs } from '../base.js';
@@ -45,7 +47,12 @@ import { kafkaReason, toTransportError } from './errors.js';
 import { parseKafkaUrl, topicFor, type KafkaUrl } from './url.js';
 
 const LOG_APPEND_TIME = [{ name: 'message.timestamp.type', value: 'LogAppendTime' }];
-const HOW_TO_START = 'is Kafka running there? (for tests: bash scripts/kafka.sh start)';
+const HINTS: ConnectHints = {
+  server: 'Kafka',
+  start: 'for tests: bash scripts/kafka.sh start',
+  credentials: 'SASL user and password',
+  isAuthFailure: (err) => kafkaReason(err).startsWith('SASL_AUTHENTICATION_FAILED'),
+};
 
 function hasApiId(err: unknown, id: string): boolean {
   const seen: unknown[] = [err];
@@ -176,22 +183,15 @@ export class KafkaTransport implements Transport {
     this.setStatus({ type: 'connecting' });
     try {
       const probe = this.probe();
-      await (signal
-        ? Promise.race([
-            probe,
-            new Promise<never>((_, reject) => {
-              if (signal.aborted) reject(signal.reason);
-              signal.addEventListener('abort', () => reject(signal.reason), { once: true });
-            }),
-          ])
-        : probe);
+      probe.catch(() => {}); // given up on through the signal, it still closes its own admin client
+      await untilAborted(probe, signal);
     } catch (err) {
       const aborted = signal?.aborted ?? false;
       const reason = aborted ? 'gave up waiting (signal aborted)' : kafkaReason(err);
       if (!this.closed) this.setStatus({ type: 'disconnected', error: reason });
       throw new TransportError(
         aborted ? 'timeout' : 'not_connected',
-        `cannot connect to ${this.displayUrl}: ${reason} — ${HOW_TO_START}`,
+        `cannot connect to ${this.displayUrl}: ${reason} — ${connectHint(err, HINTS)}`,
         {
           cause: err,
         },

@@ -40,6 +40,7 @@ import {
   type NatsError,
 } from 'nats';
 import { connectHint, type ConnectHints } from '../connect-hint.js';
+import { untilAborted } from '../until-aborted.js';
 import { DeliveryQueue, StatusHub, backoffMs, redactUrl, wallClockNs } from '../base.js';
 import { StateWaiters } from '../state-waiters.js';
 import { subscriptionQueue } from '../subscriptions.js';
@@ -90,17 +91,6 @@ function describe(err: unknown): string {
   if (sys) return `${sys} (${e?.message})`;
   if (e?.api_error) return `${e.api_error.description} (err_code ${e.api_error.err_code})`;
   return e?.message ?? String(err);
-}
-
-/** `pending`, or the signal's reason once it aborts first; the abort listener never outlives the wait. */
-function untilAborted<T>(pending: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (!signal) return pending;
-  if (signal.aborted) return Promise.reject(signal.reason as Error);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason as Error);
-    signal.addEventListener('abort', onAbort, { once: true });
-    pending.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
 }
 
 export class NatsTransport implements Transport {
