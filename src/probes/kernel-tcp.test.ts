@@ -1,6 +1,7 @@
 import { setMaxListeners } from 'node:events';
 import { connect, createServer, Socket, type AddressInfo, type Server } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { haveNativeAddon } from '../../test/support/require.js';
 import { loadIcmpAddon } from './icmp/native.js';
 import { readdirSync } from 'node:fs';
 import { systemClock } from '../core/clock.js';
@@ -8,10 +9,13 @@ import { connectOnly, kernelConnectNs, kernelTcpInfo, socketFd } from './kernel-
 
 // Where the addon is built (Linux with a compiler), kernel timing must work; elsewhere everything
 // must say "unavailable" rather than throw, so the probes fall back to user-space timing.
-const haveAddon = (() => {
-  const load = loadIcmpAddon();
-  return load.ok && typeof load.addon.tcpInfo === 'function';
-})();
+const haveAddon = haveNativeAddon(
+  (() => {
+    const load = loadIcmpAddon();
+    return load.ok && typeof load.addon.tcpInfo === 'function';
+  })(),
+  'kernel TCP timing',
+);
 
 function connected(port: number): Promise<{ socket: Socket; userNs: bigint }> {
   return new Promise((resolve, reject) => {

@@ -18,3 +18,17 @@ export function haveCommand(command: string, howToGet: string): boolean {
   }
   return found;
 }
+
+/**
+ * Whether the native module (ICMP sockets, TCP_INFO) is built and loads, as haveCommand does for
+ * commands: in CI, where .ci/run builds it with --strict, a missing one fails the test run instead of
+ * letting tests that need it pass without asserting anything.
+ */
+export function haveNativeAddon(available: boolean, what: string): boolean {
+  if (!available) {
+    const line = `the native module is not built or does not load, so ${what} cannot be tested: run npm run build:native -- --strict`;
+    if (process.env.CI) throw new Error(`CI: ${line}`);
+    console.warn(`skipping: ${line}`);
+  }
+  return available;
+}

@@ -4,12 +4,13 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { systemClock } from '../../core/clock.js';
 import type { ProbeResult } from '../../core/types.js';
+import { haveNativeAddon } from '../../../test/support/require.js';
 import icmp from './index.js';
 import { ADDON_FILE, loadIcmpAddon, socketOpenError } from './native.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const addonPath = `${root}${ADDON_FILE}`;
-const built = existsSync(addonPath);
+const built = haveNativeAddon(existsSync(addonPath), 'ICMP');
 const isRoot = process.getuid?.() === 0;
 const dgramAllowed = (() => {
   // The kernel allows unprivileged ICMP sockets to groups inside this range (default "1 0": nobody).
