@@ -5,6 +5,11 @@ export interface TcpProxy {
   port: number;
   /** Delay added to every chunk in each direction, in ms (changeable while running). */
   delayMs: { toServer: number; toClient: number };
+  /**
+   * How long each delayed chunk was actually held, in ms, with when it left (performance.now()): on a
+   * loaded machine the proxy itself runs late, so this, not delayMs, is the delay a test controls.
+   */
+  readonly held: { toServer: { at: number; ms: number }[]; toClient: { at: number; ms: number }[] };
   /** Drops every connection and refuses new ones until `up()`: a broker outage, as the client sees it. */
   down(): void;
   up(): void;
@@ -23,18 +28,21 @@ export async function startTcpProxy(target: { host: string; port: number }, dela
   let accepted = 0;
   let listening: Server | undefined;
   const delays = { toServer: delayMs, toClient: delayMs };
+  const held: TcpProxy['held'] = { toServer: [], toClient: [] };
 
   const pipeWithDelay = (from: Socket, to: Socket, which: 'toServer' | 'toClient') => {
     // Chunks leave in order, each no earlier than its arrival + delay. Timers alone are only good to
     // about a millisecond, so the last stretch is waited out with setImmediate: sub-millisecond accuracy
     // without blocking the event loop.
-    const queue: { due: number; chunk: Buffer }[] = [];
+    const queue: { due: number; arrived: number; chunk: Buffer }[] = [];
     let pumping = false;
     const pump = () => {
       const now = performance.now();
       while (queue.length > 0 && queue[0]!.due <= now) {
-        const { chunk } = queue.shift()!;
+        const { chunk, arrived } = queue.shift()!;
         if (to.writable) to.write(chunk);
+        const log = held[which];
+        if (log.length < 1_000_000) log.push({ at: now, ms: now - arrived });
       }
       if (queue.length === 0) {
         pumping = false;
@@ -50,7 +58,8 @@ export async function startTcpProxy(target: { host: string; port: number }, dela
         to.write(chunk);
         return;
       }
-      queue.push({ due: performance.now() + d, chunk });
+      const arrived = performance.now();
+      queue.push({ due: arrived + d, arrived, chunk });
       if (!pumping) {
         pumping = true;
         pump();
@@ -102,6 +111,7 @@ export async function startTcpProxy(target: { host: string; port: number }, dela
   return {
     port,
     delayMs: delays,
+    held,
     get accepted() {
       return accepted;
     },
