@@ -121,7 +121,7 @@ describe.skipIf(!redisUp)(`fuzzing a running agent through real Redis (FUZZ_SEED
         void (async () => {
           for await (const d of attacker.subscribe(ch, listen.signal)) {
             try {
-              sniffed.push({ channel: ch, e: decode(d.payload), bytes: d.payload });
+              sniffed.push({ channel: ch, e: decode(d.payload), bytes: Uint8Array.from(d.payload) });
               if (sniffed.length > 2000) sniffed.splice(0, 1000);
             } catch {
               // our own garbage

@@ -227,7 +227,11 @@ export class RedisTransport implements Transport {
     const receivedNs = this.wallNs();
     const subs = this.channels.get(channel.toString());
     if (!subs) return;
-    for (const q of subs) q.push({ payload: message, receivedNs });
+    // A copy: a message that spanned two reads is a view into redis-parser's shared pool, which a later
+    // message overwrites (its decreaseBufferPool restarts at offset 0), possibly while this one still waits
+    // in the queue: under a flood the coalminer read another ping's bytes in its place (a duplicate).
+    const payload = Uint8Array.from(message);
+    for (const q of subs) q.push({ payload, receivedNs });
   }
 
   private startReader(channel: string): void {
@@ -245,7 +249,12 @@ export class RedisTransport implements Transport {
       this.config.consumer,
       (entry) => {
         const receivedNs = this.wallNs();
-        const delivery: Delivery = { payload: entry.payload, receivedNs, brokerNs: streamIdNs(entry.id) };
+        // A copy, as in onMessage: the parser's pool may be reused while this waits in the queue.
+        const delivery: Delivery = {
+          payload: Uint8Array.from(entry.payload),
+          receivedNs,
+          brokerNs: streamIdNs(entry.id),
+        };
         for (const q of queues) q.push(delivery);
       },
     );
