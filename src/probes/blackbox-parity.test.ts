@@ -1,12 +1,8 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../core/clock.js';
-import { freePort, waitFor } from '../../test/support/net.js';
+import { startBlackboxExporter, type BlackboxExporter } from '../../test/support/blackbox.js';
 import { haveCommand } from '../../test/support/require.js';
 import { probes, type ProbeKind } from './registry.js';
 import { runProbe } from './run.js';
@@ -118,8 +114,7 @@ function listen(server: Server): Promise<number> {
 
 describe('against blackbox_exporter in the same run: TCP expect and HTTP header checks', () => {
   const have = haveCommand('prometheus-blackbox-exporter', 'apt-get install prometheus-blackbox-exporter');
-  let exporter: ChildProcess | undefined;
-  let exporterPort = 0;
+  let exporter: BlackboxExporter | undefined;
   const sockets = new Set<Socket>();
   const banner = createServer((s) => {
     sockets.add(s);
@@ -137,25 +132,13 @@ describe('against blackbox_exporter in the same run: TCP expect and HTTP header 
     targets.tcp = `127.0.0.1:${await listen(banner)}`;
     targets.http = `http://127.0.0.1:${await listen(web)}/`;
     if (!have) return;
-    const dir = mkdtempSync(join(tmpdir(), 'coalmine-blackbox-'));
-    const config = join(dir, 'blackbox.yml');
     const modules = cases.map(
       (c, i) => `  m${i}:\n    prober: ${c.kind}\n    timeout: 2s\n    ${c.kind}:\n      ${c.blackbox}\n`,
     );
-    writeFileSync(config, `modules:\n${modules.join('')}`);
-    exporterPort = await freePort();
-    exporter = spawn(
-      'prometheus-blackbox-exporter',
-      [`--config.file=${config}`, `--web.listen-address=127.0.0.1:${exporterPort}`],
-      { stdio: 'ignore' },
-    );
-    await waitFor('blackbox_exporter', async () => {
-      const r = await fetch(`http://127.0.0.1:${exporterPort}/-/healthy`);
-      return r.ok ? true : undefined;
-    });
+    exporter = await startBlackboxExporter(`modules:\n${modules.join('')}`);
   });
   afterAll(() => {
-    exporter?.kill();
+    exporter?.close();
     for (const s of sockets) s.destroy();
     banner.close();
     web.close();
@@ -163,10 +146,7 @@ describe('against blackbox_exporter in the same run: TCP expect and HTTP header 
 
   cases.forEach((c, i) => {
     it.skipIf(!have)(`${c.name}: both ${c.ok ? 'succeed' : 'fail'}`, async () => {
-      const r = await fetch(
-        `http://127.0.0.1:${exporterPort}/probe?module=m${i}&target=${encodeURIComponent(targets[c.kind])}`,
-      );
-      const text = await r.text();
+      const text = await exporter!.probe(`m${i}`, targets[c.kind]);
       expect(text, 'blackbox_exporter').toMatch(new RegExp(`^probe_success ${c.ok ? 1 : 0}$`, 'm'));
       const kind: ProbeKind = c.kind;
       const ours = await runProbe(kind, targets[c.kind], probes[kind].options.parse(c.ours), {

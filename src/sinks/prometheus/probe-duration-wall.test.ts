@@ -1,16 +1,13 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nsToSeconds, systemClock } from '../../core/clock.js';
 import type { ProbeResult } from '../../core/types.js';
 import { probes, type ProbeKind } from '../../probes/registry.js';
 import { runProbe } from '../../probes/run.js';
-import { freePort, waitFor } from '../../../test/support/net.js';
+import { startBlackboxExporter, type BlackboxExporter } from '../../../test/support/blackbox.js';
+import { freePort } from '../../../test/support/net.js';
 import { haveCommand } from '../../../test/support/require.js';
 import { ProbeMetrics } from './probe-metrics.js';
 
@@ -134,37 +131,21 @@ describe('probe_duration_seconds is wall time, as blackbox_exporter means it', (
   });
 
   describe('against blackbox_exporter in the same run', () => {
-    let exporter: ChildProcess | undefined;
-    let exporterPort = 0;
+    let exporter: BlackboxExporter | undefined;
     const have = haveCommand('prometheus-blackbox-exporter', 'apt-get install prometheus-blackbox-exporter');
 
     beforeAll(async () => {
       if (!have) return;
-      const dir = mkdtempSync(join(tmpdir(), 'coalmine-blackbox-'));
-      const config = join(dir, 'blackbox.yml');
-      writeFileSync(config, 'modules:\n  tcp_connect:\n    prober: tcp\n    timeout: 2s\n');
-      exporterPort = await freePort();
-      exporter = spawn(
-        'prometheus-blackbox-exporter',
-        [`--config.file=${config}`, `--web.listen-address=127.0.0.1:${exporterPort}`],
-        { stdio: 'ignore' },
-      );
-      await waitFor('blackbox_exporter', async () => {
-        const r = await fetch(`http://127.0.0.1:${exporterPort}/-/healthy`);
-        return r.ok ? true : undefined;
-      });
+      exporter = await startBlackboxExporter('modules:\n  tcp_connect:\n    prober: tcp\n    timeout: 2s\n');
     });
     afterAll(() => {
-      exporter?.kill();
+      exporter?.close();
     });
 
     it.skipIf(!have)("our probe_duration_seconds is of the order of blackbox_exporter's", async () => {
       const theirs: number[] = [];
       for (let i = 0; i < ROUNDS; i++) {
-        const r = await fetch(
-          `http://127.0.0.1:${exporterPort}/probe?module=tcp_connect&target=127.0.0.1:${tcpPort}`,
-        );
-        const text = await r.text();
+        const text = await exporter!.probe('tcp_connect', `127.0.0.1:${tcpPort}`);
         expect(text).toMatch(/^probe_success 1$/m);
         theirs.push(Number(/^probe_duration_seconds (\S+)$/m.exec(text)![1]));
       }
