@@ -1,7 +1,17 @@
+import { redactUrl } from './base.js';
 import type { Transport, TransportOptions } from './transport.js';
 
 export interface TransportModule {
   create(url: string, opts?: TransportOptions): Transport;
+}
+
+/**
+ * A kind's `url.ts`: checks a URL's options without a client library, with the same code its index.ts
+ * parses them with, so `config check` and a command's start report what run time would refuse.
+ */
+export interface TransportUrlModule {
+  /** The problems with the URL's options, each a sentence naming the option and what is allowed; [] when fine. */
+  checkUrl(url: string): string[];
 }
 
 interface TransportEntry {
@@ -10,6 +20,8 @@ interface TransportEntry {
   summary: string;
   /** Loaded on first use, so a client library is only imported when its transport is used. */
   load(): Promise<TransportModule>;
+  /** The kind's URL checker (`<kind>/url.ts`), which imports no client library. */
+  url(): Promise<TransportUrlModule>;
 }
 
 /** Every transport kind by its kind word. Adding one is one folder and one entry here. */
@@ -18,47 +30,56 @@ export const transports = {
     schemes: ['memory'],
     summary: 'in-process bus, for tests and demos',
     load: () => import('./memory/index.js'),
+    url: () => import('./memory/url.js'),
   },
   websocket: {
     schemes: ['ws', 'wss'],
     summary: 'WebSocket relay (`coalmine relay`)',
     load: () => import('./websocket/index.js'),
+    url: () => import('./websocket/url.js'),
   },
   redis: {
     schemes: ['redis', 'rediss', 'redis+stream', 'rediss+stream'],
     summary: 'Redis pub/sub, or streams with consumer groups',
     load: () => import('./redis/index.js'),
+    url: () => import('./redis/url.js'),
   },
   amqp: {
     schemes: ['amqp', 'amqps'],
     summary: 'RabbitMQ (AMQP 0-9-1) with publisher confirms',
     load: () => import('./amqp/index.js'),
+    url: () => import('./amqp/url.js'),
   },
   mqtt: {
     schemes: ['mqtt', 'mqtts'],
     summary: 'MQTT 3.1.1/5 with QoS 0, 1 or 2',
     load: () => import('./mqtt/index.js'),
+    url: () => import('./mqtt/url.js'),
   },
   nats: {
     schemes: ['nats', 'nats+jetstream'],
     summary: 'NATS core, or JetStream with PubAck',
     load: () => import('./nats/index.js'),
+    url: () => import('./nats/url.js'),
   },
   kafka: {
     schemes: ['kafka'],
     summary:
       'Kafka with producer acks, LogAppendTime broker stamps, one consumer group per coalminer and channel',
     load: () => import('./kafka/index.js'),
+    url: () => import('./kafka/url.js'),
   },
   postgres: {
     schemes: ['postgres', 'postgresql'],
     summary: 'PostgreSQL LISTEN/NOTIFY',
     load: () => import('./postgres/index.js'),
+    url: () => import('./postgres/url.js'),
   },
   webhook: {
     schemes: ['http', 'https'],
     summary: 'HTTP webhooks: the canary POSTs to the coalminer',
     load: () => import('./webhook/index.js'),
+    url: () => import('./webhook/url.js'),
   },
 } satisfies Record<string, TransportEntry>;
 
@@ -78,15 +99,25 @@ export function allSchemes(): string[] {
   return Object.values(transports).flatMap((t) => [...t.schemes]);
 }
 
+function unsupported(url: string): string {
+  return `unsupported transport URL ${JSON.stringify(redactUrl(url))}: the scheme must be one of ${allSchemes()
+    .map((s) => `${s}://`)
+    .join(', ')}`;
+}
+
+/** Every problem with a transport URL: its scheme, then its kind's options; [] when it is fine. */
+export async function checkTransportUrl(url: string): Promise<string[]> {
+  const kind = transportKindOf(url);
+  if (!kind) return [unsupported(url)];
+  const mod = await transports[kind].url();
+  return mod.checkUrl(url);
+}
+
 /** Creates the transport a URL names; throws a message listing the schemes when none matches. */
 export async function createTransport(url: string, opts?: TransportOptions): Promise<Transport> {
   const kind = transportKindOf(url);
   if (!kind) {
-    throw new Error(
-      `unsupported transport URL ${JSON.stringify(url)}: the scheme must be one of ${allSchemes()
-        .map((s) => `${s}://`)
-        .join(', ')}`,
-    );
+    throw new Error(unsupported(url));
   }
   const mod = await transports[kind].load();
   return mod.create(url, opts);

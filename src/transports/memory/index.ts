@@ -1,3 +1,5 @@
+import { valueOrThrow } from '../url-options.js';
+import { checkUrl } from './url.js';
 import { DeliveryQueue, StatusHub, wallClockNs } from '../base.js';
 import {
   TransportError,
@@ -100,5 +102,6 @@ export class MemoryTransport implements Transport {
 }
 
 export function create(url: string, opts?: TransportOptions): Transport {
+  valueOrThrow(url, { value: url, problems: checkUrl(url) });
   return new MemoryTransport(url, opts);
 }

@@ -28,6 +28,8 @@
  */
 import { userInfo } from 'node:os';
 import pg from 'pg';
+import { valueOrThrow } from '../url-options.js';
+import { checkUrl } from './url.js';
 import { connectHint, type ConnectHints } from '../connect-hint.js';
 import { DeliveryQueue, StatusHub, redactUrl, wallClockNs } from '../base.js';
 import {
@@ -38,7 +40,6 @@ import {
   type Transport,
   type TransportOptions,
 } from '../transport.js';
-import { ConfigError } from '../../core/errors.js';
 import { notifyChannel, payloadProblem, quoteIdentifier } from './channel.js';
 import { LinkStatus, connectAborted } from '../links.js';
 import { PublishWindow } from '../publish-window.js';
@@ -110,10 +111,7 @@ export class PostgresTransport implements Transport {
   ) {
     this.displayUrl = redactUrl(url);
     this.window = new PublishWindow(this.displayUrl);
-    const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(url)?.[1]?.toLowerCase();
-    if (scheme !== 'postgres' && scheme !== 'postgresql') {
-      throw new ConfigError([`${this.displayUrl}: scheme must be postgres:// or postgresql://`]);
-    }
+    valueOrThrow(url, { value: url, problems: checkUrl(url) });
     this.wallNs = opts.wallNs ?? wallClockNs;
     this.clientConfig = {
       connectionString: withDefaultUser(url),

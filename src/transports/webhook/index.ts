@@ -42,7 +42,8 @@ import {
   type Transport,
   type TransportOptions,
 } from '../transport.js';
-import { positiveIntParam } from '../url-options.js';
+import { valueOrThrow } from '../url-options.js';
+import { readWebhookUrl } from './url.js';
 import { CHANNEL_PATTERN, WebhookListener } from './listener.js';
 
 /**
@@ -59,27 +60,6 @@ const UNREACHABLE = new Set([
   'ENOTFOUND',
   'EAI_AGAIN',
 ]);
-
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '[::1]' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
-}
-
-function parseListen(u: URL): { host: string; port: number } | undefined {
-  const raw = u.searchParams.get('listen');
-  if (raw === 'none') return undefined;
-  if (raw === null) {
-    if (u.protocol === 'http:' && isLoopback(u.hostname)) {
-      return { host: u.hostname.replace(/^\[|\]$/g, ''), port: Number(u.port || 80) };
-    }
-    throw new Error(
-      `webhook URL ${redactUrl(u.toString())} needs ?listen=HOST:PORT (where this process receives webhooks), or ?listen=none to only publish`,
-    );
-  }
-  const m = /^\[?([^\]]*?)\]?:(\d{1,5})$/.exec(raw);
-  const port = Number(m?.[2]);
-  if (!m || !m[1] || port > 65535) throw new Error(`listen must be HOST:PORT, got ${JSON.stringify(raw)}`);
-  return { host: m[1], port };
-}
 
 export class WebhookTransport implements Transport {
   readonly kind = 'webhook';
@@ -112,15 +92,13 @@ export class WebhookTransport implements Transport {
   >();
 
   constructor(url: string, opts: TransportOptions = {}) {
-    const u = new URL(url);
-    if (u.protocol !== 'http:' && u.protocol !== 'https:')
-      throw new Error(`not an http(s):// URL: ${redactUrl(url)}`);
-    this.listenAt = parseListen(u);
-    this.maxBody = positiveIntParam(u, 'maxBody', 1024 * 1024);
-    this.maxInFlight = positiveIntParam(u, 'maxInFlight', 10_000);
-    this.queueBound = positiveIntParam(u, 'queue', 100_000);
-    const maxSockets = positiveIntParam(u, 'maxSockets', 64);
-    for (const k of ['listen', 'maxBody', 'maxInFlight', 'queue', 'maxSockets']) u.searchParams.delete(k);
+    const cfg = valueOrThrow(url, readWebhookUrl(url));
+    const u = cfg.peer;
+    this.listenAt = cfg.listen;
+    this.maxBody = cfg.maxBody;
+    this.maxInFlight = cfg.maxInFlight;
+    this.queueBound = cfg.queue;
+    const maxSockets = cfg.maxSockets;
     this.peer = u;
     this.base = u.pathname.replace(/\/+$/, '');
     this.displayUrl = redactUrl(url);

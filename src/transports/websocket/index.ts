@@ -25,7 +25,8 @@ import {
   type Transport,
   type TransportOptions,
 } from '../transport.js';
-import { positiveIntParam } from '../url-options.js';
+import { valueOrThrow } from '../url-options.js';
+import { readWebSocketUrl } from './url.js';
 import { ChannelSubscribers } from '../subscriptions.js';
 import { CHANNEL_PATTERN, RELAY_PROTOCOL_VERSION } from './relay.js';
 
@@ -82,16 +83,12 @@ export class WebSocketTransport implements Transport {
   private readonly subs = new ChannelSubscribers<Subscription>();
 
   constructor(url: string, opts: TransportOptions = {}) {
-    const u = new URL(url);
-    if (u.protocol !== 'ws:' && u.protocol !== 'wss:')
-      throw new Error(`not a ws:// or wss:// URL: ${redactUrl(url)}`);
-    this.connectTimeoutMs = positiveIntParam(u, 'connectTimeoutMs', 10_000);
-    this.maxInFlight = positiveIntParam(u, 'maxInFlight', 10_000);
-    this.maxBufferedBytes = positiveIntParam(u, 'maxBufferedBytes', 16 * 1024 * 1024);
-    this.queueBound = positiveIntParam(u, 'queue', 100_000);
-    for (const k of ['connectTimeoutMs', 'maxInFlight', 'maxBufferedBytes', 'queue'])
-      u.searchParams.delete(k);
-    this.url = u.toString();
+    const cfg = valueOrThrow(url, readWebSocketUrl(url));
+    this.connectTimeoutMs = cfg.connectTimeoutMs;
+    this.maxInFlight = cfg.maxInFlight;
+    this.maxBufferedBytes = cfg.maxBufferedBytes;
+    this.queueBound = cfg.queue;
+    this.url = cfg.url;
     this.displayUrl = redactUrl(url);
     this.wallNs = opts.wallNs ?? wallClockNs;
     this.reconnectMs = opts.reconnect ?? {};
