@@ -42,4 +42,29 @@ describe('the pair summary', () => {
     await m.stop();
     await t.close();
   });
+
+  it('states the rate achieved over the span the due pings cover, and says when it was not reached', async () => {
+    const t = new MemoryTransport('memory://summary-rate');
+    await t.connect();
+    const canary = new Canary({ name: 'c', transport: t, ratePerSecond: 1000, coalminers: ['m'] });
+    const m = new Coalminer({ name: 'm', transport: t, register: [], accept: ['c'] });
+    await m.start();
+    await canary.start();
+    await until(() => (canary.stats().get('m')?.attempted ?? 0) >= 100, '100 pings');
+    await canary.stop();
+    m.tick();
+    const stats = canary.stats().get('m')!;
+    // Whatever the canary's own clock did, the rate is the attempted share of the due pings at the asked
+    // rate, not attempts over a span that started later than `due` started counting.
+    const behind = { ...stats, due: stats.attempted * 2, behind: stats.attempted };
+    const s = buildSummary(t, 0.1, 1000, m, behind);
+    expect(s.achievedRate).toBe(500);
+    expect(s.rateReached).toBe(false);
+    expect(formatSummary('pair', s)).toContain('rate not reached: attempted 500/s of the 1000/s asked');
+    const kept = buildSummary(t, 123, 1000, m, { ...stats, due: stats.attempted, behind: 0 });
+    expect(kept.achievedRate).toBe(1000);
+    expect(kept.rateReached).toBe(true);
+    await m.stop();
+    await t.close();
+  });
 });

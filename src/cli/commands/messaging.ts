@@ -235,7 +235,9 @@ export function buildSummary(
     summary.attempted = canaryStats.attempted;
     summary.behindSchedule = canaryStats.behind;
     summary.behindScheduleSeconds = canaryStats.behindSeconds;
-    summary.achievedRate = durationSeconds > 0 ? canaryStats.attempted / durationSeconds : 0;
+    // Over the schedule's own span (due pings at the asked rate), the same span `due` counts: attempts
+    // over the time since the confirm read high, since `due` starts counting at registration.
+    summary.achievedRate = canaryStats.due > 0 ? (canaryStats.attempted * rate) / canaryStats.due : 0;
     summary.rateReached = canaryStats.attempted >= 0.99 * canaryStats.due;
   }
   if (ack && ack.count > 0) summary.publishAck = summarize(ack);
