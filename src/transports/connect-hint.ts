@@ -3,6 +3,7 @@
  * means nothing listens there (start the server), an unknown host means the name is wrong, a rejected
  * login means the credentials are; one hint for all of them sent people to check the wrong thing.
  */
+import { tlsHint, type TlsContext } from './tls-hint.js';
 
 /** Per transport: its server, how to start it, and which credentials it takes. */
 export interface ConnectHints {
@@ -14,6 +15,8 @@ export interface ConnectHints {
   credentials: string;
   /** Whether `err` is this server refusing the login (its own codes: WRONGPASS, 28P01, ACCESS_REFUSED). */
   isAuthFailure(err: unknown): boolean;
+  /** Whether the URL asked for TLS, so a certificate or plain/TLS mismatch gets its own hint. */
+  tls?: TlsContext;
 }
 
 const UNREACHABLE = new Set(['ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EHOSTDOWN']);
@@ -49,6 +52,8 @@ export function systemErrorCode(err: unknown, depth = 0): string | undefined {
 /** The hint that fits why `err` ended the first connection to `host:port`. */
 export function connectHint(err: unknown, hints: ConnectHints): string {
   if (hints.isAuthFailure(err)) return `the server refused the login: check the ${hints.credentials}`;
+  const tls = hints.tls && tlsHint(err, hints.tls);
+  if (tls) return tls;
   const code = systemErrorCode(err);
   if (code === 'ECONNREFUSED')
     return `nothing is listening there: start ${hints.server}${hints.start ? ` (${hints.start})` : ''} or fix the host and port`;

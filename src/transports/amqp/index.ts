@@ -17,6 +17,7 @@
  *   queue=PREFIX        name subscription queues `PREFIX.<channel>` instead of letting the server name them.
  *   heartbeat=S         AMQP heartbeat in seconds (default 10), so a silent broker is noticed.
  *   connectTimeoutMs=N  TCP + AMQP handshake timeout (default 5000).
+ *   amqps:// only: ca=, cert=, key=, servername=, insecure= (tls-options.ts); any scheme: passwordEnv=NAME.
  *
  * Queues: one per subscription, bound with the channel as routing key. By default exclusive and auto-delete
  * (gone when the subscription or connection ends). With durable=true and a client name (TransportOptions)
@@ -31,8 +32,10 @@
  */
 import * as amqp from 'amqplib';
 import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Options } from 'amqplib';
+import { parseAmqpUrl, type AmqpConfig } from './url.js';
 import { backoffMs, DeliveryQueue, errorMessage, redactUrl, StatusHub, wallClockNs } from '../base.js';
 import { ReconnectLoop } from '../reconnect-loop.js';
+export { checkUrl, parseAmqpUrl, type AmqpConfig } from './url.js';
 import {
   TransportError,
   type Delivery,
@@ -42,99 +45,6 @@ import {
   type TransportErrorCode,
   type TransportOptions,
 } from '../transport.js';
-
-export interface AmqpConfig {
-  connect: Options.Connect;
-  exchange: string;
-  confirm: boolean;
-  durable: boolean;
-  prefetch: number;
-  queuePrefix: string | undefined;
-  connectTimeoutMs: number;
-}
-
-const KNOWN_PARAMS = new Set([
-  'exchange',
-  'confirm',
-  'durable',
-  'prefetch',
-  'queue',
-  'heartbeat',
-  'connectTimeoutMs',
-]);
-
-function bool(u: URL, name: string, dflt: boolean): boolean {
-  const v = u.searchParams.get(name);
-  if (v === null) return dflt;
-  if (v === 'true' || v === '1') return true;
-  if (v === 'false' || v === '0') return false;
-  throw new TransportError('error', `invalid amqp URL ${redactUrl(u.href)}: ${name} must be true or false`);
-}
-
-function int(u: URL, name: string, dflt: number, min: number): number {
-  const v = u.searchParams.get(name);
-  if (v === null) return dflt;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) {
-    throw new TransportError(
-      'error',
-      `invalid amqp URL ${redactUrl(u.href)}: ${name} must be an integer >= ${min}`,
-    );
-  }
-  return n;
-}
-
-/** Parses and validates the URL; throws TransportError('error') naming the bad option. */
-export function parseAmqpUrl(url: string): AmqpConfig {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch (err) {
-    throw new TransportError('error', `invalid amqp URL ${redactUrl(url)}`, { cause: err });
-  }
-  if (u.protocol !== 'amqp:' && u.protocol !== 'amqps:') {
-    throw new TransportError(
-      'error',
-      `invalid amqp URL ${redactUrl(url)}: the scheme must be amqp:// or amqps://`,
-    );
-  }
-  for (const key of u.searchParams.keys()) {
-    if (!KNOWN_PARAMS.has(key)) {
-      throw new TransportError(
-        'error',
-        `invalid amqp URL ${redactUrl(url)}: unknown option ${key} (known: ${[...KNOWN_PARAMS].join(', ')})`,
-      );
-    }
-  }
-  const path = u.pathname.replace(/^\//, '');
-  const exchange = u.searchParams.get('exchange') ?? 'coalmine';
-  if (!/^[A-Za-z0-9_.:-]{1,255}$/.test(exchange)) {
-    throw new TransportError(
-      'error',
-      `invalid amqp URL ${redactUrl(url)}: bad exchange name ${JSON.stringify(exchange)}`,
-    );
-  }
-  const secure = u.protocol === 'amqps:';
-  return {
-    connect: {
-      protocol: secure ? 'amqps' : 'amqp',
-      hostname: u.hostname.replace(/^\[|\]$/g, ''),
-      port: u.port ? Number(u.port) : secure ? 5671 : 5672,
-      // amqplib defaults both to guest only when neither is given.
-      ...(u.username || u.password
-        ? { username: decodeURIComponent(u.username), password: decodeURIComponent(u.password) }
-        : {}),
-      vhost: path === '' ? '/' : decodeURIComponent(path),
-      heartbeat: int(u, 'heartbeat', 10, 0),
-    },
-    exchange,
-    confirm: bool(u, 'confirm', true),
-    durable: bool(u, 'durable', false),
-    prefetch: int(u, 'prefetch', 1000, 0),
-    queuePrefix: u.searchParams.get('queue') ?? undefined,
-    connectTimeoutMs: int(u, 'connectTimeoutMs', 5000, 1),
-  };
-}
 
 const noop = () => {};
 
@@ -236,6 +146,7 @@ export class AmqpTransport implements Transport {
   private async dial(signal?: AbortSignal): Promise<ChannelModel> {
     signal?.throwIfAborted();
     const pending = amqp.connect(this.cfg.connect, {
+      ...this.cfg.tls,
       timeout: this.cfg.connectTimeoutMs,
       noDelay: true,
       clientProperties: { connection_name: this.clientName ?? 'coalmine' },

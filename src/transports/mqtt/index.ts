@@ -13,6 +13,7 @@
  *   keepalive=S         keepalive in seconds (default 10), so a silent broker is noticed in ~1.5 × S.
  *   sessionExpiry=S     MQTT 5 session expiry with clean=false (default 3600).
  *   connectTimeoutMs=N  TCP + CONNACK timeout (default 5000).
+ *   mqtts:// only: ca=, cert=, key=, servername=, insecure= (tls-options.ts); any scheme: passwordEnv=NAME.
  *
  * Topic = the logical channel with `.` replaced by `/` (`coalmine.coalminer.eu-1` → `coalmine/coalminer/eu-1`).
  *
@@ -26,11 +27,12 @@
  * connection drops reject with not_connected: whether the broker got them is unknown, and the canary's
  * sequence numbers tell.
  */
-import { randomBytes } from 'node:crypto';
 import mqtt from 'mqtt';
 import type { IClientOptions, IClientPublishOptions, MqttClient } from 'mqtt';
 import { DeliveryQueue, errorMessage, redactUrl, StatusHub, wallClockNs } from '../base.js';
 import { withTimeout } from '../timeouts.js';
+import { parseMqttUrl, type MqttConfig } from './url.js';
+export { checkUrl, parseMqttUrl, type MqttConfig } from './url.js';
 import { ReconnectLoop } from '../reconnect-loop.js';
 import { ChannelSubscribers, subscriptionQueue } from '../subscriptions.js';
 import {
@@ -41,83 +43,6 @@ import {
   type Transport,
   type TransportOptions,
 } from '../transport.js';
-
-type QoS = 0 | 1 | 2;
-
-export interface MqttConfig {
-  url: string;
-  qos: QoS;
-  clean: boolean;
-  clientId: string;
-  version: 4 | 5;
-  keepalive: number;
-  sessionExpiry: number;
-  connectTimeoutMs: number;
-  username: string | undefined;
-  password: string | undefined;
-}
-
-const KNOWN_PARAMS = new Set([
-  'qos',
-  'clean',
-  'clientId',
-  'version',
-  'keepalive',
-  'sessionExpiry',
-  'connectTimeoutMs',
-]);
-
-/** Parses and validates the URL; throws TransportError('error') naming the bad option. */
-export function parseMqttUrl(url: string, clientName?: string): MqttConfig {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch (err) {
-    throw new TransportError('error', `invalid mqtt URL ${redactUrl(url)}`, { cause: err });
-  }
-  const bad = (why: string) => new TransportError('error', `invalid mqtt URL ${redactUrl(url)}: ${why}`);
-  if (u.protocol !== 'mqtt:' && u.protocol !== 'mqtts:') throw bad('the scheme must be mqtt:// or mqtts://');
-  for (const key of u.searchParams.keys()) {
-    if (!KNOWN_PARAMS.has(key)) throw bad(`unknown option ${key} (known: ${[...KNOWN_PARAMS].join(', ')})`);
-  }
-  const int = (name: string, dflt: number, min: number, max = Number.MAX_SAFE_INTEGER) => {
-    const v = u.searchParams.get(name);
-    if (v === null) return dflt;
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min || n > max)
-      throw bad(`${name} must be an integer in [${min}, ${max}]`);
-    return n;
-  };
-  const cleanParam = u.searchParams.get('clean');
-  if (cleanParam !== null && !['true', 'false', '1', '0'].includes(cleanParam))
-    throw bad('clean must be true or false');
-  const clean = cleanParam === null || cleanParam === 'true' || cleanParam === '1';
-  const version = int('version', 5, 4, 5);
-  if (version !== 4 && version !== 5) throw bad('version must be 4 or 5');
-  let clientId = u.searchParams.get('clientId') ?? undefined;
-  if (!clientId) {
-    if (!clean && !clientName) throw bad('clean=false needs a stable clientId= (or a client name)');
-    clientId = clean
-      ? `coalmine-${clientName ? `${clientName}-` : ''}${randomBytes(4).toString('hex')}`
-      : `coalmine-${clientName}`;
-  }
-  const base = new URL(u.href);
-  base.search = '';
-  base.username = '';
-  base.password = '';
-  return {
-    url: base.href,
-    qos: int('qos', 1, 0, 2) as QoS,
-    clean,
-    clientId,
-    version,
-    keepalive: int('keepalive', 10, 0, 65535),
-    sessionExpiry: int('sessionExpiry', 3600, 0, 0xffffffff),
-    connectTimeoutMs: int('connectTimeoutMs', 5000, 1),
-    username: u.username ? decodeURIComponent(u.username) : undefined,
-    password: u.password ? decodeURIComponent(u.password) : undefined,
-  };
-}
 
 const noop = () => {};
 
@@ -196,6 +121,7 @@ export class MqttTransport implements Transport {
       clientId: this.cfg.clientId,
       username: this.cfg.username,
       password: this.cfg.password,
+      ...this.cfg.tls,
       protocolVersion: this.cfg.version,
       clean: this.cfg.clean,
       keepalive: this.cfg.keepalive,

@@ -7,6 +7,10 @@
  *   redis+stream://[user:pass@]host[:port][/db][?maxlen=10000&group=NAME&consumer=NAME]
  *   rediss+stream://...                             streams over TLS
  *
+ * TLS options (rediss:// only; tls-options.ts): ca=/path/ca.pem, cert= and key= (client certificate),
+ * servername=NAME, insecure=1 (no certificate check). Any scheme: passwordEnv=NAME reads the password
+ * from that environment variable instead of the URL.
+ *
  * Stream options:
  *   maxlen    approximate bound for each stream (XADD MAXLEN ~ N); default 10000
  *   group     consumer group of this coalminer; default: the transport's clientName, else "coalmine".
@@ -122,7 +126,7 @@ export class RedisTransport implements Transport {
       if (signal?.aborted) throw connectAborted(this.displayUrl, signal);
       throw new TransportError(
         'not_connected',
-        `cannot connect to ${this.displayUrl}: ${describeError(err)} — ${connectHint(err, HINTS)}`,
+        `cannot connect to ${this.displayUrl}: ${describeError(err)} — ${connectHint(err, this.hints())}`,
         { cause: err },
       );
     } finally {
@@ -139,6 +143,12 @@ export class RedisTransport implements Transport {
     this.links.activate();
     // Stream subscriptions made before connect() start now.
     for (const channel of this.channels.channels()) if (!this.readers.has(channel)) this.startReader(channel);
+  }
+
+  private hints(): ConnectHints {
+    const secure = this.config.connection.tls !== undefined;
+    const stream = this.config.mode === 'stream' ? '+stream' : '';
+    return { ...HINTS, tls: { secure, otherScheme: `${secure ? 'redis' : 'rediss'}${stream}` } };
   }
 
   private newLink(

@@ -1,4 +1,7 @@
 import { Redis, type RedisOptions } from 'ioredis';
+import standalone, {
+  type StandaloneConnectionOptions,
+} from 'ioredis/built/connectors/StandaloneConnector.js';
 import { backoffMs } from '../base.js';
 import { InFlightCommands, LinkDownError, type LinkListener } from '../links.js';
 
@@ -9,6 +12,27 @@ export function describeError(err: unknown): string {
     return code && !err.message.includes(code) ? `${code} ${err.message}` : err.message;
   }
   return String(err);
+}
+
+const noop = () => {};
+
+/**
+ * ioredis's own connector, with an error listener that stays on the socket. ioredis listens for socket
+ * errors with once(), and a TLS handshake that fails can raise a second one (the server's alert that
+ * answers ours), which then had no listener and ended the process as an uncaught exception. The first
+ * error still reaches ioredis, which reports it and closes the link.
+ */
+class SocketErrorsHeard extends standalone.default {
+  // ioredis hands a connector the client's options, which include these.
+  constructor(options: unknown) {
+    super(options as StandaloneConnectionOptions);
+  }
+
+  override async connect(...args: Parameters<InstanceType<typeof standalone.default>['connect']>) {
+    const stream = await super.connect(...args);
+    stream.on('error', noop);
+    return stream;
+  }
 }
 
 /**
@@ -39,6 +63,7 @@ export class RedisLink {
     this.client = new Redis({
       ...options,
       lazyConnect: true,
+      Connector: SocketErrorsHeard,
       enableOfflineQueue: false,
       autoResendUnfulfilledCommands: false,
       autoResubscribe: false,

@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import type { RedisOptions } from 'ioredis';
-import { ConfigError } from '../../core/errors.js';
-import { redactUrl } from '../base.js';
+import { UrlOptions, valueOrThrow, type UrlReading } from '../url-options.js';
+import { CREDENTIAL_OPTIONS, TLS_OPTIONS, readPassword, readTls } from '../tls-options.js';
 
 export interface RedisUrlConfig {
   mode: 'pubsub' | 'stream';
@@ -16,53 +16,67 @@ export interface RedisUrlConfig {
 }
 
 const STREAM_OPTIONS = ['maxlen', 'group', 'consumer'] as const;
+const SCHEMES = ['redis', 'rediss', 'redis+stream', 'rediss+stream'];
 
-/** Parses `redis[s][+stream]://[user:pass@]host[:port][/db][?options]`; throws ConfigError naming the problem. */
-export function parseRedisUrl(url: string): RedisUrlConfig {
+/** Reads `redis[s][+stream]://[user:pass@]host[:port][/db][?options]` with every problem. */
+function readRedisUrl(url: string): UrlReading<RedisUrlConfig> {
   let u: URL;
   try {
     u = new URL(url);
   } catch {
-    throw new ConfigError([`invalid Redis URL ${JSON.stringify(redactUrl(url))}`]);
+    return {
+      value: undefined,
+      problems: ['not a URL (expected redis[s][+stream]://[user:pass@]host[:port][/db])'],
+    };
   }
   const scheme = u.protocol.slice(0, -1).toLowerCase();
-  const schemes = ['redis', 'rediss', 'redis+stream', 'rediss+stream'];
-  if (!schemes.includes(scheme)) {
-    throw new ConfigError([
-      `${redactUrl(url)}: scheme must be one of ${schemes.map((s) => `${s}://`).join(', ')}`,
-    ]);
-  }
+  if (!SCHEMES.includes(scheme))
+    return {
+      value: undefined,
+      problems: [`the scheme must be one of ${SCHEMES.map((s) => `${s}://`).join(', ')}`],
+    };
   const mode = scheme.endsWith('+stream') ? 'stream' : 'pubsub';
-  const problem = (what: string) => new ConfigError([`${redactUrl(url)}: ${what}`]);
-
-  const known: readonly string[] = mode === 'stream' ? STREAM_OPTIONS : [];
-  for (const key of u.searchParams.keys()) {
-    if (!known.includes(key)) {
-      throw problem(
-        known.length
-          ? `unknown option ?${key}= (known: ${known.join(', ')})`
-          : `unknown option ?${key}= (redis:// pub/sub takes no options; streams are redis+stream://)`,
-      );
+  const secure = scheme.startsWith('rediss');
+  // Stream options are known on every scheme, so on pub/sub the problem can say where they belong.
+  const o = new UrlOptions(
+    u.searchParams,
+    [...STREAM_OPTIONS, ...TLS_OPTIONS, ...CREDENTIAL_OPTIONS],
+    scheme,
+  );
+  if (mode === 'pubsub') {
+    for (const name of STREAM_OPTIONS) {
+      if (o.has(name))
+        o.problem(`${name}= is a stream option: use ${secure ? 'rediss' : 'redis'}+stream:// for streams`);
     }
   }
 
   const dbText = u.pathname.replace(/^\/+/, '');
-  if (dbText !== '' && !/^\d+$/.test(dbText)) throw problem(`database must be a number, got /${dbText}`);
+  if (dbText !== '' && !/^\d+$/.test(dbText)) o.problem(`the database must be a number, got /${dbText}`);
   const port = u.port === '' ? 6379 : Number(u.port);
   const host = u.hostname.replace(/^\[(.*)\]$/, '$1') || '127.0.0.1';
-  const connection: RedisOptions = { host, port, db: dbText === '' ? 0 : Number(dbText) };
+  const connection: RedisOptions = {
+    host,
+    port,
+    db: dbText === '' || !/^\d+$/.test(dbText) ? 0 : Number(dbText),
+  };
   if (u.username) connection.username = decodeURIComponent(u.username);
-  if (u.password) connection.password = decodeURIComponent(u.password);
-  // Certificates are checked against the host name as usual; TLS settings beyond that are not in the URL.
-  if (scheme.startsWith('rediss')) connection.tls = { servername: host };
+  const password = readPassword(o, u);
+  if (password !== undefined) connection.password = password;
+  const tls = readTls(o, { secure, secureScheme: mode === 'stream' ? 'rediss+stream' : 'rediss', host });
+  if (tls) connection.tls = tls;
 
-  const maxlenText = u.searchParams.get('maxlen');
-  const maxlen = maxlenText === null ? 10_000 : Number(maxlenText);
-  if (!Number.isInteger(maxlen) || maxlen < 1)
-    throw problem(`maxlen must be a positive integer, got ${maxlenText}`);
-  const group = u.searchParams.get('group') ?? undefined;
-  if (group === '') throw problem('group must not be empty');
-  const consumer = u.searchParams.get('consumer') || hostname();
+  const maxlen = o.integer('maxlen', 10_000, 1, undefined, 'entries kept per stream, approximately');
+  const group = o.string('group');
+  const consumer = o.string('consumer') ?? hostname();
+  return { value: { mode, connection, maxlen, group, consumer }, problems: o.problems };
+}
 
-  return { mode, connection, maxlen, group, consumer };
+/** Every problem with the URL's options, as sentences naming the option and what it allows. */
+export function checkUrl(url: string): string[] {
+  return readRedisUrl(url).problems;
+}
+
+/** Parses `redis[s][+stream]://[user:pass@]host[:port][/db][?options]`; throws ConfigError listing every problem. */
+export function parseRedisUrl(url: string): RedisUrlConfig {
+  return valueOrThrow(url, readRedisUrl(url));
 }
