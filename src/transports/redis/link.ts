@@ -1,7 +1,7 @@
 import { Redis, type RedisOptions } from 'ioredis';
-import standalone, {
-  type StandaloneConnectionOptions,
-} from 'ioredis/built/connectors/StandaloneConnector.js';
+import { createRequire } from 'node:module';
+import type standaloneModule from 'ioredis/built/connectors/StandaloneConnector.js';
+import type { StandaloneConnectionOptions } from 'ioredis/built/connectors/StandaloneConnector.js';
 import { backoffMs } from '../base.js';
 import { InFlightCommands, LinkDownError, type LinkListener } from '../links.js';
 
@@ -15,6 +15,10 @@ export function describeError(err: unknown): string {
 }
 
 const noop = () => {};
+// require(), as ESM import and vitest disagree on what the default export of this CommonJS file is.
+const { default: StandaloneConnector } = createRequire(import.meta.url)(
+  'ioredis/built/connectors/StandaloneConnector.js',
+) as typeof standaloneModule;
 
 /**
  * ioredis's own connector, with an error listener that stays on the socket. ioredis listens for socket
@@ -22,13 +26,13 @@ const noop = () => {};
  * answers ours), which then had no listener and ended the process as an uncaught exception. The first
  * error still reaches ioredis, which reports it and closes the link.
  */
-class SocketErrorsHeard extends standalone.default {
+class SocketErrorsHeard extends StandaloneConnector {
   // ioredis hands a connector the client's options, which include these.
   constructor(options: unknown) {
     super(options as StandaloneConnectionOptions);
   }
 
-  override async connect(...args: Parameters<InstanceType<typeof standalone.default>['connect']>) {
+  override async connect(...args: Parameters<InstanceType<typeof StandaloneConnector>['connect']>) {
     const stream = await super.connect(...args);
     stream.on('error', noop);
     return stream;
