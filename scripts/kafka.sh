@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A single-node Kafka broker (KRaft, no ZooKeeper) on loopback for the integration tests.
 #
+#   bash scripts/kafka.sh fetch    fetch the jars (once) and do nothing else
 #   bash scripts/kafka.sh start    fetch jars (once), format storage (once), start, wait for the port
 #   bash scripts/kafka.sh stop     stop the broker this script started (by its PID file)
 #   bash scripts/kafka.sh status   exit 0 when running, 3 when not
@@ -208,11 +209,12 @@ cmd_status() {
 }
 
 case "${1:-}" in
+  fetch) fetch_jars ;;
   start) cmd_start ;;
   stop) cmd_stop ;;
   status) cmd_status ;;
   *)
-    echo "usage: bash scripts/kafka.sh start|stop|status" >&2
+    echo "usage: bash scripts/kafka.sh fetch|start|stop|status" >&2
     exit 2
     ;;
 esac

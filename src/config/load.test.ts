@@ -1,14 +1,21 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../core/errors.js';
+import { loadTransportUrlChecker } from '../transports/registry.js';
 import { parseConfig } from './load.js';
 
 const dir = join(import.meta.dirname, 'testdata');
 
+// As loadConfigFile does: every transport URL's options are checked too.
+let checkTransportUrl: (url: string) => string[];
+beforeAll(async () => {
+  checkTransportUrl = await loadTransportUrlChecker();
+});
+
 function problemsOf(text: string, file: string, env: NodeJS.ProcessEnv = {}): string[] {
   try {
-    parseConfig(text, file, env);
+    parseConfig(text, file, env, checkTransportUrl);
   } catch (err) {
     expect(err).toBeInstanceOf(ConfigError);
     return [...(err as ConfigError).problems];

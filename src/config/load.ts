@@ -7,10 +7,11 @@ import { ConfigError } from '../core/errors.js';
 import { clipText, redactText } from '../core/log.js';
 import { probes } from '../probes/registry.js';
 import { resolveOtlpConfig } from '../sinks/otlp/config.js';
-import { transportKindOf } from '../transports/registry.js';
+import { loadTransportUrlChecker, transportKindOf } from '../transports/registry.js';
 import { describeRange, DURATION_RANGES } from './duration.js';
 import { MIN_SECRET_LENGTH, type MessagingConfig } from './messaging.js';
 import { referenceProblems } from './references.js';
+import { transportUrlProblems } from './transport-urls.js';
 import { storeUrlProblem } from './store-url.js';
 import {
   bucketBounds,
@@ -44,7 +45,8 @@ export async function loadConfigFile(
   file: string,
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<AgentConfig> {
-  return parseConfig(await readConfigText(file), file, env);
+  const text = await readConfigText(file);
+  return parseConfig(text, file, env, await loadTransportUrlChecker());
 }
 
 /**
@@ -100,7 +102,16 @@ function decodeText(bytes: Uint8Array): string | undefined {
   }
 }
 
-export function parseConfig(text: string, file = 'config', env: NodeJS.ProcessEnv = {}): AgentConfig {
+/**
+ * `checkTransportUrl`, when given, checks every transport URL's options as its transport would when it
+ * starts (registry.ts loadTransportUrlChecker); loadConfigFile always gives it.
+ */
+export function parseConfig(
+  text: string,
+  file = 'config',
+  env: NodeJS.ProcessEnv = {},
+  checkTransportUrl?: (url: string) => string[],
+): AgentConfig {
   if (text.length > MAX_CONFIG_BYTES) throw tooLarge(file, text.length);
   if (text.includes('\0')) throw new ConfigError([`${file}: not a YAML text file (it holds NUL characters)`]);
   const lineCounter = new LineCounter();
@@ -139,7 +150,12 @@ export function parseConfig(text: string, file = 'config', env: NodeJS.ProcessEn
   const located = (path: PathKey[], message: string) =>
     clipText(`${where(offsetOf(doc, path))}: ${formatPath(path)}: ${message}`, MAX_PROBLEM);
   // Read from the data as written, so that they are listed even when the schema refuses the file.
-  const references = referenceProblems(data).map((r) => located(r.path, r.message));
+  const references = [
+    ...referenceProblems(data),
+    ...(checkTransportUrl
+      ? transportUrlProblems(data, checkTransportUrl, (u) => transportKindOf(u) !== undefined)
+      : []),
+  ].map((r) => located(r.path, r.message));
   const parsed = configSchema.safeParse(data);
   if (!parsed.success) {
     const issues = parsed.error.issues

@@ -164,11 +164,16 @@ export function errorMessage(err: unknown): string {
 
 /** Removes the password from a URL for display. */
 export function redactUrl(url: string): string {
+  // NATS reads a lone NAME@ as a token, not a user name: that is masked too.
+  const token = /^nats(\+jetstream)?:\/\/[^:@/?#]+@/i.test(url);
   try {
     const u = new URL(url);
     if (u.password) u.password = '***';
+    if (token) u.username = '***';
     return u.toString();
   } catch {
-    return url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@');
+    return url
+      .replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@')
+      .replace(/^(nats[^:]*:\/\/)[^:@/?#]+@/i, '$1***@');
   }
 }

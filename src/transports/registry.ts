@@ -113,6 +113,20 @@ export async function checkTransportUrl(url: string): Promise<string[]> {
   return mod.checkUrl(url);
 }
 
+/**
+ * A synchronous checkTransportUrl, for code that checks many URLs where it cannot wait (the config
+ * loader): every kind's url.ts is loaded first, which is cheap as none imports a client library.
+ */
+export async function loadTransportUrlChecker(): Promise<(url: string) => string[]> {
+  const kinds = Object.keys(transports) as TransportKind[];
+  const modules = await Promise.all(kinds.map((k) => transports[k].url()));
+  const byKind = new Map(kinds.map((k, i) => [k, modules[i]!]));
+  return (url) => {
+    const kind = transportKindOf(url);
+    return kind ? byKind.get(kind)!.checkUrl(url) : [unsupported(url)];
+  };
+}
+
 /** Creates the transport a URL names; throws a message listing the schemes when none matches. */
 export async function createTransport(url: string, opts?: TransportOptions): Promise<Transport> {
   const kind = transportKindOf(url);

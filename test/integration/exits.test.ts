@@ -7,6 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../support/net.js';
@@ -184,4 +185,24 @@ describe('long-running commands exit within 2 s of a signal', () => {
     expect(e.signal, r.err().slice(-2000)).toBeNull();
     expect(e.afterMs, r.err().slice(-2000)).toBeLessThan(EXIT_WITHIN_MS);
   });
+});
+
+describe('a failed start exits within 2 s of its error', () => {
+  it('pair against a port that accepts TCP but never speaks NATS', async () => {
+    // nats.js 2.29 never closes a socket that timed out waiting for INFO: the process used to hang here.
+    const silent = createServer(() => {});
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (silent.address() as AddressInfo).port;
+      const r = start(['pair', `nats://127.0.0.1:${port}`, '--duration', '1s']);
+      const errorAt = await r.sees(/sent no NATS INFO within 5 s/, 20_000);
+      const e = await exitOf(r, errorAt);
+      expect(e.code, r.err().slice(-2000)).toBe(2);
+      expect(e.afterMs).toBeLessThan(EXIT_WITHIN_MS);
+    } finally {
+      silent.close();
+      // The server keeps its accepted sockets: close() alone would wait for the (now dead) client's.
+      silent.unref();
+    }
+  }, 30_000);
 });

@@ -87,10 +87,36 @@ describe('NATS connect aborted by its signal', () => {
     await expectGaveUp(connecting);
     expect(performance.now() - abortedAt).toBeLessThan(500);
     expect(getEventListeners(ac.signal, 'abort')).toHaveLength(0);
-    // Not asserted: nats.js (2.29) never destroys a socket that timed out waiting for the server's INFO
-    // (NodeTransport._closed returns early while not connected), and gives us no handle on it.
+    // The connection waiting for INFO is ours (info-probe.ts), not nats.js's, so it is gone too.
+    await waitFor(
+      'the silent connection to close',
+      () => Promise.resolve(silent.open() === 0 || undefined),
+      1000,
+    );
     await t.close();
   });
+
+  it('to a server that accepts but never speaks NATS: fails saying so, and leaves no socket open', async () => {
+    const silent = await listen(() => {});
+    listeners.push(silent);
+    const t = new NatsTransport(`nats://127.0.0.1:${silent.port}`);
+    const started = performance.now();
+    const err = await t.connect().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(TransportError);
+    expect((err as TransportError).code).toBe('not_connected');
+    expect((err as Error).message).toContain('sent no NATS INFO within 5 s');
+    // nats.js 2.29 would have kept this socket open forever: its transport only closes connected ones.
+    expect(performance.now() - started).toBeLessThan(7000);
+    await waitFor(
+      'the silent connection to close',
+      () => Promise.resolve(silent.open() === 0 || undefined),
+      1000,
+    );
+    await t.close();
+  }, 10_000);
 
   it.runIf(reachable)(
     'to a NATS that answers after the abort: the late connection is closed, not kept reconnecting',

@@ -86,11 +86,30 @@ describe('coalmine pair', () => {
     const bad = await cli('pair', 'smtp://mail:mailpass@127.0.0.1:25');
     expect(bad.code).toBe(2);
     expect(bad.err).toMatch(
-      /^error: unsupported transport URL "smtp:\/\/mail:\*\*\*@127.0.0.1:25": use one of/,
+      /^error: unsupported transport URL "smtp:\/\/mail:\*\*\*@127.0.0.1:25": the scheme must be one of/,
     );
     const down = await cli('pair', 'ws://127.0.0.1:1');
     expect(down.code).toBe(2);
     expect(down.err).toMatch(/^error: cannot connect to ws:\/\/127.0.0.1:1/);
+  });
+
+  // Nothing listens on port 1: a command that tried to connect would say "cannot connect" instead.
+  it.each([
+    ['pair', 'kafka://app:secret@127.0.0.1:1?sasl=scram&acks=2', []],
+    ['canary', '', ['--transport', 'kafka://app:secret@127.0.0.1:1?sasl=scram&acks=2', '--name', 'c1']],
+    [
+      'coalminer',
+      '',
+      ['--transport', 'kafka://app:secret@127.0.0.1:1?sasl=scram&acks=2', '--name', 'm1', '--register', 'c1'],
+    ],
+  ])('%s lists every bad URL option before connecting, and exits 2', async (command, url, rest) => {
+    const r = await cli(command, ...(url ? [url] : []), ...rest);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain('kafka://app:***@127.0.0.1:1?sasl=scram&acks=2: 2 problems:');
+    expect(r.err).toContain('acks= must be one of all, -1, 1, 0, got "2"');
+    expect(r.err).toContain('sasl= must be one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, got "scram"');
+    expect(r.err).not.toContain('secret');
+    expect(r.err).not.toMatch(/cannot connect|\n\s+at /);
   });
 });
 

@@ -9,7 +9,12 @@ import { isValidName } from '../../messaging/envelope.js';
 import { addCounts, emptyCounts } from '../../messaging/sequence.js';
 import { LatencyHistogram } from '../../stats/histogram.js';
 import { redactUrl } from '../../transports/base.js';
-import { createTransport, transportKindOf, allSchemes } from '../../transports/registry.js';
+import {
+  allSchemes,
+  checkTransportUrl,
+  createTransport,
+  transportKindOf,
+} from '../../transports/registry.js';
 import { logTransportStatus } from '../../transports/status-log.js';
 import type { Transport } from '../../transports/transport.js';
 import { startRelay } from '../../transports/websocket/relay.js';
@@ -80,11 +85,14 @@ function sizeOption(text: string): number {
  * after that its disconnects and reconnects are logged on `log` (which says whose transport it is).
  */
 async function openTransport(url: string, clientName: string, log: Logger): Promise<Transport> {
-  if (!transportKindOf(url))
+  // Every problem with the URL, before anything connects (config check runs the same check).
+  const problems = await checkTransportUrl(url);
+  if (problems.length === 1 && !transportKindOf(url)) throw new UsageError(problems[0]!);
+  if (problems.length)
     throw new UsageError(
-      `unsupported transport URL "${redactUrl(url)}": use one of ${allSchemes()
-        .map((s) => `${s}://`)
-        .join(', ')}`,
+      problems.length === 1
+        ? `${redactUrl(url)}: ${problems[0]}`
+        : `${redactUrl(url)}: ${problems.length} problems:\n  ${problems.join('\n  ')}`,
     );
   const t = await createTransport(url, { clientName });
   void logTransportStatus(t, log.child({ component: 'transport', transport: t.kind, url: t.displayUrl }));

@@ -28,7 +28,14 @@
 import { connectHint, type ConnectHints } from '../connect-hint.js';
 import { untilAborted } from '../until-aborted.js';
 import { randomBytes } from 'node:crypto';
-import { Admin, Consumer, Producer, type Message, type MessagesStream } from '@platformatic/kafka';
+import {
+  Admin,
+  Consumer,
+  Producer,
+  type ConnectionOptions,
+  type Message,
+  type MessagesStream,
+} from '@platformatic/kafka';
 import { DeliveryQueue, StatusHub, backoffMs, redactUrl, wallClockNs } from '../base.js';
 import { StateWaiters } from '../state-waiters.js';
 import { subscriptionQueue } from '../subscriptions.js';
@@ -123,8 +130,15 @@ export class KafkaTransport implements Transport {
     return this.waiters.wait(signal);
   }
 
+  /** TLS and SASL from the URL, for every client this transport makes. */
+  securityOptions(): Pick<ConnectionOptions, 'tls' | 'sasl'> {
+    const { tls, sasl } = this.cfg;
+    return { ...(tls ? { tls } : {}), ...(sasl ? { sasl } : {}) };
+  }
+
   private baseOptions(retries: number) {
     return {
+      ...this.securityOptions(),
       clientId: this.clientId,
       bootstrapBrokers: this.cfg.brokers,
       connectTimeout: 5000,
@@ -367,6 +381,7 @@ class ChannelConsumer {
       await this.t.whenConnected(this.stopAc.signal);
       if (this.stopAc.signal.aborted || this.t.closed) return;
       const consumer = new Consumer({
+        ...this.t.securityOptions(),
         clientId: this.t.clientId,
         groupId: this.groupId,
         bootstrapBrokers: this.t.cfg.brokers,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { TransportError } from '../transport.js';
+import { ConfigError } from '../../core/errors.js';
 import { AppendTimes } from './append-time.js';
 import { parseKafkaUrl, topicFor } from './url.js';
 
@@ -28,8 +28,8 @@ describe('parseKafkaUrl', () => {
     'kafka://h:1?fromBeginning=yes',
     'kafka://',
     'http://h:1',
-  ])('rejects %s with a TransportError', (url) => {
-    expect(() => parseKafkaUrl(url)).toThrow(TransportError);
+  ])('rejects %s with a ConfigError', (url) => {
+    expect(() => parseKafkaUrl(url)).toThrow(ConfigError);
   });
 });
 

@@ -31,6 +31,7 @@ import {
   RetentionPolicy,
   StorageType,
   connect as natsConnect,
+  credsAuthenticator,
   nanos,
   type ConnectionOptions,
   type ConsumerConfig,
@@ -38,7 +39,9 @@ import {
   type JetStreamManager,
   type NatsConnection,
   type NatsError,
+  type TlsOptions,
 } from 'nats';
+import { probeInfo } from './info-probe.js';
 import { connectHint, type ConnectHints } from '../connect-hint.js';
 import { untilAborted } from '../until-aborted.js';
 import { DeliveryQueue, StatusHub, backoffMs, redactUrl, wallClockNs } from '../base.js';
@@ -56,6 +59,9 @@ import {
   type TransportStatus,
 } from '../transport.js';
 import { parseNatsUrl, streamSubjectFor, subjectFor, type NatsUrl } from './url.js';
+
+/** nats.js's connect timeout, and how long a server may take to send its INFO line. */
+const CONNECT_TIMEOUT_MS = 5000;
 
 const HINTS: ConnectHints = {
   server: 'nats-server',
@@ -93,6 +99,9 @@ function describe(err: unknown): string {
   return e?.message ?? String(err);
 }
 
+/** The receipt of every core publish without flush: there is nothing to tell (no ackNs). */
+const PUBLISHED: Promise<PublishReceipt> = Promise.resolve(Object.freeze({}));
+
 export class NatsTransport implements Transport {
   readonly kind = 'nats';
   readonly textOnly = false;
@@ -118,6 +127,7 @@ export class NatsTransport implements Transport {
   /** Running JetStream consumer loops, awaited by close() so they can remove their consumers first. */
   private readonly loops = new Set<Promise<void>>();
   private readonly waiters = new StateWaiters();
+  private readonly subjects = new Map<string, string>();
 
   constructor(url: string, opts: TransportOptions = {}) {
     this.displayUrl = redactUrl(url);
@@ -154,13 +164,36 @@ export class NatsTransport implements Transport {
     signal?.throwIfAborted();
     if (this.nc) return;
     this.setStatus({ type: 'connecting' });
+    let servers: string[];
+    try {
+      servers = await this.speakingServers(signal);
+    } catch (err) {
+      if (err instanceof TransportError) throw err;
+      const reason = 'gave up waiting (signal aborted)';
+      if (!this.closed) this.setStatus({ type: 'disconnected', error: reason });
+      throw new TransportError('timeout', `cannot connect to ${this.displayUrl}: ${reason}`, { cause: err });
+    }
+    const tls = this.cfg.tls;
     const options: ConnectionOptions = {
-      servers: this.cfg.servers,
+      servers,
       name: this.clientName ?? `coalmine-${this.instanceId}`,
       user: this.cfg.user,
       pass: this.cfg.pass,
       token: this.cfg.token,
-      timeout: 5000,
+      ...(this.cfg.creds ? { authenticator: credsAuthenticator(this.cfg.creds) } : {}),
+      // nats.js passes these on to tls.connect: Buffers, servername and rejectUnauthorized included.
+      ...(tls
+        ? {
+            tls: {
+              ...(tls.ca ? { ca: tls.ca.toString('utf8') } : {}),
+              ...(tls.cert ? { cert: tls.cert.toString('utf8') } : {}),
+              ...(tls.key ? { key: tls.key.toString('utf8') } : {}),
+              ...(tls.servername ? { servername: tls.servername } : {}),
+              rejectUnauthorized: tls.rejectUnauthorized,
+            } as TlsOptions,
+          }
+        : {}),
+      timeout: CONNECT_TIMEOUT_MS,
       // Only the first connect may fail; after that nats.js retries forever with our backoff.
       waitOnFirstConnect: false,
       maxReconnectAttempts: -1,
@@ -222,6 +255,24 @@ export class NatsTransport implements Transport {
     this.setStatus({ type: 'connected' });
   }
 
+  /**
+   * The servers of the URL that answer with INFO, or all of them when none is silent. A server that
+   * accepts TCP and stays silent is left out (nats.js would leave its socket open forever, see
+   * info-probe.ts); when every server is silent, connect fails here, saying so.
+   */
+  private async speakingServers(signal: AbortSignal | undefined): Promise<string[]> {
+    const results = await Promise.all(this.cfg.servers.map((s) => probeInfo(s, CONNECT_TIMEOUT_MS, signal)));
+    if (signal?.aborted) throw signal.reason;
+    const speaking = this.cfg.servers.filter((_s, i) => results[i] !== 'silent');
+    if (speaking.length > 0) return speaking;
+    const reason = `${this.cfg.servers.join(', ')} accepted the TCP connection but sent no NATS INFO within ${CONNECT_TIMEOUT_MS / 1000} s`;
+    this.setStatus({ type: 'disconnected', error: reason });
+    throw new TransportError(
+      'not_connected',
+      `cannot connect to ${this.displayUrl}: ${reason} — is a NATS server listening there, and not another service or a TLS-first proxy?`,
+    );
+  }
+
   /** Maps nats.js status events onto ours. */
   private async watch(nc: NatsConnection): Promise<void> {
     void nc.closed().then((err) => {
@@ -268,7 +319,32 @@ export class NatsTransport implements Transport {
   }
 
   publish(channel: string, payload: Uint8Array, opts?: PublishOptions): Promise<PublishReceipt> {
+    const nc = this.nc;
+    // Core without flush, connected: fire and forget, without an async function's promise and frame per
+    // publish (a canary's hot path). Everything else, errors included, takes the full path.
+    if (!this.js && !this.cfg.flush && nc && !this.closed && this.state === 'connected') {
+      const max = nc.info?.max_payload;
+      if (max === undefined || payload.byteLength <= max) {
+        try {
+          nc.publish(this.subjectOf(channel), payload);
+          return PUBLISHED;
+        } catch {
+          // send() publishes again and reports the error as it always does.
+        }
+      }
+    }
     return this.send(channel, payload, opts?.timeoutMs ?? 5000);
+  }
+
+  /** subjectFor, remembered: a canary publishes to the same few channels at up to 100,000/s. */
+  private subjectOf(channel: string): string {
+    let subject = this.subjects.get(channel);
+    if (subject === undefined) {
+      if (this.subjects.size >= 1024) this.subjects.clear();
+      subject = subjectFor(channel);
+      this.subjects.set(channel, subject);
+    }
+    return subject;
   }
 
   private async send(channel: string, payload: Uint8Array, timeoutMs: number): Promise<PublishReceipt> {
@@ -277,7 +353,7 @@ export class NatsTransport implements Transport {
     if (!nc || this.state !== 'connected') {
       throw new TransportError('not_connected', `not connected to ${this.displayUrl} (${this.state})`);
     }
-    const subject = subjectFor(channel);
+    const subject = this.subjectOf(channel);
     const max = nc.info?.max_payload;
     if (max !== undefined && payload.byteLength > max) {
       throw new TransportError(

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { TransportError } from '../transport.js';
+import { ConfigError } from '../../core/errors.js';
 import { parseNatsUrl, streamSubjectFor, subjectFor, subjectMatches } from './url.js';
 
 describe('parseNatsUrl', () => {
@@ -31,8 +31,8 @@ describe('parseNatsUrl', () => {
     'nats+jetstream://h:1?flush=true',
     'nats+jetstream://h:1?maxMsgs=0',
     'nats+jetstream://h:1?stream=a.b',
-  ])('rejects %s with a TransportError', (url) => {
-    expect(() => parseNatsUrl(url)).toThrow(TransportError);
+  ])('rejects %s with a ConfigError', (url) => {
+    expect(() => parseNatsUrl(url)).toThrow(ConfigError);
   });
 });
 
