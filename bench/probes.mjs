@@ -3,13 +3,14 @@
  * coalmine's network probes against Prometheus' blackbox_exporter, side by side in one run, on loopback
  * targets this script starts itself. See bench/README.md for what each line means.
  *
- *   npm run build && node bench/probes.mjs [--quick] [--only tcp,http,icmp,cpu,rate,scheduler] [--no-build]
+ *   npm run build && node bench/probes.mjs [--quick] [--only tcp,http,icmp,cpu,rate,scheduler,spread] [--no-build]
  *
  * It builds dist/ first (unless --no-build), prints progress to stderr, a table to stdout, and writes a
  * JSON copy to bench/out/. A missed target is a finding, not an error: the exit code is 0 either way.
  */
 import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { connect } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,13 +26,16 @@ import {
   nextMessage,
   procCpuSeconds,
   runChild,
+  sleep,
   spawnChild,
+  spawnTracked,
+  freePort,
 } from './lib/procs.mjs';
-import { fmtRate, fmtRatio, fmtSeconds, median, summary } from './lib/stats.mjs';
+import { fmtRate, fmtRatio, fmtSeconds, median, quantile, summary } from './lib/stats.mjs';
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const SECTIONS = ['tcp', 'http', 'icmp', 'cpu', 'rate', 'scheduler'];
+const SECTIONS = ['tcp', 'http', 'icmp', 'cpu', 'rate', 'scheduler', 'spread'];
 
 // ---------------------------------------------------------------- options
 
@@ -47,8 +51,9 @@ const value = (name) => {
 };
 if (flag('help') || flag('h')) {
   process.stdout.write(
-    'usage: node bench/probes.mjs [--quick] [--only tcp,http,icmp,cpu,rate,scheduler] [--no-build]\n' +
-      '       [--n 200] [--icmp-rounds 30] [--k 5000] [--rate-seconds 5] [--scheduler-seconds 25] [--targets 10000]\n',
+    'usage: node bench/probes.mjs [--quick] [--only tcp,http,icmp,cpu,rate,scheduler,spread] [--no-build]\n' +
+      '       [--n 200] [--icmp-rounds 30] [--k 5000] [--rate-seconds 5] [--scheduler-seconds 25] [--targets 10000]\n' +
+      '       [--spread-targets 200] [--spread-seconds 20] [--spread-rounds 2] [--spread-stall-ms 1500]\n',
   );
   process.exit(0);
 }
@@ -74,6 +79,10 @@ const opts = {
   rateConcurrency: num('rate-concurrency', 64, 64),
   schedulerSeconds: num('scheduler-seconds', 25, 5),
   targets: num('targets', 10_000, 10_000),
+  spreadTargets: num('spread-targets', 200, 200),
+  spreadSeconds: num('spread-seconds', 20, 8),
+  spreadRounds: num('spread-rounds', 2, 1),
+  spreadStallMs: num('spread-stall-ms', 1500, 1500),
   build: !flag('no-build'),
 };
 for (const s of opts.only)
@@ -625,6 +634,251 @@ async function sectionScheduler() {
   });
 }
 
+// ---------------------------------------------------------------- spread: timeouts vs blackbox at one server
+
+const SPREAD_CHILD = fileURLToPath(new URL('./lib/spread-child.mjs', import.meta.url));
+const SPREAD_INTERVAL_MS = 1000;
+// What our config gives a 1 s interval (min(10 s default, 0.9 x interval)); blackbox gets the same.
+const SPREAD_TIMEOUT_MS = 900;
+
+/**
+ * Counts what one spread run did against what should have happened: every slot of every target that
+ * fell due in the window was run or counted as skipped; every launched run reported one outcome.
+ * @param {any} r a spread child's result
+ */
+function spreadFacts(r) {
+  const [startMs, stopMs] = r.windowMs;
+  const len = stopMs - startMs;
+  /** @param {number} off @param {number} t */
+  const dueBy = (off, t) => (t < off ? 0 : Math.floor((t - off) / SPREAD_INTERVAL_MS) + 1);
+  let missing = 0;
+  let extra = 0;
+  let expected = 0;
+  for (const [name, off] of Object.entries(/** @type {Record<string, number>} */ (r.offsets))) {
+    const got = r.slotsById[name] ?? 0;
+    // Slots due a second before the end must have been handled; none after the end may be.
+    const lo = dueBy(off, len - 1000);
+    const hi = dueBy(off, len + 20);
+    expected += dueBy(off, len);
+    missing += Math.max(0, lo - got);
+    extra += Math.max(0, got - hi);
+  }
+  const due = Object.values(/** @type {Record<string, number>} */ (r.slotsById)).reduce((a, b) => a + b, 0);
+  const launched = r.lateness.length - (r.skipped.overlap ?? 0);
+  const timeouts = (r.outcomes.timeout ?? 0) + (r.outcomes['client-timeout'] ?? 0);
+  /**
+   * The most launches in one 10 ms slot within [from, to) ms of the child's clock.
+   * @param {number} from @param {number} to
+   */
+  const burst = (from, to) => {
+    /** @type {Map<number, number>} */
+    const per = new Map();
+    for (const t of r.launches)
+      if (t >= from && t < to) per.set(Math.floor(t / 10), (per.get(Math.floor(t / 10)) ?? 0) + 1);
+    const counts = [...per.values()];
+    const slots = Math.max(1, Math.floor((to - from) / 10));
+    // Empty slots count as zeros for the quantile.
+    const all = [...counts, ...Array(Math.max(0, slots - counts.length)).fill(0)];
+    return {
+      max: Math.max(0, ...counts),
+      p99: quantile(all, 0.99) ?? 0,
+      mean: r.launches.filter((/** @type {number} */ t) => t >= from && t < to).length / slots,
+    };
+  };
+  const sorted = [...r.lateness].sort((a, b) => a - b);
+  return {
+    due,
+    expected,
+    missing,
+    extra,
+    launched,
+    finished: r.finished,
+    accounted: missing === 0 && extra === 0 && launched === r.finished,
+    timeouts,
+    timeoutPct: r.finished ? (100 * timeouts) / r.finished : NaN,
+    otherFailures: r.finished - (r.outcomes.ok ?? 0) - timeouts,
+    outcomes: r.outcomes,
+    skipped: r.skipped,
+    lateness: {
+      p50: quantile(sorted, 0.5),
+      p99: quantile(sorted, 0.99),
+      max: sorted[sorted.length - 1] ?? NaN,
+    },
+    durations: (() => {
+      const d = r.durations
+        .filter(Number.isFinite)
+        .sort((/** @type {number} */ a, /** @type {number} */ b) => a - b);
+      return { p50: quantile(d, 0.5), p99: quantile(d, 0.99), max: d[d.length - 1] };
+    })(),
+    over500ms: r.durations.filter((/** @type {number} */ d) => d >= 0.5).length,
+    firstInterval: burst(startMs, startMs + SPREAD_INTERVAL_MS),
+    steady: burst(startMs + SPREAD_INTERVAL_MS, stopMs),
+    afterStall:
+      r.stalledAtMs === undefined
+        ? undefined
+        : burst(r.stalledAtMs + r.stallMs, r.stalledAtMs + r.stallMs + SPREAD_INTERVAL_MS),
+    cpuPerRun: r.cpuSeconds / Math.max(1, r.finished),
+  };
+}
+
+/** @param {ReturnType<typeof spreadFacts>[]} runs */
+function sumSpread(runs) {
+  const finished = runs.reduce((n, f) => n + f.finished, 0);
+  const timeouts = runs.reduce((n, f) => n + f.timeouts, 0);
+  return { finished, timeouts, pct: finished ? (100 * timeouts) / finished : NaN };
+}
+
+/**
+ * "One small server": Python's http.server, single-threaded with a listen backlog of 5, as people run
+ * it in front of a test page; pinned to core 1. It serves a one-file folder, so every target gets 200.
+ */
+const smallHttpServer = () =>
+  fixture('small http server', async () => {
+    const root = join(tmp, 'www');
+    mkdirSync(root, { recursive: true });
+    writeFileSync(join(root, 'index.html'), 'ok\n');
+    const port = /** @type {number} */ (await freePort());
+    log(`starting python3 -m http.server on 127.0.0.1:${port} (core 1)`);
+    const proc = spawnTracked(
+      'python http.server',
+      'python3',
+      ['-m', 'http.server', String(port), '--bind', '127.0.0.1', '--directory', root],
+      { cpu: 1, stdio: ['ignore', 'ignore', 'ignore'] },
+    );
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      if (proc.exitCode !== null) throw new Error(`python3 -m http.server exited with ${proc.exitCode}`);
+      const up = await new Promise((resolve) => {
+        const s = connect(port, '127.0.0.1', () => (s.destroy(), resolve(true)));
+        s.on('error', () => resolve(false));
+      });
+      if (up) break;
+      if (Date.now() > deadline) throw new Error('python3 -m http.server did not listen within 10 s');
+      await sleep(50);
+    }
+    return { proc, port };
+  });
+
+async function sectionSpread() {
+  const n = opts.spreadTargets;
+  const line = `HTTP timeouts, ${n} targets every 1 s against one server (${opts.spreadRounds} x ${opts.spreadSeconds} s each)`;
+  const { why } = await ourKindAvailable('http');
+  if (why) return unavailableRow('spread', line, why);
+  const [srv, bb] = await Promise.all([smallHttpServer(), blackbox()]);
+  const targets = Array.from({ length: n }, (_, i) => ({
+    name: `web-${String(i).padStart(3, '0')}`,
+    url: `http://127.0.0.1:${srv.port}/?t=${i}`,
+  }));
+  const base = {
+    targets,
+    intervalMs: SPREAD_INTERVAL_MS,
+    timeoutMs: SPREAD_TIMEOUT_MS,
+    seconds: opts.spreadSeconds,
+  };
+  const childTimeout = (opts.spreadSeconds + 60) * 1000;
+  /** @type {ReturnType<typeof spreadFacts>[]} */ const ours = [];
+  /** @type {ReturnType<typeof spreadFacts>[]} */ const peer = [];
+  for (let round = 1; round <= opts.spreadRounds; round++) {
+    log(
+      `spread ${round}/${opts.spreadRounds}: our agent, ${n} HTTP targets at 1 s for ${opts.spreadSeconds} s (core 0; server on core 1)`,
+    );
+    ours.push(
+      spreadFacts(await runChild('agent', base, { cpu: 0, script: SPREAD_CHILD, timeoutMs: childTimeout })),
+    );
+    log(
+      `spread ${round}/${opts.spreadRounds}: blackbox_exporter (core 0) scraped like Prometheus, same offsets (client on core 1)`,
+    );
+    const cpu0 = procCpuSeconds(bb.pid);
+    const p = spreadFacts(
+      await runChild(
+        'blackbox',
+        { ...base, base: bb.base },
+        { cpu: 1, script: SPREAD_CHILD, timeoutMs: childTimeout },
+      ),
+    );
+    p.cpuPerRun = (procCpuSeconds(bb.pid) - cpu0) / Math.max(1, p.finished);
+    peer.push(p);
+  }
+  log(
+    `spread: our agent again, stalled once for ${opts.spreadStallMs} ms halfway (what happens when many runs fall due together)`,
+  );
+  const stalled = spreadFacts(
+    await runChild(
+      'agent',
+      { ...base, stallAtS: opts.spreadSeconds / 2, stallMs: opts.spreadStallMs },
+      { cpu: 0, script: SPREAD_CHILD, timeoutMs: childTimeout },
+    ),
+  );
+
+  const o = sumSpread(ours);
+  const p = sumSpread(peer);
+  const accounted = [...ours, ...peer, stalled].every((f) => f.accounted);
+  const ratio = p.pct > 0 ? o.pct / p.pct : o.pct === 0 ? 0 : Infinity;
+  const last = /** @type {ReturnType<typeof spreadFacts>} */ (ours[ours.length - 1]);
+  const lastPeer = /** @type {ReturnType<typeof spreadFacts>} */ (peer[peer.length - 1]);
+  /** @param {ReturnType<typeof spreadFacts>} f */
+  const acct = (f) =>
+    `${f.due} slots due (${f.expected} expected from the offsets), ${f.launched} launched, ${f.finished} finished, skipped ${JSON.stringify(f.skipped)}${f.missing || f.extra ? `; MISSING ${f.missing}, EXTRA ${f.extra}` : ''}`;
+  /** @param {ReturnType<typeof spreadFacts>} f */
+  const late = (f) =>
+    `p50 ${fmtSeconds(f.lateness.p50)} / p99 ${fmtSeconds(f.lateness.p99)} / max ${fmtSeconds(f.lateness.max)}`;
+  const notes = [
+    `deadline ${SPREAD_TIMEOUT_MS} ms on both sides (blackbox via X-Prometheus-Scrape-Timeout-Seconds, as Prometheus sends it); the peer is scraped on our Scheduler, so both start each target at the same stable offset`,
+    ...ours.map(
+      (f, i) =>
+        `ours ${i + 1}: ${f.timeouts} timeouts of ${f.finished} (${f.timeoutPct.toFixed(2)}%), other failures ${f.otherFailures} ${JSON.stringify(f.outcomes)}; ${f.over500ms} runs >= 0.5 s; duration p50 ${fmtSeconds(f.durations.p50 ?? NaN)} p99 ${fmtSeconds(f.durations.p99 ?? NaN)}; ${acct(f)}`,
+    ),
+    ...peer.map(
+      (f, i) =>
+        `blackbox ${i + 1}: ${f.timeouts} timeouts of ${f.finished} (${f.timeoutPct.toFixed(2)}%), other failures ${f.otherFailures} ${JSON.stringify(f.outcomes)}; ${f.over500ms} runs >= 0.5 s; duration p50 ${fmtSeconds(f.durations.p50 ?? NaN)} p99 ${fmtSeconds(f.durations.p99 ?? NaN)}; ${acct(f)}`,
+    ),
+    `CPU per run: ours ${fmtSeconds(median(ours.map((f) => f.cpuPerRun)))} (the whole agent process), blackbox ${fmtSeconds(median(peer.map((f) => f.cpuPerRun)))} (the exporter process)`,
+  ];
+  if (!accounted)
+    notes.push(
+      'FAIL because some due slot or launched run is not accounted for (see MISSING/EXTRA or launched != finished)',
+    );
+  rows.push({
+    section: 'spread',
+    line,
+    ours: `${o.pct.toFixed(2)}% (${o.timeouts}/${o.finished})`,
+    peer: `${p.pct.toFixed(2)}% (${p.timeouts}/${p.finished})`,
+    ratio: fmtRatio(ratio),
+    target: "ours <= blackbox's, all accounted",
+    status: accounted && o.pct <= p.pct ? 'PASS' : 'FAIL',
+    notes,
+    data: { ours, peer, stalled, summary: { ours: o, peer: p, ratio } },
+  });
+  rows.push({
+    section: 'spread',
+    line: `Scheduler lateness, ${n} HTTP targets every 1 s (last round)`,
+    ours: late(last),
+    peer: `${late(lastPeer)} (our Scheduler in the scrape client)`,
+    ratio: 'n/a',
+    target: 'p99 < 10 ms',
+    status: last.lateness.p99 < 0.01 ? 'PASS' : 'FAIL',
+    notes: [`every round, ours: ${ours.map(late).join('; ')}`],
+    data: { ours: ours.map((f) => f.lateness), peer: peer.map((f) => f.lateness) },
+  });
+  const st = /** @type {NonNullable<typeof stalled.afterStall>} */ (stalled.afterStall);
+  // Hash offsets put starts in 10 ms slots about as a Poisson process would: mean n/100, and a burst
+  // after a stall should be no worse than what a normal second already holds.
+  const bound = Math.max(last.steady.max, lastPeer.steady.max) * 2;
+  rows.push({
+    section: 'spread',
+    line: `Starts per 10 ms slot (mean ${(n / 100).toFixed(1)}): steady / first second / after a ${opts.spreadStallMs} ms stall`,
+    ours: `max ${last.steady.max} (p99 ${last.steady.p99}) / max ${last.firstInterval.max} / max ${st.max}`,
+    peer: `max ${lastPeer.steady.max} (p99 ${lastPeer.steady.p99}) / max ${lastPeer.firstInterval.max} / n/a`,
+    ratio: 'n/a',
+    target: `after stall <= 2 x steady max (${bound})`,
+    status: st.max <= bound && stalled.accounted ? 'PASS' : 'FAIL',
+    notes: [
+      `the stalled run: lateness ${late(stalled)}; ${stalled.timeouts} timeouts of ${stalled.finished}; ${acct(stalled)}`,
+    ],
+    data: { steady: last.steady, first: last.firstInterval, afterStall: st, peerSteady: lastPeer.steady },
+  });
+}
+
 // ---------------------------------------------------------------- build, run, report
 
 async function build() {
@@ -692,6 +946,7 @@ async function main() {
     cpu: sectionCpu,
     rate: sectionRate,
     scheduler: sectionScheduler,
+    spread: sectionSpread,
   };
   for (const name of SECTIONS) {
     if (!opts.only.includes(name)) continue;

@@ -4,7 +4,7 @@ import type { AlertHistoryEntry } from '../api/v1/contract.js';
 import type { AgentConfig, TargetConfig } from '../config/schema.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import type { Logger } from '../core/log.js';
-import { Scheduler } from '../core/scheduler.js';
+import { Scheduler, type SchedulerEvents } from '../core/scheduler.js';
 import type { Observation } from '../core/types.js';
 import { teeMessagingSinks } from '../messaging/observer.js';
 import { runProbe } from '../probes/run.js';
@@ -26,6 +26,8 @@ export interface AgentOptions {
   env?: NodeJS.ProcessEnv;
   /** Evaluate alert rules on their timer (default true); tests drive `agent.alerts.evaluate()`. */
   alertTimer?: boolean;
+  /** Told each run's lateness and each skipped slot too, after the metrics (benches, tests). */
+  scheduler?: SchedulerEvents;
 }
 
 export const VERSION = '0.1.0';
@@ -77,9 +79,16 @@ export class Agent {
       labelNames: ['target', 'reason'],
       registers,
     });
+    const tee = opts.scheduler;
     this.scheduler = new Scheduler(this.clock, {
-      lateness: (_id, s) => lateness.observe(s),
-      skipped: (id, reason) => skipped.inc({ target: id, reason }),
+      lateness: (id, s) => {
+        lateness.observe(s);
+        tee?.lateness?.(id, s);
+      },
+      skipped: (id, reason) => {
+        skipped.inc({ target: id, reason });
+        tee?.skipped?.(id, reason);
+      },
     });
 
     // How late a 100 ms timer fires is how long anything else waited for the event loop.

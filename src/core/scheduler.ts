@@ -31,9 +31,34 @@ function stableHash(s: string): number {
 }
 
 /**
+ * Where in its interval a job's slots fall, in ms after the scheduler added it: the same for the same id
+ * on every start, spread over the interval across ids (Prometheus offsets each scrape target alike).
+ */
+export function startOffsetMs(id: string, intervalMs: number): number {
+  return stableHash(id) % Math.max(1, Math.floor(intervalMs));
+}
+
+/**
+ * Launches may run ahead of the jobs' own mean rate by this factor: enough that the bunching hash
+ * offsets give on their own (a Poisson-like spread) is never held back, while the runs that fell due
+ * together during a stall start over a few hundred milliseconds instead of in one tick.
+ */
+const CATCH_UP_FACTOR = 4;
+/** The budget holds this many milliseconds of launches at the catch-up rate, and never fewer than
+ * MIN_BURST, so a small config is never held back at all. */
+const BURST_WINDOW_MS = 10;
+const MIN_BURST = 8;
+
+/**
  * Runs every job on its own interval from one timer and a min-heap of due times. Slots are fixed
  * (start + offset + k x interval), so a late run never pushes later runs back; start offsets are
  * spread over the interval by a hash of the id; a job never runs twice at once.
+ *
+ * Launches draw from a budget that refills at CATCH_UP_FACTOR x the jobs' mean launch rate. After an
+ * event-loop stall (a long GC, a slow synchronous task, the process descheduled), every run whose slot
+ * passed would otherwise start in the same tick: hundreds of connections opened at once against what
+ * is often one server, which is how a scheduler makes the timeouts it then reports. A run held back by
+ * the budget starts a little later (its lateness says so) and keeps its slots; none is dropped.
  */
 export class Scheduler {
   private readonly heap: Entry[] = [];
@@ -41,6 +66,10 @@ export class Scheduler {
   private timer: NodeJS.Timeout | undefined;
   private timerDue = Infinity;
   private started = false;
+  /** Sum of 1 / interval over the jobs: their mean launches per ms. */
+  private jobsPerMs = 0;
+  private tokens = MIN_BURST;
+  private tokensAt = -Infinity;
 
   constructor(
     private readonly clock: Clock,
@@ -54,9 +83,14 @@ export class Scheduler {
   add(job: Job): void {
     if (this.entries.has(job.id)) throw new Error(`job ${job.id} is already scheduled`);
     if (!(job.intervalMs > 0)) throw new Error(`job ${job.id}: interval must be > 0`);
-    const offset = stableHash(job.id) % Math.max(1, Math.floor(job.intervalMs));
-    const entry: Entry = { job, due: this.nowMs() + offset, running: undefined, removed: false };
+    const entry: Entry = {
+      job,
+      due: this.nowMs() + startOffsetMs(job.id, job.intervalMs),
+      running: undefined,
+      removed: false,
+    };
     this.entries.set(job.id, entry);
+    this.jobsPerMs += 1 / job.intervalMs;
     this.push(entry);
     if (this.started) this.arm();
   }
@@ -66,6 +100,7 @@ export class Scheduler {
     if (!e) return;
     e.removed = true;
     this.entries.delete(id);
+    this.jobsPerMs = Math.max(0, this.jobsPerMs - 1 / e.job.intervalMs);
   }
 
   has(id: string): boolean {
@@ -108,14 +143,29 @@ export class Scheduler {
     return p;
   }
 
+  private get burst(): number {
+    return Math.max(MIN_BURST, this.jobsPerMs * CATCH_UP_FACTOR * BURST_WINDOW_MS);
+  }
+
+  /** Adds what the launch budget earned since it was last read, up to its cap. */
+  private refill(now: number): void {
+    const earned = (now - this.tokensAt) * this.jobsPerMs * CATCH_UP_FACTOR;
+    this.tokens = Math.min(this.burst, this.tokens + (Number.isFinite(earned) ? earned : Infinity));
+    this.tokensAt = now;
+  }
+
   private arm(): void {
     if (!this.started) return;
     const top = this.heap[0];
     if (!top) return;
-    if (top.due >= this.timerDue && this.timer) return;
+    let due = top.due;
+    // A spent budget: wake when the next launch has been earned, not before.
+    if (this.tokens < 1 && this.jobsPerMs > 0)
+      due = Math.max(due, this.tokensAt + (1 - this.tokens) / (this.jobsPerMs * CATCH_UP_FACTOR));
+    if (due >= this.timerDue && this.timer) return;
     if (this.timer) clearTimeout(this.timer);
-    this.timerDue = top.due;
-    const delay = Math.max(0, top.due - this.nowMs());
+    this.timerDue = due;
+    const delay = Math.max(0, due - this.nowMs());
     this.timer = setTimeout(() => this.tick(), Math.ceil(delay));
     this.timer.unref?.();
   }
@@ -124,16 +174,25 @@ export class Scheduler {
     this.timer = undefined;
     this.timerDue = Infinity;
     let now = this.nowMs();
+    this.refill(now);
     for (let top = this.heap[0]; top && top.due <= now + 0.5; top = this.heap[0]) {
+      if (top.removed) {
+        this.pop();
+        continue;
+      }
+      // The budget is spent: the rest of the due runs wait for it in the heap, in due order.
+      if (!top.running && this.tokens < 1) break;
       this.pop();
-      if (top.removed) continue;
       // Each launch runs some of the job synchronously (a probe opens its socket), so one tick that
       // launches many jobs starts the last ones later than it began: read the clock per job, or their
       // lateness would be under-reported.
       now = this.nowMs();
       this.events.lateness?.(top.job.id, Math.max(0, now - top.due) / 1000);
       if (top.running) this.events.skipped?.(top.job.id, 'overlap');
-      else void this.launch(top);
+      else {
+        this.tokens -= 1;
+        void this.launch(top);
+      }
       top.due += top.job.intervalMs;
       if (top.due <= now) {
         const missed = Math.ceil((now - top.due) / top.job.intervalMs);
