@@ -8,6 +8,11 @@
 export interface TlsContext {
   secure: boolean;
   otherScheme: string;
+  /**
+   * How to switch TLS off (when secure) or on, for URLs that say it with an option rather than a scheme
+   * (Kafka: `leave out tls=1`, `add tls=1`); default `use <otherScheme>://`.
+   */
+  switchTls?: string;
 }
 
 const UNTRUSTED = new Set([
@@ -46,6 +51,7 @@ export function tlsHint(err: unknown, tls: TlsContext): string | undefined {
   const found = codes(err);
   const has = (set: Set<string>) => found.some((c) => set.has(c));
   const other = `${tls.otherScheme}://`;
+  const use = tls.switchTls ?? `use ${other}`;
   if (tls.secure) {
     if (has(UNTRUSTED))
       return "the server's certificate is not signed by a CA this client trusts: give the CA's certificate with ca=/path/ca.pem (insecure=1 skips the check, never in production)";
@@ -56,12 +62,13 @@ export function tlsHint(err: unknown, tls: TlsContext): string | undefined {
       return "the server's certificate is not valid yet: check the clocks of both machines";
     if (has(CLIENT_CERT))
       return 'the server refused the TLS handshake, most likely our client certificate: give one it trusts with cert= and key=';
-    if (has(NOT_TLS))
-      return `the server does not speak TLS on that port: use ${other}, or the server's TLS port`;
+    if (has(NOT_TLS)) return `the server does not speak TLS on that port: ${use}, or the server's TLS port`;
+    if (found.includes('ECONNRESET') || found.includes('EPIPE'))
+      return `the server closed the connection during the TLS handshake: if that port speaks plain ${tls.otherScheme}, not TLS, use ${other}; if it wants a client certificate, give cert= and key=`;
     if (found.includes('ETIMEDOUT'))
-      return `no answer in time: if that port speaks plain ${tls.otherScheme}, not TLS, use ${other}; otherwise check the address and any firewall`;
+      return `no answer in time: if that port does not speak TLS, ${use}; otherwise check the address and any firewall`;
   } else if (found.includes('ECONNRESET') || found.includes('EPIPE')) {
-    return `the server closed the connection at once: if that port takes TLS only, use ${other}`;
+    return `the server closed the connection at once: if that port takes TLS only, ${use}`;
   }
   return undefined;
 }

@@ -99,6 +99,7 @@ export class MqttTransport implements Transport {
         credentials: 'user and password',
         // CONNACK 4/5 (MQTT 3.1.1) and 134/135 (MQTT 5): bad user name or password, not authorised.
         isAuthFailure: (err) => /bad user ?name or password|not authori[sz]ed/i.test(errorText(err)),
+        tls: this.cfg.tls ? { secure: true, otherScheme: 'mqtt' } : { secure: false, otherScheme: 'mqtts' },
       },
       initialMs: opts.reconnect?.initialMs ?? 100,
       maxMs: opts.reconnect?.maxMs ?? 5000,
