@@ -205,7 +205,12 @@ export class KafkaTransport implements Transport {
       if (!this.closed) this.setStatus({ type: 'disconnected', error: reason });
       throw new TransportError(
         aborted ? 'timeout' : 'not_connected',
-        `cannot connect to ${this.displayUrl}: ${reason} — ${connectHint(err, HINTS)}`,
+        `cannot connect to ${this.displayUrl}: ${reason} — ${connectHint(err, {
+          ...HINTS,
+          tls: this.cfg.tls
+            ? { secure: true, otherScheme: 'kafka', switchTls: 'leave out tls=1' }
+            : { secure: false, otherScheme: 'kafka', switchTls: 'add tls=1' },
+        })}`,
         {
           cause: err,
         },

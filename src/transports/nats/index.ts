@@ -66,13 +66,20 @@ const CONNECT_TIMEOUT_MS = 5000;
 const HINTS: ConnectHints = {
   server: 'nats-server',
   start: 'nats-server -js for JetStream',
-  credentials: 'user and password or token',
+  credentials: 'user and password, token or creds file',
   isAuthFailure: (err) => natsCode(err) === 'AUTHORIZATION_VIOLATION',
 };
 
-/** nats.js reports a refused connection as its own CONNECTION_REFUSED, not always with the errno under it. */
+/**
+ * nats.js reports a refused connection as its own CONNECTION_REFUSED, not always with the errno under it.
+ * TLS is negotiated inside the protocol, and nats.js starts it whenever the server requires it, so a
+ * certificate problem can come with or without tls=1.
+ */
 function hintFor(err: unknown): string {
-  return connectHint(natsCode(err) === 'CONNECTION_REFUSED' ? { code: 'ECONNREFUSED' } : err, HINTS);
+  return connectHint(natsCode(err) === 'CONNECTION_REFUSED' ? { code: 'ECONNREFUSED' } : err, {
+    ...HINTS,
+    tls: { secure: true, otherScheme: 'nats', switchTls: 'leave out tls=1' },
+  });
 }
 
 function natsCode(err: unknown): string | undefined {
