@@ -15,6 +15,7 @@ export class FlowSampler {
       reordered: number;
       late: number;
       sendFailed: number;
+      droppedLocally: number;
     }
   >();
   private lastAt = Date.now();
@@ -36,6 +37,7 @@ export class FlowSampler {
           reordered: 0,
           late: 0,
           sendFailed: 0,
+          droppedLocally: 0,
         };
         const cur = s.counts;
         // `lost` can fall when a late ping is taken back; the store keeps declared losses and late ones.
@@ -55,6 +57,9 @@ export class FlowSampler {
           late: cur.late - prev.late,
           sendFailed: Math.max(0, cur.sendFailed - prev.sendFailed),
           inFlight: cur.inFlight,
+          // Falls when a ping taken for dropped arrives after all; counted from the highest total seen,
+          // so the stored sum never exceeds the coalminer's count.
+          droppedLocally: Math.max(0, cur.droppedLocally - prev.droppedLocally),
           latency: s.latency.toJSON(),
         };
         this.last.set(key, {
@@ -64,8 +69,17 @@ export class FlowSampler {
           reordered: cur.reordered,
           late: cur.late,
           sendFailed: cur.sendFailed,
+          droppedLocally: Math.max(prev.droppedLocally, cur.droppedLocally),
         });
-        if (record.received + record.lost + record.duplicated + record.sendFailed + record.inFlight > 0)
+        if (
+          record.received +
+            record.lost +
+            record.duplicated +
+            record.sendFailed +
+            record.inFlight +
+            record.droppedLocally >
+          0
+        )
           out.push(record);
       }
     }

@@ -15,6 +15,8 @@ import type { Transport } from '../transports/transport.js';
  */
 export class MessagingRuntime {
   readonly canaries: Canary[] = [];
+  /** The transport kind of each running canary, by name (for the store's schedule series). */
+  private readonly canaryKinds = new Map<string, string>();
   readonly coalminers: { c: Coalminer; transport: string; region: string }[] = [];
   private readonly transports = new Map<string, Transport>();
   private readonly abort = new AbortController();
@@ -27,6 +29,10 @@ export class MessagingRuntime {
     /** An extra observer per coalminer (alerting), besides the metrics. */
     private readonly tap?: (coalminer: string) => CoalminerObserver,
   ) {}
+
+  transportOf(canary: string): string {
+    return this.canaryKinds.get(canary) ?? '';
+  }
 
   get size(): number {
     return this.config.canaries.length + this.config.coalminers.length;
@@ -90,6 +96,7 @@ export class MessagingRuntime {
         log: this.log,
       });
       this.canaries.push(canary);
+      this.canaryKinds.set(c.name, transport.kind);
       await canary.start();
     }
     for (const c of this.config.coalminers.filter((x) => x.transportName === name)) {

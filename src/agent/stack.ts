@@ -15,6 +15,7 @@ import { BatchedWriter } from '../store/writer.js';
 import { Agent, VERSION } from './agent.js';
 import { AgentApiContext } from './api-context.js';
 import { FlowSampler } from './flow-sampler.js';
+import { ScheduleSampler } from './schedule-sampler.js';
 import { openCheckedStore } from './store-preflight.js';
 
 /** The dashboard's built files: dist/web beside the compiled code (or the source tree, in tests). */
@@ -23,7 +24,7 @@ export const WEB_ROOT = join(import.meta.dirname, '../../dist/web');
 export interface StackOptions {
   log: Logger;
   onObservation?: (o: Observation) => void;
-  /** Flow samples go to the store this often. Default 10 s. */
+  /** Flow and canary schedule samples go to the store this often. Default 10 s. */
   flowSampleMs?: number;
 }
 
@@ -77,8 +78,13 @@ export async function startStack(config: AgentConfig, opts: StackOptions): Promi
   const timers: NodeJS.Timeout[] = [];
   if (writer && store) {
     const sampler = new FlowSampler(agent.messaging);
+    const schedules = new ScheduleSampler(agent.messaging);
     timers.push(
-      setInterval(() => sampler.sample().forEach((r) => writer.pushFlow(r)), opts.flowSampleMs ?? 10_000),
+      setInterval(() => {
+        const now = Date.now();
+        for (const r of sampler.sample(now)) writer.pushFlow(r);
+        for (const r of schedules.sample(now)) writer.pushSchedule(r);
+      }, opts.flowSampleMs ?? 10_000),
     );
     const s = store;
     let rolling = false;

@@ -1,4 +1,4 @@
-import type { Series, SeriesPoint } from '../api/v1/contract.js';
+import type { SchedulePoint, ScheduleSeries, Series, SeriesPoint } from '../api/v1/contract.js';
 import { LatencyHistogram } from '../stats/histogram.js';
 import { representative, type Bucket, type PhaseSums } from './codec.js';
 import type { Retention } from './config.js';
@@ -10,17 +10,34 @@ import type { Retention } from './config.js';
 
 export type Resolution = Series['resolution'];
 
+/** A series type's code: 'p' probe target, 'f' flow (coalminer side), 'c' a canary's schedule with one coalminer. */
+export type SeriesCode = 'p' | 'f' | 'c';
+
 /** What a bucket's `counts` mean for each series type. */
 export interface SeriesType {
-  code: 'p' | 'f';
+  code: SeriesCode;
   nCounts: number;
+  /** How many counts the type's rollup blocks of format 3/4 hold (codec.ts decodeBlock). */
+  legacyCounts: number;
   /** Index of a gauge among the counts (the later value wins on merge), or -1. */
   gauge: number;
+  /** Indices of gauges merged by their maximum (the worst moment of a step stays visible). */
+  maxGauges: readonly number[];
 }
 /** counts = [runs, failures] */
-export const PROBE: SeriesType = { code: 'p', nCounts: 2, gauge: -1 };
-/** counts = [received, lost, duplicated, reordered, late, sendFailed, inFlight] */
-export const FLOW: SeriesType = { code: 'f', nCounts: 7, gauge: 6 };
+export const PROBE: SeriesType = { code: 'p', nCounts: 2, legacyCounts: 2, gauge: -1, maxGauges: [] };
+/** counts = [received, lost, duplicated, reordered, late, sendFailed, inFlight, droppedLocally] */
+export const FLOW: SeriesType = { code: 'f', nCounts: 8, legacyCounts: 7, gauge: 6, maxGauges: [] };
+/**
+ * counts = [due, attempted, behind (pings), behind (ms)]: the canary's side of a flow. The two behind
+ * gauges merge by maximum, so a step shows how far behind schedule the canary fell at worst within it.
+ */
+export const SCHEDULE: SeriesType = { code: 'c', nCounts: 4, legacyCounts: 4, gauge: -1, maxGauges: [2, 3] };
+
+export const SERIES_TYPES = { p: PROBE, f: FLOW, c: SCHEDULE } as const satisfies Record<
+  SeriesCode,
+  SeriesType
+>;
 
 export const MINUTE = 60_000;
 export const HOUR = 3_600_000;
@@ -99,7 +116,7 @@ export interface RawProbeRow {
   phases: Record<string, number> | null;
 }
 
-/** One raw flow interval. counts as FLOW. */
+/** One raw flow interval (counts as FLOW), or one raw schedule interval (counts as SCHEDULE, empty hist). */
 export interface RawFlowRow {
   time: number;
   counts: number[];
@@ -156,12 +173,11 @@ export class Accumulator {
   private addCounts(time: number, counts: readonly number[]): void {
     for (let k = 0; k < this.type.nCounts; k++) {
       if (k === this.type.gauge) {
-        if (time >= this.gaugeTime) {
-          this.counts[k] = counts[k] ?? 0;
-          this.gaugeTime = time;
-        }
-      } else this.counts[k]! += counts[k] ?? 0;
+        if (time >= this.gaugeTime) this.counts[k] = counts[k] ?? 0;
+      } else if (this.type.maxGauges.includes(k)) this.counts[k] = Math.max(this.counts[k]!, counts[k] ?? 0);
+      else this.counts[k]! += counts[k] ?? 0;
     }
+    this.gaugeTime = Math.max(this.gaugeTime, time);
   }
 
   toBucket(time: number): Bucket {
@@ -250,6 +266,7 @@ export function toSeries(type: SeriesType, steps: Steps, resolution: Resolution)
       point.duplicated = a.counts[2]!;
       point.reordered = a.counts[3]!;
       point.late = a.counts[4]!;
+      point.droppedLocally = a.counts[7]!;
     }
     if (a.phases && a.phases.size > 0) {
       point.phases = {};
@@ -261,6 +278,18 @@ export function toSeries(type: SeriesType, steps: Steps, resolution: Resolution)
   const series: Series = { from: steps.from, to: steps.to, step: steps.step, resolution, points };
   if (bounds) series.heatmapBounds = bounds;
   return series;
+}
+
+/** The ScheduleSeries of accumulated SCHEDULE steps. */
+export function toScheduleSeries(steps: Steps, resolution: Resolution): ScheduleSeries {
+  const points: SchedulePoint[] = steps.accs.map((a, k) => ({
+    time: steps.from + k * steps.step,
+    due: a.counts[0]!,
+    attempted: a.counts[1]!,
+    behindSchedule: a.counts[2]!,
+    behindScheduleSeconds: a.counts[3]! / 1000,
+  }));
+  return { from: steps.from, to: steps.to, step: steps.step, resolution, points };
 }
 
 export function percentiles(h: LatencyHistogram): {

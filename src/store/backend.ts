@@ -1,5 +1,12 @@
-import type { RawFlowRow, RawProbeRow } from './aggregate.js';
-import type { AlertEventRecord, FlowRecord, ProbeRecord, SilenceRecord, StoreEngine } from './types.js';
+import type { RawFlowRow, RawProbeRow, SeriesCode } from './aggregate.js';
+import type {
+  AlertEventRecord,
+  FlowRecord,
+  ProbeRecord,
+  ScheduleRecord,
+  SilenceRecord,
+  StoreEngine,
+} from './types.js';
 
 /**
  * What an engine provides: storage primitives in its own SQL. Everything that is not SQL (series,
@@ -7,13 +14,16 @@ import type { AlertEventRecord, FlowRecord, ProbeRecord, SilenceRecord, StoreEng
  */
 export interface Backend {
   readonly engine: StoreEngine;
-  /** Ids of the series of a probe name ('p') or a flow key ('f', see flowKey). */
-  seriesIds(type: 'p' | 'f', key: string): Promise<number[]>;
+  /** Ids of the series of a probe name ('p') or a flow key ('f' and 'c', see flowKey). */
+  seriesIds(type: SeriesCode, key: string): Promise<number[]>;
   /** One transaction; marks the touched hour blocks dirty for the next rollup. */
   insertProbes(records: readonly ProbeRecord[]): Promise<void>;
   insertFlows(records: readonly FlowRecord[]): Promise<void>;
+  insertSchedules(records: readonly ScheduleRecord[]): Promise<void>;
   readProbeRaw(sids: readonly number[], from: number, to: number): Promise<RawProbeRow[]>;
   readFlowRaw(sids: readonly number[], from: number, to: number): Promise<RawFlowRow[]>;
+  /** Raw schedule rows, counts as SCHEDULE (behind in ms), with empty histograms. */
+  readScheduleRaw(sids: readonly number[], from: number, to: number): Promise<RawFlowRow[]>;
   /** Rollup blocks of a tier with fromBlock <= block < toBlock. */
   readBlocks(
     sids: readonly number[],
@@ -81,7 +91,8 @@ export interface ExportPage {
 export interface BlockBuilders {
   probeHour(block: number, rows: readonly RawProbeRow[]): Uint8Array | null;
   flowHour(block: number, rows: readonly RawFlowRow[]): Uint8Array | null;
-  day(type: 'p' | 'f', block: number, hours: readonly StoredBlock[]): Uint8Array | null;
+  scheduleHour(block: number, rows: readonly RawFlowRow[]): Uint8Array | null;
+  day(type: SeriesCode, block: number, hours: readonly StoredBlock[]): Uint8Array | null;
 }
 
 /** An alert_events row as both engines read it (times as JS numbers). */
@@ -148,5 +159,8 @@ export function phasesSeconds(json: string | null): Record<string, number> {
 export function durationNs(seconds: number): number {
   return Number.isFinite(seconds) && seconds > 0 ? Math.round(seconds * 1e9) : 0;
 }
+
+/** Seconds as the whole ms a schedule row stores. */
+export const secondsToMs = (s: number): number => (Number.isFinite(s) && s > 0 ? Math.round(s * 1000) : 0);
 
 export const nonNegInt = (v: number): number => (Number.isFinite(v) && v > 0 ? Math.round(v) : 0);

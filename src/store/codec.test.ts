@@ -54,3 +54,21 @@ describe('codec', () => {
     expect(() => decodeBlock(Buffer.from([3, 5]), 0, 60_000, 2)).toThrow(/truncated/);
   });
 });
+
+describe('block formats', () => {
+  it('decodes a block of the previous release (format 3/4, 7 flow counts): the new counts read 0', () => {
+    const start = 1_700_000_000_000 - (1_700_000_000_000 % 3_600_000);
+    const buckets: Bucket[] = [{ time: start, counts: [20, 1, 0, 2, 0, 0, 3], hist: hist([1e6, 2e6]) }];
+    const block = encodeBlock(start, 60_000, 7, buckets);
+    expect(block[0]).toBe(5);
+    // The previous release wrote the same bytes without the leading count of counts, as format 3.
+    const old = Buffer.concat([Buffer.from([3]), block.subarray(2)]);
+    const back = decodeBlock(old, start, 60_000, 8, 7);
+    expect(back[0]!.counts).toEqual([20, 1, 0, 2, 0, 0, 3, 0]);
+    expect(back[0]!.hist.count).toBe(2);
+    // A new block with 8 counts decodes in full; read with fewer, the extra counts are skipped.
+    const now = encodeBlock(start, 60_000, 8, [{ ...buckets[0]!, counts: [20, 1, 0, 2, 0, 0, 3, 4] }]);
+    expect(decodeBlock(now, start, 60_000, 8, 7)[0]!.counts).toEqual([20, 1, 0, 2, 0, 0, 3, 4]);
+    expect(decodeBlock(now, start, 60_000, 7)[0]!.counts).toEqual([20, 1, 0, 2, 0, 0, 3]);
+  });
+});

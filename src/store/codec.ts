@@ -150,8 +150,13 @@ export interface Bucket {
 // Phase names we expect, stored as a small number; anything else is stored by name.
 const PHASES = ['resolve', 'connect', 'tls', 'processing', 'transfer', 'setup', 'rtt', 'request', 'exchange'];
 
-const FORMAT_PLAIN = 3;
-const FORMAT_DEFLATE = 4;
+// Formats 3 and 4 (plain, deflated) hold as many counts per bucket as the series type had then, which the
+// reader must be told; 5 and 6 write their count of counts first, so a type can gain counts and the
+// blocks written before still decode (the counts they lack read 0).
+const FORMAT_PLAIN_V1 = 3;
+const FORMAT_DEFLATE_V1 = 4;
+const FORMAT_PLAIN = 5;
+const FORMAT_DEFLATE = 6;
 
 /**
  * The middle of LatencyHistogram bucket i, as src/stats/histogram.ts defines its buckets (values below
@@ -218,6 +223,7 @@ export function encodeBlock(
     }
   }
   const body = new Writer();
+  body.uint(nCounts);
   for (const part of [meta.bytes(), idx.bytes()]) body.uint(part.length);
   const raw = Buffer.concat([body.bytes(), meta.bytes(), idx.bytes(), sums.bytes()]);
   const packed = raw.length > 64 ? deflateRawSync(raw, { level: 9 }) : undefined;
@@ -225,17 +231,30 @@ export function encodeBlock(
   return Buffer.concat([Buffer.from([FORMAT_PLAIN]), raw]);
 }
 
+/**
+ * The buckets of a block, each with `nCounts` counts: counts the block does not hold read 0, counts
+ * beyond `nCounts` (a newer release's) are skipped. `legacyCounts` is how many counts a format 3/4 block
+ * of this series type holds (the type's count before it first grew).
+ */
 export function decodeBlock(
   buf: Uint8Array,
   blockStart: number,
   bucketMs: number,
   nCounts: number,
+  legacyCounts = nCounts,
 ): Bucket[] {
   const format = buf[0];
-  if (format !== FORMAT_DEFLATE && format !== FORMAT_PLAIN)
+  if (
+    format !== FORMAT_DEFLATE &&
+    format !== FORMAT_PLAIN &&
+    format !== FORMAT_DEFLATE_V1 &&
+    format !== FORMAT_PLAIN_V1
+  )
     throw new RangeError(`codec: unknown block format ${format}`);
-  const raw = format === FORMAT_DEFLATE ? inflateRawSync(buf.subarray(1)) : buf.subarray(1);
+  const deflated = format === FORMAT_DEFLATE || format === FORMAT_DEFLATE_V1;
+  const raw = deflated ? inflateRawSync(buf.subarray(1)) : buf.subarray(1);
   const head = new Reader(raw);
+  const stored = format === FORMAT_PLAIN || format === FORMAT_DEFLATE ? head.uint() : legacyCounts;
   const metaLen = head.uint();
   const idxLen = head.uint();
   const start = head.offset;
@@ -247,8 +266,11 @@ export function decodeBlock(
   let slot = -1;
   for (let k = 0; k < count; k++) {
     slot += meta.uint() + 1;
-    const counts: number[] = [];
-    for (let c = 0; c < nCounts; c++) counts.push(meta.uint());
+    const counts = new Array<number>(nCounts).fill(0);
+    for (let c = 0; c < stored; c++) {
+      const v = meta.uint();
+      if (c < nCounts) counts[c] = v;
+    }
     const n = meta.uint();
     let hist = new LatencyHistogram();
     if (n > 0) {

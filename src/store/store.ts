@@ -1,4 +1,4 @@
-import type { Series } from '../api/v1/contract.js';
+import type { ScheduleSeries, Series } from '../api/v1/contract.js';
 import {
   Accumulator,
   alignQuery,
@@ -11,8 +11,11 @@ import {
   MINUTE,
   percentiles,
   PROBE,
+  SCHEDULE,
+  SERIES_TYPES,
   Steps,
   TIERS,
+  toScheduleSeries,
   toSeries,
   type Resolution,
   type SeriesType,
@@ -27,6 +30,7 @@ import type {
   ProbeRecord,
   ProbeWindow,
   ResultStore,
+  ScheduleRecord,
   SilenceRecord,
   StoreEngine,
 } from './types.js';
@@ -55,11 +59,18 @@ const builders: BlockBuilders = {
     });
     return buckets.length > 0 ? encodeBlock(block, MINUTE, FLOW.nCounts, buckets) : null;
   },
+  scheduleHour(block, rows) {
+    const buckets = bucketsFromRaw(SCHEDULE, block, MINUTE, HOUR, (steps) => {
+      for (const r of rows) steps.at(r.time)?.addFlow(r);
+    });
+    return buckets.length > 0 ? encodeBlock(block, MINUTE, SCHEDULE.nCounts, buckets) : null;
+  },
   day(code, block, hours) {
-    const type = code === 'p' ? PROBE : FLOW;
+    const type = SERIES_TYPES[code];
     const buckets = bucketsFromRaw(type, block, HOUR, DAY, (steps) => {
       for (const h of hours)
-        for (const b of decodeBlock(h.data, h.block, MINUTE, type.nCounts)) steps.at(b.time)?.addBucket(b);
+        for (const b of decodeBlock(h.data, h.block, MINUTE, type.nCounts, type.legacyCounts))
+          steps.at(b.time)?.addBucket(b);
     });
     return buckets.length > 0 ? encodeBlock(block, HOUR, type.nCounts, buckets) : null;
   },
@@ -94,6 +105,11 @@ export class Store implements ResultStore {
   async writeFlows(records: readonly FlowRecord[]): Promise<void> {
     this.check();
     if (records.length > 0) await this.backend.insertFlows(records);
+  }
+
+  async writeSchedules(records: readonly ScheduleRecord[]): Promise<void> {
+    this.check();
+    if (records.length > 0) await this.backend.insertSchedules(records);
   }
 
   async writeAlertEvents(events: readonly AlertEventRecord[]): Promise<void> {
@@ -141,6 +157,17 @@ export class Store implements ResultStore {
     return this.series(FLOW, flowKey(canary, coalminer), from, to, stepMs);
   }
 
+  async scheduleSeries(
+    canary: string,
+    coalminer: string,
+    from: number,
+    to: number,
+    stepMs: number,
+  ): Promise<ScheduleSeries> {
+    const { steps, resolution } = await this.steps(SCHEDULE, flowKey(canary, coalminer), from, to, stepMs);
+    return toScheduleSeries(steps, resolution);
+  }
+
   private async series(
     type: SeriesType,
     key: string,
@@ -148,13 +175,24 @@ export class Store implements ResultStore {
     to: number,
     stepMs: number,
   ): Promise<Series> {
+    const { steps, resolution } = await this.steps(type, key, from, to, stepMs);
+    return toSeries(type, steps, resolution);
+  }
+
+  private async steps(
+    type: SeriesType,
+    key: string,
+    from: number,
+    to: number,
+    stepMs: number,
+  ): Promise<{ steps: Steps; resolution: Resolution }> {
     this.check();
     const resolution = chooseResolution(from, to, stepMs, this.now(), this.retention);
     const q = alignQuery(from, to, stepMs, resolution);
     const steps = new Steps(type, q.from, q.to, q.step);
     const sids = await this.backend.seriesIds(type.code, key);
     if (sids.length > 0) await this.feed(type, sids, q.from, q.to, resolution, (t) => steps.at(t));
-    return toSeries(type, steps, resolution);
+    return { steps, resolution };
   }
 
   async probeWindow(name: string, from: number, to: number): Promise<ProbeWindow> {
@@ -172,7 +210,8 @@ export class Store implements ResultStore {
 
   async flowWindow(canary: string, coalminer: string, from: number, to: number): Promise<FlowWindow> {
     const a = await this.window(FLOW, flowKey(canary, coalminer), from, to);
-    const [received, lost, duplicated, reordered, late, sendFailed, inFlight] = a.counts as [
+    const [received, lost, duplicated, reordered, late, sendFailed, inFlight, droppedLocally] = a.counts as [
+      number,
       number,
       number,
       number,
@@ -191,6 +230,7 @@ export class Store implements ResultStore {
       late,
       sendFailed,
       inFlight,
+      droppedLocally,
       lossRatio: received + lost > 0 ? lost / (received + lost) : null,
       ...percentiles(a.hist),
     };
@@ -237,7 +277,11 @@ export class Store implements ResultStore {
     if (type.code === 'p') {
       for (const r of await this.backend.readProbeRaw(sids, rawFrom, to)) at(r.time)?.addProbe(r);
     } else {
-      for (const r of await this.backend.readFlowRaw(sids, rawFrom, to)) at(r.time)?.addFlow(r);
+      const rows =
+        type.code === 'f'
+          ? await this.backend.readFlowRaw(sids, rawFrom, to)
+          : await this.backend.readScheduleRaw(sids, rawFrom, to);
+      for (const r of rows) at(r.time)?.addFlow(r);
     }
   }
 
@@ -253,7 +297,7 @@ export class Store implements ResultStore {
     const { bucketMs, blockMs } = tier === 1 ? TIERS['1m'] : TIERS['1h'];
     const blocks = await this.backend.readBlocks(sids, tier, floorTo(from, blockMs), to);
     for (const b of blocks)
-      for (const bucket of decodeBlock(b.data, b.block, bucketMs, type.nCounts))
+      for (const bucket of decodeBlock(b.data, b.block, bucketMs, type.nCounts, type.legacyCounts))
         if (bucket.time >= from && bucket.time < to) at(bucket.time)?.addBucket(bucket);
   }
 

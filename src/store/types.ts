@@ -1,4 +1,4 @@
-import type { Series } from '../api/v1/contract.js';
+import type { ScheduleSeries, Series } from '../api/v1/contract.js';
 import { nsToSeconds } from '../core/clock.js';
 import type { Observation } from '../core/types.js';
 import type { LatencyHistogram } from '../stats/histogram.js';
@@ -39,8 +39,33 @@ export interface FlowRecord {
   sendFailed: number;
   /** A gauge: pings in flight at the end of the interval. */
   inFlight: number;
+  /** Pings that reached the coalminer but its own full subscription buffer dropped: never `lost`. */
+  droppedLocally: number;
   /** Latency (ns) of the pings received in the interval. */
   latency: HistogramJSON;
+}
+
+/**
+ * A canary's schedule with one coalminer over one sampling interval, recorded by the agent that runs the
+ * canary: due and attempted deltas, and how far behind schedule it was at the end of the interval.
+ */
+export interface ScheduleRecord {
+  /** Start of the interval (Unix ms). */
+  time: number;
+  intervalMs: number;
+  canary: string;
+  coalminer: string;
+  transport: string;
+  /** The run id (hex) of the canary's current flow with the coalminer. */
+  runId: string;
+  /** Pings that fell due in the interval. */
+  due: number;
+  /** Pings published or given up on in the interval. */
+  attempted: number;
+  /** A gauge: pings due but not attempted at the end of the interval. */
+  behind: number;
+  /** A gauge: how far behind its schedule the canary was then (seconds). */
+  behindSeconds: number;
 }
 
 /** The overview figures of a probe target over a range. */
@@ -68,6 +93,9 @@ export interface FlowWindow {
   sendFailed: number;
   /** The latest in-flight gauge in the range, or 0. */
   inFlight: number;
+  /** Dropped by the coalminer's own full buffer: not part of lossRatio. */
+  droppedLocally: number;
+  /** lost / (received + lost): local drops are not loss. */
   lossRatio: number | null;
   p50: number | null;
   p95: number | null;
@@ -100,10 +128,19 @@ export interface ResultStore {
   readonly engine: StoreEngine;
   writeProbes(records: readonly ProbeRecord[]): Promise<void>;
   writeFlows(records: readonly FlowRecord[]): Promise<void>;
+  writeSchedules(records: readonly ScheduleRecord[]): Promise<void>;
   /** Percentiles, counts, heatmap and mean phases per step over [from, to) of one probe target. */
   probeSeries(name: string, from: number, to: number, stepMs: number): Promise<Series>;
   /** The same for a canary -> coalminer flow, all runs merged. */
   flowSeries(canary: string, coalminer: string, from: number, to: number, stepMs: number): Promise<Series>;
+  /** A canary's schedule with a coalminer per step: due, attempted, and the worst behind-schedule gauges. */
+  scheduleSeries(
+    canary: string,
+    coalminer: string,
+    from: number,
+    to: number,
+    stepMs: number,
+  ): Promise<ScheduleSeries>;
   probeWindow(name: string, from: number, to: number): Promise<ProbeWindow>;
   flowWindow(canary: string, coalminer: string, from: number, to: number): Promise<FlowWindow>;
   /** Every raw probe run of `name` with from <= time < to, in time order (streamed in pages). */

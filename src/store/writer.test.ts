@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import type { FlowRecord, ProbeRecord } from './types.js';
+import type { FlowRecord, ProbeRecord, ScheduleRecord } from './types.js';
 import { BatchedWriter } from './writer.js';
 
 const probe = (i: number): ProbeRecord => ({
@@ -26,6 +26,7 @@ const flow = (i: number): FlowRecord => ({
   late: 0,
   sendFailed: 0,
   inFlight: 0,
+  droppedLocally: 0,
   latency: { b: [], n: 0, min: 0, max: 0, sum: 0 },
 });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -35,6 +36,7 @@ class FakeStore {
   mode: 'ok' | 'hang' | 'fail' = 'ok';
   probes: ProbeRecord[] = [];
   flows: FlowRecord[] = [];
+  schedules: ScheduleRecord[] = [];
   calls = 0;
   active = 0;
   maxActive = 0;
@@ -57,6 +59,9 @@ class FakeStore {
   }
   writeFlows(r: readonly FlowRecord[]) {
     return this.enter(r, this.flows);
+  }
+  writeSchedules(r: readonly ScheduleRecord[]) {
+    return this.enter(r, this.schedules);
   }
   /** Lets the hung writes finish (as failures, like a connection that finally times out). */
   unhang(as: 'ok' | 'fail'): void {

@@ -1,4 +1,4 @@
-import type { FlowRecord, ProbeRecord, ResultStore } from './types.js';
+import type { FlowRecord, ProbeRecord, ResultStore, ScheduleRecord } from './types.js';
 
 export interface WriterOptions {
   /** Flush at least this often (ms). Default 1000. */
@@ -29,7 +29,10 @@ export interface WriterStats {
   lastErrorAt?: number;
 }
 
-type Item = { p: ProbeRecord; f?: undefined } | { f: FlowRecord; p?: undefined };
+type Item =
+  | { p: ProbeRecord; f?: undefined; c?: undefined }
+  | { f: FlowRecord; p?: undefined; c?: undefined }
+  | { c: ScheduleRecord; p?: undefined; f?: undefined };
 
 /**
  * The one path from probes and pings to the store. push* only appends to a bounded queue and returns:
@@ -62,7 +65,7 @@ export class BatchedWriter {
   private closed = false;
 
   constructor(
-    private readonly store: Pick<ResultStore, 'writeProbes' | 'writeFlows'>,
+    private readonly store: Pick<ResultStore, 'writeProbes' | 'writeFlows' | 'writeSchedules'>,
     private readonly opts: WriterOptions = {},
   ) {
     this.flushMs = opts.flushIntervalMs ?? 1000;
@@ -85,6 +88,11 @@ export class BatchedWriter {
 
   pushFlow(r: FlowRecord): boolean {
     return this.push({ f: r });
+  }
+
+  /** Queues a canary's schedule sample. */
+  pushSchedule(r: ScheduleRecord): boolean {
+    return this.push({ c: r });
   }
 
   private push(item: Item): boolean {
@@ -164,22 +172,29 @@ export class BatchedWriter {
   private async writeBatch(items: readonly Item[]): Promise<void> {
     const probes: ProbeRecord[] = [];
     const flows: FlowRecord[] = [];
+    const schedules: ScheduleRecord[] = [];
     for (const it of items) {
       if (it.p) probes.push(it.p);
-      else flows.push(it.f);
+      else if (it.f) flows.push(it.f);
+      else schedules.push(it.c);
     }
-    // Both in one batch: if the second fails the first is written again on retry (the store accepts
-    // duplicates rather than lose results); split so that only the failed kind is retried.
-    if (probes.length > 0) {
-      await this.store.writeProbes(probes);
-      this.written += probes.length;
-      this.pendingWritten += probes.length;
-      if (flows.length > 0) this.pending = this.pending.filter((x) => x.f);
-    }
-    if (flows.length > 0) {
-      await this.store.writeFlows(flows);
-      this.written += flows.length;
-      this.pendingWritten += flows.length;
+    // Kinds are written one call each; once one is written it leaves the pending batch, so a failure of
+    // a later kind retries only that kind and what follows (no kind is written twice by a retry).
+    const kinds = [
+      { n: probes.length, write: () => this.store.writeProbes(probes), done: (x: Item) => x.p !== undefined },
+      { n: flows.length, write: () => this.store.writeFlows(flows), done: (x: Item) => x.f !== undefined },
+      {
+        n: schedules.length,
+        write: () => this.store.writeSchedules(schedules),
+        done: (x: Item) => x.c !== undefined,
+      },
+    ];
+    for (const k of kinds) {
+      if (k.n === 0) continue;
+      await k.write();
+      this.written += k.n;
+      this.pendingWritten += k.n;
+      this.pending = this.pending.filter((x) => !k.done(x));
     }
   }
 

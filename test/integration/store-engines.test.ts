@@ -96,6 +96,7 @@ function flowRecords(from: number, to: number, seed = 2): { records: FlowRecord[
       late: 0,
       sendFailed: 0,
       inFlight: 3,
+      droppedLocally: t % 20_000 === 0 ? 2 : 0,
       latency: h.toJSON(),
     });
   }

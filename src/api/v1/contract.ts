@@ -102,10 +102,37 @@ export interface SeriesPoint {
   duplicated?: number;
   reordered?: number;
   late?: number;
+  /** Flows only: pings that reached the coalminer but its own full buffer dropped (not in `failures`). */
+  droppedLocally?: number;
   /** Probes (http) only: mean seconds of each phase over the step. */
   phases?: Record<string, number>;
   /** For the heatmap: counts per latency bucket; bounds are in Series-level `heatmapBounds`. */
   heatmap?: number[];
+}
+
+/**
+ * GET /api/v1/flows/{canary}/{coalminer}/schedule?from=MS&to=MS&step=MS -> ScheduleSeries: the canary's
+ * side of a flow, as recorded by the agent that runs the canary (same defaults as Series).
+ */
+export interface ScheduleSeries {
+  from: number;
+  to: number;
+  step: number;
+  resolution: Series['resolution'];
+  points: SchedulePoint[];
+}
+
+export interface SchedulePoint {
+  /** Start of the step. */
+  time: number;
+  /** Pings that fell due in the step. */
+  due: number;
+  /** Pings the canary published or gave up on in the step (sent + send-failed). */
+  attempted: number;
+  /** The most pings due but not yet attempted at any sample in the step (0: on schedule). */
+  behindSchedule: number;
+  /** How far behind its schedule the canary was at worst in the step (seconds). */
+  behindScheduleSeconds: number;
 }
 
 /** GET /api/v1/matrix -> Matrix: canaries x coalminers, the region view. */

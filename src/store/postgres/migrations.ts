@@ -81,4 +81,24 @@ export const postgresMigrations: { version: number; name: string; sql: string }[
       CREATE INDEX silences_ends_at ON silences (ends_at);
     `,
   },
+  {
+    version: 3,
+    name: 'local drops and the canary schedule',
+    sql: `
+      -- Rows written before this release dropped nothing locally that the store knew of: 0.
+      ALTER TABLE flow_raw ADD COLUMN dropped_locally bigint NOT NULL DEFAULT 0;
+      CREATE TABLE schedule_raw (
+        id bigserial PRIMARY KEY,
+        sid integer NOT NULL,          -- a series of type 'c': canary \\x1f coalminer, transport, ''
+        time bigint NOT NULL,          -- Unix ms, start of the interval
+        interval_ms integer NOT NULL,
+        run_id text NOT NULL,
+        due bigint NOT NULL,           -- pings that fell due in the interval
+        attempted bigint NOT NULL,     -- pings published or given up on in the interval
+        behind bigint NOT NULL,        -- gauge at the end: pings due but not attempted
+        behind_ms bigint NOT NULL      -- gauge at the end: how far behind its schedule the canary was
+      );
+      CREATE INDEX schedule_raw_sid_time ON schedule_raw (sid, time);
+    `,
+  },
 ];

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { floorTo, DAY, HOUR, type RawFlowRow, type RawProbeRow } from '../aggregate.js';
+import { floorTo, DAY, HOUR, type RawFlowRow, type RawProbeRow, type SeriesCode } from '../aggregate.js';
 import {
   durationNs,
   flowKey,
@@ -7,6 +7,7 @@ import {
   phasesNs,
   phasesSeconds,
   phasesToJSON,
+  secondsToMs,
   type Backend,
   type BlockBuilders,
   type ExportCursor,
@@ -18,8 +19,9 @@ import {
   type SilenceRow,
   type StoredBlock,
 } from '../backend.js';
+import { LatencyHistogram } from '../../stats/histogram.js';
 import { decodeHistogram, encodeHistogram } from '../codec.js';
-import type { AlertEventRecord, FlowRecord, ProbeRecord, SilenceRecord } from '../types.js';
+import type { AlertEventRecord, FlowRecord, ProbeRecord, ScheduleRecord, SilenceRecord } from '../types.js';
 import { postgresMigrations } from './migrations.js';
 
 export interface PostgresOptions {
@@ -131,7 +133,7 @@ export class PostgresBackend implements Backend {
   }
 
   private async sidsFor(
-    type: 'p' | 'f',
+    type: SeriesCode,
     keys: Iterable<[string, string, string]>,
   ): Promise<Map<string, number>> {
     const out = new Map<string, number>();
@@ -158,7 +160,7 @@ export class PostgresBackend implements Backend {
     return out;
   }
 
-  async seriesIds(type: 'p' | 'f', key: string): Promise<number[]> {
+  async seriesIds(type: SeriesCode, key: string): Promise<number[]> {
     const r = await this.pool.query<{ id: number }>(
       'SELECT id FROM series WHERE type = $1 AND key = $2 ORDER BY id',
       [type, key],
@@ -166,7 +168,11 @@ export class PostgresBackend implements Backend {
     return r.rows.map((x) => x.id);
   }
 
-  private async markDirty(c: pg.PoolClient, type: 'p' | 'f', dirty: Map<number, Set<number>>): Promise<void> {
+  private async markDirty(
+    c: pg.PoolClient,
+    type: SeriesCode,
+    dirty: Map<number, Set<number>>,
+  ): Promise<void> {
     const sids: number[] = [];
     const blocks: number[] = [];
     // Sorted, so two agents marking the same blocks lock them in the same order (no deadlock).
@@ -222,7 +228,7 @@ export class PostgresBackend implements Backend {
     const keys = new Map<string, [string, string, string]>();
     for (const r of records) keys.set(keyOf(r), [flowKey(r.canary, r.coalminer), r.transport, r.region]);
     const ids = await this.sidsFor('f', keys.values());
-    const cols: number[][] = Array.from({ length: 10 }, () => []);
+    const cols: number[][] = Array.from({ length: 11 }, () => []);
     const runIds: string[] = [];
     const latency: Buffer[] = [];
     const dirty = new Map<number, Set<number>>();
@@ -240,6 +246,7 @@ export class PostgresBackend implements Backend {
         r.late,
         r.sendFailed,
         r.inFlight,
+        r.droppedLocally,
       ];
       row.forEach((v, k) => cols[k]!.push(k < 2 ? v : nonNegInt(v)));
       runIds.push(r.runId);
@@ -248,12 +255,47 @@ export class PostgresBackend implements Backend {
     }
     await this.tx(async (c) => {
       await c.query(
-        `INSERT INTO flow_raw (sid, time, interval_ms, received, lost, duplicated, reordered, late, send_failed, in_flight, run_id, latency)
+        `INSERT INTO flow_raw (sid, time, interval_ms, received, lost, duplicated, reordered, late, send_failed, in_flight,
+                               dropped_locally, run_id, latency)
          SELECT * FROM unnest($1::int[], $2::int8[], $3::int[], $4::int8[], $5::int8[], $6::int8[], $7::int8[], $8::int8[],
-                              $9::int8[], $10::int8[], $11::text[], $12::bytea[])`,
+                              $9::int8[], $10::int8[], $11::int8[], $12::text[], $13::bytea[])`,
         [...cols, runIds, latency],
       );
       await this.markDirty(c, 'f', dirty);
+    });
+  }
+
+  async insertSchedules(records: readonly ScheduleRecord[]): Promise<void> {
+    const keyOf = (r: ScheduleRecord) => `c\u0000${flowKey(r.canary, r.coalminer)}\u0000${r.transport}\u0000`;
+    const keys = new Map<string, [string, string, string]>();
+    for (const r of records) keys.set(keyOf(r), [flowKey(r.canary, r.coalminer), r.transport, '']);
+    const ids = await this.sidsFor('c', keys.values());
+    const cols: number[][] = Array.from({ length: 7 }, () => []);
+    const runIds: string[] = [];
+    const dirty = new Map<number, Set<number>>();
+    for (const r of records) {
+      const sid = ids.get(keyOf(r))!;
+      const time = Math.round(r.time);
+      const row = [
+        sid,
+        time,
+        nonNegInt(r.intervalMs),
+        nonNegInt(r.due),
+        nonNegInt(r.attempted),
+        nonNegInt(r.behind),
+        secondsToMs(r.behindSeconds),
+      ];
+      row.forEach((v, k) => cols[k]!.push(v));
+      runIds.push(r.runId);
+      addDirty(dirty, sid, time);
+    }
+    await this.tx(async (c) => {
+      await c.query(
+        `INSERT INTO schedule_raw (sid, time, interval_ms, due, attempted, behind, behind_ms, run_id)
+         SELECT * FROM unnest($1::int[], $2::int8[], $3::int[], $4::int8[], $5::int8[], $6::int8[], $7::int8[], $8::text[])`,
+        [...cols, runIds],
+      );
+      await this.markDirty(c, 'c', dirty);
     });
   }
 
@@ -277,11 +319,26 @@ export class PostgresBackend implements Backend {
     c: pg.ClientBase = this.pool as unknown as pg.ClientBase,
   ): Promise<RawFlowRow[]> {
     const r = await c.query<{ time: number; c: number[]; latency: Buffer }>(
-      `SELECT time, ARRAY[received, lost, duplicated, reordered, late, send_failed, in_flight]::float8[] AS c, latency
+      `SELECT time, ARRAY[received, lost, duplicated, reordered, late, send_failed, in_flight, dropped_locally]::float8[] AS c,
+              latency
        FROM flow_raw WHERE sid = ANY($1::int[]) AND time >= $2 AND time < $3 ORDER BY time`,
       [sids, from, to],
     );
     return r.rows.map((x) => ({ time: x.time, counts: x.c, hist: decodeHistogram(x.latency) }));
+  }
+
+  async readScheduleRaw(
+    sids: readonly number[],
+    from: number,
+    to: number,
+    c: pg.ClientBase = this.pool as unknown as pg.ClientBase,
+  ): Promise<RawFlowRow[]> {
+    const r = await c.query<{ time: number; c: number[] }>(
+      `SELECT time, ARRAY[due, attempted, behind, behind_ms]::float8[] AS c
+       FROM schedule_raw WHERE sid = ANY($1::int[]) AND time >= $2 AND time < $3 ORDER BY time`,
+      [sids, from, to],
+    );
+    return r.rows.map((x) => ({ time: x.time, counts: x.c, hist: new LatencyHistogram() }));
   }
 
   async readBlocks(
@@ -347,7 +404,7 @@ export class PostgresBackend implements Backend {
     for (;;) {
       const n = await this.tx(async (c) => {
         // SKIP LOCKED: agents sharing the database roll up different blocks at once.
-        const picked = await c.query<{ sid: number; block: number; type: 'p' | 'f' }>(
+        const picked = await c.query<{ sid: number; block: number; type: SeriesCode }>(
           `DELETE FROM rollup_dirty WHERE (tier, sid, block) IN (
              SELECT tier, sid, block FROM rollup_dirty WHERE tier = $1 ORDER BY sid, block LIMIT 100 FOR UPDATE SKIP LOCKED)
            RETURNING sid, block, type`,
@@ -357,10 +414,13 @@ export class PostgresBackend implements Backend {
           if (e.block < minBlock) continue;
           let data: Uint8Array | null;
           if (tier === 1) {
+            const end = e.block + HOUR;
             data =
               e.type === 'p'
-                ? build.probeHour(e.block, await this.readProbeRaw([e.sid], e.block, e.block + HOUR, c))
-                : build.flowHour(e.block, await this.readFlowRaw([e.sid], e.block, e.block + HOUR, c));
+                ? build.probeHour(e.block, await this.readProbeRaw([e.sid], e.block, end, c))
+                : e.type === 'f'
+                  ? build.flowHour(e.block, await this.readFlowRaw([e.sid], e.block, end, c))
+                  : build.scheduleHour(e.block, await this.readScheduleRaw([e.sid], e.block, end, c));
             await c.query(
               'INSERT INTO rollup_dirty (sid, tier, block, type) VALUES ($1, 2, $2, $3) ON CONFLICT DO NOTHING',
               [e.sid, floorTo(e.block, DAY), e.type],
@@ -448,6 +508,7 @@ export class PostgresBackend implements Backend {
       await this.tx(async (t) => {
         await t.query('DELETE FROM probe_raw WHERE sid = $1 AND time < $2', [sid, c.raw]);
         await t.query('DELETE FROM flow_raw WHERE sid = $1 AND time < $2', [sid, c.raw]);
+        await t.query('DELETE FROM schedule_raw WHERE sid = $1 AND time < $2', [sid, c.raw]);
         await t.query('DELETE FROM rollup WHERE sid = $1 AND tier = 1 AND block < $2', [sid, c.m1 - HOUR]);
         await t.query('DELETE FROM rollup WHERE sid = $1 AND tier = 2 AND block < $2', [sid, c.h1 - DAY]);
       });
@@ -483,6 +544,7 @@ export class PostgresBackend implements Backend {
       'series',
       'probe_raw',
       'flow_raw',
+      'schedule_raw',
       'rollup',
       'rollup_dirty',
       'meta',

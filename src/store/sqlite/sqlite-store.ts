@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { floorTo, HOUR, DAY, type RawFlowRow, type RawProbeRow } from '../aggregate.js';
+import { floorTo, HOUR, DAY, type RawFlowRow, type RawProbeRow, type SeriesCode } from '../aggregate.js';
 import {
   durationNs,
   flowKey,
@@ -9,6 +9,7 @@ import {
   phasesNs,
   phasesSeconds,
   phasesToJSON,
+  secondsToMs,
   type Backend,
   type BlockBuilders,
   type ExportCursor,
@@ -21,7 +22,8 @@ import {
   type StoredBlock,
 } from '../backend.js';
 import { decodeHistogram, encodeHistogram } from '../codec.js';
-import type { AlertEventRecord, FlowRecord, ProbeRecord, SilenceRecord } from '../types.js';
+import { LatencyHistogram } from '../../stats/histogram.js';
+import type { AlertEventRecord, FlowRecord, ProbeRecord, ScheduleRecord, SilenceRecord } from '../types.js';
 import { sqliteMigrations } from './migrations.js';
 import { ShmGuard, ShmTruncatedError } from './shm-guard.js';
 
@@ -118,7 +120,7 @@ export class SqliteBackend implements Backend {
     return (this.stmts[sql] ??= this.conn.prepare(sql));
   }
 
-  private sid(type: 'p' | 'f', key: string, kind: string, target: string): number {
+  private sid(type: SeriesCode, key: string, kind: string, target: string): number {
     const k = `${type}\u0000${key}\u0000${kind}\u0000${target}`;
     let id = this.sids.get(k);
     if (id === undefined) {
@@ -138,7 +140,7 @@ export class SqliteBackend implements Backend {
     return id;
   }
 
-  async seriesIds(type: 'p' | 'f', key: string): Promise<number[]> {
+  async seriesIds(type: SeriesCode, key: string): Promise<number[]> {
     return (
       this.stmt('SELECT id FROM series WHERE type = ? AND key = ? ORDER BY id').all(type, key) as {
         id: number;
@@ -146,7 +148,7 @@ export class SqliteBackend implements Backend {
     ).map((r) => r.id);
   }
 
-  private markDirty(type: 'p' | 'f', dirty: Map<number, Set<number>>): void {
+  private markDirty(type: SeriesCode, dirty: Map<number, Set<number>>): void {
     const ins = this.stmt(
       'INSERT INTO rollup_dirty (sid, tier, block, type) VALUES (?, 1, ?, ?) ON CONFLICT DO NOTHING',
     );
@@ -180,8 +182,8 @@ export class SqliteBackend implements Backend {
 
   async insertFlows(records: readonly FlowRecord[]): Promise<void> {
     const ins = this.stmt(
-      `INSERT INTO flow_raw (sid, time, interval_ms, run_id, received, lost, duplicated, reordered, late, send_failed, in_flight, latency)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO flow_raw (sid, time, interval_ms, run_id, received, lost, duplicated, reordered, late, send_failed, in_flight, dropped_locally, latency)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     this.db.transaction(() => {
       const dirty = new Map<number, Set<number>>();
@@ -200,11 +202,38 @@ export class SqliteBackend implements Backend {
           nonNegInt(r.late),
           nonNegInt(r.sendFailed),
           nonNegInt(r.inFlight),
+          nonNegInt(r.droppedLocally),
           encodeHistogram(r.latency),
         );
         addDirty(dirty, sid, time);
       }
       this.markDirty('f', dirty);
+    })();
+  }
+
+  async insertSchedules(records: readonly ScheduleRecord[]): Promise<void> {
+    const ins = this.stmt(
+      `INSERT INTO schedule_raw (sid, time, interval_ms, run_id, due, attempted, behind, behind_ms)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    this.db.transaction(() => {
+      const dirty = new Map<number, Set<number>>();
+      for (const r of records) {
+        const sid = this.sid('c', flowKey(r.canary, r.coalminer), r.transport, '');
+        const time = Math.round(r.time);
+        ins.run(
+          sid,
+          time,
+          nonNegInt(r.intervalMs),
+          r.runId,
+          nonNegInt(r.due),
+          nonNegInt(r.attempted),
+          nonNegInt(r.behind),
+          secondsToMs(r.behindSeconds),
+        );
+        addDirty(dirty, sid, time);
+      }
+      this.markDirty('c', dirty);
     })();
   }
 
@@ -229,12 +258,20 @@ export class SqliteBackend implements Backend {
 
   async readFlowRaw(sids: readonly number[], from: number, to: number): Promise<RawFlowRow[]> {
     const rows = this.stmt(
-      `SELECT time, received, lost, duplicated, reordered, late, send_failed, in_flight, latency
-       FROM flow_raw WHERE sid IN (${this.inList(sids)}) AND time >= ? AND time < ? ORDER BY time`,
+      `SELECT ${FLOW_COLUMNS} FROM flow_raw WHERE sid IN (${this.inList(sids)}) AND time >= ? AND time < ? ORDER BY time`,
     )
       .raw()
-      .all(from, to) as [number, number, number, number, number, number, number, number, Buffer][];
-    return rows.map((r) => ({ time: r[0], counts: r.slice(1, 8) as number[], hist: decodeHistogram(r[8]) }));
+      .all(from, to) as FlowRawRow[];
+    return rows.map(toFlowRow);
+  }
+
+  async readScheduleRaw(sids: readonly number[], from: number, to: number): Promise<RawFlowRow[]> {
+    const rows = this.stmt(
+      `SELECT ${SCHEDULE_COLUMNS} FROM schedule_raw WHERE sid IN (${this.inList(sids)}) AND time >= ? AND time < ? ORDER BY time`,
+    )
+      .raw()
+      .all(from, to) as number[][];
+    return rows.map(toScheduleRow);
   }
 
   async readBlocks(
@@ -282,16 +319,19 @@ export class SqliteBackend implements Backend {
       'INSERT INTO rollup_dirty (sid, tier, block, type) VALUES (?, 2, ?, ?) ON CONFLICT DO NOTHING',
     );
     const batch = this.db.transaction(() => {
-      const entries = pick.all(tier) as { sid: number; block: number; type: 'p' | 'f' }[];
+      const entries = pick.all(tier) as { sid: number; block: number; type: SeriesCode }[];
       for (const e of entries) {
         del.run(tier, e.sid, e.block);
         if (e.block < minBlock) continue;
         let data: Uint8Array | null;
         if (tier === 1) {
+          const end = e.block + HOUR;
           data =
             e.type === 'p'
-              ? build.probeHour(e.block, this.readProbeRawSync([e.sid], e.block, e.block + HOUR))
-              : build.flowHour(e.block, this.readFlowRawSync([e.sid], e.block, e.block + HOUR));
+              ? build.probeHour(e.block, this.readProbeRawSync([e.sid], e.block, end))
+              : e.type === 'f'
+                ? build.flowHour(e.block, this.readFlowRawSync([e.sid], e.block, end))
+                : build.scheduleHour(e.block, this.readScheduleRawSync([e.sid], e.block, end));
           parent.run(e.sid, floorTo(e.block, DAY), e.type);
         } else {
           const hours = this.stmt(
@@ -329,12 +369,20 @@ export class SqliteBackend implements Backend {
 
   private readFlowRawSync(sids: number[], from: number, to: number): RawFlowRow[] {
     const rows = this.stmt(
-      `SELECT time, received, lost, duplicated, reordered, late, send_failed, in_flight, latency
-       FROM flow_raw WHERE sid = ? AND time >= ? AND time < ? ORDER BY time`,
+      `SELECT ${FLOW_COLUMNS} FROM flow_raw WHERE sid = ? AND time >= ? AND time < ? ORDER BY time`,
     )
       .raw()
-      .all(sids[0], from, to) as [number, number, number, number, number, number, number, number, Buffer][];
-    return rows.map((r) => ({ time: r[0], counts: r.slice(1, 8) as number[], hist: decodeHistogram(r[8]) }));
+      .all(sids[0], from, to) as FlowRawRow[];
+    return rows.map(toFlowRow);
+  }
+
+  private readScheduleRawSync(sids: number[], from: number, to: number): RawFlowRow[] {
+    const rows = this.stmt(
+      `SELECT ${SCHEDULE_COLUMNS} FROM schedule_raw WHERE sid = ? AND time >= ? AND time < ? ORDER BY time`,
+    )
+      .raw()
+      .all(sids[0], from, to) as number[][];
+    return rows.map(toScheduleRow);
   }
 
   async insertAlertEvents(events: readonly AlertEventRecord[]): Promise<void> {
@@ -380,12 +428,14 @@ export class SqliteBackend implements Backend {
     // Per series, so each delete walks the (sid, time) index; one transaction per series.
     const delProbe = this.stmt('DELETE FROM probe_raw WHERE sid = ? AND time < ?');
     const delFlow = this.stmt('DELETE FROM flow_raw WHERE sid = ? AND time < ?');
+    const delSchedule = this.stmt('DELETE FROM schedule_raw WHERE sid = ? AND time < ?');
     const delBlocks = this.stmt('DELETE FROM rollup WHERE sid = ? AND tier = ? AND block < ?');
     for (const sid of sids) {
       this.db
         .transaction(() => {
           delProbe.run(sid, c.raw);
           delFlow.run(sid, c.raw);
+          delSchedule.run(sid, c.raw);
           // A block goes when its whole span is older than the cutoff.
           delBlocks.run(sid, 1, c.m1 - HOUR);
           delBlocks.run(sid, 2, c.h1 - DAY);
@@ -429,6 +479,22 @@ export class SqliteBackend implements Backend {
     this.conn.close();
   }
 }
+
+const FLOW_COLUMNS =
+  'time, received, lost, duplicated, reordered, late, send_failed, in_flight, dropped_locally, latency';
+type FlowRawRow = [number, number, number, number, number, number, number, number, number, Buffer];
+const toFlowRow = (r: FlowRawRow): RawFlowRow => ({
+  time: r[0],
+  counts: r.slice(1, 9) as number[],
+  hist: decodeHistogram(r[9]),
+});
+
+const SCHEDULE_COLUMNS = 'time, due, attempted, behind, behind_ms';
+const toScheduleRow = (r: number[]): RawFlowRow => ({
+  time: r[0]!,
+  counts: r.slice(1, 5),
+  hist: new LatencyHistogram(),
+});
 
 function addDirty(dirty: Map<number, Set<number>>, sid: number, time: number): void {
   let s = dirty.get(sid);
