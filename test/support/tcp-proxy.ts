@@ -1,127 +1,63 @@
-import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net';
+import { fork, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { nowMs, startTcpProxy, type TcpProxy } from './tcp-proxy-core.mjs';
 
-export interface TcpProxy {
-  /** Port the proxy listens on (127.0.0.1). */
+export { nowMs, startTcpProxy, type TcpProxy };
+
+type Held = TcpProxy['held'];
+
+/** The same proxy in a process of its own, driven over IPC (see tcp-proxy-core.mjs for why). */
+export interface TcpProxyProcess {
   port: number;
-  /** Delay added to every chunk in each direction, in ms (changeable while running). */
-  delayMs: { toServer: number; toClient: number };
-  /**
-   * How long each delayed chunk was actually held, in ms, with when it left (performance.now()): on a
-   * loaded machine the proxy itself runs late, so this, not delayMs, is the delay a test controls.
-   */
-  readonly held: { toServer: { at: number; ms: number }[]; toClient: { at: number; ms: number }[] };
-  /** Drops every connection and refuses new ones until `up()`: a broker outage, as the client sees it. */
-  down(): void;
-  up(): void;
-  /** Connections accepted so far. */
-  readonly accepted: number;
+  setDelay(which: 'toServer' | 'toClient', ms: number): Promise<void>;
+  /** Every delayed chunk so far: when it left (nowMs()) and how long the proxy held it. */
+  held(): Promise<Held>;
   close(): Promise<void>;
 }
 
-/**
- * A TCP proxy of the tests' own between a client and a real server on loopback, to inject a known delay
- * (each chunk is held for delayMs, order kept) or an outage. `tc netem` is not available here.
- */
-export async function startTcpProxy(target: { host: string; port: number }, delayMs = 0): Promise<TcpProxy> {
-  const pairs = new Set<{ a: Socket; b: Socket }>();
-  let isDown = false;
-  let accepted = 0;
-  let listening: Server | undefined;
-  const delays = { toServer: delayMs, toClient: delayMs };
-  const held: TcpProxy['held'] = { toServer: [], toClient: [] };
-
-  const pipeWithDelay = (from: Socket, to: Socket, which: 'toServer' | 'toClient') => {
-    // Chunks leave in order, each no earlier than its arrival + delay. Timers alone are only good to
-    // about a millisecond, so the last stretch is waited out with setImmediate: sub-millisecond accuracy
-    // without blocking the event loop.
-    const queue: { due: number; arrived: number; chunk: Buffer }[] = [];
-    let pumping = false;
-    const pump = () => {
-      const now = performance.now();
-      while (queue.length > 0 && queue[0]!.due <= now) {
-        const { chunk, arrived } = queue.shift()!;
-        if (to.writable) to.write(chunk);
-        const log = held[which];
-        if (log.length < 1_000_000) log.push({ at: now, ms: now - arrived });
-      }
-      if (queue.length === 0) {
-        pumping = false;
-        return;
-      }
-      const wait = queue[0]!.due - now;
-      if (wait > 2) setTimeout(pump, wait - 1.5);
-      else setImmediate(pump);
-    };
-    from.on('data', (chunk: Buffer) => {
-      const d = delays[which];
-      if (d <= 0 && queue.length === 0) {
-        to.write(chunk);
-        return;
-      }
-      const arrived = performance.now();
-      queue.push({ due: arrived + d, arrived, chunk });
-      if (!pumping) {
-        pumping = true;
-        pump();
+export async function startTcpProxyProcess(target: { host: string; port: number }): Promise<TcpProxyProcess> {
+  const child: ChildProcess = fork(
+    join(import.meta.dirname, 'tcp-proxy-core.mjs'),
+    [target.host, String(target.port)],
+    {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    },
+  );
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  let nextId = 1;
+  const waiting = new Map<number, (m: { held?: Held }) => void>();
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', (code) => reject(new Error(`the proxy process exited (${code}) before listening`)));
+    child.on('message', (m: { id?: number; port?: number; held?: Held }) => {
+      if (m.port !== undefined) resolve(m.port);
+      else if (m.id !== undefined) {
+        waiting.get(m.id)?.(m);
+        waiting.delete(m.id);
       }
     });
-  };
-
-  const onConnection = (client: Socket) => {
-    if (isDown) {
-      client.destroy();
-      return;
-    }
-    accepted++;
-    const upstream = connect(target.port, target.host);
-    const pair = { a: client, b: upstream };
-    pairs.add(pair);
-    client.setNoDelay(true);
-    upstream.setNoDelay(true);
-    pipeWithDelay(client, upstream, 'toServer');
-    pipeWithDelay(upstream, client, 'toClient');
-    const end = () => {
-      pairs.delete(pair);
-      client.destroy();
-      upstream.destroy();
-    };
-    client.on('close', end).on('error', end);
-    upstream.on('close', end).on('error', end);
-  };
-
-  const listen = async (port: number): Promise<number> => {
-    const server = createServer(onConnection);
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, '127.0.0.1', () => resolve());
+  });
+  const ask = (msg: object) =>
+    new Promise<{ held?: Held }>((resolve, reject) => {
+      const id = nextId++;
+      waiting.set(id, resolve);
+      child.send({ id, ...msg }, (err) => err && reject(err));
     });
-    listening = server;
-    return (server.address() as AddressInfo).port;
-  };
-
-  const port = await listen(0);
-  const down = () => {
-    isDown = true;
-    for (const p of pairs) {
-      p.a.destroy();
-      p.b.destroy();
-    }
-    pairs.clear();
-  };
   return {
     port,
-    delayMs: delays,
-    held,
-    get accepted() {
-      return accepted;
+    async setDelay(which, ms) {
+      await ask({ op: 'delay', which, ms });
     },
-    down,
-    up() {
-      isDown = false;
+    async held() {
+      return (await ask({ op: 'held' })).held!;
     },
     async close() {
-      down();
-      await new Promise<void>((r) => (listening ? listening.close(() => r()) : r()));
+      if (child.exitCode === null && child.signalCode === null) {
+        child.disconnect();
+        const killer = setTimeout(() => child.kill('SIGKILL'), 2000);
+        await exited;
+        clearTimeout(killer);
+      }
     },
   };
 }
