@@ -450,4 +450,23 @@ describe('canary schedule accounting', () => {
     await m.stop();
     await close();
   });
+
+  it('counts none behind when it stops on schedule, however long the last chunk takes to go out', async () => {
+    // Every read of this clock after `slow` is set moves it a whole interval on: time that passes while
+    // stop() sends the pings due so far must not make the next one count as behind schedule.
+    let now = wallClockNs();
+    let slow = false;
+    const wallNs = () => (slow ? (now += 10_000_000n) : now);
+    const { canary, close } = await setup({ ratePerSecond: 100, wallNs, coalminers: ['m'] });
+    await until(() => (canary.stats().get('m')?.attempted ?? 0) > 0, 'the first ping');
+    now += 35_000_000n;
+    slow = true;
+    await canary.stop();
+    slow = false;
+    const end = canary.stats().get('m')!;
+    expect(end).toMatchObject({ behind: 0, behindSeconds: 0 });
+    expect(end.due).toBe(end.attempted);
+    expect(end.attempted).toBeGreaterThanOrEqual(4);
+    await close();
+  });
 });

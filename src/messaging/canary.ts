@@ -319,11 +319,13 @@ export class Canary {
     if (this.stopped) return;
     // The pings that fell due since the last tick (a timer fires late by a millisecond or more) go out
     // rather than being counted behind schedule; what is left after one chunk is.
-    if (this.started) this.tick();
+    // The same instant for both: read again after the chunk, a ping that fell due while it went out
+    // would count behind schedule though the canary kept up.
+    const now = this.wallNs();
+    if (this.started) this.tick(now);
     this.stopped = true;
     clearTimeout(this.timer);
     clearTimeout(this.probeTimer);
-    const now = this.wallNs();
     for (const f of this.flows.values()) this.endSchedule(f, now);
     this.abort.abort();
     if (this.outstanding > 0) {
@@ -661,8 +663,7 @@ export class Canary {
     this.timer = setTimeout(() => this.tick(), Math.floor(delayMs));
   }
 
-  private tick(): void {
-    const now = this.wallNs();
+  private tick(now = this.wallNs()): void {
     const nowMs = Number(now / 1_000_000n);
     const maxLagNs = BigInt(Math.round((this.opts.maxLagMs ?? 5000) * 1e6));
     // The status stream may not have told us yet.
