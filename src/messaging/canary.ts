@@ -154,6 +154,14 @@ export interface FlowStats {
   runs: number;
 }
 
+/** The block that pings' bytes are cut from (see Canary.slabFor). */
+interface Slab {
+  bytes: Uint8Array;
+  view: DataView;
+  used: number;
+}
+const SLAB_BYTES = 64 * 1024;
+
 /** Pings sent per turn of the event loop; then the loop yields so publishes settle and I/O runs. */
 const CHUNK = 1000;
 export const MAX_RATE = 1_000_000;
@@ -204,6 +212,7 @@ export class Canary {
   /** The run id of the probes this canary sends itself to learn that its control channel works again. */
   private readonly probeId = newRunId();
   private paddingBase = 0;
+  private slab: Slab | undefined;
   /** Control-channel trouble by kind: foreign (does not decode), exception, subscription, transport codes. */
   readonly controlErrors: Record<string, number> = {};
   private readonly log: Logger;
@@ -725,13 +734,32 @@ export class Canary {
       flow.template = { bytes, seqOffset, macOffset: signedMacOffset(bytes, env.padding ?? 0) };
     }
     const { bytes: template, seqOffset, macOffset } = flow.template;
-    const bytes = template.slice();
-    const view = new DataView(bytes.buffer);
-    view.setBigUint64(seqOffset, BigInt(seq));
-    view.setBigInt64(seqOffset + 8, intendedNs);
-    view.setBigInt64(seqOffset + 16, sentNs);
+    const slab = this.slabFor(template.length);
+    const at = slab.used;
+    slab.used += template.length;
+    slab.bytes.set(template, at);
+    const view = slab.view;
+    // seq < 2^53 (a safe integer): its two 32-bit halves, without a BigInt per ping.
+    view.setUint32(at + seqOffset, Math.floor(seq / 4_294_967_296));
+    view.setUint32(at + seqOffset + 4, seq >>> 0);
+    view.setBigInt64(at + seqOffset + 8, intendedNs);
+    view.setBigInt64(at + seqOffset + 16, sentNs);
+    const bytes = slab.bytes.subarray(at, at + template.length);
     if (this.key !== undefined) resign(bytes, macOffset, this.key);
     return textOnly ? textLine(bytes) : bytes;
+  }
+
+  /**
+   * Where the next ping's bytes go: consecutive slices of a 64 KiB block, a new block when this one is
+   * full. A block is never written twice (each ping keeps its own bytes for as long as the transport holds
+   * them), it only saves an allocation per ping; it is freed when its last ping is.
+   */
+  private slabFor(size: number): Slab {
+    if (this.slab === undefined || this.slab.used + size > this.slab.bytes.length) {
+      const bytes = new Uint8Array(Math.max(SLAB_BYTES, size));
+      this.slab = { bytes, view: new DataView(bytes.buffer), used: 0 };
+    }
+    return this.slab;
   }
 
   private sendPing(flow: Flow, seq: number, intendedNs: bigint): void {

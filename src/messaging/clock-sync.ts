@@ -7,11 +7,11 @@
  */
 export interface ClockEstimate {
   /** Canary clock minus local clock, ns. */
-  offsetNs: number;
+  readonly offsetNs: number;
   /** |true offset - offsetNs| is at most this, ns: half the best sample's round trip plus clock reading. */
-  errorNs: number;
-  rttNs: number;
-  samples: number;
+  readonly errorNs: number;
+  readonly rttNs: number;
+  readonly samples: number;
 }
 
 /**
@@ -23,6 +23,8 @@ export const CLOCK_READ_UNCERTAINTY_NS = 100_000;
 
 export class ClockSync {
   private readonly samples: { offsetNs: number; rttNs: number }[] = [];
+  /** The estimate until the next sample: a coalminer asks for it with every ping. */
+  private current: ClockEstimate | undefined;
 
   constructor(private readonly keep = 16) {}
 
@@ -32,17 +34,23 @@ export class ClockSync {
     const offset = (Number(t2 - t1) + Number(t3 - t4)) / 2;
     this.samples.push({ offsetNs: offset, rttNs: rtt });
     if (this.samples.length > this.keep) this.samples.shift();
+    this.current = undefined;
   }
 
+  /** The same (frozen) object until the next sample is added. */
   estimate(): ClockEstimate | undefined {
+    return (this.current ??= this.compute());
+  }
+
+  private compute(): ClockEstimate | undefined {
     if (this.samples.length === 0) return undefined;
     let best = this.samples[0]!;
     for (const s of this.samples) if (s.rttNs < best.rttNs) best = s;
-    return {
+    return Object.freeze({
       offsetNs: best.offsetNs,
       errorNs: best.rttNs / 2 + CLOCK_READ_UNCERTAINTY_NS,
       rttNs: best.rttNs,
       samples: this.samples.length,
-    };
+    });
   }
 }

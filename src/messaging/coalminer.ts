@@ -1,6 +1,6 @@
 import { silentLogger, type Logger } from '../core/log.js';
 import { LatencyHistogram, RollingHistogram } from '../stats/histogram.js';
-import { wallClockNs } from '../transports/base.js';
+import { DeliveryQueue, wallClockNs } from '../transports/base.js';
 import { reportsDrops, type Delivery, type Transport } from '../transports/transport.js';
 import { canaryChannel, coalminerChannel, DEFAULT_PREFIX } from './channels.js';
 import { ClockSync, type ClockEstimate } from './clock-sync.js';
@@ -132,6 +132,9 @@ interface Flow {
   anchorSeq: bigint;
   anchorNs: bigint;
   tracker: SequenceTracker;
+  /** plausibleHead() as of `headNs`: the head only grows with time, so a ping below it needs no new sum. */
+  head: bigint;
+  headNs: bigint;
   all: LatencyHistogram;
   allFromSent: LatencyHistogram;
   rolling: RollingHistogram;
@@ -387,18 +390,23 @@ export class Coalminer {
 
   private async consume(deliveries: AsyncIterable<Delivery>): Promise<void> {
     try {
-      for await (const d of deliveries) {
-        try {
-          this.onDelivery(d);
-        } catch (err) {
-          // A bug, not the message's fault: count it, say so now and then, and take the next one.
-          this.refuse('error');
-          this.logHandlerError(err);
-        }
-      }
+      // A transport's own queue is drained in batches (no promise per message); anything else iterated.
+      if (deliveries instanceof DeliveryQueue)
+        await (deliveries as DeliveryQueue<Delivery>).drain((d) => this.take(d));
+      else for await (const d of deliveries) this.take(d);
     } catch (err) {
       // No ping can arrive any more: every flow will look like total loss.
       this.log.error('subscription ended', { err });
+    }
+  }
+
+  private take(d: Delivery): void {
+    try {
+      this.onDelivery(d);
+    } catch (err) {
+      // A bug, not the message's fault: count it, say so now and then, and take the next one.
+      this.refuse('error');
+      this.logHandlerError(err);
     }
   }
 
@@ -542,6 +550,8 @@ export class Coalminer {
       anchorSeq,
       anchorNs,
       tracker: new SequenceTracker(this.opts.sequence),
+      head: -1n,
+      headNs: 0n,
       all: new LatencyHistogram(),
       allFromSent: new LatencyHistogram(),
       rolling: new RollingHistogram(),
@@ -575,6 +585,14 @@ export class Coalminer {
     const state = this.known.get(f.canary);
     if (state) state.runs--;
     if (this.lastFlow === f) this.lastFlow = undefined;
+  }
+
+  /** Whether the flow's rate explains `seq` by our time `nowNs` (plausibleHead, remembered). */
+  private isPlausible(f: Flow, seq: bigint, nowNs: bigint): boolean {
+    if (seq <= f.head && nowNs >= f.headNs) return true;
+    const head = this.plausibleHead(f, nowNs);
+    if (nowNs > f.headNs) [f.head, f.headNs] = [head, nowNs];
+    return seq <= head;
   }
 
   /** The highest sequence number the flow's rate explains by our time `nowNs`. */
@@ -619,7 +637,7 @@ export class Coalminer {
       f = this.addFlow(e.canary, e.runId, false, intervalNs, e.seq, d.receivedNs);
     }
     // A head the flow's rate cannot explain (or another rate) is not this flow's: its state is kept.
-    if (e.intervalNs !== f.intervalNs || e.seq > this.plausibleHead(f, d.receivedNs))
+    if (e.intervalNs !== f.intervalNs || !this.isPlausible(f, e.seq, d.receivedNs))
       return this.refuse('implausible');
     const nowMs = Number(d.receivedNs / 1_000_000n);
     f.lastSeenMs = nowMs;

@@ -36,6 +36,24 @@ describe('LatencyHistogram', () => {
     expect(h.percentile(100)).toBe(2 ** 40);
   });
 
+  it('puts values on both sides of 2^32 ns, and at every power of two, in the log-linear bucket', () => {
+    // The bucket of v: exact below 2048, else 1024 sub-buckets per power of two (floor(v / 2^e)).
+    const expected = (v: number) => {
+      if (v < 2048) return v;
+      let e = 0;
+      while (Math.floor(v / 2 ** e) >= 2048) e++;
+      return 2048 + (e - 1) * 1024 + (Math.floor(v / 2 ** e) - 1024);
+    };
+    const bucketOf = (v: number) => {
+      const h = new LatencyHistogram();
+      h.record(v);
+      return h.toJSON().b[0]![0];
+    };
+    for (let k = 11; k <= 45; k++)
+      for (const v of [2 ** k - 1, 2 ** k, 2 ** k + 1, Math.round(2 ** k * 1.37)])
+        expect(bucketOf(v), `value ${v}`).toBe(expected(v));
+  });
+
   it('merges and round-trips through JSON', () => {
     const a = new LatencyHistogram();
     const b = new LatencyHistogram();

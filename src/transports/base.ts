@@ -144,6 +144,20 @@ export class DeliveryQueue<T> implements AsyncIterable<T> {
     this.head = 0;
   }
 
+  /**
+   * Hands each message to `handle` in order as it arrives, until end(): what the async iterator does, but
+   * with one promise per batch of messages that arrived together instead of two per message, which is a
+   * large share of a coalminer's cost at 100,000 pings a second. `handle` throwing ends it (rejects).
+   */
+  async drain(handle: (item: T) => void): Promise<void> {
+    for (;;) {
+      while (this.size > 0) handle(this.take());
+      if (this.done) return;
+      await new Promise<void>((r) => (this.wake = r));
+      this.wake = undefined;
+    }
+  }
+
   async *[Symbol.asyncIterator](): AsyncIterator<T> {
     for (;;) {
       if (this.size > 0) {

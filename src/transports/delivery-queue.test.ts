@@ -39,4 +39,20 @@ describe('DeliveryQueue', () => {
     expect(big.ms / Math.max(small.ms, 0.5)).toBeLessThan(32);
     expect((await drain(big.q)).length).toBe(800_000);
   });
+
+  it('drain() hands over every message in order, those that wait and those that come, until end()', async () => {
+    const q = new DeliveryQueue<number>(1000);
+    for (let i = 0; i < 5; i++) q.push(i);
+    const seen: number[] = [];
+    const done = q.drain((v) => seen.push(v));
+    expect(seen).toEqual([0, 1, 2, 3, 4]);
+    for (let i = 5; i < 10; i++) q.push(i);
+    await new Promise((r) => setImmediate(r));
+    expect(seen).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    q.push(10);
+    q.end();
+    q.push(11); // after end(): not taken
+    await done;
+    expect(seen.at(-1)).toBe(10);
+  });
 });
