@@ -94,7 +94,12 @@ const opts = {
   quick,
   only: list('only', [...KINDS, 'memory']),
   sections: list('sections', SECTIONS),
-  rates: (value('rates') ?? '1000,5000,10000,20000,50000,75000,100000,150000').split(',').map(Number),
+  rates: (value('rates') ?? '1000,5000,10000,20000,50000,75000,100000,125000,150000,200000,250000')
+    .split(',')
+    .map(Number),
+  /** Ours passes the rate line when it sustains this share of the raw loop's highest exact rate. */
+  minRatio: 0.8,
+  latencyRounds: num('latency-rounds', 5, 2),
   stepSeconds: num('step-seconds', 3.5, 1),
   latencySeconds: num('latency-seconds', 10, 2),
   flows: num('flows', 100, 100),
@@ -213,10 +218,18 @@ function stepNote(s) {
   if (!s) return 'no step ran';
   if (s.sent === undefined) return `${rate(s.rate)}: ${s.reason}`;
   return (
-    `${rate(s.rate)}: sent ${s.sent}, received ${s.received}, send errors ${s.sendFailed}, lost ${s.lost}, ` +
-    `latency from intended ${p50p99(s.latency)}, process CPU ${pct(s.cpu)} (event loop ${pct(s.elu)} busy)` +
+    `${rate(s.rate)}: due ${s.due}, attempted ${s.attempted} (${pct(s.attempted / s.due)}), behind ${s.behind} ` +
+    `(${fmtSeconds(s.behindSeconds)}), sent ${s.sent}, received ${s.received}, send errors ${s.sendFailed}, ` +
+    `lost ${s.lost}, unaccounted ${s.unaccounted}, latency from intended ${p50p99(s.latency)}, ` +
+    `process CPU ${pct(s.cpu)} (${fmtSeconds(s.cpuPerMessage)} per message, event loop ${pct(s.elu)} busy)` +
     (s.reason ? ` — ${s.reason}` : '')
   );
+}
+
+/** The rates of a ladder, with `extra` added in order (once). @param {number[]} rates @param {number} extra */
+function withRate(rates, extra) {
+  if (!(extra > 0) || rates.includes(extra)) return rates;
+  return [...rates, extra].sort((a, b) => a - b);
 }
 
 /** @param {Kind} kind */
@@ -234,19 +247,25 @@ async function sectionRate(kind) {
     p99LimitMs: opts.p99LimitMs,
     lossTimeoutMs: opts.lossTimeoutMs,
   };
-  const timeout = opts.rates.length * (opts.stepSeconds + 60) * 1000 + 60_000;
+  const timeout = (opts.rates.length + 1) * (opts.stepSeconds + 60) * 1000 + 60_000;
   /** @type {Record<string, any>} */
   const res = {};
-  for (const side of ['ours', 'raw']) {
-    log(`rate ${kind}: ${side} ladder ${opts.rates.join(', ')}/s, ${opts.stepSeconds} s per step (core 0)`);
-    res[side] = await worker('ladder', { ...args, side }, timeout).catch((err) => ({
-      unavailable: `worker failed: ${err.message}`,
-    }));
-  }
+  // The raw loop first: ours then also runs at minRatio × the raw loop's highest exact rate, so the
+  // line says whether ours sustains that, not only which of the fixed steps it passed.
+  log(`rate ${kind}: raw ladder ${opts.rates.join(', ')}/s, ${opts.stepSeconds} s per step (core 0)`);
+  res.raw = await worker('ladder', { ...args, side: 'raw' }, timeout).catch((err) => ({
+    unavailable: `worker failed: ${err.message}`,
+  }));
+  const peer = res.raw.unavailable ? NaN : lastPass(res.raw.steps);
+  const goal = peer > 0 ? Math.round(peer * opts.minRatio) : NaN;
+  const oursRates = withRate(opts.rates, goal);
+  log(`rate ${kind}: ours ladder ${oursRates.join(', ')}/s, ${opts.stepSeconds} s per step (core 0)`);
+  res.ours = await worker('ladder', { ...args, side: 'ours', rates: oursRates }, timeout).catch((err) => ({
+    unavailable: `worker failed: ${err.message}`,
+  }));
   if (res.ours.unavailable) return unavailableRow('rate', line, res.ours.unavailable);
   const top = opts.rates[opts.rates.length - 1] ?? 0;
   const ours = lastPass(res.ours.steps);
-  const peer = res.raw.unavailable ? NaN : lastPass(res.raw.steps);
   const show = (/** @type {number} */ r, /** @type {any[]} */ steps) =>
     r === 0 ? 'none passed' : `${rate(r)}${r === top && steps.every((s) => s.pass) ? ' (top step)' : ''}`;
   const oursFail = res.ours.steps.find((/** @type {any} */ s) => !s.pass);
@@ -258,8 +277,18 @@ async function sectionRate(kind) {
   if (res.raw.unavailable) notes.push(`raw loop unavailable: ${res.raw.unavailable}`);
   else {
     const rawFail = res.raw.steps.find((/** @type {any} */ s) => !s.pass);
+    const rawLast = res.raw.steps.filter((/** @type {any} */ s) => s.pass).at(-1);
+    notes.push(`raw, last pass: ${stepNote(rawLast)}`);
     notes.push(`raw, first fail: ${rawFail ? stepNote(rawFail) : 'none (every step passed)'}`);
+    if (peer === top && !rawFail)
+      notes.push(`the raw loop passed the top step: its ceiling is higher, so the ratio is an upper bound`);
+    notes.push(
+      `goal: ours sustains ${opts.minRatio}x the raw loop's ${rate(peer)} = ${rate(goal)} (a step of its ladder)`,
+    );
   }
+  notes.push(
+    'a step passes when >= 99% of the due messages were attempted, due = attempted + behind and attempted = sent + failed + pending exactly, every sent message arrived once (no loss, duplicate, local drop or unaccounted message), no send error, p99 <= 1 s',
+  );
   const row = {
     section: 'rate',
     line,
@@ -267,10 +296,10 @@ async function sectionRate(kind) {
     peer: res.raw.unavailable ? 'unavailable' : show(peer, res.raw.steps),
     extra: '',
     ratio: fmtRatio(ours / peer),
-    target: t.target ? `>= ${rate(t.target)}` : 'info',
-    status: /** @type {Row['status']} */ (t.target ? (ours >= t.target ? 'PASS' : 'FAIL') : 'INFO'),
+    target: `>= ${opts.minRatio}x raw`,
+    status: /** @type {Row['status']} */ (peer > 0 && ours >= goal ? 'PASS' : 'FAIL'),
     notes,
-    data: { ours: res.ours, raw: res.raw, oursLastPass: ours, rawLastPass: peer },
+    data: { ours: res.ours, raw: res.raw, oursLastPass: ours, rawLastPass: peer, goal },
   };
   rows.push(row);
   if (kind === 'redis') await redisBenchmark(row);
@@ -314,7 +343,26 @@ async function redisBenchmark(/** @type {Row} */ row) {
 
 // ---------------------------------------------------------------- 2. latency at 1000/s
 
-/** @param {Kind} kind */
+/**
+ * The first message of one of `types` from a child; rejects when it exits first or after `timeoutMs`.
+ * @param {import('node:child_process').ChildProcess} child @param {string[]} types @param {number} timeoutMs
+ * @returns {Promise<any>}
+ */
+function nextOf(child, types, timeoutMs) {
+  return Promise.race(types.map((t) => nextMessage(child, t, timeoutMs)));
+}
+
+/** @param {number[]} v */
+const median = (v) => {
+  const s = v.filter(Number.isFinite).sort((a, b) => a - b);
+  return s.length ? /** @type {number} */ (s[Math.floor((s.length - 1) / 2)]) : NaN;
+};
+
+/**
+ * Latency at 1,000/s, ours and the raw loop alternating round by round (ours, raw, raw, ours, ...), so
+ * whatever else loads the machine loads both alike; each side's figure is the median of its rounds.
+ * @param {Kind} kind
+ */
 async function sectionLatency(kind) {
   const t = TRANSPORTS[kind];
   const line = `${t.name}: latency at 1,000/s, p50 from intended send`;
@@ -323,45 +371,103 @@ async function sectionLatency(kind) {
   const args = {
     kind,
     url: where.url,
-    rates: [1000],
-    stepSeconds: opts.latencySeconds,
     maxLagMs: opts.maxLagMs,
     p99LimitMs: opts.p99LimitMs,
     lossTimeoutMs: opts.lossTimeoutMs,
-    keepGoing: true,
   };
+  const rounds = opts.latencyRounds;
+  const seconds = opts.latencySeconds / rounds;
+  log(
+    `latency ${kind}: ours and raw alternating, ${rounds} rounds of ${fmtSeconds(seconds)} each at 1000/s (core 0)`,
+  );
+  /** @type {Record<string, import('node:child_process').ChildProcess>} */
+  const children = {};
   /** @type {Record<string, any>} */
-  const res = {};
-  for (const side of ['ours', 'raw']) {
-    log(`latency ${kind}: ${side}, 1000/s for ${opts.latencySeconds} s (core 0)`);
-    res[side] = await worker('ladder', { ...args, side }, (opts.latencySeconds + 120) * 1000).catch(
-      (err) => ({
+  const res = { ours: { steps: [] }, raw: { steps: [] } };
+  try {
+    for (const side of ['ours', 'raw']) {
+      const child = spawnChild('rounds', { ...args, side }, { cpu: 0, script: WORKER });
+      children[side] = child;
+      const m = await nextOf(child, ['ready', 'result'], 60_000).catch((err) => ({
         unavailable: `worker failed: ${err.message}`,
-      }),
-    );
+      }));
+      if (m.type !== 'ready') res[side] = { unavailable: m.unavailable ?? 'no ready message' };
+    }
+    if (res.ours.unavailable) return unavailableRow('latency', line, res.ours.unavailable);
+    for (let i = 0; i < rounds; i++) {
+      for (const side of i % 2 === 0 ? ['ours', 'raw'] : ['raw', 'ours']) {
+        if (res[side].unavailable) continue;
+        const child = /** @type {import('node:child_process').ChildProcess} */ (children[side]);
+        child.send({ type: 'run', step: i + 1, rate: 1000, seconds });
+        const m = await nextMessage(child, 'step', (seconds + 60) * 1000);
+        res[side].steps.push(m.step);
+      }
+    }
+    for (const side of ['ours', 'raw']) {
+      const child = children[side];
+      if (!child || res[side].unavailable) continue;
+      child.send({ type: 'close' });
+      await nextMessage(child, 'result', 30_000).catch(() => undefined);
+    }
+  } finally {
+    for (const child of Object.values(children)) await killPid(child);
   }
-  if (res.ours.unavailable) return unavailableRow('latency', line, res.ours.unavailable);
-  const o = res.ours.steps[0];
-  const r = res.raw.unavailable ? undefined : res.raw.steps[0];
-  if (!o?.latency) return unavailableRow('latency', line, o?.reason ?? 'no result', 'ERROR');
-  const ratio = r?.latency ? o.latency.p50 / r.latency.p50 : NaN;
+  /** @param {any[]} steps */
+  const summary = (steps) => ({
+    latency: {
+      p50: median(steps.map((s) => s.latency?.p50)),
+      p99: median(steps.map((s) => s.latency?.p99)),
+    },
+    latencyFromSent: {
+      p50: median(steps.map((s) => s.latencyFromSent?.p50)),
+      p99: median(steps.map((s) => s.latencyFromSent?.p99)),
+    },
+    pass: steps.length === rounds && steps.every((s) => s.pass),
+    reason: steps
+      .filter((s) => !s.pass)
+      .map((s) => s.reason)
+      .join(' | '),
+    due: steps.reduce((n, s) => n + (s.due ?? 0), 0),
+    attempted: steps.reduce((n, s) => n + (s.attempted ?? 0), 0),
+    behind: steps.reduce((n, s) => n + (s.behind ?? 0), 0),
+    sent: steps.reduce((n, s) => n + (s.sent ?? 0), 0),
+    received: steps.reduce((n, s) => n + (s.received ?? 0), 0),
+    lost: steps.reduce((n, s) => n + (s.lost ?? 0), 0),
+    sendFailed: steps.reduce((n, s) => n + (s.sendFailed ?? 0), 0),
+    unaccounted: steps.reduce((n, s) => n + (s.unaccounted ?? 0), 0),
+    cpu: median(steps.map((s) => s.cpu)),
+  });
+  const o = summary(res.ours.steps);
+  const r = res.raw.unavailable ? undefined : summary(res.raw.steps);
+  if (!Number.isFinite(o.latency.p50))
+    return unavailableRow('latency', line, o.reason || 'no result', 'ERROR');
+  const ratio = r ? o.latency.p50 / r.latency.p50 : NaN;
+  const paired = res.raw.unavailable
+    ? []
+    : res.ours.steps.map(
+        (/** @type {any} */ s, /** @type {number} */ i) => s.latency?.p50 / res.raw.steps[i]?.latency?.p50,
+      );
+  const counts = (/** @type {any} */ x) =>
+    `due ${x.due}, attempted ${x.attempted}, behind ${x.behind}, sent ${x.sent}, received ${x.received}, lost ${x.lost}, send errors ${x.sendFailed}, unaccounted ${x.unaccounted}; process CPU ${pct(x.cpu)}`;
   const notes = [
-    `ours: from intended ${p50p99(o.latency)}, from actual send ${p50p99(o.latencyFromSent)}; sent ${o.sent}, received ${o.received}, lost ${o.lost}, send errors ${o.sendFailed}; process CPU ${pct(o.cpu)}`,
-    r?.latency
-      ? `raw:  from intended ${p50p99(r.latency)}, from actual send ${p50p99(r.latencyFromSent)}; sent ${r.sent}, received ${r.received}, send errors ${r.sendFailed}; process CPU ${pct(r.cpu)}`
-      : `raw loop unavailable: ${res.raw.unavailable ?? r?.reason}`,
-    `from actual send, ours ÷ raw p50: ${r?.latencyFromSent ? fmtRatio(o.latencyFromSent.p50 / r.latencyFromSent.p50) : 'n/a'}`,
+    `ours: from intended ${p50p99(o.latency)}, from actual send ${p50p99(o.latencyFromSent)}; ${counts(o)}`,
+    r
+      ? `raw:  from intended ${p50p99(r.latency)}, from actual send ${p50p99(r.latencyFromSent)}; ${counts(r)}`
+      : `raw loop unavailable: ${res.raw.unavailable}`,
+    `from actual send, ours ÷ raw p50: ${r ? fmtRatio(o.latencyFromSent.p50 / r.latencyFromSent.p50) : 'n/a'}; round by round (from intended): ${paired.map((x) => fmtRatio(x)).join(', ')}`,
+    `${rounds} alternating rounds of ${fmtSeconds(seconds)} per side; each figure is the median of its rounds' p50 (p99)`,
   ];
   if (!o.pass) notes.push(`our run was not exact: ${o.reason}`);
+  if (r && !r.pass) notes.push(`the raw loop's run was not exact: ${r.reason}`);
   rows.push({
     section: 'latency',
     line,
     ours: p50p99(o.latency),
-    peer: r?.latency ? p50p99(r.latency) : 'unavailable',
+    peer: r ? p50p99(r.latency) : 'unavailable',
     extra: '',
     ratio: fmtRatio(ratio),
     target: 'p50 <= 1.5x raw',
-    status: ratio <= 1.5 && o.pass ? 'PASS' : 'FAIL',
+    status: ratio <= 1.5 && o.pass && r?.pass ? 'PASS' : 'FAIL',
     notes,
     data: { ours: res.ours, raw: res.raw, ratio },
   });

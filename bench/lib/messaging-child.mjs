@@ -103,8 +103,9 @@ async function ourTransports(/** @type {any} */ ours, /** @type {string} */ url)
 /**
  * One rate step of Canary → Coalminer: fresh names (so fresh flows), the same two connections.
  * @param {any} ours @param {any} pub @param {any} sub @param {string} prefix @param {number} step @param {number} rate
+ * @param {number} [seconds]
  */
-async function oursStep(ours, pub, sub, prefix, step, rate) {
+async function oursStep(ours, pub, sub, prefix, step, rate, seconds = args.stepSeconds) {
   const canaryName = `c${step}`;
   const minerName = `m${step}`;
   let canary;
@@ -137,37 +138,70 @@ async function oursStep(ours, pub, sub, prefix, step, rate) {
     if (!coalminer.isConfirmedBy(canaryName))
       return { rate, pass: false, reason: 'the coalminer got no confirm within 30 s' };
     const m = meter();
-    await sleep(args.stepSeconds * 1000);
+    await sleep(seconds * 1000);
     await canary.stop();
     const sending = m();
-    const flowStats = () =>
-      canary.stats().get(minerName) ?? { attempted: 0, sent: 0, failed: 0, pending: 0, errors: {} };
-    const report = () => coalminer.reports().find((/** @type {any} */ r) => r.canary === canaryName);
-    const received = () => report()?.counts.received ?? 0;
-    await drain(() => received() >= flowStats().sent && flowStats().pending === 0, received);
+    const flowStats = () => canary.stats().get(minerName);
+    // flowCounts(), not reports(): polled every 50 ms, and reports() summarises every histogram.
+    const counts = () =>
+      coalminer.flowCounts().find((/** @type {any} */ r) => r.canary === canaryName)?.counts;
+    const received = () => counts()?.received ?? 0;
+    await drain(() => received() >= (flowStats()?.sent ?? 0) && flowStats()?.pending === 0, received);
     coalminer.tick();
     const all = m();
-    const s = flowStats();
-    const r = report();
-    const c = r?.counts ?? { received: 0, lost: 0, inFlight: 0, duplicated: 0, reordered: 0, sendFailed: 0 };
+    const s = flowStats() ?? {
+      due: 0,
+      behind: 0,
+      behindSeconds: 0,
+      attempted: 0,
+      sent: 0,
+      failed: 0,
+      pending: 0,
+      errors: {},
+    };
+    const r = coalminer.reports().find((/** @type {any} */ x) => x.canary === canaryName);
+    const c = r?.counts ?? {
+      expected: 0,
+      received: 0,
+      lost: 0,
+      inFlight: 0,
+      duplicated: 0,
+      reordered: 0,
+      sendFailed: 0,
+      droppedLocally: 0,
+      late: 0,
+      stale: 0,
+    };
     const lat = r?.latency ?? { p50: NaN, p99: NaN, max: NaN };
     const latSent = r?.latencyFromSent ?? { p50: NaN, p99: NaN };
     const res = {
       rate,
+      due: s.due,
       attempted: s.attempted,
+      behind: s.behind,
+      behindSeconds: s.behindSeconds,
       sent: s.sent,
       sendFailed: s.failed,
+      pending: s.pending,
       sendErrors: s.errors,
+      expected: c.expected,
       received: c.received,
       lost: c.lost,
       inFlight: c.inFlight,
       duplicated: c.duplicated,
       reordered: c.reordered,
-      missing: s.sent - c.received,
+      droppedLocally: c.droppedLocally,
+      late: c.late,
+      stale: c.stale,
+      receivedSendFailed: c.sendFailed,
+      // Each ping the canary attempted is in exactly one of the coalminer's states, or it is not accounted.
+      unaccounted: s.attempted - (c.received + c.inFlight + c.lost + c.sendFailed + c.droppedLocally),
       achieved: s.attempted / sending.seconds,
       latency: { p50: lat.p50, p99: lat.p99, max: lat.max },
       latencyFromSent: { p50: latSent.p50, p99: latSent.p99 },
       cpu: sending.cpuSeconds / sending.seconds,
+      // CPU of the whole process (both ends) per message attempted: steadier than pass/fail on a busy machine.
+      cpuPerMessage: sending.cpuSeconds / Math.max(1, s.attempted),
       elu: sending.elu,
       drainSeconds: all.seconds - sending.seconds,
     };
@@ -178,13 +212,30 @@ async function oursStep(ours, pub, sub, prefix, step, rate) {
   }
 }
 
+/** Share of the due messages a step must have attempted to pass (the rest were behind schedule). */
+const MIN_ATTEMPTED = 0.99;
+
 /**
- * Pass = exact accounting and on schedule: every sent message received once, nothing lost or failed, p99
- * from the intended send time within the limit.
- * @param {{ sendFailed: number, received: number, sent: number, lost: number, duplicated: number, latency: { p99: number }, sendErrors: Record<string, number> }} r
+ * Pass = it did the work and accounted for all of it: at least 99 % of the due messages attempted, due =
+ * attempted + behind and attempted = sent + failed + pending exactly, every sent message received once
+ * (nothing lost, in flight, duplicated, dropped or unaccounted), no send error, p99 from the intended send
+ * time within the limit. The same rules for ours and the raw loop.
+ * @param {{ due: number, attempted: number, behind: number, pending: number, sendFailed: number, received: number, sent: number, lost: number, inFlight: number, duplicated: number, unaccounted: number, droppedLocally?: number, expected?: number, latency: { p99: number }, sendErrors: Record<string, number> }} r
  */
 function judge(r) {
   const reasons = [];
+  if (!(r.due > 0)) reasons.push('nothing fell due');
+  if (r.attempted < MIN_ATTEMPTED * r.due)
+    reasons.push(
+      `attempted ${r.attempted} of ${r.due} due (${((r.attempted / r.due) * 100).toFixed(1)}% < ${MIN_ATTEMPTED * 100}%; ${r.behind} behind schedule)`,
+    );
+  if (r.due !== r.attempted + r.behind)
+    reasons.push(`due ${r.due} != attempted ${r.attempted} + behind ${r.behind}`);
+  if (r.attempted !== r.sent + r.sendFailed + r.pending)
+    reasons.push(
+      `attempted ${r.attempted} != sent ${r.sent} + failed ${r.sendFailed} + pending ${r.pending}`,
+    );
+  if (r.pending > 0) reasons.push(`${r.pending} publishes never settled`);
   if (r.sendFailed > 0)
     reasons.push(
       `${r.sendFailed} send errors (${Object.entries(r.sendErrors)
@@ -193,7 +244,12 @@ function judge(r) {
     );
   if (r.received !== r.sent) reasons.push(`received ${r.received} of ${r.sent} sent`);
   if (r.lost > 0) reasons.push(`${r.lost} lost`);
+  if (r.inFlight > 0) reasons.push(`${r.inFlight} still in flight`);
   if (r.duplicated > 0) reasons.push(`${r.duplicated} duplicated`);
+  if ((r.droppedLocally ?? 0) > 0) reasons.push(`${r.droppedLocally} dropped locally`);
+  if (r.expected !== undefined && r.expected !== r.attempted)
+    reasons.push(`the coalminer expects ${r.expected} of ${r.attempted} attempted`);
+  if (r.unaccounted !== 0) reasons.push(`${r.unaccounted} attempted but not accounted for`);
   if (!(r.latency.p99 <= args.p99LimitMs / 1e3))
     reasons.push(`p99 from intended send ${(r.latency.p99 * 1e3).toFixed(0)} ms > ${args.p99LimitMs} ms`);
   return { pass: reasons.length === 0, reason: reasons.join('; ') };
@@ -275,9 +331,12 @@ class RawReceiver {
 }
 
 /**
- * Open-loop sender like the Canary's: message k is due at t0 + k × interval; due messages go out in one
- * batch per timer tick; a slot more than maxLagMs late is skipped and counted `stalled`; more than 10,000
- * publishes awaiting the system at once count `backpressure`.
+ * Open-loop sender like the Canary's: message k is due at t0 + k × interval for `seconds`; due messages go
+ * out in one batch per timer tick (at most 20,000; when still behind, the next batch follows right after
+ * pending I/O, as the Canary's does); a slot more than maxLagMs late is skipped and counted `stalled`; more
+ * than 10,000 publishes awaiting the system at once count `backpressure`. At the end it stops like
+ * Canary.stop(): one last batch of what fell due, and whatever is left was due but never attempted
+ * (behind schedule). So due = attempted + behind, attempted = sent + failed + pending, as the Canary counts.
  * @param {import('./messaging-raw.mjs').RawClient} client @param {string} channel @param {ReturnType<typeof codec>} c
  * @param {number} step @param {number} rate @param {number} seconds
  */
@@ -285,8 +344,29 @@ function rawSend(client, channel, c, step, rate, seconds) {
   const n = Math.round(rate * seconds);
   const interval = 1000 / rate;
   const t0 = performance.now() + 1;
-  const st = { attempted: 0, sent: 0, pending: 0, errors: /** @type {Record<string, number>} */ ({}) };
-  const fail = (/** @type {string} */ k, count = 1) => (st.errors[k] = (st.errors[k] ?? 0) + count);
+  const end = t0 + n * interval;
+  const st = {
+    due: n,
+    attempted: 0,
+    behind: 0,
+    behindSeconds: 0,
+    sent: 0,
+    failed: 0,
+    pending: 0,
+    errors: /** @type {Record<string, number>} */ ({}),
+  };
+  const fail = (/** @type {string} */ k, count = 1) => {
+    st.errors[k] = (st.errors[k] ?? 0) + count;
+    st.failed += count;
+  };
+  const ok = () => {
+    st.pending--;
+    st.sent++;
+  };
+  const failed = (/** @type {unknown} */ err) => {
+    st.pending--;
+    fail(why(err));
+  };
   let next = 0;
   return {
     st,
@@ -308,17 +388,20 @@ function rawSend(client, channel, c, step, rate, seconds) {
             }
             if (p && typeof p.then === 'function') {
               st.pending++;
-              p.then(
-                () => (st.pending--, st.sent++),
-                (/** @type {unknown} */ err) => (st.pending--, fail(why(err))),
-              );
+              p.then(ok, failed);
             } else if (p === undefined) st.sent++;
           }
           next++;
           batch++;
         }
-        if (next >= n) return resolve(undefined);
-        setTimeout(tick, Math.max(0, Math.floor(t0 + next * interval - performance.now())));
+        if (next >= n || now >= end) {
+          // The end of the step: what is left fell due and was never attempted.
+          st.behind = n - next;
+          st.behindSeconds = st.behind > 0 ? (now - (t0 + next * interval)) / 1e3 : 0;
+          return resolve(undefined);
+        }
+        if (t0 + next * interval <= performance.now()) setImmediate(tick);
+        else setTimeout(tick, Math.max(0, Math.floor(t0 + next * interval - performance.now())));
       };
       tick();
     }),
@@ -343,36 +426,47 @@ async function rawReady(
   if (rx.received === 0) throw new Error(`the raw subscription to ${channel} received nothing within 30 s`);
 }
 
-/** @param {any} client @param {string} channel @param {RawReceiver} rx @param {ReturnType<typeof codec>} c @param {number} step @param {number} rate */
-async function rawStep(client, channel, rx, c, step, rate) {
-  const n = Math.round(rate * args.stepSeconds);
+/**
+ * @param {any} client @param {string} channel @param {RawReceiver} rx @param {ReturnType<typeof codec>} c
+ * @param {number} step @param {number} rate @param {number} [seconds]
+ */
+async function rawStep(client, channel, rx, c, step, rate, seconds = args.stepSeconds) {
+  const n = Math.round(rate * seconds);
   rx.reset(step, n);
   const m = meter();
-  const s = rawSend(client, channel, c, step, rate, args.stepSeconds);
+  const s = rawSend(client, channel, c, step, rate, seconds);
   await s.done;
   const sending = m();
   await drain(
     () => s.st.pending === 0 && rx.received >= s.st.sent,
     () => rx.received + s.st.sent,
   );
-  const failed = Object.values(s.st.errors).reduce((a, b) => a + b, 0);
+  const st = s.st;
   const lat = quantiles(rx.fromIntended.subarray(0, rx.received));
   const latSent = quantiles(rx.fromSent.subarray(0, rx.received));
+  // After the drain, a sent message that did not arrive is lost: nothing else can explain it.
+  const lost = Math.max(0, st.sent - rx.received);
   const res = {
     rate,
-    attempted: s.st.attempted,
-    sent: s.st.sent,
-    sendFailed: failed,
-    sendErrors: s.st.errors,
+    due: st.due,
+    attempted: st.attempted,
+    behind: st.behind,
+    behindSeconds: st.behindSeconds,
+    sent: st.sent,
+    sendFailed: st.failed,
+    pending: st.pending,
+    sendErrors: st.errors,
     received: rx.received,
-    lost: Math.max(0, s.st.sent - rx.received),
-    inFlight: s.st.pending,
+    lost,
+    inFlight: 0,
     duplicated: rx.duplicated,
-    missing: s.st.sent - rx.received,
-    achieved: s.st.attempted / sending.seconds,
+    stray: rx.stray,
+    unaccounted: st.sent - rx.received - lost,
+    achieved: st.attempted / sending.seconds,
     latency: lat,
     latencyFromSent: latSent,
     cpu: sending.cpuSeconds / sending.seconds,
+    cpuPerMessage: sending.cpuSeconds / Math.max(1, st.attempted),
     elu: sending.elu,
     drainSeconds: m().seconds - sending.seconds,
   };
@@ -381,14 +475,14 @@ async function rawStep(client, channel, rx, c, step, rate) {
 
 // ---------------------------------------------------------------- modes
 
-async function ladder() {
+/**
+ * Connects one side and returns how to run a step on it and how to close it.
+ * @returns {Promise<{ runStep: (step: number, rate: number, seconds: number) => Promise<any>, close: () => Promise<void> }>}
+ */
+async function setUp() {
   const prefix = `bench${process.pid}`;
-  /** @type {any[]} */
-  const steps = [];
   /** @type {() => Promise<void>} */
   let close = async () => {};
-  /** @type {(step: number, rate: number) => Promise<any>} */
-  let runStep;
   try {
     const ours = await loadOurs();
     const sample = ours.envelope.encode(
@@ -407,39 +501,98 @@ async function ladder() {
     if (args.side === 'ours') {
       const [pub, sub] = await ourTransports(ours, args.url);
       close = async () => void (await Promise.allSettled([pub.close(), sub.close()]));
-      runStep = (step, rate) => oursStep(ours, pub, sub, prefix, step, rate);
-    } else {
-      const client = await rawClient(args.url, prefix);
-      close = () => client.close();
-      const c = codec(client, sample.length);
-      const rx = new RawReceiver(c);
-      const channel = `${prefix}.raw`;
-      await client.subscribe(channel, rx.onMessage);
-      await rawReady(client, channel, rx, c);
-      runStep = (step, rate) => rawStep(client, channel, rx, c, step, rate);
+      return {
+        close,
+        runStep: (step, rate, seconds) => oursStep(ours, pub, sub, prefix, step, rate, seconds),
+      };
     }
+    const client = await rawClient(args.url, prefix);
+    close = () => client.close();
+    const c = codec(client, sample.length);
+    const rx = new RawReceiver(c);
+    const channel = `${prefix}.raw`;
+    await client.subscribe(channel, rx.onMessage);
+    await rawReady(client, channel, rx, c);
+    return { close, runStep: (step, rate, seconds) => rawStep(client, channel, rx, c, step, rate, seconds) };
   } catch (err) {
     await close().catch(() => undefined);
+    throw err;
+  }
+}
+
+/** @param {any} r */
+function stepLine(r) {
+  return (
+    `  ${r.pass ? 'pass' : 'FAIL'} ${r.rate}/s: due ${r.due ?? '-'} attempted ${r.attempted ?? '-'} behind ${r.behind ?? '-'} ` +
+    `sent ${r.sent ?? '-'} received ${r.received ?? '-'} failed ${r.sendFailed ?? '-'} ` +
+    `p99 ${r.latency ? (r.latency.p99 * 1e3).toFixed(1) + ' ms' : '-'} cpu ${r.cpu !== undefined ? Math.round(r.cpu * 100) + '%' : '-'}` +
+    ` (${r.cpuPerMessage !== undefined ? (r.cpuPerMessage * 1e6).toFixed(2) : '-'} µs/message)` +
+    `${r.reason ? ` (${r.reason})` : ''}`
+  );
+}
+
+async function ladder() {
+  /** @type {any[]} */
+  const steps = [];
+  let side;
+  try {
+    side = await setUp();
+  } catch (err) {
     await send({ type: 'result', unavailable: why(err) });
     return;
   }
   try {
     for (const [i, rate] of /** @type {number[]} */ (args.rates).entries()) {
       log(`step ${rate}/s for ${args.stepSeconds} s`);
-      const r = await runStep(i + 1, rate);
+      const r = await side.runStep(i + 1, rate, args.stepSeconds);
       steps.push(r);
-      log(
-        `  ${r.pass ? 'pass' : 'FAIL'} ${rate}/s: sent ${r.sent ?? '-'} received ${r.received ?? '-'} failed ${r.sendFailed ?? '-'} p99 ${r.latency ? (r.latency.p99 * 1e3).toFixed(1) + ' ms' : '-'} cpu ${r.cpu !== undefined ? Math.round(r.cpu * 100) + '%' : '-'}${r.reason ? ` (${r.reason})` : ''}`,
-      );
+      log(stepLine(r));
       await send({ type: 'step', step: r });
       if (!r.pass && !args.keepGoing) break;
     }
   } catch (err) {
     steps.push({ rate: NaN, pass: false, reason: `error: ${why(err)}` });
   } finally {
-    await close().catch(() => undefined);
+    await side.close().catch(() => undefined);
   }
   await send({ type: 'result', steps });
+}
+
+/**
+ * Steps on demand, so the bench can alternate two sides round by round (the same load for both): sends
+ * {type:'ready'} (or {type:'result', unavailable}), then runs each {type:'run', step, rate, seconds} and
+ * answers {type:'step', step}; {type:'close'} closes and answers {type:'result'}.
+ */
+async function rounds() {
+  let side;
+  try {
+    side = await setUp();
+  } catch (err) {
+    await send({ type: 'result', unavailable: why(err) });
+    return;
+  }
+  await send({ type: 'ready' });
+  /** @type {Promise<void>} */
+  let chain = Promise.resolve();
+  await new Promise((resolve) => {
+    process.on('message', (/** @type {any} */ m) => {
+      chain = chain.then(async () => {
+        if (m?.type === 'run') {
+          const r = await side.runStep(m.step, m.rate, m.seconds).catch((err) => ({
+            rate: m.rate,
+            pass: false,
+            reason: `error: ${why(err)}`,
+          }));
+          log(stepLine(r));
+          await send({ type: 'step', step: r });
+        } else if (m?.type === 'close') {
+          await side.close().catch(() => undefined);
+          await send({ type: 'result' });
+          resolve(undefined);
+        }
+      });
+    });
+  });
 }
 
 /**
@@ -592,13 +745,16 @@ async function relay() {
 }
 
 /** @type {Record<string, () => Promise<void>>} */
-const modes = { ladder, flows, relay };
+const modes = { ladder, rounds, flows, relay };
 const run = modes[mode];
 if (!run) {
   log(`unknown mode ${mode}`);
   process.exit(2);
 }
 process.on('disconnect', () => process.exit(0));
+// The bench stops a worker with SIGTERM once it has its result: exit normally, so that Node flags that
+// write on exit (BENCH_NODE_FLAGS="--cpu-prof ...") still write.
+if (mode !== 'relay') process.on('SIGTERM', () => process.exit(0));
 try {
   await run();
   if (mode !== 'relay') process.disconnect?.();
