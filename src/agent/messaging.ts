@@ -58,7 +58,7 @@ export class MessagingRuntime {
     const log = this.log.child({ component: 'transport', transportName: name, url: redactUrl(url) });
     let transport: Transport;
     try {
-      transport = await createTransport(url, { clientName: name });
+      transport = await createTransport(url, { clientName: name }, log);
     } catch (err) {
       log.error('transport not created; its canaries and coalminers do not run', { err });
       return;

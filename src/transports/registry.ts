@@ -1,4 +1,6 @@
+import type { Logger } from '../core/log.js';
 import { redactUrl } from './base.js';
+import { insecureWarning } from './tls-options.js';
 import type { Transport, TransportOptions } from './transport.js';
 
 export interface TransportModule {
@@ -127,12 +129,22 @@ export async function loadTransportUrlChecker(): Promise<(url: string) => string
   };
 }
 
-/** Creates the transport a URL names; throws a message listing the schemes when none matches. */
-export async function createTransport(url: string, opts?: TransportOptions): Promise<Transport> {
+/**
+ * Creates the transport a URL names; throws a message listing the schemes when none matches. A URL that
+ * turns certificate checks off (insecure=1) is said on `log`, once per transport, as it is created.
+ */
+export async function createTransport(
+  url: string,
+  opts?: TransportOptions,
+  log?: Logger,
+): Promise<Transport> {
   const kind = transportKindOf(url);
   if (!kind) {
     throw new Error(unsupported(url));
   }
   const mod = await transports[kind].load();
-  return mod.create(url, opts);
+  const transport = mod.create(url, opts);
+  const warning = insecureWarning(url, transport.displayUrl);
+  if (warning) log?.warn(warning);
+  return transport;
 }

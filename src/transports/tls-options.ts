@@ -14,7 +14,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import type { UrlOptions } from './url-options.js';
+import { UrlOptions } from './url-options.js';
 
 /** TLS options, only on the TLS scheme. */
 export const TLS_OPTIONS = ['ca', 'cert', 'key', 'servername', 'insecure'] as const;
@@ -90,9 +90,16 @@ export function readPassword(o: UrlOptions, u: URL): string | undefined {
   return o.env('passwordEnv');
 }
 
-/** The warning to log when the URL turns certificate checks off, else undefined. */
-export function insecureWarning(tls: TlsSettings | undefined, displayUrl: string): string | undefined {
-  return tls && !tls.rejectUnauthorized
+/**
+ * The warning to log when a transport URL turns certificate checks off (insecure=1), else undefined.
+ * Read from the URL's query alone, so the registry says it once for every kind: it is asked only of a
+ * URL its kind accepted, and every kind refuses insecure= except on a TLS connection (readTls, tls=1).
+ */
+export function insecureWarning(url: string, displayUrl: string): string | undefined {
+  const query = /\?([^#]*)/.exec(url.split('#')[0]!)?.[1];
+  if (query === undefined) return undefined;
+  // Other options are the kind's to judge; only insecure= is read here, as readTls reads it.
+  return new UrlOptions(query, TLS_OPTIONS, 'tls').boolean('insecure', false)
     ? `${displayUrl}: insecure=1: the server certificate is not verified, so anyone on the path can read and change the traffic`
     : undefined;
 }

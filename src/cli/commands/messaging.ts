@@ -94,7 +94,11 @@ async function openTransport(url: string, clientName: string, log: Logger): Prom
         ? `${redactUrl(url)}: ${problems[0]}`
         : `${redactUrl(url)}: ${problems.length} problems:\n  ${problems.join('\n  ')}`,
     );
-  const t = await createTransport(url, { clientName });
+  const t = await createTransport(
+    url,
+    { clientName },
+    log.child({ component: 'transport', url: redactUrl(url) }),
+  );
   void logTransportStatus(t, log.child({ component: 'transport', transport: t.kind, url: t.displayUrl }));
   try {
     await t.connect(AbortSignal.timeout(15_000));
