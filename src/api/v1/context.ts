@@ -4,6 +4,7 @@ import type {
   AlertHistoryEntry,
   AlertRuleStatus,
   FlowSummary,
+  ScheduleSeries,
   Series,
   Silence,
 } from './contract.js';
@@ -128,6 +129,17 @@ export interface ApiStore {
   /** Percentiles, counts, failures per step over [from, to). */
   probeSeries(name: string, from: number, to: number, stepMs: number): Promise<Series>;
   flowSeries(canary: string, coalminer: string, from: number, to: number, stepMs: number): Promise<Series>;
+  /**
+   * The canary's side of a flow per step over [from, to): due and attempted pings, and the worst
+   * behind-schedule gauges of the step (the store's schedule series, written by the agent running the canary).
+   */
+  scheduleSeries(
+    canary: string,
+    coalminer: string,
+    from: number,
+    to: number,
+    stepMs: number,
+  ): Promise<ScheduleSeries>;
   /** Aggregates over [from, to): percentiles over every run, not of per-step percentiles. */
   probeWindow(name: string, from: number, to: number): Promise<ProbeWindow>;
   flowWindow(canary: string, coalminer: string, from: number, to: number): Promise<FlowWindow>;

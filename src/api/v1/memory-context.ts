@@ -16,7 +16,14 @@ import type {
   ProbeWindow,
   TargetInfo,
 } from './context.js';
-import type { AgentStatus, Series, SeriesPoint } from './contract.js';
+import type {
+  AgentStatus,
+  CanarySchedule,
+  SchedulePoint,
+  ScheduleSeries,
+  Series,
+  SeriesPoint,
+} from './contract.js';
 import { MemoryAlerts, type MemoryAlertsOptions } from './memory-alerts.js';
 
 /** One flow's activity over one interval starting at `time`. */
@@ -29,8 +36,24 @@ export interface MemoryFlowRecord {
   duplicated: number;
   reordered: number;
   late: number;
+  /** Pings the coalminer's own full buffer dropped; default 0. */
+  droppedLocally?: number;
   /** Latency of each ping received, seconds. */
   latencies: number[];
+}
+
+/** One sample of a canary's schedule with a coalminer over the interval starting at `time`. */
+export interface MemoryScheduleRecord {
+  time: number;
+  canary: string;
+  coalminer: string;
+  /** Pings that fell due in the interval. */
+  due: number;
+  /** Pings attempted in the interval. */
+  attempted: number;
+  /** Gauges at the sample: pings behind schedule and by how long (seconds). */
+  behind: number;
+  behindSeconds: number;
 }
 
 const secondsToNs = (s: number) => s * 1e9;
@@ -51,6 +74,7 @@ function bucketOf(t: number, from: number, to: number, step: number): number {
 export class MemoryStore implements ApiStore {
   readonly probes: ExportRecord[] = [];
   readonly flows: MemoryFlowRecord[] = [];
+  readonly schedules: MemoryScheduleRecord[] = [];
   /** Calls of exportProbes whose iteration finished or was abandoned. */
   exportsClosed = 0;
 
@@ -60,6 +84,10 @@ export class MemoryStore implements ApiStore {
 
   addFlow(r: MemoryFlowRecord): void {
     this.flows.push(r);
+  }
+
+  addSchedule(r: MemoryScheduleRecord): void {
+    this.schedules.push(r);
   }
 
   async probeSeries(name: string, from: number, to: number, stepMs: number): Promise<Series> {
@@ -114,6 +142,7 @@ export class MemoryStore implements ApiStore {
       duplicated: 0,
       reordered: 0,
       late: 0,
+      droppedLocally: 0,
     }));
     for (const r of this.flows) {
       if (r.canary !== canary || r.coalminer !== coalminer) continue;
@@ -125,6 +154,7 @@ export class MemoryStore implements ApiStore {
       b.duplicated += r.duplicated;
       b.reordered += r.reordered;
       b.late += r.late;
+      b.droppedLocally += r.droppedLocally ?? 0;
       for (const l of r.latencies) b.h.record(secondsToNs(l));
     }
     const points = buckets.map((b, i): SeriesPoint => ({
@@ -135,7 +165,40 @@ export class MemoryStore implements ApiStore {
       duplicated: b.duplicated,
       reordered: b.reordered,
       late: b.late,
+      droppedLocally: b.droppedLocally,
     }));
+    return { from, to, step: stepMs, resolution: 'raw', points };
+  }
+
+  /** As the store: due and attempted summed per step, the behind gauges merged by maximum. */
+  async scheduleSeries(
+    canary: string,
+    coalminer: string,
+    from: number,
+    to: number,
+    stepMs: number,
+  ): Promise<ScheduleSeries> {
+    const n = Math.ceil((to - from) / stepMs);
+    const points = Array.from(
+      { length: n },
+      (_, i): SchedulePoint => ({
+        time: from + i * stepMs,
+        due: 0,
+        attempted: 0,
+        behindSchedule: 0,
+        behindScheduleSeconds: 0,
+      }),
+    );
+    for (const r of this.schedules) {
+      if (r.canary !== canary || r.coalminer !== coalminer) continue;
+      const i = bucketOf(r.time, from, to, stepMs);
+      if (i < 0) continue;
+      const p = points[i]!;
+      p.due += r.due;
+      p.attempted += r.attempted;
+      p.behindSchedule = Math.max(p.behindSchedule, r.behind);
+      p.behindScheduleSeconds = Math.max(p.behindScheduleSeconds, r.behindSeconds);
+    }
     return { from, to, step: stepMs, resolution: 'raw', points };
   }
 
@@ -203,6 +266,8 @@ export interface MemoryContextOptions {
   version?: string;
   targets: Omit<TargetInfo, 'last'>[];
   flows?: FlowInfo[];
+  /** The canaries' schedules status() reports, as an agent that runs canaries does. */
+  canaries?: CanarySchedule[];
   store?: MemoryStore;
   /** What a check of a target yields; default: ok, 1 ms, a connect phase. */
   probe?: (
@@ -304,6 +369,7 @@ export class MemoryContext implements ApiContext {
       startedAt: this.startedAt,
       targets: this.configured.length,
       flows: this.flowList.length,
+      ...(this.opts.canaries ? { canaries: this.opts.canaries } : {}),
       store: {
         engine: this.store ? 'sqlite' : 'none', // the embedded engine this stands in for
         queued: 0,

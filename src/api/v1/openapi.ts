@@ -140,6 +140,10 @@ const schemas: Record<string, Json> = {
       duplicated: int,
       reordered: int,
       late: int,
+      droppedLocally: {
+        ...int,
+        description: "Flows: pings that reached the coalminer but its own full buffer dropped (not in failures)",
+      },
       phases: { type: 'object', additionalProperties: num, description: 'Mean seconds per phase (http)' },
       heatmap: { type: 'array', items: int },
     },
@@ -161,6 +165,27 @@ const schemas: Record<string, Json> = {
     },
     required: ['from', 'to', 'step', 'resolution', 'points'],
   },
+  SchedulePoint: obj({
+    time: { type: 'number', description: 'Start of the step, Unix ms' },
+    due: { ...int, description: 'Pings that fell due in the step' },
+    attempted: { ...int, description: 'Pings published or given up on in the step (sent + send-failed)' },
+    behindSchedule: {
+      ...int,
+      description: 'The most pings due but not yet attempted at any sample in the step (0: on schedule)',
+    },
+    behindScheduleSeconds: {
+      ...num,
+      minimum: 0,
+      description: 'How far behind its schedule the canary was at worst in the step',
+    },
+  }),
+  ScheduleSeries: obj({
+    from: num,
+    to: num,
+    step: num,
+    resolution: { type: 'string', enum: ['raw', '1m', '1h'] },
+    points: { type: 'array', items: ref('SchedulePoint') },
+  }),
   Matrix: obj({
     canaries: { type: 'array', items: str },
     coalminers: { type: 'array', items: obj({ name: str, region: str }) },
@@ -423,6 +448,25 @@ export function openApiDocument(version: string): OpenApiDocument {
           responses: {
             '200': json('Series', ref('Series')),
             '404': errorResponse('No such flow'),
+            '503': errorResponse('The agent runs without a results store'),
+            ...common,
+          },
+        },
+      },
+      '/flows/{canary}/{coalminer}/schedule': {
+        get: {
+          operationId: 'flowSchedule',
+          summary:
+            "The canary's side of a flow per step: pings due, attempted, and how far behind schedule " +
+            '(due = attempted + behind schedule); recorded by the agent that runs the canary',
+          parameters: [
+            pathParam('canary', 'Canary name'),
+            pathParam('coalminer', 'Coalminer name'),
+            ...seriesParams,
+          ],
+          responses: {
+            '200': json('Schedule series', ref('ScheduleSeries')),
+            '404': errorResponse("No such flow among this agent's coalminers and canaries"),
             '503': errorResponse('The agent runs without a results store'),
             ...common,
           },

@@ -31,6 +31,8 @@ const OVERVIEW_CONCURRENCY = 16;
 const NAMES_SHOWN = 20;
 const HISTORY_DEFAULT_LIMIT = 100;
 const HISTORY_MAX_LIMIT = 1000;
+/** CanarySchedule's coalminer for the summed counts of long-retired coalminers (canary.ts PRUNED). */
+const PRUNED_COALMINERS = '(pruned)';
 
 export interface ApiV1Options {
   /** Largest request body; default 64 KiB. */
@@ -98,6 +100,7 @@ const ROUTES: readonly Route[] = [
   { method: 'GET', path: '/flows', scope: 'read', handle: listFlows },
   { method: 'GET', path: '/targets/{name}/series', scope: 'read', handle: targetSeries },
   { method: 'GET', path: '/flows/{canary}/{coalminer}/series', scope: 'read', handle: flowSeries },
+  { method: 'GET', path: '/flows/{canary}/{coalminer}/schedule', scope: 'read', handle: flowSchedule },
   { method: 'GET', path: '/matrix', scope: 'read', handle: matrix },
   { method: 'POST', path: '/check', scope: 'write', handle: checkNow },
   { method: 'GET', path: '/events', scope: 'read', handle: events },
@@ -431,6 +434,23 @@ async function flowSeries(c: Call): Promise<void> {
   }
   const store = requireStore(c);
   sendJson(c.res, 200, await store.flowSeries(canary, coalminer, q.from, q.to, q.step));
+}
+
+/**
+ * The canary's schedule with a coalminer. The agent that runs the canary records it, so besides the flows
+ * this agent's coalminers receive, the pairs its own canaries ping are known here too (from status();
+ * "(pruned)" is a sum, not a coalminer).
+ */
+async function flowSchedule(c: Call): Promise<void> {
+  const q = parseSeriesQuery(c.url.searchParams, c.now);
+  const canary = c.params.canary!;
+  const coalminer = c.params.coalminer!;
+  const known = new Set(c.ctx.flows().map((f) => `${f.canary}/${f.coalminer}`));
+  for (const s of c.ctx.status().canaries ?? [])
+    if (s.coalminer !== PRUNED_COALMINERS) known.add(`${s.canary}/${s.coalminer}`);
+  if (!known.has(`${canary}/${coalminer}`)) throw notFound('flow', `${canary}/${coalminer}`, [...known]);
+  const store = requireStore(c);
+  sendJson(c.res, 200, await store.scheduleSeries(canary, coalminer, q.from, q.to, q.step));
 }
 
 async function matrix(c: Call): Promise<void> {
