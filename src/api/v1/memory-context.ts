@@ -179,16 +179,13 @@ export class MemoryStore implements ApiStore {
     stepMs: number,
   ): Promise<ScheduleSeries> {
     const n = Math.ceil((to - from) / stepMs);
-    const points = Array.from(
-      { length: n },
-      (_, i): SchedulePoint => ({
-        time: from + i * stepMs,
-        due: 0,
-        attempted: 0,
-        behindSchedule: 0,
-        behindScheduleSeconds: 0,
-      }),
-    );
+    const points = Array.from({ length: n }, (_, i): SchedulePoint => ({
+      time: from + i * stepMs,
+      due: 0,
+      attempted: 0,
+      behindSchedule: 0,
+      behindScheduleSeconds: 0,
+    }));
     for (const r of this.schedules) {
       if (r.canary !== canary || r.coalminer !== coalminer) continue;
       const i = bucketOf(r.time, from, to, stepMs);

@@ -142,7 +142,8 @@ const schemas: Record<string, Json> = {
       late: int,
       droppedLocally: {
         ...int,
-        description: "Flows: pings that reached the coalminer but its own full buffer dropped (not in failures)",
+        description:
+          'Flows: pings that reached the coalminer but its own full buffer dropped (not in failures)',
       },
       phases: { type: 'object', additionalProperties: num, description: 'Mean seconds per phase (http)' },
       heatmap: { type: 'array', items: int },
