@@ -14,7 +14,10 @@ export interface ScheduleSource {
  * with its final gauge and then no longer, so the store shows when a canary fell behind and for how long.
  */
 export class ScheduleSampler {
-  private readonly last = new Map<string, { due: number; attempted: number; behind: number }>();
+  private readonly last = new Map<
+    string,
+    { due: number; attempted: number; behind: number; runId: string }
+  >();
   private lastAt: number;
 
   constructor(
@@ -35,7 +38,11 @@ export class ScheduleSampler {
         if (coalminer === PRUNED) continue;
         const key = `${canary.name}\u0000${coalminer}`;
         seen.add(key);
-        const prev = this.last.get(key) ?? { due: 0, attempted: 0, behind: 0 };
+        let prev = this.last.get(key) ?? { due: 0, attempted: 0, behind: 0, runId: s.runId };
+        // A canary started again under the same name counts from zero under a new run id: its pings since
+        // are new, not a fall of the old totals. (Pinging a coalminer again keeps counting from the totals.)
+        if (s.runId !== prev.runId && (s.due < prev.due || s.attempted < prev.attempted))
+          prev = { due: 0, attempted: 0, behind: prev.behind, runId: s.runId };
         const record: ScheduleRecord = {
           time: this.lastAt,
           intervalMs,
@@ -52,6 +59,7 @@ export class ScheduleSampler {
           due: Math.max(prev.due, s.due),
           attempted: Math.max(prev.attempted, s.attempted),
           behind: s.behind,
+          runId: s.runId,
         });
         // A retired flow keeps its final gauge for good: write it while it changes, not every interval.
         if (record.due > 0 || record.attempted > 0 || record.behind !== prev.behind) out.push(record);
