@@ -43,6 +43,7 @@ import {
 } from 'nats';
 import { probeInfo } from './info-probe.js';
 import { connectHint, type ConnectHints } from '../connect-hint.js';
+import type { TlsSettings } from '../tls-options.js';
 import { untilAborted } from '../until-aborted.js';
 import { DeliveryQueue, StatusHub, backoffMs, redactUrl, wallClockNs } from '../base.js';
 import { StateWaiters } from '../state-waiters.js';
@@ -71,12 +72,25 @@ const HINTS: ConnectHints = {
 };
 
 /**
- * nats.js reports a refused connection as its own CONNECTION_REFUSED, not always with the errno under it.
- * TLS is negotiated inside the protocol, and nats.js starts it whenever the server requires it, so a
- * certificate problem can come with or without tls=1.
+ * nats.js reports a refused connection as its own CONNECTION_REFUSED, not always with the errno under it,
+ * and tls=1 against a server without TLS as SERVER_OPT_NA "tls". TLS is negotiated inside the protocol,
+ * and nats.js starts it whenever the server requires it, so a certificate problem can come with or
+ * without tls=1. A server that refuses our client certificate (TLS 1.3: after our side of the handshake)
+ * only shows as a TIMEOUT, nats.js dropping the socket's error, so after a TLS handshake that one says so.
  */
-function hintFor(err: unknown): string {
-  return connectHint(natsCode(err) === 'CONNECTION_REFUSED' ? { code: 'ECONNREFUSED' } : err, {
+function hintFor(err: unknown, tls: TlsSettings | undefined): string {
+  const code = natsCode(err);
+  if (code === 'TIMEOUT' && tls)
+    return tls.cert
+      ? 'the connection went quiet after the TLS handshake: if the server verifies client certificates, give one signed by a CA it trusts with cert= and key='
+      : 'the connection went quiet after the TLS handshake: if the server verifies client certificates, give one with cert= and key=';
+  const mapped =
+    code === 'CONNECTION_REFUSED'
+      ? { code: 'ECONNREFUSED' }
+      : code === 'SERVER_OPT_NA' && (err as Error).message === 'tls'
+        ? { code: 'ERR_SSL_WRONG_VERSION_NUMBER' }
+        : err;
+  return connectHint(mapped, {
     ...HINTS,
     tls: { secure: true, otherScheme: 'nats', switchTls: 'leave out tls=1' },
   });
@@ -230,7 +244,7 @@ export class NatsTransport implements Transport {
       if (!this.closed) this.setStatus({ type: 'disconnected', error: reason });
       throw new TransportError(
         aborted ? 'timeout' : 'not_connected',
-        `cannot connect to ${this.displayUrl}: ${reason} — ${hintFor(err)}`,
+        `cannot connect to ${this.displayUrl}: ${reason} — ${hintFor(err, tls)}`,
         {
           cause: err,
         },
