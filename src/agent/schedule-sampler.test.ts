@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { PRUNED, type FlowStats } from '../messaging/canary.js';
+import type { ScheduleRecord } from '../store/types.js';
 import { ScheduleSampler, type ScheduleSource } from './schedule-sampler.js';
 
 const T0 = Date.UTC(2025, 0, 1, 12, 0, 0);
@@ -70,14 +71,14 @@ describe('ScheduleSampler', () => {
     const { canary, sampler } = setup();
     let due = 0;
     let attempted = 0;
-    const rows = [];
+    const rows: ScheduleRecord[] = [];
     for (let k = 1; k <= 20; k++) {
       due += 50;
       attempted = Math.min(due, attempted + (k % 4 === 0 ? 10 : 60));
       canary.current.set('eu-west', stats({ due, attempted }));
       rows.push(...sampler.sample(T0 + k * 1000));
     }
-    const sum = (f: (r: (typeof rows)[number]) => number) => rows.reduce((n, r) => n + f(r), 0);
+    const sum = (f: (r: ScheduleRecord) => number) => rows.reduce((n, r) => n + f(r), 0);
     expect(sum((r) => r.due)).toBe(due);
     expect(sum((r) => r.attempted)).toBe(attempted);
     expect(rows.at(-1)!.behind).toBe(due - attempted);
