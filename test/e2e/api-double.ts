@@ -13,6 +13,8 @@ import type { AddressInfo } from 'node:net';
 import type {
   FlowSummary,
   Matrix,
+  SchedulePoint,
+  ScheduleSeries,
   Series,
   SeriesPoint,
   Status,
@@ -413,6 +415,19 @@ export async function startApiDouble(options: ApiDoubleOptions): Promise<ApiDoub
           lossy,
         }),
       );
+    }
+    if (method === 'GET' && parts[0] === 'flows' && parts[3] === 'schedule' && parts.length === 4) {
+      if (!flows.has(`${parts[1]}/${parts[2]}`)) return error(res, 404, 'not_found', 'no such flow');
+      const r = range();
+      if (typeof r === 'string') return error(res, 400, 'bad_request', r);
+      // On schedule: every ping that fell due was attempted (10 a second).
+      const points: SchedulePoint[] = [];
+      for (let t = r.from - (r.from % r.step); t < r.to; t += r.step) {
+        const due = Math.round(r.step / 100);
+        points.push({ time: t, due, attempted: due, behindSchedule: 0, behindScheduleSeconds: 0 });
+      }
+      const body: ScheduleSeries = { from: r.from, to: r.to, step: r.step, resolution: 'raw', points };
+      return json(res, 200, body);
     }
     if (url.pathname === '/api/v1/check') {
       if (method !== 'POST') return error(res, 405, 'method_not_allowed', 'use POST');

@@ -8,6 +8,7 @@ import type {
   FlowSummary,
   Matrix,
   NewSilence,
+  ScheduleSeries,
   Series,
   Silence,
   TargetSummary,
@@ -128,6 +129,17 @@ export class Api {
 
   flowSeries(canary: string, coalminer: string, range: SeriesRange, signal?: AbortSignal): Promise<Series> {
     const path = `/flows/${encodeURIComponent(canary)}/${encodeURIComponent(coalminer)}/series`;
+    return this.request('GET', `${path}?${rangeQuery(range)}`, signal);
+  }
+
+  /** The canary's side of a flow: due, attempted and behind schedule per step. */
+  flowSchedule(
+    canary: string,
+    coalminer: string,
+    range: SeriesRange,
+    signal?: AbortSignal,
+  ): Promise<ScheduleSeries> {
+    const path = `/flows/${encodeURIComponent(canary)}/${encodeURIComponent(coalminer)}/schedule`;
     return this.request('GET', `${path}?${rangeQuery(range)}`, signal);
   }
 

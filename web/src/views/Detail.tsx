@@ -1,12 +1,12 @@
 import { useEffect, useState } from 'preact/hooks';
-import type { FlowSummary, Series, TargetSummary } from '../../../src/api/v1/contract.js';
+import type { FlowSummary, ScheduleSeries, Series, TargetSummary } from '../../../src/api/v1/contract.js';
 import { ApiError, stepFor, type Api } from '../api.js';
 import { Heatmap } from '../charts/Heatmap.js';
 import { PhasesChart } from '../charts/PhasesChart.js';
 import { SmokeChart, stepLoss } from '../charts/SmokeChart.js';
 import { CheckNow } from '../components/CheckNow.js';
 import { RangePicker, resolveRange, type RangeChoice } from '../components/RangePicker.js';
-import { formatAgo, formatCount, formatRatio, formatSeconds } from '../format.js';
+import { formatAgo, formatCount, formatRatio, formatSeconds, formatTime } from '../format.js';
 import { flowKey, type LiveState } from '../live.js';
 import type { Palette } from '../theme.js';
 
@@ -25,6 +25,8 @@ export function Detail({
 }) {
   const [range, setRange] = useState<RangeChoice>({ preset: '1h' });
   const [series, setSeries] = useState<Series | null>(null);
+  const [schedule, setSchedule] = useState<ScheduleSeries | null>(null);
+  const [scheduleError, setScheduleError] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [loading, setLoading] = useState(false);
   const [reloads, setReloads] = useState(0);
@@ -33,6 +35,7 @@ export function Detail({
 
   useEffect(() => {
     setSeries(null);
+    setSchedule(null);
   }, [subjectKey]);
 
   useEffect(() => {
@@ -60,6 +63,20 @@ export function Detail({
       .finally(() => {
         if (!ctrl.signal.aborted) setLoading(false);
       });
+    // The canary's side of a flow, apart: without it (an older agent) the rest of the page still shows.
+    if (subject.type === 'flow') {
+      api
+        .flowSchedule(subject.canary, subject.coalminer, q, ctrl.signal)
+        .then((s) => {
+          setSchedule(s);
+          setScheduleError(null);
+        })
+        .catch((e: unknown) => {
+          if (ctrl.signal.aborted) return;
+          setSchedule(null);
+          setScheduleError((e as Error).message);
+        });
+    }
     // A range ending now moves with time: fetch again every step (at least every 15 s).
     let timer: number | undefined;
     if (range.preset !== 'custom')
@@ -103,6 +120,7 @@ export function Detail({
       {series ? (
         <>
           <RangeFigures series={series} kind={subject.type} />
+          {subject.type === 'flow' ? <ScheduleFigures schedule={schedule} error={scheduleError} /> : null}
           <h2>Latency</h2>
           <SmokeChart series={series} kind={subject.type} palette={palette} />
           <h2>Distribution</h2>
@@ -221,6 +239,12 @@ function SummaryLine({ summary }: { summary: TargetSummary | FlowSummary }) {
         <dt>lost</dt>
         <dd class={f.counts.lost > 0 ? 'bad' : ''}>{formatCount(f.counts.lost)}</dd>
       </div>
+      <div title="Pings that reached this coalminer but its own full buffer dropped: not lost in the messaging system">
+        <dt>dropped by this coalminer</dt>
+        <dd data-testid="dropped-locally" class={f.counts.droppedLocally > 0 ? 'warn-text' : ''}>
+          {formatCount(f.counts.droppedLocally)}
+        </dd>
+      </div>
       <div>
         <dt>in flight</dt>
         <dd>{formatCount(f.counts.inFlight)}</dd>
@@ -264,12 +288,14 @@ function RangeFigures({ series, kind }: { series: Series; kind: 'target' | 'flow
   let failures = 0;
   let dup = 0;
   let reo = 0;
+  let dropped = 0;
   let worst: number | null = null;
   for (const p of series.points) {
     count += p.count;
     failures += p.failures;
     dup += p.duplicated ?? 0;
     reo += p.reordered ?? 0;
+    dropped += p.droppedLocally ?? 0;
     if (p.p99 !== null && (worst === null || p.p99 > worst)) worst = p.p99;
   }
   const loss = stepLoss(kind, { ...emptyPoint, count, failures });
@@ -287,6 +313,12 @@ function RangeFigures({ series, kind }: { series: Series; kind: 'target' | 'flow
       </div>
       {kind === 'flow' ? (
         <div>
+          <dt>dropped by this coalminer</dt>
+          <dd class={dropped > 0 ? 'warn-text' : ''}>{formatCount(dropped)}</dd>
+        </div>
+      ) : null}
+      {kind === 'flow' ? (
+        <div>
           <dt>duplicates / reordered</dt>
           <dd>
             {dup} / {reo}
@@ -300,6 +332,58 @@ function RangeFigures({ series, kind }: { series: Series; kind: 'target' | 'flow
     </dl>
   );
 }
+
+/**
+ * The canary's side over the range: pings due and attempted (due = attempted + behind schedule), and a
+ * warning when the canary fell behind its schedule in any step: the pings it owed were never lost in the
+ * messaging system, they were not sent (yet).
+ */
+function ScheduleFigures({ schedule, error }: { schedule: ScheduleSeries | null; error: string | null }) {
+  if (!schedule) {
+    return error ? (
+      <p class="muted small" data-testid="schedule-unavailable">
+        The canary's schedule is not available: {error}
+      </p>
+    ) : null;
+  }
+  let due = 0;
+  let attempted = 0;
+  let worst: ScheduleSeries['points'][number] | undefined;
+  for (const p of schedule.points) {
+    due += p.due;
+    attempted += p.attempted;
+    if (p.behindSchedule > 0 && (!worst || p.behindSchedule > worst.behindSchedule)) worst = p;
+  }
+  return (
+    <>
+      {worst ? (
+        <p class="warning-box" role="status" data-testid="behind-warning">
+          <strong>
+            canary behind schedule: {formatCount(worst.behindSchedule)} pings,{' '}
+            {formatSeconds(worst.behindScheduleSeconds)}
+          </strong>{' '}
+          <span class="small">
+            (at worst in this range, in the step from {formatTime(worst.time)}; these pings were not sent on
+            time, which is not loss)
+          </span>
+        </p>
+      ) : null}
+      <dl class="facts range-figures" data-testid="schedule">
+        <div title="Pings whose intended send time fell in the range (the canary's agent records them)">
+          <dt>due (canary)</dt>
+          <dd>{exact(due)}</dd>
+        </div>
+        <div title="Pings the canary published or gave up on: sent + send failed">
+          <dt>attempted</dt>
+          <dd class={attempted < due ? 'warn-text' : ''}>{exact(attempted)}</dd>
+        </div>
+      </dl>
+    </>
+  );
+}
+
+/** Exact, grouped: due and attempted a few pings apart must not both read "24.0k". */
+const exact = (n: number): string => n.toLocaleString();
 
 const emptyPoint: Series['points'][number] = {
   time: 0,
