@@ -9,7 +9,7 @@
  * JSON copy to bench/out/. A missed target is a finding, not an error: the exit code is 0 either way.
  */
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { connect } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -35,7 +35,7 @@ import { fmtRate, fmtRatio, fmtSeconds, median, quantile, summary } from './lib/
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const SECTIONS = ['tcp', 'http', 'icmp', 'cpu', 'rate', 'scheduler', 'spread'];
+const SECTIONS = ['tcp', 'http', 'icmp', 'cpu', 'rate', 'scheduler', 'spread', 'memory'];
 
 // ---------------------------------------------------------------- options
 
@@ -51,9 +51,10 @@ const value = (name) => {
 };
 if (flag('help') || flag('h')) {
   process.stdout.write(
-    'usage: node bench/probes.mjs [--quick] [--only tcp,http,icmp,cpu,rate,scheduler,spread] [--no-build]\n' +
+    'usage: node bench/probes.mjs [--quick] [--only tcp,http,icmp,cpu,rate,scheduler,spread,memory] [--no-build]\n' +
       '       [--n 200] [--icmp-rounds 30] [--k 5000] [--rate-seconds 5] [--scheduler-seconds 25] [--targets 10000]\n' +
-      '       [--spread-targets 200] [--spread-seconds 20] [--spread-rounds 2] [--spread-stall-ms 1500]\n',
+      '       [--spread-targets 200] [--spread-seconds 20] [--spread-rounds 2] [--spread-stall-ms 1500]\n' +
+      '       [--memory-seconds 60]\n',
   );
   process.exit(0);
 }
@@ -83,6 +84,7 @@ const opts = {
   spreadSeconds: num('spread-seconds', 20, 8),
   spreadRounds: num('spread-rounds', 2, 1),
   spreadStallMs: num('spread-stall-ms', 1500, 1500),
+  memorySeconds: num('memory-seconds', 60, 20),
   build: !flag('no-build'),
 };
 for (const s of opts.only)
@@ -759,6 +761,153 @@ const smallHttpServer = () =>
     return { proc, port };
   });
 
+// ---------------------------------------------------------------- memory: RSS with the spread targets
+
+/** A process's resident set size now, bytes (VmRSS of /proc/PID/status). @param {number} pid */
+function procRssBytes(pid) {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) * 1024 : NaN;
+}
+
+/**
+ * Samples a process's RSS once a second until the returned function is called; what it returns covers
+ * the samples after the first `warmupS` seconds (start-up is not the steady state).
+ * @param {number} pid @param {number} warmupS
+ */
+function rssSampler(pid, warmupS) {
+  /** @type {number[]} */
+  const samples = [];
+  let ticks = 0;
+  const timer = setInterval(() => {
+    if (++ticks <= warmupS) return;
+    try {
+      samples.push(procRssBytes(pid));
+    } catch {
+      // The process ended; the caller sees fewer samples.
+    }
+  }, 1000);
+  return () => {
+    clearInterval(timer);
+    return { max: Math.max(...samples), median: median(samples), samples: samples.length };
+  };
+}
+
+/** The sum of a counter's samples in a Prometheus text page, and the distinct `target` labels. @param {string} text @param {string} name */
+function counterSum(text, name) {
+  let sum = 0;
+  const targets = new Set();
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`)) continue;
+    sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+    const t = /target="([^"]*)"/.exec(line);
+    if (t) targets.add(t[1]);
+  }
+  return { sum, targets: targets.size };
+}
+
+/**
+ * The spread targets again, for the memory the whole agent holds: `coalmine run` (the built binary with
+ * its default SQLite store and API, as a user runs it) against blackbox_exporter driven at the same rate
+ * by the spread section's scrape client. Each side's runs are counted (our /metrics, the client's own
+ * ledger), so a side that idled cannot look small.
+ */
+async function sectionMemory() {
+  const n = opts.spreadTargets;
+  const seconds = opts.memorySeconds;
+  const warmupS = Math.min(10, Math.floor(seconds / 3));
+  const line = `Memory (RSS after ${warmupS} s warm-up) with ${n} HTTP targets every 1 s, ${seconds} s`;
+  const { why } = await ourKindAvailable('http');
+  if (why) return unavailableRow('memory', line, why);
+  const [srv, bb] = await Promise.all([smallHttpServer(), blackbox()]);
+  const targets = Array.from({ length: n }, (_, i) => ({
+    name: `web-${String(i).padStart(3, '0')}`,
+    url: `http://127.0.0.1:${srv.port}/?t=${i}`,
+  }));
+
+  const dir = mkdtempSync(join(tmp, 'memory-'));
+  const config = join(dir, 'coalmine.yaml');
+  const lines = [`interval: ${SPREAD_INTERVAL_MS}ms`, `timeout: ${SPREAD_TIMEOUT_MS}ms`, 'targets:'];
+  for (const t of targets) lines.push(`  - name: ${t.name}`, '    kind: http', `    target: ${t.url}`);
+  lines.push('store:', `  url: sqlite:${join(dir, 'coalmine.db')}`);
+  writeFileSync(config, lines.join('\n') + '\n');
+  const port = /** @type {number} */ (await freePort());
+  log(`memory: coalmine run with ${n} HTTP targets at 1 s for ${seconds} s (core 0), RSS every second`);
+  const proc = spawnTracked(
+    'coalmine run',
+    process.execPath,
+    [join(ROOT, 'bin/coalmine.js'), 'run', '-c', config, '-l', `127.0.0.1:${port}`, '--log-level', 'warn'],
+    { cpu: 0 },
+  );
+  const pid = /** @type {number} */ (proc.pid);
+  const base = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 30_000;
+  while (
+    !(await fetch(`${base}/healthz`).then(
+      (r) => r.ok,
+      () => false,
+    ))
+  ) {
+    if (proc.exitCode !== null || Date.now() > deadline) {
+      await killPid(proc);
+      return unavailableRow(
+        'memory',
+        line,
+        `coalmine run did not answer /healthz (exit ${proc.exitCode})`,
+        'ERROR',
+      );
+    }
+    await sleep(200);
+  }
+  const before = counterSum(await (await fetch(`${base}/metrics`)).text(), 'coalmine_probes_total');
+  const cpu0 = procCpuSeconds(pid);
+  const ourRss = rssSampler(pid, warmupS);
+  await sleep(seconds * 1000);
+  const o = ourRss();
+  const after = counterSum(await (await fetch(`${base}/metrics`)).text(), 'coalmine_probes_total');
+  const ourCpu = procCpuSeconds(pid) - cpu0;
+  await killPid(proc);
+  rmSync(dir, { recursive: true, force: true });
+  const ourRuns = after.sum - before.sum;
+  // Each target falls due once a second: over `seconds` it ran seconds or seconds +- 1 times.
+  const ourDue = n * seconds;
+  const ourAccounted = after.targets === n && Math.abs(ourRuns - ourDue) <= n;
+
+  log(
+    `memory: blackbox_exporter scraped for the same ${n} targets at 1 s for ${seconds} s (client on core 1)`,
+  );
+  const cpuBb0 = procCpuSeconds(bb.pid);
+  const peerRss = rssSampler(bb.pid, warmupS);
+  const p = spreadFacts(
+    await runChild(
+      'blackbox',
+      { targets, intervalMs: SPREAD_INTERVAL_MS, timeoutMs: SPREAD_TIMEOUT_MS, seconds, base: bb.base },
+      { cpu: 1, script: SPREAD_CHILD, timeoutMs: (seconds + 60) * 1000 },
+    ),
+  );
+  const r = peerRss();
+  const peerCpu = procCpuSeconds(bb.pid) - cpuBb0;
+  const mb = (/** @type {number} */ b) => `${(b / 1e6).toFixed(1)} MB`;
+  const accounted = ourAccounted && p.accounted;
+  rows.push({
+    section: 'memory',
+    line,
+    ours: `max ${mb(o.max)} (median ${mb(o.median)})`,
+    peer: `max ${mb(r.max)} (median ${mb(r.median)})`,
+    ratio: fmtRatio(o.max / r.max),
+    target: 'ours < 80 MB, all runs counted',
+    status: accounted && o.max < 80e6 ? 'PASS' : 'FAIL',
+    notes: [
+      `ours: coalmine run (SQLite store, API, /metrics), ${ourRuns} probe runs counted in coalmine_probes_total for ${after.targets} targets (${ourDue} due), CPU ${fmtSeconds(ourCpu / Math.max(1, ourRuns))} per run; ${o.samples} RSS samples`,
+      `blackbox_exporter: ${p.finished} scrapes finished of ${p.due} due, CPU ${fmtSeconds(peerCpu / Math.max(1, p.finished))} per run (the exporter process); ${r.samples} RSS samples`,
+      ...(accounted ? [] : ['FAIL because a side did not run every due probe (see the counts above)']),
+    ],
+    data: {
+      ours: { ...o, runs: ourRuns, due: ourDue, cpuSeconds: ourCpu },
+      peer: { ...r, facts: p, cpuSeconds: peerCpu },
+    },
+  });
+}
+
 async function sectionSpread() {
   const n = opts.spreadTargets;
   const line = `HTTP timeouts, ${n} targets every 1 s against one server (${opts.spreadRounds} x ${opts.spreadSeconds} s each)`;
@@ -947,6 +1096,7 @@ async function main() {
     rate: sectionRate,
     scheduler: sectionScheduler,
     spread: sectionSpread,
+    memory: sectionMemory,
   };
   for (const name of SECTIONS) {
     if (!opts.only.includes(name)) continue;
