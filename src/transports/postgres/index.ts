@@ -86,6 +86,23 @@ export function withDefaultUser(url: string): string {
   return u.toString();
 }
 
+/**
+ * `ssl=false` as node-postgres understands it: its connection-string parser turns `1` and `true` into
+ * true and `0` into false, but keeps `false` as the string "false", which turns TLS on. Every other
+ * option goes through as given.
+ */
+export function canonicalSsl(url: string): string {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return url;
+  }
+  if (u.searchParams.get('ssl')?.toLowerCase() !== 'false') return url;
+  u.searchParams.set('ssl', '0');
+  return u.toString();
+}
+
 export class PostgresTransport implements Transport {
   readonly kind = 'postgres';
   readonly textOnly = true;
@@ -114,7 +131,7 @@ export class PostgresTransport implements Transport {
     valueOrThrow(url, { value: url, problems: checkUrl(url) });
     this.wallNs = opts.wallNs ?? wallClockNs;
     this.clientConfig = {
-      connectionString: withDefaultUser(url),
+      connectionString: canonicalSsl(withDefaultUser(url)),
       application_name: `coalmine${opts.clientName ? ` ${opts.clientName}` : ''}`,
       keepAlive: true,
       connectionTimeoutMillis: 10_000,
