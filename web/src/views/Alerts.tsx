@@ -29,6 +29,11 @@ export function Alerts({ alerts }: { alerts: AlertsState }) {
     const t = window.setInterval(() => setTick((n) => n + 1), 15_000);
     return () => window.clearInterval(t);
   }, []);
+  // Values change at every evaluation and the stream sends only state changes: opening the view shows
+  // the rules' values as of now, not as of the page's first load (then a rule may not have had one).
+  useEffect(() => {
+    void alerts.reload();
+  }, [alerts]);
   const [form, setForm] = useState<{ key: number; matchers: Record<string, string> | null } | null>(null);
   const [notice, setNotice] = useState<{ ok: boolean; text: string } | null>(null);
   const now = Date.now();
