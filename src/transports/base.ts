@@ -173,7 +173,8 @@ export class DeliveryQueue<T> implements AsyncIterable<T> {
 
 /** An error's message, or what was thrown as text when it is not an Error. */
 export function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
+  // Trimmed: OpenSSL's texts (through amqplib) end in a line break, which split "... — hint" in two.
+  return (err instanceof Error ? err.message : String(err)).trim();
 }
 
 /** Removes the password from a URL for display. */
