@@ -64,7 +64,7 @@ export function tlsHint(err: unknown, tls: TlsContext): string | undefined {
       return 'the server refused the TLS handshake, most likely our client certificate: give one it trusts with cert= and key=';
     if (has(NOT_TLS)) return `the server does not speak TLS on that port: ${use}, or the server's TLS port`;
     if (found.includes('ECONNRESET') || found.includes('EPIPE'))
-      return `the server closed the connection during the TLS handshake: if that port speaks plain ${tls.otherScheme}, not TLS, use ${other}; if it wants a client certificate, give cert= and key=`;
+      return `the server closed the connection during the TLS handshake: if that port speaks plain ${tls.otherScheme}, not TLS, ${use}; if it wants a client certificate, give cert= and key=`;
     if (found.includes('ETIMEDOUT'))
       return `no answer in time: if that port does not speak TLS, ${use}; otherwise check the address and any firewall`;
   } else if (found.includes('ECONNRESET') || found.includes('EPIPE')) {

@@ -61,17 +61,41 @@ const HINTS: ConnectHints = {
   isAuthFailure: (err) => kafkaReason(err).startsWith('SASL_AUTHENTICATION_FAILED'),
 };
 
-function hasApiId(err: unknown, id: string): boolean {
+interface KafkaErrorLike {
+  apiId?: string;
+  code?: unknown;
+  message?: unknown;
+  errors?: unknown[];
+  cause?: unknown;
+}
+
+/** Whether an error in err's tree (its aggregated errors and causes) is one `pred` picks. */
+function anyError(err: unknown, pred: (e: KafkaErrorLike) => boolean): boolean {
   const seen: unknown[] = [err];
   for (let i = 0; i < seen.length && i < 50; i++) {
-    const e = seen[i] as { apiId?: string; errors?: unknown[]; cause?: unknown } | undefined;
+    const e = seen[i] as KafkaErrorLike | undefined;
     if (!e || typeof e !== 'object') continue;
-    if (e.apiId === id) return true;
+    if (pred(e)) return true;
     if (Array.isArray(e.errors)) seen.push(...e.errors);
     if (e.cause) seen.push(e.cause);
   }
   return false;
 }
+
+const hasApiId = (err: unknown, id: string) => anyError(err, (e) => e.apiId === id);
+
+/**
+ * Whether the broker closed the connection unanswered with no socket error: what a TLS listener does
+ * with a client that does not speak TLS (the client sees a plain close, not ECONNRESET).
+ */
+const closedUnanswered = (err: unknown) =>
+  anyError(
+    err,
+    (e) =>
+      e.code === 'PLT_KFK_NETWORK' &&
+      typeof e.message === 'string' &&
+      e.message.startsWith('Connection closed'),
+  ) && !anyError(err, (e) => typeof e.code === 'string' && /^E[A-Z]+$/.test(e.code));
 
 export class KafkaTransport implements Transport {
   readonly kind = 'kafka';
@@ -203,9 +227,14 @@ export class KafkaTransport implements Transport {
       const aborted = signal?.aborted ?? false;
       const reason = aborted ? 'gave up waiting (signal aborted)' : kafkaReason(err);
       if (!this.closed) this.setStatus({ type: 'disconnected', error: reason });
+      // Without tls=1, a close like that from a TLS port means what a reset does: the port wants TLS.
+      const plainClosed = !aborted && !this.cfg.tls && closedUnanswered(err);
+      const reset = Object.assign(new Error('connection closed by the server', { cause: err }), {
+        code: 'ECONNRESET',
+      });
       throw new TransportError(
         aborted ? 'timeout' : 'not_connected',
-        `cannot connect to ${this.displayUrl}: ${reason} — ${connectHint(err, {
+        `cannot connect to ${this.displayUrl}: ${reason} — ${connectHint(plainClosed ? reset : err, {
           ...HINTS,
           tls: this.cfg.tls
             ? { secure: true, otherScheme: 'kafka', switchTls: 'leave out tls=1' }
