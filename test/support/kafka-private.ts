@@ -12,7 +12,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Admin } from '@platformatic/kafka';
-import { freePort, waitFor } from './net.js';
+import { freePort } from './net.js';
 import type { TestPki } from './tls-ca.js';
 
 /** Where scripts/kafka.sh fetch puts Kafka's jars. */
@@ -50,7 +50,7 @@ export interface PrivateKafkaOptions {
   /** The one user, known to every mechanism: PLAIN from the JAAS config, SCRAM from format time. */
   user: string;
   password: string;
-  /** How long start waits for a SCRAM login to succeed; default 90 s. */
+  /** How long start waits for a SCRAM login to succeed; default 60 s (it takes about 7). */
   readyTimeoutMs?: number;
 }
 
@@ -142,8 +142,11 @@ export async function startPrivateKafka(opts: PrivateKafkaOptions): Promise<Priv
     ].join('\n'),
   );
 
-  // A cluster id is 16 random bytes in URL-safe base64; made here, that is one JVM start less.
-  const clusterId = randomBytes(16).toString('base64url');
+  // A cluster id is 16 random bytes in URL-safe base64; made here, that is one JVM start less. Not one
+  // starting with '-': the format command would read it as an option (Kafka's own ids never do).
+  let clusterId: string;
+  do clusterId = randomBytes(16).toString('base64url');
+  while (clusterId.startsWith('-'));
   const scramUser = `[name=${user},password=${password}]`;
   try {
     await run('java', [
@@ -185,21 +188,16 @@ export async function startPrivateKafka(opts: PrivateKafkaOptions): Promise<Priv
     await exit;
   };
 
-  try {
-    // Ready once a SCRAM login works: the credentials come from the metadata log, loaded after the port opens.
-    await waitFor(
-      `the private Kafka broker on 127.0.0.1:${port}`,
-      async () => {
-        if (exited) throw new Error('the broker exited');
-        return (await scramLoginWorks(port, pki.caFile, user, password)) ? true : undefined;
-      },
-      opts.readyTimeoutMs ?? 90_000,
-    ).catch(async (err: unknown) => {
-      throw new Error(`${(err as Error).message}${exited ? ' (it exited)' : ''}\n${await logTail(dir)}`);
-    });
-  } catch (err) {
-    await stop();
-    throw err;
+  // Ready once a SCRAM login works: the credentials come from the metadata log, loaded after the port opens.
+  const what = `the private Kafka broker on 127.0.0.1:${port}`;
+  const deadline = Date.now() + (opts.readyTimeoutMs ?? 60_000);
+  while (!(await scramLoginWorks(port, pki.caFile, user, password))) {
+    if (exited || Date.now() > deadline) {
+      const why = exited ? 'exited during startup' : 'did not accept a SCRAM login in time';
+      await stop();
+      throw new Error(`${what} ${why}; its logs end:\n${await logTail(dir)}`);
+    }
+    await new Promise((r) => setTimeout(r, 200));
   }
   return { port, plaintextPort: internalPort, stop };
 }
