@@ -13,6 +13,12 @@ export interface TlsContext {
    * (Kafka: `leave out tls=1`, `add tls=1`); default `use <otherScheme>://`.
    */
   switchTls?: string;
+  /**
+   * Whether the client says, in its own words, that the server closed the connection before answering
+   * (amqplib: "Socket closed abruptly during opening handshake", most often what a TLS port does with
+   * a plain AMQP header); counted like a reset on a plain connection.
+   */
+  closedAtOnce?: (err: unknown) => boolean;
 }
 
 const UNTRUSTED = new Set([
@@ -67,7 +73,7 @@ export function tlsHint(err: unknown, tls: TlsContext): string | undefined {
       return `the server closed the connection during the TLS handshake: if that port speaks plain ${tls.otherScheme}, not TLS, ${use}; if it wants a client certificate, give cert= and key=`;
     if (found.includes('ETIMEDOUT'))
       return `no answer in time: if that port does not speak TLS, ${use}; otherwise check the address and any firewall`;
-  } else if (found.includes('ECONNRESET') || found.includes('EPIPE')) {
+  } else if (found.includes('ECONNRESET') || found.includes('EPIPE') || tls.closedAtOnce?.(err)) {
     return `the server closed the connection at once: if that port takes TLS only, ${use}`;
   }
   return undefined;

@@ -97,7 +97,13 @@ export class AmqpTransport implements Transport {
         credentials: 'user, password and vhost',
         // 403 ACCESS_REFUSED: a bad login; 530 NOT_ALLOWED: no such vhost or no access to it.
         isAuthFailure: (err) => /ACCESS_REFUSED|NOT_ALLOWED/.test(errorText(err)),
-        tls: this.cfg.tls ? { secure: true, otherScheme: 'amqp' } : { secure: false, otherScheme: 'amqps' },
+        tls: this.cfg.tls
+          ? { secure: true, otherScheme: 'amqp' }
+          : {
+              secure: false,
+              otherScheme: 'amqps',
+              closedAtOnce: (err) => /Socket closed abruptly during opening handshake/.test(errorText(err)),
+            },
       },
       initialMs: this.initialMs,
       maxMs: this.maxMs,
