@@ -68,39 +68,34 @@ function defaultUser(): string | undefined {
 }
 
 /**
- * The URL with libpq's default user filled in: node-postgres takes only $USER, and when that is unset
- * (containers, services) it sends no user at all. The connection string has to carry it, as node-postgres
- * lets the string's (missing) user override a `user` option.
+ * The connection string node-postgres gets, parsed once:
+ * - libpq's default user filled in when the URL names none: node-postgres takes only $USER, and when that
+ *   is unset (containers, services) it sends no user at all. The string has to carry it, as node-postgres
+ *   lets the string's (missing) user override a `user` option.
+ * - `ssl=false` as `ssl=0`: node-postgres's parser turns `1` and `true` into true and `0` into false, but
+ *   keeps `false` as the string "false", which turns TLS on.
+ * Every other option goes through as given.
  */
-export function withDefaultUser(url: string): string {
+export function pgConnectionString(url: string): string {
   let u: URL;
   try {
     u = new URL(url);
   } catch {
     return url;
   }
-  if (u.username || !u.hostname || u.searchParams.has('user')) return url;
-  const user = defaultUser();
-  if (!user) return url;
-  u.username = encodeURIComponent(user);
-  return u.toString();
-}
-
-/**
- * `ssl=false` as node-postgres understands it: its connection-string parser turns `1` and `true` into
- * true and `0` into false, but keeps `false` as the string "false", which turns TLS on. Every other
- * option goes through as given.
- */
-export function canonicalSsl(url: string): string {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    return url;
+  let changed = false;
+  if (!u.username && u.hostname && !u.searchParams.has('user')) {
+    const user = defaultUser();
+    if (user) {
+      u.username = encodeURIComponent(user);
+      changed = true;
+    }
   }
-  if (u.searchParams.get('ssl')?.toLowerCase() !== 'false') return url;
-  u.searchParams.set('ssl', '0');
-  return u.toString();
+  if (u.searchParams.get('ssl')?.toLowerCase() === 'false') {
+    u.searchParams.set('ssl', '0');
+    changed = true;
+  }
+  return changed ? u.toString() : url;
 }
 
 export class PostgresTransport implements Transport {
@@ -131,7 +126,7 @@ export class PostgresTransport implements Transport {
     valueOrThrow(url, { value: url, problems: checkUrl(url) });
     this.wallNs = opts.wallNs ?? wallClockNs;
     this.clientConfig = {
-      connectionString: canonicalSsl(withDefaultUser(url)),
+      connectionString: pgConnectionString(url),
       application_name: `coalmine${opts.clientName ? ` ${opts.clientName}` : ''}`,
       keepAlive: true,
       connectionTimeoutMillis: 10_000,
