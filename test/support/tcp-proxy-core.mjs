@@ -136,9 +136,6 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
         process.send?.({ id: m.id });
       } else if (m.op === 'held') {
         process.send?.({ id: m.id, held: proxy.held });
-      } else if (m.op === 'down' || m.op === 'up') {
-        proxy[m.op]();
-        process.send?.({ id: m.id });
       }
     },
   );

@@ -15,6 +15,20 @@ export interface PairSummary {
   sendFailed: number;
 }
 
+/** Runs `fn` with `env` set in process.env, then puts back what was there (or nothing). */
+async function withEnv<T>(env: Record<string, string>, fn: () => Promise<T>): Promise<T> {
+  const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
+  Object.assign(process.env, env);
+  try {
+    return await fn();
+  } finally {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
+}
+
 /** `coalmine pair URL --rate 100 --duration 1s --json`: its exit code, summary and stderr. */
 export async function pairOver(
   url: string,
@@ -23,9 +37,7 @@ export async function pairOver(
   const out: string[] = [];
   const err: string[] = [];
   const io: Io = { out: (l) => out.push(l), err: (l) => err.push(l), isTty: false };
-  const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
-  Object.assign(process.env, env);
-  try {
+  return withEnv(env, async () => {
     const code = await main(
       [
         'node',
@@ -49,12 +61,7 @@ export async function pairOver(
       summary: code === 0 ? (JSON.parse(text) as PairSummary) : undefined,
       err: err.join('\n'),
     };
-  } finally {
-    for (const [k, v] of Object.entries(saved)) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
-  }
+  });
 }
 
 /** Runs a pair over `url` and asserts every ping sent arrived once: ~100 sent, none lost. */
@@ -74,17 +81,7 @@ export async function expectCleanPair(url: string, env: Record<string, string> =
 
 /** The message of the first connect's failure over `url` (it must fail), the transport closed after. */
 export async function connectError(url: string, env: Record<string, string> = {}): Promise<string> {
-  const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
-  Object.assign(process.env, env);
-  let t;
-  try {
-    t = await createTransport(url, { reconnect: { initialMs: 50, maxMs: 100 } });
-  } finally {
-    for (const [k, v] of Object.entries(saved)) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
-  }
+  const t = await withEnv(env, () => createTransport(url, { reconnect: { initialMs: 50, maxMs: 100 } }));
   try {
     const err = await t.connect(AbortSignal.timeout(10_000)).then(
       () => undefined,
