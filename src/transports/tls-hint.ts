@@ -15,8 +15,9 @@ export interface TlsContext {
   switchTls?: string;
   /**
    * Whether the client says, in its own words, that the server closed the connection before answering
-   * (amqplib: "Socket closed abruptly during opening handshake", most often what a TLS port does with
-   * a plain AMQP header); counted like a reset on a plain connection.
+   * (amqplib: "Socket closed abruptly during opening handshake"; Kafka's client: a network error
+   * "Connection closed" with no socket error), most often what a TLS port does with a plain client;
+   * counted like a reset on a plain connection.
    */
   closedAtOnce?: (err: unknown) => boolean;
 }

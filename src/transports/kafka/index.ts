@@ -227,18 +227,19 @@ export class KafkaTransport implements Transport {
       const aborted = signal?.aborted ?? false;
       const reason = aborted ? 'gave up waiting (signal aborted)' : kafkaReason(err);
       if (!this.closed) this.setStatus({ type: 'disconnected', error: reason });
-      // Without tls=1, a close like that from a TLS port means what a reset does: the port wants TLS.
-      const plainClosed = !aborted && !this.cfg.tls && closedUnanswered(err);
-      const reset = Object.assign(new Error('connection closed by the server', { cause: err }), {
-        code: 'ECONNRESET',
-      });
       throw new TransportError(
         aborted ? 'timeout' : 'not_connected',
-        `cannot connect to ${this.displayUrl}: ${reason} — ${connectHint(plainClosed ? reset : err, {
+        `cannot connect to ${this.displayUrl}: ${reason} — ${connectHint(err, {
           ...HINTS,
           tls: this.cfg.tls
             ? { secure: true, otherScheme: 'kafka', switchTls: 'leave out tls=1' }
-            : { secure: false, otherScheme: 'kafka', switchTls: 'add tls=1' },
+            : {
+                secure: false,
+                otherScheme: 'kafka',
+                switchTls: 'add tls=1',
+                // Without tls=1, a close like that from a TLS port means what a reset does: it wants TLS.
+                closedAtOnce: (e) => !aborted && closedUnanswered(e),
+              },
         })}`,
         {
           cause: err,
