@@ -145,8 +145,23 @@ async function oursStep(ours, pub, sub, prefix, step, rate, seconds = args.stepS
     // flowCounts(), not reports(): polled every 50 ms, and reports() summarises every histogram.
     const counts = () =>
       coalminer.flowCounts().find((/** @type {any} */ r) => r.canary === canaryName)?.counts;
-    const received = () => counts()?.received ?? 0;
-    await drain(() => received() >= (flowStats()?.sent ?? 0) && flowStats()?.pending === 0, received);
+    // Read once every attempted ping is accounted for: every publish settled, the canary's last word
+    // (how far it got, which publishes failed) arrived, so the coalminer expects all it attempted, and
+    // every gap judged (arrived or, after the loss timeout, lost). Reading when received >= sent, as
+    // this did, read a step with failed publishes before that word arrived (failed pings that arrived
+    // in doubt make received reach sent early), and its tail showed as attempted but not accounted for.
+    const settledAll = () => {
+      coalminer.tick();
+      const c = counts();
+      const s = flowStats();
+      return s !== undefined && s.pending === 0 && c?.expected === s.attempted && c.inFlight === 0;
+    };
+    const progress = () => {
+      const c = counts();
+      return c ? c.expected + c.received + c.lost + c.sendFailed + c.droppedLocally : 0;
+    };
+    // Gaps are judged after the loss timeout: quiet for longer than that is no progress.
+    await drain(settledAll, progress, Math.max(2500, args.lossTimeoutMs + 1000));
     coalminer.tick();
     const all = m();
     const s = flowStats() ?? {
@@ -194,6 +209,8 @@ async function oursStep(ours, pub, sub, prefix, step, rate, seconds = args.stepS
       late: c.late,
       stale: c.stale,
       receivedSendFailed: c.sendFailed,
+      // Of received: pings whose publish failed at the canary (in doubt) but that arrived.
+      sendFailedArrived: c.sendFailedArrived ?? 0,
       // Each ping the canary attempted is in exactly one of the coalminer's states, or it is not accounted.
       unaccounted: s.attempted - (c.received + c.inFlight + c.lost + c.sendFailed + c.droppedLocally),
       achieved: s.attempted / sending.seconds,
@@ -220,7 +237,7 @@ const MIN_ATTEMPTED = 0.99;
  * attempted + behind and attempted = sent + failed + pending exactly, every sent message received once
  * (nothing lost, in flight, duplicated, dropped or unaccounted), no send error, p99 from the intended send
  * time within the limit. The same rules for ours and the raw loop.
- * @param {{ due: number, attempted: number, behind: number, pending: number, sendFailed: number, received: number, sent: number, lost: number, inFlight: number, duplicated: number, unaccounted: number, droppedLocally?: number, expected?: number, latency: { p99: number }, sendErrors: Record<string, number> }} r
+ * @param {{ due: number, attempted: number, behind: number, pending: number, sendFailed: number, received: number, sent: number, lost: number, inFlight: number, duplicated: number, unaccounted: number, droppedLocally?: number, sendFailedArrived?: number, expected?: number, latency: { p99: number }, sendErrors: Record<string, number> }} r
  */
 function judge(r) {
   const reasons = [];
@@ -242,7 +259,13 @@ function judge(r) {
         .map(([k, v]) => `${k} ${v}`)
         .join(', ')})`,
     );
-  if (r.received !== r.sent) reasons.push(`received ${r.received} of ${r.sent} sent`);
+  // A publish that failed in doubt and arrived is received, not sent.
+  const arrived = r.sent + (r.sendFailedArrived ?? 0);
+  if (r.received !== arrived)
+    reasons.push(
+      `received ${r.received} of ${r.sent} sent` +
+        (r.sendFailedArrived ? ` + ${r.sendFailedArrived} failed in doubt that arrived` : ''),
+    );
   if (r.lost > 0) reasons.push(`${r.lost} lost`);
   if (r.inFlight > 0) reasons.push(`${r.inFlight} still in flight`);
   if (r.duplicated > 0) reasons.push(`${r.duplicated} duplicated`);

@@ -173,6 +173,10 @@ const DEFAULT_MAX_COALMINERS = 100;
  * canary's own messages back to it (IRC), where only a coalminer's renewal is heard.
  */
 const MAX_LEASE_HOLD_MS = 60_000;
+/** Failed ranges per notice: what the envelope carries (a u8 count). */
+const MAX_FAILED_PER_NOTICE = 255;
+/** How long a flow's last word is published again while its publish fails. */
+const LAST_WORD_RETRY_MS = 10_000;
 /** At most one line per this long for each kind of trouble a stranger can cause (refusals, bad messages). */
 const LOG_EVERY_MS = 10_000;
 
@@ -204,6 +208,8 @@ export class Canary {
   private drained: (() => void) | undefined;
   private started = false;
   private stopped = false;
+  /** stop() gave up waiting for publishes: a flow's last one to settle sends its last word again. */
+  private lateWord = false;
   /** The transport was seen not connected: leases are held. */
   private linkDown = false;
   /** Since the transport came back: leases are held until the control channel is heard, or this time (ms). */
@@ -345,6 +351,9 @@ export class Canary {
       ]);
       clearTimeout(timer);
     }
+    // Publishes still waiting now (a transport whose own timeout is longer than the wait) announce their
+    // outcome when the flow's last one settles, as a retired flow's do: else their failures would be lost.
+    this.lateWord = true;
     await Promise.all([...this.flows.values()].map((f) => this.announceFailed(f)));
   }
 
@@ -609,22 +618,47 @@ export class Canary {
 
   /**
    * The flow's last word (on stop, or when it ends): how far it got (`seq`, the next sequence number, so
-   * pings the coalminer never saw are not forgotten) and the publishes that failed after its last ping,
-   * which no ping announced (or the coalminer would count them as lost).
+   * pings the coalminer never saw are not forgotten) and every failed publish still within the retention
+   * time, which pings announce only the latest of (or the coalminer would count the rest as lost): in
+   * notices of at most MAX_FAILED_PER_NOTICE ranges, oldest first. The coalminer takes each piece of news
+   * once, so repeats cost nothing.
+   *
+   * Without it the coalminer cannot account for the pings after the last one that arrived, so a notice
+   * whose publish fails is published again (an overloaded transport rejects or times out control messages
+   * like pings), for at most LAST_WORD_RETRY_MS; the returned promise settles when all are out or given up.
    */
   private announceFailed(flow: Flow): Promise<void> {
     if (flow.nextSeq === 0) return Promise.resolve();
-    return this.send(flow, {
-      type: 'notice',
-      seq: BigInt(flow.nextSeq),
-      ...(flow.failed.length > 0
-        ? { failed: flow.failed.slice(-255).map((r): [bigint, bigint] => [BigInt(r.a), BigInt(r.b)]) }
-        : {}),
-    });
+    const ranges = flow.failed.map((r): [bigint, bigint] => [BigInt(r.a), BigInt(r.b)]);
+    const notices: (Partial<Envelope> & Pick<Envelope, 'type'>)[] = [];
+    for (let i = 0; i < ranges.length || notices.length === 0; i += MAX_FAILED_PER_NOTICE) {
+      const failed = ranges.slice(i, i + MAX_FAILED_PER_NOTICE);
+      notices.push({ type: 'notice', seq: BigInt(flow.nextSeq), ...(failed.length > 0 ? { failed } : {}) });
+    }
+    const deadline = Date.now() + LAST_WORD_RETRY_MS;
+    return Promise.all(notices.map((n) => this.sendUntilOut(flow, n, deadline))).then(() => undefined);
   }
 
-  /** A control message (not a ping) to a coalminer; failures are counted, not as ping errors. */
-  private send(to: Peer, fields: Partial<Envelope> & Pick<Envelope, 'type'>): Promise<void> {
+  /** send(), again with backoff while it fails, until `deadline` (ms) or the transport is closed. */
+  private async sendUntilOut(
+    to: Peer,
+    fields: Partial<Envelope> & Pick<Envelope, 'type'>,
+    deadline: number,
+  ): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      const code = await this.send(to, fields);
+      if (code === undefined || code === 'closed' || code === 'too_large') return;
+      const waitMs = Math.min(backoffMs(attempt, 50, 1000), deadline - Date.now());
+      if (waitMs <= 0) return;
+      await sleep(waitMs);
+    }
+  }
+
+  /**
+   * A control message (not a ping) to a coalminer; failures are counted, not as ping errors. Resolves with
+   * the failure's code, or undefined once published.
+   */
+  private send(to: Peer, fields: Partial<Envelope> & Pick<Envelope, 'type'>): Promise<string | undefined> {
     const now = this.wallNs();
     const env: Envelope = {
       canary: this.opts.name,
@@ -638,7 +672,11 @@ export class Canary {
     };
     return this.opts.transport.publish(to.channel, encode(env, this.opts.transport.textOnly, this.key)).then(
       () => undefined,
-      (err: unknown) => this.controlError(err instanceof TransportError ? err.code : 'error'),
+      (err: unknown) => {
+        const code = err instanceof TransportError ? err.code : 'error';
+        this.controlError(code);
+        return code;
+      },
     );
   }
 
@@ -803,7 +841,7 @@ export class Canary {
     flow.publishing--;
     flow.stats.pending--;
     if (this.outstanding === 0) this.drained?.();
-    if (flow.retired && flow.publishing === 0) {
+    if ((flow.retired || this.lateWord) && flow.publishing === 0) {
       // The flow's last word, now that every outcome is known.
       void this.announceFailed(flow);
       this.prune();
