@@ -1,5 +1,9 @@
 #!/usr/bin/env node
-import { main } from '../dist/cli/main.js';
+import { leanHeapAtStart } from '../dist/core/heap.js';
+
+// Before the CLI's modules load: loading them is what would grow V8's young generation.
+leanHeapAtStart(process.argv, process.execArgv, process.env.NODE_OPTIONS);
+const { main } = await import('../dist/cli/main.js');
 
 main(process.argv).then(
   (code) => {
