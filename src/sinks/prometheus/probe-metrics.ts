@@ -1,24 +1,37 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { nsToSeconds } from '../../core/clock.js';
-import { PHASES, type Observation } from '../../core/types.js';
+import type { Observation } from '../../core/types.js';
 import { LATENCY404_BUCKETS } from '../../config/schema.js';
 import { VALUE_HELP } from '../../probes/value-help.js';
 
 /** Seed 001 (latency404) metric prefix for each probe kind. */
 const LATENCY404_PREFIX: Record<string, string> = { http: 'http', tcp: 'tcp', icmp: 'ping', dns: 'dns' };
 
-type Child = { set(value: number): void };
+/** A gauge's value from one run, kept in place: `run` says which run last set it. */
+interface Slot {
+  value: number;
+  run: number;
+}
 
-/** One target's label children, and the values its last run exported. */
+/**
+ * One target's last exported values and its histogram and counter children. The gauges read these
+ * fields when /metrics is scraped (each gauge's `collect`), so a probe run only overwrites numbers:
+ * prom-client's own `Gauge.set` makes a new entry object and a label-hash string on every call, and
+ * since each entry lives until the next run replaces it, all of them were promoted and left as old-
+ * generation garbage (a third of what a 200-target agent promoted; bench/probes.mjs, memory).
+ */
 interface TargetSeries {
-  success: Child;
-  duration: Child;
+  target: string;
+  kind: string;
+  /** Counts the target's runs; a value slot whose `run` is older was not set by the last run. */
+  run: number;
+  success: number;
+  duration: number;
   histogram: { observe(value: number): void };
   network: { observe(value: number): void };
   totals: Map<string, { inc(): void }>;
-  phases: Map<string, Child>;
-  values: Map<string, Child>;
-  lastValues: Set<string>;
+  phases: Map<string, Slot>;
+  values: Map<string, Slot>;
 }
 
 export interface ProbeMetricsOptions {
@@ -51,17 +64,26 @@ export class ProbeMetrics {
     opts: ProbeMetricsOptions,
   ) {
     const registers = [registry];
+    const targets = this.targets;
     this.success = new Gauge({
       name: 'probe_success',
       help: 'Whether the last probe of the target succeeded (1) or failed (0)',
       labelNames: ['target', 'kind'],
       registers,
+      collect() {
+        this.reset();
+        for (const t of targets.values()) this.set({ target: t.target, kind: t.kind }, t.success);
+      },
     });
     this.duration = new Gauge({
       name: 'probe_duration_seconds',
       help: 'Wall time of the last probe of the target, success or failure, in seconds',
       labelNames: ['target', 'kind'],
       registers,
+      collect() {
+        this.reset();
+        for (const t of targets.values()) this.set({ target: t.target, kind: t.kind }, t.duration);
+      },
     });
     this.histogram = new Histogram({
       name: 'coalmine_probe_duration_seconds',
@@ -107,9 +129,10 @@ export class ProbeMetrics {
   observe(o: Observation): void {
     const { name: target, kind, result } = o;
     const t = this.series(target, kind);
+    const run = ++t.run;
     const seconds = nsToSeconds(result.durationNs);
-    t.success.set(result.ok ? 1 : 0);
-    t.duration.set(seconds);
+    t.success = result.ok ? 1 : 0;
+    t.duration = seconds;
     t.histogram.observe(seconds);
     if (result.ok && result.networkNs !== undefined) t.network.observe(nsToSeconds(result.networkNs));
     const outcome = result.ok ? 'success' : result.error.code;
@@ -117,35 +140,34 @@ export class ProbeMetrics {
     if (!total) t.totals.set(outcome, (total = this.total.labels({ kind, target, result: outcome })));
     total.inc();
 
+    // A phase keeps its last value when a run did not reach it, as before; a value a run lacks (no TLS
+    // this time, no answer) is not exported, so it cannot linger.
     const phases = result.phases ?? {};
     for (const phase in phases) {
       const ns = phases[phase as keyof typeof phases];
       if (ns === undefined) continue;
-      let g = t.phases.get(phase);
-      if (!g) t.phases.set(phase, (g = this.phaseGauge(kind).labels({ target, phase })));
-      g.set(nsToSeconds(ns));
+      const slot = t.phases.get(phase);
+      if (slot) {
+        slot.value = nsToSeconds(ns);
+        slot.run = run;
+      } else {
+        this.phaseGauge(kind);
+        t.phases.set(phase, { value: nsToSeconds(ns), run });
+      }
     }
 
     const values = result.values ?? {};
-    let changed = false;
-    let count = 0;
     for (const name in values) {
       const value = values[name] as number;
       if (!Number.isFinite(value)) continue;
-      count++;
-      let g = t.values.get(name);
-      if (!g) t.values.set(name, (g = this.valueGauge(name).labels({ target })));
-      g.set(value);
-      if (!t.lastValues.has(name)) changed = true;
-    }
-    // A value the last run had and this one lacks (no TLS this time, no answer) must not linger.
-    if (changed || count !== t.lastValues.size) {
-      const now = new Set<string>();
-      for (const name in values) if (Number.isFinite(values[name])) now.add(name);
-      for (const name of t.lastValues) {
-        if (!now.has(name)) this.valueGauges.get(name)?.remove({ target });
+      const slot = t.values.get(name);
+      if (slot) {
+        slot.value = value;
+        slot.run = run;
+      } else {
+        this.valueGauge(name);
+        t.values.set(name, { value, run });
       }
-      t.lastValues = now;
     }
 
     const compat = this.compat.get(kind);
@@ -155,45 +177,49 @@ export class ProbeMetrics {
     }
   }
 
-  /** The target's label children, made once: observe runs once per probe, so it allocates nothing. */
+  /** The target's series, made once: observe runs once per probe, so it only overwrites numbers. */
   private series(target: string, kind: string): TargetSeries {
     const key = `${kind}\u0000${target}`;
     let t = this.targets.get(key);
     if (!t) {
       t = {
-        success: this.success.labels({ target, kind }),
-        duration: this.duration.labels({ target, kind }),
+        target,
+        kind,
+        run: 0,
+        success: 0,
+        duration: 0,
         histogram: this.histogram.labels({ kind, target }),
         network: this.network.labels({ kind, target }),
         totals: new Map(),
         phases: new Map(),
         values: new Map(),
-        lastValues: new Set(),
       };
       this.targets.set(key, t);
     }
     return t;
   }
 
-  /** Forget a target that left the config, so its series stop being exported. */
+  /** Forget a target that left the config, so its gauges stop being exported. */
   forget(target: string, kind: string): void {
-    const t = this.targets.get(`${kind}\u0000${target}`);
     this.targets.delete(`${kind}\u0000${target}`);
-    this.success.remove({ target, kind });
-    this.duration.remove({ target, kind });
-    for (const name of t?.lastValues ?? []) this.valueGauges.get(name)?.remove({ target });
-    const phaseGauge = this.phaseGauges.get(kind);
-    if (phaseGauge) for (const phase of PHASES) phaseGauge.remove({ target, phase });
   }
 
   private phaseGauge(kind: string): Gauge<'target' | 'phase'> {
     let g = this.phaseGauges.get(kind);
     if (!g) {
+      const targets = this.targets;
       g = new Gauge({
         name: `probe_${kind}_duration_seconds`,
         help: `Duration of each phase of the last ${kind} probe, in seconds`,
         labelNames: ['target', 'phase'],
         registers: [this.registry],
+        collect() {
+          this.reset();
+          for (const t of targets.values()) {
+            if (t.kind !== kind) continue;
+            for (const [phase, slot] of t.phases) this.set({ target: t.target, phase }, slot.value);
+          }
+        },
       });
       this.phaseGauges.set(kind, g);
     }
@@ -203,11 +229,19 @@ export class ProbeMetrics {
   private valueGauge(name: string): Gauge<'target'> {
     let g = this.valueGauges.get(name);
     if (!g) {
+      const targets = this.targets;
       g = new Gauge({
         name: `probe_${name}`,
         help: VALUE_HELP[name] ?? `Probe value ${name} from the last run`,
         labelNames: ['target'],
         registers: [this.registry],
+        collect() {
+          this.reset();
+          for (const t of targets.values()) {
+            const slot = t.values.get(name);
+            if (slot && slot.run === t.run) this.set({ target: t.target }, slot.value);
+          }
+        },
       });
       this.valueGauges.set(name, g);
     }
