@@ -1,7 +1,7 @@
 import type { MessagingConfig } from '../config/messaging.js';
 import { silentLogger, type Logger } from '../core/log.js';
-import { Canary } from '../messaging/canary.js';
-import { Coalminer } from '../messaging/coalminer.js';
+import type { Canary } from '../messaging/canary.js';
+import type { Coalminer } from '../messaging/coalminer.js';
 import { teeCoalminerObserver, type CoalminerObserver, type MessagingSink } from '../messaging/observer.js';
 import { backoffMs, redactUrl } from '../transports/base.js';
 import { createTransport } from '../transports/registry.js';
@@ -78,6 +78,12 @@ export class MessagingRuntime {
         await new Promise((r) => setTimeout(r, delay).unref());
       }
     }
+    if (this.abort.signal.aborted) return;
+    // Loaded here, not at the top: an agent without canaries or coalminers never loads them.
+    const [{ Canary }, { Coalminer }] = await Promise.all([
+      import('../messaging/canary.js'),
+      import('../messaging/coalminer.js'),
+    ]);
     if (this.abort.signal.aborted) return;
     for (const c of this.config.canaries.filter((x) => x.transportName === name)) {
       const canary = new Canary({

@@ -3,14 +3,6 @@ import { VERSION } from '../agent/agent.js';
 import { ListenSafetyError } from '../api/auth.js';
 import { ConfigError, UsageError } from '../core/errors.js';
 import { StoreError } from '../store/open.js';
-import { alertsCommand } from './commands/alerts.js';
-import { configCommand } from './commands/config.js';
-import { demoCommand } from './commands/demo.js';
-import { exportCommand } from './commands/export.js';
-import { messagingCommands } from './commands/messaging.js';
-import { probeCommand } from './commands/probe.js';
-import { runCommand } from './commands/run.js';
-import { targetCommand } from './commands/target.js';
 import { CliLogging } from './logging.js';
 
 /** Where a command writes; tests pass their own. */
@@ -22,6 +14,73 @@ export interface Io {
   /** Whether stderr is a terminal: `--log-format auto` then writes pretty lines. Default false. */
   errIsTty?: boolean;
 }
+
+interface CommandContext {
+  io: Io;
+  logging: CliLogging;
+  env: Readonly<Record<string, string | undefined>>;
+  setExit: (code: number) => void;
+}
+
+/** Every command, in the order `--help` lists them, with the module that defines it. */
+const COMMANDS: { names: readonly string[]; load(): Promise<(p: Command, c: CommandContext) => void> }[] = [
+  {
+    names: ['probe'],
+    load: async () => {
+      const { probeCommand } = await import('./commands/probe.js');
+      return (p, c) => probeCommand(p, c.io, c.setExit);
+    },
+  },
+  {
+    names: ['pair', 'canary', 'coalminer', 'relay'],
+    load: async () => {
+      const { messagingCommands } = await import('./commands/messaging.js');
+      return (p, c) => messagingCommands(p, c.io, c.logging, c.setExit);
+    },
+  },
+  {
+    names: ['run'],
+    load: async () => {
+      const { runCommand } = await import('./commands/run.js');
+      return (p, c) => runCommand(p, c.io, c.logging);
+    },
+  },
+  {
+    names: ['export'],
+    load: async () => {
+      const { exportCommand } = await import('./commands/export.js');
+      return (p, c) => exportCommand(p, c.io);
+    },
+  },
+  {
+    names: ['alerts'],
+    load: async () => {
+      const { alertsCommand } = await import('./commands/alerts.js');
+      return (p, c) => alertsCommand(p, c.io, c.setExit, c.env);
+    },
+  },
+  {
+    names: ['config'],
+    load: async () => {
+      const { configCommand } = await import('./commands/config.js');
+      return (p, c) => configCommand(p, c.io);
+    },
+  },
+  {
+    names: ['target'],
+    load: async () => {
+      const { targetCommand } = await import('./commands/target.js');
+      return (p, c) => targetCommand(p, c.io);
+    },
+  },
+  {
+    names: ['demo'],
+    load: async () => {
+      const { demoCommand } = await import('./commands/demo.js');
+      return (p, c) => demoCommand(p, c.io, c.logging);
+    },
+  },
+];
 
 export const processIo: Io = {
   out: (line) => process.stdout.write(line + '\n'),
@@ -52,14 +111,12 @@ export async function main(
       writeOut: (s) => io.out(s.replace(/\n$/, '')),
       writeErr: (s) => io.err(s.replace(/\n$/, '')),
     });
-  probeCommand(program, io, (c) => (exitCode = c));
-  messagingCommands(program, io, logging, (c) => (exitCode = c));
-  runCommand(program, io, logging);
-  exportCommand(program, io);
-  alertsCommand(program, io, (c) => (exitCode = c), env);
-  configCommand(program, io);
-  targetCommand(program, io);
-  demoCommand(program, io, logging);
+  const ctx: CommandContext = { io, logging, env, setExit: (c) => (exitCode = c) };
+  // Only the command being run is loaded (each pulls in its own libraries); help and a mistyped
+  // command word load them all, so that help lists every command and commander can suggest one.
+  const word = argv[2];
+  const chosen = COMMANDS.filter((c) => word !== undefined && c.names.includes(word));
+  for (const c of chosen.length > 0 ? chosen : COMMANDS) (await c.load())(program, ctx);
   for (const c of program.commands) {
     c.exitOverride();
     for (const sub of c.commands) sub.exitOverride();

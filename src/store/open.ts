@@ -2,8 +2,6 @@ import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { CoalmineError } from '../core/errors.js';
 import type { Retention } from './config.js';
-import { PostgresBackend } from './postgres/postgres-store.js';
-import { SqliteBackend } from './sqlite/sqlite-store.js';
 import { Store } from './store.js';
 import type { ResultStore } from './types.js';
 
@@ -79,12 +77,15 @@ export async function openStore(spec: string, opts: OpenStoreOptions = {}): Prom
   };
   if (p.engine === 'sqlite') {
     try {
+      // Each engine's module (and its client library) loads only when a store of that engine opens.
+      const { SqliteBackend } = await import('./sqlite/sqlite-store.js');
       return new Store(new SqliteBackend(p.file), storeOpts);
     } catch (err) {
       throw new StoreError(`store sqlite:${p.file}: cannot open: ${(err as Error).message}`, { cause: err });
     }
   }
   try {
+    const { PostgresBackend } = await import('./postgres/postgres-store.js');
     const backend = await PostgresBackend.open(p.url, {
       ...(p.schema ? { schema: p.schema } : {}),
       ...(opts.poolSize ? { max: opts.poolSize } : {}),
