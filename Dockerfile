@@ -27,5 +27,5 @@ RUN mkdir -p /data && chown node:node /data
 USER node
 EXPOSE 9777
 VOLUME ["/data"]
-ENTRYPOINT ["node", "bin/coalmine.js"]
+ENTRYPOINT ["bin/coalmine"]
 CMD ["run", "--config", "/etc/coalmine/config.yaml", "--listen", "0.0.0.0:9777"]

@@ -12,7 +12,7 @@ import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { connect } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { blackboxVersion, sampleValue, startBlackbox } from './lib/blackbox.mjs';
@@ -832,11 +832,22 @@ async function sectionMemory() {
   writeFileSync(config, lines.join('\n') + '\n');
   const port = /** @type {number} */ (await freePort());
   log(`memory: coalmine run with ${n} HTTP targets at 1 s for ${seconds} s (core 0), RSS every second`);
+  // The `coalmine` command npm installs (bin/coalmine, which execs node with its settings for run),
+  // with this node first on PATH. BENCH_NODE_FLAGS reaches it through NODE_OPTIONS.
+  const nodeDir = dirname(process.execPath);
+  const flags = process.env.BENCH_NODE_FLAGS;
   const proc = spawnTracked(
     'coalmine run',
-    process.execPath,
-    [join(ROOT, 'bin/coalmine.js'), 'run', '-c', config, '-l', `127.0.0.1:${port}`, '--log-level', 'warn'],
-    { cpu: 0 },
+    join(ROOT, 'bin/coalmine'),
+    ['run', '-c', config, '-l', `127.0.0.1:${port}`, '--log-level', 'warn'],
+    {
+      cpu: 0,
+      env: {
+        ...process.env,
+        PATH: `${nodeDir}:${process.env.PATH ?? ''}`,
+        ...(flags ? { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} ${flags}`.trim() } : {}),
+      },
+    },
   );
   const pid = /** @type {number} */ (proc.pid);
   const base = `http://127.0.0.1:${port}`;
