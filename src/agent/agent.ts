@@ -33,6 +33,8 @@ export interface AgentOptions {
 export const VERSION = '0.1.0';
 
 const LOOP_SAMPLE_MS = 100;
+/** A run that starts this many seconds after its slot or later counts in coalmine_scheduler_late_runs_total. */
+const LATE_RUN_SECONDS = 0.1;
 
 /** prom-client's Node.js gauges whose names end in _total, which Prometheus reserves for counters. */
 const MISNAMED_DEFAULT_METRICS = ['active_handles_total', 'active_requests_total', 'active_resources_total'];
@@ -70,9 +72,18 @@ export class Agent {
     const lateness = new Histogram({
       name: 'coalmine_scheduler_lateness_seconds',
       help: 'How late scheduled probe runs started relative to their slot',
-      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      // Up to a minute: a stalled agent's runs start seconds late, and 1 s was the last bucket.
+      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 2.5, 5, 10, 30, 60],
       registers,
     });
+    const late = new Counter({
+      name: 'coalmine_scheduler_late_runs_total',
+      help: `Probe runs of the target that started ${LATE_RUN_SECONDS * 1000} ms or more after their slot`,
+      labelNames: ['target'],
+      registers,
+    });
+    // A series only for targets that ran late at least once, so 10,000 punctual targets cost nothing.
+    const lateByTarget = new Map<string, { inc(): void }>();
     const skipped = new Counter({
       name: 'coalmine_scheduler_skipped_runs_total',
       help: 'Scheduled runs not started: the previous run was still going (overlap) or the agent was stalled',
@@ -83,6 +94,11 @@ export class Agent {
     this.scheduler = new Scheduler(this.clock, {
       lateness: (id, s) => {
         lateness.observe(s);
+        if (s >= LATE_RUN_SECONDS) {
+          let c = lateByTarget.get(id);
+          if (!c) lateByTarget.set(id, (c = late.labels({ target: id })));
+          c.inc();
+        }
         tee?.lateness?.(id, s);
       },
       skipped: (id, reason) => {
