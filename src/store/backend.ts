@@ -43,7 +43,7 @@ export interface Backend {
    * Rebuilds every dirty block of a tier (tier 1: from raw rows, tier 2: from tier-1 blocks of the day)
    * and marks the parent day dirty; entries older than minBlock are dropped unbuilt (their source is gone).
    */
-  processDirty(tier: 1 | 2, minBlock: number, build: BlockBuilders): Promise<number>;
+  processDirty(tier: 1 | 2, minBlock: number, build: BlockBuilders, stop?: () => boolean): Promise<number>;
   /** One transaction; ids follow the array, so events of a rule with the same `at` keep their order. */
   insertAlertEvents(events: readonly AlertEventRecord[]): Promise<void>;
   /** The newest `perRule` (>= 1) events of each rule by (at, insertion), all in (at, insertion) order. */
@@ -87,12 +87,59 @@ export interface ExportPage {
   last: ExportCursor | null;
 }
 
+/**
+ * The part of an existing block a rollup rebuilds: its buckets in [from, to) are replaced by the ones
+ * built from the given rows (or hours), the others are kept as they are. Without a base, the rows are
+ * the block's whole source.
+ */
+export interface BlockBase {
+  data: Uint8Array;
+  from: number;
+  to: number;
+}
+
 /** Pure functions from a block's source to its encoded form (null: nothing there, delete the block). */
 export interface BlockBuilders {
-  probeHour(block: number, rows: readonly RawProbeRow[]): Uint8Array | null;
-  flowHour(block: number, rows: readonly RawFlowRow[]): Uint8Array | null;
-  scheduleHour(block: number, rows: readonly RawFlowRow[]): Uint8Array | null;
-  day(type: SeriesCode, block: number, hours: readonly StoredBlock[]): Uint8Array | null;
+  probeHour(block: number, rows: readonly RawProbeRow[], base?: BlockBase): Uint8Array | null;
+  flowHour(block: number, rows: readonly RawFlowRow[], base?: BlockBase): Uint8Array | null;
+  scheduleHour(block: number, rows: readonly RawFlowRow[], base?: BlockBase): Uint8Array | null;
+  day(type: SeriesCode, block: number, hours: readonly StoredBlock[], base?: BlockBase): Uint8Array | null;
+}
+
+/**
+ * The blocks a write touched, by series id, then block start: the earliest and latest time written
+ * into each (`rollup_dirty.lo` and `hi`), so the rollup rebuilds only the buckets between them.
+ */
+export type DirtyBlocks = Map<number, Map<number, { lo: number; hi: number }>>;
+
+/** Notes that `time` (Unix ms) was written into the block of `blockMs` that holds it. */
+export function addDirty(dirty: DirtyBlocks, sid: number, time: number, blockMs: number): void {
+  let blocks = dirty.get(sid);
+  if (!blocks) dirty.set(sid, (blocks = new Map()));
+  const block = Math.floor(time / blockMs) * blockMs;
+  const range = blocks.get(block);
+  if (!range) blocks.set(block, { lo: time, hi: time });
+  else {
+    if (time < range.lo) range.lo = time;
+    if (time > range.hi) range.hi = time;
+  }
+}
+
+/**
+ * What of a dirty block to rebuild: [from, to) covering its dirty buckets, or undefined for the whole
+ * block (a mark from before lo and hi were kept has them null).
+ */
+export function dirtyRange(
+  block: number,
+  blockMs: number,
+  bucketMs: number,
+  lo: number | null,
+  hi: number | null,
+): { from: number; to: number } | undefined {
+  if (lo === null || hi === null) return undefined;
+  const from = Math.max(block, Math.floor(lo / bucketMs) * bucketMs);
+  const to = Math.min(block + blockMs, Math.floor(hi / bucketMs) * bucketMs + bucketMs);
+  return from < to ? { from, to } : undefined;
 }
 
 /** An alert_events row as both engines read it (times as JS numbers). */

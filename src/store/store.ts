@@ -20,8 +20,8 @@ import {
   type Resolution,
   type SeriesType,
 } from './aggregate.js';
-import { flowKey, type Backend, type BlockBuilders } from './backend.js';
-import { decodeBlock, encodeBlock } from './codec.js';
+import { flowKey, type Backend, type BlockBase, type BlockBuilders } from './backend.js';
+import { decodeBlock, encodeBlock, type Bucket } from './codec.js';
 import { DEFAULT_RETENTION, type Retention } from './config.js';
 import type {
   AlertEventRecord,
@@ -46,32 +46,50 @@ export interface StoreOptions {
   nowMs?: () => number;
 }
 
+/**
+ * A block's buckets after a rebuild: the fresh ones, plus, when only part of the block was rebuilt, the
+ * base block's buckets outside [base.from, base.to). Merging a minute into its hour this way keeps a
+ * rollup's cost to what was written since the last one, however far into the hour (or day) it is.
+ */
+function withBase(type: SeriesType, block: number, bucketMs: number, fresh: Bucket[], base?: BlockBase) {
+  if (!base) return fresh;
+  const kept = decodeBlock(base.data, block, bucketMs, type.nCounts, type.legacyCounts).filter(
+    (b) => b.time < base.from || b.time >= base.to,
+  );
+  return [...kept, ...fresh].sort((a, b) => a.time - b.time);
+}
+
+function hourBlock(
+  type: SeriesType,
+  block: number,
+  base: BlockBase | undefined,
+  feed: (steps: Steps) => void,
+): Uint8Array | null {
+  const buckets = withBase(type, block, MINUTE, bucketsFromRaw(type, block, MINUTE, HOUR, feed), base);
+  return buckets.length > 0 ? encodeBlock(block, MINUTE, type.nCounts, buckets) : null;
+}
+
 const builders: BlockBuilders = {
-  probeHour(block, rows) {
-    const buckets = bucketsFromRaw(PROBE, block, MINUTE, HOUR, (steps) => {
+  probeHour: (block, rows, base) =>
+    hourBlock(PROBE, block, base, (steps) => {
       for (const r of rows) steps.at(r.time)?.addProbe(r);
-    });
-    return buckets.length > 0 ? encodeBlock(block, MINUTE, PROBE.nCounts, buckets) : null;
-  },
-  flowHour(block, rows) {
-    const buckets = bucketsFromRaw(FLOW, block, MINUTE, HOUR, (steps) => {
+    }),
+  flowHour: (block, rows, base) =>
+    hourBlock(FLOW, block, base, (steps) => {
       for (const r of rows) steps.at(r.time)?.addFlow(r);
-    });
-    return buckets.length > 0 ? encodeBlock(block, MINUTE, FLOW.nCounts, buckets) : null;
-  },
-  scheduleHour(block, rows) {
-    const buckets = bucketsFromRaw(SCHEDULE, block, MINUTE, HOUR, (steps) => {
+    }),
+  scheduleHour: (block, rows, base) =>
+    hourBlock(SCHEDULE, block, base, (steps) => {
       for (const r of rows) steps.at(r.time)?.addFlow(r);
-    });
-    return buckets.length > 0 ? encodeBlock(block, MINUTE, SCHEDULE.nCounts, buckets) : null;
-  },
-  day(code, block, hours) {
+    }),
+  day(code, block, hours, base) {
     const type = SERIES_TYPES[code];
-    const buckets = bucketsFromRaw(type, block, HOUR, DAY, (steps) => {
+    const fresh = bucketsFromRaw(type, block, HOUR, DAY, (steps) => {
       for (const h of hours)
         for (const b of decodeBlock(h.data, h.block, MINUTE, type.nCounts, type.legacyCounts))
           steps.at(b.time)?.addBucket(b);
     });
+    const buckets = withBase(type, block, HOUR, fresh, base);
     return buckets.length > 0 ? encodeBlock(block, HOUR, type.nCounts, buckets) : null;
   },
 };
@@ -83,6 +101,8 @@ export class Store implements ResultStore {
   private readonly now: () => number;
   private closed = false;
   private rolling: Promise<void> | undefined;
+  /** For a rollup in progress: whether close() was called, so it stops between slices. */
+  private readonly stopped = (): boolean => this.closed;
 
   constructor(
     private readonly backend: Backend,
@@ -320,8 +340,8 @@ export class Store implements ResultStore {
     while (this.rolling) await this.rolling.catch(() => undefined);
     const run = (async () => {
       const r = this.retention;
-      await this.backend.processDirty(1, floorTo(nowMs - r.raw, HOUR), builders);
-      await this.backend.processDirty(2, floorTo(nowMs - r['1m'], DAY), builders);
+      await this.backend.processDirty(1, floorTo(nowMs - r.raw, HOUR), builders, this.stopped);
+      await this.backend.processDirty(2, floorTo(nowMs - r['1m'], DAY), builders, this.stopped);
       await this.backend.applyRetention({
         raw: nowMs - r.raw,
         m1: nowMs - r['1m'],

@@ -4,7 +4,7 @@ import { HOUR, MINUTE } from '../../src/store/aggregate.js';
 import { postgresMigrations } from '../../src/store/postgres/migrations.js';
 import { sqliteMigrations } from '../../src/store/sqlite/migrations.js';
 import type { FlowRecord, ProbeRecord } from '../../src/store/types.js';
-import { countRows, engines, exactPercentile, rng } from './store-support.js';
+import { countRows, engines, exactPercentile, execSql, rng } from './store-support.js';
 
 const DAY = 24 * HOUR;
 const PCTS = [1, 5, 50, 90, 95, 99] as const;
@@ -189,6 +189,77 @@ for (const fx of engines()) {
       await store.writeProbes(fresh);
       const tail = await store.probeSeries('web', now - DAY, now + 20 * MINUTE, 20 * MINUTE);
       expect(tail.points.at(-1)!.count).toBe(fresh.length);
+    });
+
+    it('rolls up incrementally: written and rolled up minute by minute, it equals one rollup of it all', async () => {
+      // Three hours across a day boundary, one run every 5 s, as an agent writes them: a batch and a
+      // rollup every minute, some results late into an earlier minute. The other store gets them all
+      // and rolls up once. Minute by minute, each rollup rebuilds only the minutes written since the
+      // last (rollup_dirty.lo and hi), merged into the stored hour and day blocks.
+      const spec = fx.freshSpec();
+      const inc = await fx.open(spec);
+      const whole = await fx.open();
+      const day = Math.floor(now / DAY) * DAY;
+      const from = day - DAY - 90 * MINUTE;
+      const to = from + 3 * HOUR;
+      const runs = probeRuns('inc', from, to, 5000, 21);
+      const late: ProbeRecord[] = [];
+      for (let t = from; t < to; t += MINUTE) {
+        const batch = runs.filter((x) => x.time >= t && x.time < t + MINUTE);
+        // Every 7th minute keeps its last result back and writes it with the next minute's batch.
+        if ((t - from) % (7 * MINUTE) === 0) late.push(batch.pop()!);
+        else if (late.length > 0) batch.push(...late.splice(0));
+        await inc.writeProbes(batch);
+        await inc.rollup(now);
+      }
+      await inc.writeProbes(late);
+      // A mark from before lo and hi were kept (null): its whole block is rebuilt, as then.
+      const extra = { ...runs[30]!, time: runs[30]!.time + 2, durationSeconds: 0.25, ok: true };
+      await inc.writeProbes([extra]);
+      await execSql(spec, 'UPDATE rollup_dirty SET lo = NULL, hi = NULL');
+      await inc.rollup(now);
+      await whole.writeProbes([...runs, extra]);
+      await whole.rollup(now);
+      const all = [...runs, extra];
+      for (const [start, end, step, resolution] of [
+        [from - 4 * HOUR, to, 20 * MINUTE, '1m'],
+        [day - 2 * DAY, day, 3 * HOUR, '1h'],
+      ] as const) {
+        const a = await inc.probeSeries('inc', start, end, step);
+        const b = await whole.probeSeries('inc', start, end, step);
+        expect(a.resolution).toBe(resolution);
+        expect(a).toEqual(b);
+        for (const p of a.points) {
+          const inStep = all.filter((x) => x.time >= p.time && x.time < p.time + a.step);
+          if (inStep.length > 0) checkPoint(p as never, inStep);
+        }
+      }
+    });
+
+    it('merges new minutes into their hour and new hours into their day without reading the rest again', async () => {
+      // Raw rows (and hour blocks) that are gone by the next rollup: a rollup that re-read the whole
+      // hour or day would lose what they held; an incremental one keeps it.
+      const spec = fx.freshSpec();
+      const store = await fx.open(spec);
+      const day = Math.floor(now / DAY) * DAY - DAY;
+      const first = probeRuns('merge', day, day + 2 * HOUR, 10_000, 31);
+      await store.writeProbes(first);
+      await store.rollup(now);
+      await execSql(spec, `DELETE FROM probe_raw WHERE time < ${day + 2 * HOUR}`);
+      await execSql(spec, `DELETE FROM rollup WHERE tier = 1 AND block = ${day}`);
+      const next = probeRuns('merge', day + 2 * HOUR, day + 2 * HOUR + 5 * MINUTE, 10_000, 32);
+      await store.writeProbes(next);
+      await store.rollup(now);
+      // The day block still has hour 0 (its hour block and raw rows are gone) and hours 1 and 2.
+      const h = await store.probeSeries('merge', day - DAY, day + DAY, HOUR);
+      expect(h.resolution).toBe('1h');
+      const hours = [0, 1, 2].map((k) => h.points.find((p) => p.time === day + k * HOUR)!);
+      expect(hours.map((p) => p.count)).toEqual([360, 360, 30]);
+      for (const p of hours)
+        checkPoint(
+          p as never,
+          [...first, ...next].filter((x) => x.time >= p.time && x.time < p.time + HOUR),
+        );
     });
 
     it('flows: counts, loss and percentiles per step, raw and rolled up', async () => {

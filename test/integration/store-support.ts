@@ -82,13 +82,21 @@ export function postgresFixture(port = PG_PORT): EngineFixture {
 
 export const engines = (): EngineFixture[] => [sqliteFixture(), postgresFixture()];
 
-/** Rows in one of our tables, straight from the engine (for retention checks). */
-export async function countRows(spec: string, sql: string): Promise<number> {
+/**
+ * Runs `sqlite` on the store's SQLite file, or `postgres` on a client in its schema: one of our tables
+ * straight from the engine, for checks and hand-made states.
+ */
+async function onEngine<T>(
+  spec: string,
+  readonly: boolean,
+  sqlite: (db: import('better-sqlite3').Database) => T,
+  postgres: (c: pg.Client) => Promise<T>,
+): Promise<T> {
   if (spec.startsWith('sqlite:')) {
     const { default: Database } = await import('better-sqlite3');
-    const db = new Database(spec.slice('sqlite:'.length), { readonly: true });
+    const db = new Database(spec.slice('sqlite:'.length), { readonly });
     try {
-      return (db.prepare(sql).get() as { n: number }).n;
+      return sqlite(db);
     } finally {
       db.close();
     }
@@ -102,10 +110,30 @@ export async function countRows(spec: string, sql: string): Promise<number> {
   });
   await c.connect();
   try {
-    return Number((await c.query<{ n: string }>(sql)).rows[0]!.n);
+    return await postgres(c);
   } finally {
     await c.end();
   }
+}
+
+/** Rows in one of our tables, straight from the engine (for retention checks). */
+export function countRows(spec: string, sql: string): Promise<number> {
+  return onEngine(
+    spec,
+    true,
+    (db) => (db.prepare(sql).get() as { n: number }).n,
+    async (c) => Number((await c.query<{ n: string }>(sql)).rows[0]!.n),
+  );
+}
+
+/** Runs one statement on one of our tables, straight on the engine (to set up a state by hand). */
+export function execSql(spec: string, sql: string): Promise<void> {
+  return onEngine(
+    spec,
+    false,
+    (db) => void db.prepare(sql).run(),
+    async (c) => void (await c.query(sql)),
+  );
 }
 
 /** Exact percentile as LatencyHistogram defines it: the smallest value with at least p % at or below it. */

@@ -1,6 +1,16 @@
 import pg from 'pg';
-import { floorTo, DAY, HOUR, type RawFlowRow, type RawProbeRow, type SeriesCode } from '../aggregate.js';
 import {
+  floorTo,
+  DAY,
+  HOUR,
+  MINUTE,
+  type RawFlowRow,
+  type RawProbeRow,
+  type SeriesCode,
+} from '../aggregate.js';
+import {
+  addDirty,
+  dirtyRange,
   durationNs,
   flowKey,
   nonNegInt,
@@ -10,6 +20,7 @@ import {
   secondsToMs,
   type Backend,
   type BlockBuilders,
+  type DirtyBlocks,
   type ExportCursor,
   type ExportPage,
   toAlertEvent,
@@ -23,6 +34,22 @@ import { LatencyHistogram } from '../../stats/histogram.js';
 import { decodeHistogram, encodeHistogram } from '../codec.js';
 import type { AlertEventRecord, FlowRecord, ProbeRecord, ScheduleRecord, SilenceRecord } from '../types.js';
 import { postgresMigrations } from './migrations.js';
+
+/** A rollup_dirty row: lo and hi are null on marks from before migration 4 (the whole block). */
+interface DirtyRow {
+  sid: number;
+  block: number;
+  type: SeriesCode;
+  lo: number | null;
+  hi: number | null;
+}
+
+/**
+ * A second mark of a dirty block widens its range; a null (whole-block) mark stays null. LEAST and
+ * GREATEST skip nulls, hence the CASE.
+ */
+const WIDEN_DIRTY = `lo = CASE WHEN rollup_dirty.lo IS NULL THEN NULL ELSE LEAST(rollup_dirty.lo, excluded.lo) END,
+  hi = CASE WHEN rollup_dirty.hi IS NULL THEN NULL ELSE GREATEST(rollup_dirty.hi, excluded.hi) END`;
 
 export interface PostgresOptions {
   /** Schema for the tables (search_path); created when missing. */
@@ -168,23 +195,24 @@ export class PostgresBackend implements Backend {
     return r.rows.map((x) => x.id);
   }
 
-  private async markDirty(
-    c: pg.PoolClient,
-    type: SeriesCode,
-    dirty: Map<number, Set<number>>,
-  ): Promise<void> {
+  private async markDirty(c: pg.PoolClient, type: SeriesCode, dirty: DirtyBlocks): Promise<void> {
     const sids: number[] = [];
     const blocks: number[] = [];
+    const los: number[] = [];
+    const his: number[] = [];
     // Sorted, so two agents marking the same blocks lock them in the same order (no deadlock).
     for (const sid of [...dirty.keys()].sort((a, b) => a - b))
-      for (const b of [...dirty.get(sid)!].sort((x, y) => x - y)) {
+      for (const [b, { lo, hi }] of [...dirty.get(sid)!].sort(([x], [y]) => x - y)) {
         sids.push(sid);
         blocks.push(b);
+        los.push(lo);
+        his.push(hi);
       }
     await c.query(
-      `INSERT INTO rollup_dirty (sid, tier, block, type) SELECT s, 1, b, $3 FROM unnest($1::int[], $2::int8[]) AS u(s, b)
-       ON CONFLICT DO NOTHING`,
-      [sids, blocks, type],
+      `INSERT INTO rollup_dirty (sid, tier, block, type, lo, hi)
+       SELECT s, 1, b, $3, l, h FROM unnest($1::int[], $2::int8[], $4::int8[], $5::int8[]) AS u(s, b, l, h)
+       ON CONFLICT (tier, sid, block) DO UPDATE SET ${WIDEN_DIRTY}`,
+      [sids, blocks, type, los, his],
     );
   }
 
@@ -198,7 +226,7 @@ export class PostgresBackend implements Backend {
     const codes: (string | null)[] = [];
     const msgs: (string | null)[] = [];
     const vals: (string | null)[] = [];
-    const dirty = new Map<number, Set<number>>();
+    const dirty: DirtyBlocks = new Map();
     for (const r of records) {
       const sid = ids.get(`p\u0000${r.name}\u0000${r.kind}\u0000${r.target}`)!;
       const time = Math.round(r.time);
@@ -210,7 +238,7 @@ export class PostgresBackend implements Backend {
       codes.push(r.errorCode ?? null);
       msgs.push(r.errorMessage ?? null);
       vals.push(r.values && Object.keys(r.values).length > 0 ? JSON.stringify(r.values) : null);
-      addDirty(dirty, sid, time);
+      addDirty(dirty, sid, time, HOUR);
     }
     await this.tx(async (c) => {
       await c.query(
@@ -231,7 +259,7 @@ export class PostgresBackend implements Backend {
     const cols: number[][] = Array.from({ length: 11 }, () => []);
     const runIds: string[] = [];
     const latency: Buffer[] = [];
-    const dirty = new Map<number, Set<number>>();
+    const dirty: DirtyBlocks = new Map();
     for (const r of records) {
       const sid = ids.get(keyOf(r))!;
       const time = Math.round(r.time);
@@ -251,7 +279,7 @@ export class PostgresBackend implements Backend {
       row.forEach((v, k) => cols[k]!.push(k < 2 ? v : nonNegInt(v)));
       runIds.push(r.runId);
       latency.push(encodeHistogram(r.latency));
-      addDirty(dirty, sid, time);
+      addDirty(dirty, sid, time, HOUR);
     }
     await this.tx(async (c) => {
       await c.query(
@@ -272,7 +300,7 @@ export class PostgresBackend implements Backend {
     const ids = await this.sidsFor('c', keys.values());
     const cols: number[][] = Array.from({ length: 7 }, () => []);
     const runIds: string[] = [];
-    const dirty = new Map<number, Set<number>>();
+    const dirty: DirtyBlocks = new Map();
     for (const r of records) {
       const sid = ids.get(keyOf(r))!;
       const time = Math.round(r.time);
@@ -287,7 +315,7 @@ export class PostgresBackend implements Backend {
       ];
       row.forEach((v, k) => cols[k]!.push(v));
       runIds.push(r.runId);
-      addDirty(dirty, sid, time);
+      addDirty(dirty, sid, time, HOUR);
     }
     await this.tx(async (c) => {
       await c.query(
@@ -399,38 +427,60 @@ export class PostgresBackend implements Backend {
     return { records, last: last ? { time: last.time, id: last.id } : null };
   }
 
-  async processDirty(tier: 1 | 2, minBlock: number, build: BlockBuilders): Promise<number> {
+  async processDirty(
+    tier: 1 | 2,
+    minBlock: number,
+    build: BlockBuilders,
+    stop?: () => boolean,
+  ): Promise<number> {
     let done = 0;
-    for (;;) {
+    const [blockMs, bucketMs] = tier === 1 ? [HOUR, MINUTE] : [DAY, HOUR];
+    // A store that is closing stops between transactions; the rest stays dirty for the next start.
+    while (!stop?.()) {
       const n = await this.tx(async (c) => {
         // SKIP LOCKED: agents sharing the database roll up different blocks at once.
-        const picked = await c.query<{ sid: number; block: number; type: SeriesCode }>(
+        const picked = await c.query<DirtyRow>(
           `DELETE FROM rollup_dirty WHERE (tier, sid, block) IN (
              SELECT tier, sid, block FROM rollup_dirty WHERE tier = $1 ORDER BY sid, block LIMIT 100 FOR UPDATE SKIP LOCKED)
-           RETURNING sid, block, type`,
+           RETURNING sid, block, type, lo, hi`,
           [tier],
         );
         for (const e of picked.rows) {
           if (e.block < minBlock) continue;
+          // Only the buckets written since the last rollup are rebuilt, merged into the stored block.
+          // FOR UPDATE: another agent rebuilding a later part of the same block waits for this one,
+          // then merges into what this one wrote, not into the block as it was before.
+          const range = dirtyRange(e.block, blockMs, bucketMs, e.lo, e.hi);
+          const stored = range
+            ? (
+                await c.query<{ data: Buffer }>(
+                  'SELECT data FROM rollup WHERE sid = $1 AND tier = $2 AND block = $3 FOR UPDATE',
+                  [e.sid, tier, e.block],
+                )
+              ).rows[0]
+            : undefined;
+          const base = range && stored ? { data: stored.data, ...range } : undefined;
+          const from = base?.from ?? e.block;
+          const to = base?.to ?? e.block + blockMs;
           let data: Uint8Array | null;
           if (tier === 1) {
-            const end = e.block + HOUR;
             data =
               e.type === 'p'
-                ? build.probeHour(e.block, await this.readProbeRaw([e.sid], e.block, end, c))
+                ? build.probeHour(e.block, await this.readProbeRaw([e.sid], from, to, c), base)
                 : e.type === 'f'
-                  ? build.flowHour(e.block, await this.readFlowRaw([e.sid], e.block, end, c))
-                  : build.scheduleHour(e.block, await this.readScheduleRaw([e.sid], e.block, end, c));
+                  ? build.flowHour(e.block, await this.readFlowRaw([e.sid], from, to, c), base)
+                  : build.scheduleHour(e.block, await this.readScheduleRaw([e.sid], from, to, c), base);
             await c.query(
-              'INSERT INTO rollup_dirty (sid, tier, block, type) VALUES ($1, 2, $2, $3) ON CONFLICT DO NOTHING',
-              [e.sid, floorTo(e.block, DAY), e.type],
+              `INSERT INTO rollup_dirty (sid, tier, block, type, lo, hi) VALUES ($1, 2, $2, $3, $4, $4)
+               ON CONFLICT (tier, sid, block) DO UPDATE SET ${WIDEN_DIRTY}`,
+              [e.sid, floorTo(e.block, DAY), e.type, e.block],
             );
           } else {
             const hours = await c.query<StoredBlock>(
               'SELECT block, data FROM rollup WHERE sid = $1 AND tier = 1 AND block >= $2 AND block < $3 ORDER BY block',
-              [e.sid, e.block, e.block + DAY],
+              [e.sid, from, to],
             );
-            data = build.day(e.type, e.block, hours.rows);
+            data = build.day(e.type, e.block, hours.rows, base);
           }
           if (data)
             await c.query(
@@ -450,6 +500,7 @@ export class PostgresBackend implements Backend {
       });
       if (n === 0) return done;
     }
+    return done;
   }
 
   async insertAlertEvents(events: readonly AlertEventRecord[]): Promise<void> {
@@ -560,10 +611,4 @@ export class PostgresBackend implements Backend {
     this.closed = true;
     await this.pool.end();
   }
-}
-
-function addDirty(dirty: Map<number, Set<number>>, sid: number, time: number): void {
-  let s = dirty.get(sid);
-  if (!s) dirty.set(sid, (s = new Set()));
-  s.add(floorTo(time, HOUR));
 }

@@ -101,4 +101,15 @@ export const sqliteMigrations: { version: number; name: string; sql: string }[] 
       CREATE INDEX schedule_raw_sid_time ON schedule_raw (sid, time);
     `,
   },
+  {
+    version: 4,
+    name: 'incremental rollups',
+    sql: `
+      -- The earliest and latest time written into a dirty block since its last rollup, so the rollup
+      -- rebuilds only the buckets between them. Marks from before this release have them null: the
+      -- whole block is rebuilt, as then.
+      ALTER TABLE rollup_dirty ADD COLUMN lo INTEGER;
+      ALTER TABLE rollup_dirty ADD COLUMN hi INTEGER;
+    `,
+  },
 ];

@@ -1,8 +1,19 @@
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { floorTo, HOUR, DAY, type RawFlowRow, type RawProbeRow, type SeriesCode } from '../aggregate.js';
+import { setImmediate as setImmediatePromise } from 'node:timers/promises';
 import {
+  floorTo,
+  HOUR,
+  DAY,
+  MINUTE,
+  type RawFlowRow,
+  type RawProbeRow,
+  type SeriesCode,
+} from '../aggregate.js';
+import {
+  addDirty,
+  dirtyRange,
   durationNs,
   flowKey,
   nonNegInt,
@@ -12,6 +23,7 @@ import {
   secondsToMs,
   type Backend,
   type BlockBuilders,
+  type DirtyBlocks,
   type ExportCursor,
   type ExportPage,
   toAlertEvent,
@@ -26,6 +38,18 @@ import { LatencyHistogram } from '../../stats/histogram.js';
 import type { AlertEventRecord, FlowRecord, ProbeRecord, ScheduleRecord, SilenceRecord } from '../types.js';
 import { sqliteMigrations } from './migrations.js';
 import { ShmGuard, ShmTruncatedError } from './shm-guard.js';
+
+/** How long one rollup transaction may hold the agent's thread before it lets the event loop go. */
+const ROLLUP_SLICE_MS = 5;
+
+/** A rollup_dirty row: lo and hi are null on marks from before migration 4 (the whole block). */
+interface DirtyRow {
+  sid: number;
+  block: number;
+  type: SeriesCode;
+  lo: number | null;
+  hi: number | null;
+}
 
 export interface SqliteOptions {
   /**
@@ -148,11 +172,13 @@ export class SqliteBackend implements Backend {
     ).map((r) => r.id);
   }
 
-  private markDirty(type: SeriesCode, dirty: Map<number, Set<number>>): void {
+  private markDirty(type: SeriesCode, dirty: DirtyBlocks): void {
+    // min() of SQLite is null when either side is: a whole-block mark (null) stays whole.
     const ins = this.stmt(
-      'INSERT INTO rollup_dirty (sid, tier, block, type) VALUES (?, 1, ?, ?) ON CONFLICT DO NOTHING',
+      `INSERT INTO rollup_dirty (sid, tier, block, type, lo, hi) VALUES (?, 1, ?, ?, ?, ?)
+       ON CONFLICT DO UPDATE SET lo = min(lo, excluded.lo), hi = max(hi, excluded.hi)`,
     );
-    for (const [sid, blocks] of dirty) for (const b of blocks) ins.run(sid, b, type);
+    for (const [sid, blocks] of dirty) for (const [b, { lo, hi }] of blocks) ins.run(sid, b, type, lo, hi);
   }
 
   async insertProbes(records: readonly ProbeRecord[]): Promise<void> {
@@ -160,7 +186,7 @@ export class SqliteBackend implements Backend {
       'INSERT INTO probe_raw (sid, time, ok, dur, phases, err_code, err_msg, vals) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
     );
     this.db.transaction(() => {
-      const dirty = new Map<number, Set<number>>();
+      const dirty: DirtyBlocks = new Map();
       for (const r of records) {
         const sid = this.sid('p', r.name, r.kind, r.target);
         const time = Math.round(r.time);
@@ -174,7 +200,7 @@ export class SqliteBackend implements Backend {
           r.errorMessage ?? null,
           r.values && Object.keys(r.values).length > 0 ? JSON.stringify(r.values) : null,
         );
-        addDirty(dirty, sid, time);
+        addDirty(dirty, sid, time, HOUR);
       }
       this.markDirty('p', dirty);
     })();
@@ -186,7 +212,7 @@ export class SqliteBackend implements Backend {
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     this.db.transaction(() => {
-      const dirty = new Map<number, Set<number>>();
+      const dirty: DirtyBlocks = new Map();
       for (const r of records) {
         const sid = this.sid('f', flowKey(r.canary, r.coalminer), r.transport, r.region);
         const time = Math.round(r.time);
@@ -205,7 +231,7 @@ export class SqliteBackend implements Backend {
           nonNegInt(r.droppedLocally),
           encodeHistogram(r.latency),
         );
-        addDirty(dirty, sid, time);
+        addDirty(dirty, sid, time, HOUR);
       }
       this.markDirty('f', dirty);
     })();
@@ -217,7 +243,7 @@ export class SqliteBackend implements Backend {
        VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     this.db.transaction(() => {
-      const dirty = new Map<number, Set<number>>();
+      const dirty: DirtyBlocks = new Map();
       for (const r of records) {
         const sid = this.sid('c', flowKey(r.canary, r.coalminer), r.transport, '');
         const time = Math.round(r.time);
@@ -231,7 +257,7 @@ export class SqliteBackend implements Backend {
           nonNegInt(r.behind),
           secondsToMs(r.behindSeconds),
         );
-        addDirty(dirty, sid, time);
+        addDirty(dirty, sid, time, HOUR);
       }
       this.markDirty('c', dirty);
     })();
@@ -305,50 +331,67 @@ export class SqliteBackend implements Backend {
     return { records, last: last ? { time: last.time, id: last.id } : null };
   }
 
-  async processDirty(tier: 1 | 2, minBlock: number, build: BlockBuilders): Promise<number> {
+  async processDirty(
+    tier: 1 | 2,
+    minBlock: number,
+    build: BlockBuilders,
+    stop?: () => boolean,
+  ): Promise<number> {
     let done = 0;
     const pick = this.stmt(
-      'SELECT sid, block, type FROM rollup_dirty WHERE tier = ? ORDER BY sid, block LIMIT 100',
+      'SELECT sid, block, type, lo, hi FROM rollup_dirty WHERE tier = ? ORDER BY sid, block LIMIT 100',
     );
     const del = this.stmt('DELETE FROM rollup_dirty WHERE tier = ? AND sid = ? AND block = ?');
+    const existing = this.stmt('SELECT data FROM rollup WHERE sid = ? AND tier = ? AND block = ?');
     const up = this.stmt(
       'INSERT INTO rollup (sid, tier, block, data) VALUES (?, ?, ?, ?) ON CONFLICT (sid, tier, block) DO UPDATE SET data = excluded.data',
     );
     const drop = this.stmt('DELETE FROM rollup WHERE sid = ? AND tier = ? AND block = ?');
     const parent = this.stmt(
-      'INSERT INTO rollup_dirty (sid, tier, block, type) VALUES (?, 2, ?, ?) ON CONFLICT DO NOTHING',
+      `INSERT INTO rollup_dirty (sid, tier, block, type, lo, hi) VALUES (?, 2, ?, ?, ?, ?)
+       ON CONFLICT DO UPDATE SET lo = min(lo, excluded.lo), hi = max(hi, excluded.hi)`,
     );
-    const batch = this.db.transaction(() => {
-      const entries = pick.all(tier) as { sid: number; block: number; type: SeriesCode }[];
+    const hours = this.stmt(
+      'SELECT block, data FROM rollup WHERE sid = ? AND tier = 1 AND block >= ? AND block < ? ORDER BY block',
+    );
+    const [blockMs, bucketMs] = tier === 1 ? [HOUR, MINUTE] : [DAY, HOUR];
+    const batch = this.db.transaction((deadline: number) => {
+      const entries = pick.all(tier) as DirtyRow[];
+      let n = 0;
       for (const e of entries) {
+        // SQLite runs on the agent's thread: stop when the slice's time is up, the rest stay dirty.
+        if (n > 0 && performance.now() > deadline) break;
+        n++;
         del.run(tier, e.sid, e.block);
         if (e.block < minBlock) continue;
+        // Only the buckets written since the last rollup are rebuilt, merged into the stored block.
+        const range = dirtyRange(e.block, blockMs, bucketMs, e.lo, e.hi);
+        const stored = range && (existing.get(e.sid, tier, e.block) as { data: Uint8Array } | undefined);
+        const base = stored ? { data: stored.data, ...range } : undefined;
+        const from = base?.from ?? e.block;
+        const to = base?.to ?? e.block + blockMs;
         let data: Uint8Array | null;
         if (tier === 1) {
-          const end = e.block + HOUR;
           data =
             e.type === 'p'
-              ? build.probeHour(e.block, this.readProbeRawSync([e.sid], e.block, end))
+              ? build.probeHour(e.block, this.readProbeRawSync([e.sid], from, to), base)
               : e.type === 'f'
-                ? build.flowHour(e.block, this.readFlowRawSync([e.sid], e.block, end))
-                : build.scheduleHour(e.block, this.readScheduleRawSync([e.sid], e.block, end));
-          parent.run(e.sid, floorTo(e.block, DAY), e.type);
+                ? build.flowHour(e.block, this.readFlowRawSync([e.sid], from, to), base)
+                : build.scheduleHour(e.block, this.readScheduleRawSync([e.sid], from, to), base);
+          parent.run(e.sid, floorTo(e.block, DAY), e.type, e.block, e.block);
         } else {
-          const hours = this.stmt(
-            'SELECT block, data FROM rollup WHERE sid = ? AND tier = 1 AND block >= ? AND block < ? ORDER BY block',
-          ).all(e.sid, e.block, e.block + DAY) as StoredBlock[];
-          data = build.day(e.type, e.block, hours);
+          data = build.day(e.type, e.block, hours.all(e.sid, from, to) as StoredBlock[], base);
         }
         if (data) up.run(e.sid, tier, e.block, data);
         else drop.run(e.sid, tier, e.block);
         done++;
       }
-      return entries.length;
+      return n;
     });
-    // Batches of 100 blocks per transaction, so a writer is never locked out for long.
-    while (batch.immediate() > 0) {
-      /* next batch */
-    }
+    // Slices of at most 100 blocks and about ROLLUP_SLICE_MS each, one transaction each, with the event
+    // loop let go between them: probes and the API run while a long rollup goes on. A store that is
+    // closing stops between slices; what is still dirty is rolled up after the next start.
+    while (!stop?.() && batch.immediate(performance.now() + ROLLUP_SLICE_MS) > 0) await setImmediatePromise();
     return done;
   }
 
@@ -495,12 +538,6 @@ const toScheduleRow = (r: number[]): RawFlowRow => ({
   counts: r.slice(1, 5),
   hist: new LatencyHistogram(),
 });
-
-function addDirty(dirty: Map<number, Set<number>>, sid: number, time: number): void {
-  let s = dirty.get(sid);
-  if (!s) dirty.set(sid, (s = new Set()));
-  s.add(floorTo(time, HOUR));
-}
 
 function toRecord(r: ProbeRow): ProbeRecord {
   const rec: ProbeRecord = {
