@@ -150,15 +150,23 @@ async function oursStep(ours, pub, sub, prefix, step, rate, seconds = args.stepS
     // every gap judged (arrived or, after the loss timeout, lost). Reading when received >= sent, as
     // this did, read a step with failed publishes before that word arrived (failed pings that arrived
     // in doubt make received reach sent early), and its tail showed as attempted but not accounted for.
+    // Every failure the canary counted is news the coalminer took (send-failed, or failed in doubt and
+    // arrived) once its last word is in: the word for publishes that settle late follows them.
     const settledAll = () => {
       coalminer.tick();
       const c = counts();
       const s = flowStats();
-      return s !== undefined && s.pending === 0 && c?.expected === s.attempted && c.inFlight === 0;
+      return (
+        s !== undefined &&
+        s.pending === 0 &&
+        c?.expected === s.attempted &&
+        c.inFlight === 0 &&
+        c.sendFailed + c.sendFailedArrived >= s.failed
+      );
     };
     const progress = () => {
       const c = counts();
-      return c ? c.expected + c.received + c.lost + c.sendFailed + c.droppedLocally : 0;
+      return c ? c.expected + c.received + c.lost + c.sendFailed + c.sendFailedArrived + c.droppedLocally : 0;
     };
     // Gaps are judged after the loss timeout: quiet for longer than that is no progress.
     await drain(settledAll, progress, Math.max(2500, args.lossTimeoutMs + 1000));

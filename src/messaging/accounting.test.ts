@@ -105,11 +105,19 @@ async function run(
     await canary.stop();
     const stats = () => canary.stats().get('m')!;
     const counts = () => miner.flowCounts()[0]!.counts;
-    // Every attempted ping accounted for, none in flight: or the deadline, and the expectations say why.
+    // Every attempted ping accounted for, none in flight, and every failure the canary counted known to
+    // the coalminer (the word for publishes that settle late follows them): or the deadline, and the
+    // expectations say why.
     await until('the coalminer to account for every ping', () => {
       miner.tick();
       const c = counts();
-      return stats().pending === 0 && c.expected === stats().attempted && c.inFlight === 0;
+      const s = stats();
+      return (
+        s.pending === 0 &&
+        c.expected === s.attempted &&
+        c.inFlight === 0 &&
+        c.sendFailed + c.sendFailedArrived >= s.failed
+      );
     }).catch(() => undefined);
     miner.tick();
     return { s: stats(), c: counts(), pub };
