@@ -35,6 +35,9 @@ import { decodeHistogram, encodeHistogram } from '../codec.js';
 import type { AlertEventRecord, FlowRecord, ProbeRecord, ScheduleRecord, SilenceRecord } from '../types.js';
 import { postgresMigrations } from './migrations.js';
 
+/** Series per retention statement. */
+const RETENTION_SLICE = 1000;
+
 /** A rollup_dirty row: lo and hi are null on marks from before migration 4 (the whole block). */
 interface DirtyRow {
   sid: number;
@@ -554,15 +557,27 @@ export class PostgresBackend implements Backend {
   }
 
   async applyRetention(c: RetentionCutoffs): Promise<void> {
-    const sids = (await this.pool.query<{ id: number }>('SELECT id FROM series')).rows.map((r) => r.id);
-    for (const sid of sids) {
-      await this.tx(async (t) => {
-        await t.query('DELETE FROM probe_raw WHERE sid = $1 AND time < $2', [sid, c.raw]);
-        await t.query('DELETE FROM flow_raw WHERE sid = $1 AND time < $2', [sid, c.raw]);
-        await t.query('DELETE FROM schedule_raw WHERE sid = $1 AND time < $2', [sid, c.raw]);
-        await t.query('DELETE FROM rollup WHERE sid = $1 AND tier = 1 AND block < $2', [sid, c.m1 - HOUR]);
-        await t.query('DELETE FROM rollup WHERE sid = $1 AND tier = 2 AND block < $2', [sid, c.h1 - DAY]);
-      });
+    const sids = (await this.pool.query<{ id: number }>('SELECT id FROM series ORDER BY id')).rows.map(
+      (r) => r.id,
+    );
+    // Set-based, a slice of series per statement: `sid = ANY` walks the (sid, time) index for each, and
+    // 10,000 series take 5 statements per slice instead of 5 per series (50,000 round trips a minute).
+    for (let k = 0; k < sids.length; k += RETENTION_SLICE) {
+      const slice = sids.slice(k, k + RETENTION_SLICE);
+      for (const table of ['probe_raw', 'flow_raw', 'schedule_raw'])
+        await this.pool.query(`DELETE FROM ${table} WHERE sid = ANY($1::int[]) AND time < $2`, [
+          slice,
+          c.raw,
+        ]);
+      // A block goes when its whole span is older than the cutoff.
+      await this.pool.query('DELETE FROM rollup WHERE sid = ANY($1::int[]) AND tier = 1 AND block < $2', [
+        slice,
+        c.m1 - HOUR,
+      ]);
+      await this.pool.query('DELETE FROM rollup WHERE sid = ANY($1::int[]) AND tier = 2 AND block < $2', [
+        slice,
+        c.h1 - DAY,
+      ]);
     }
     // Per rule too: at alone has no index, (rule, at) has.
     const rules = (await this.pool.query<{ rule: string }>('SELECT DISTINCT rule FROM alert_events')).rows;

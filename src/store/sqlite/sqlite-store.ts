@@ -468,22 +468,30 @@ export class SqliteBackend implements Backend {
 
   async applyRetention(c: RetentionCutoffs): Promise<void> {
     const sids = (this.stmt('SELECT id FROM series').all() as { id: number }[]).map((r) => r.id);
-    // Per series, so each delete walks the (sid, time) index; one transaction per series.
+    // Per series, so each delete walks the (sid, time) index.
     const delProbe = this.stmt('DELETE FROM probe_raw WHERE sid = ? AND time < ?');
     const delFlow = this.stmt('DELETE FROM flow_raw WHERE sid = ? AND time < ?');
     const delSchedule = this.stmt('DELETE FROM schedule_raw WHERE sid = ? AND time < ?');
     const delBlocks = this.stmt('DELETE FROM rollup WHERE sid = ? AND tier = ? AND block < ?');
-    for (const sid of sids) {
-      this.db
-        .transaction(() => {
-          delProbe.run(sid, c.raw);
-          delFlow.run(sid, c.raw);
-          delSchedule.run(sid, c.raw);
-          // A block goes when its whole span is older than the cutoff.
-          delBlocks.run(sid, 1, c.m1 - HOUR);
-          delBlocks.run(sid, 2, c.h1 - DAY);
-        })
-        .immediate();
+    const sweep = this.db.transaction((from: number, deadline: number) => {
+      let k = from;
+      // At least one series per slice; then as many as ROLLUP_SLICE_MS allows.
+      do {
+        const sid = sids[k++]!;
+        delProbe.run(sid, c.raw);
+        delFlow.run(sid, c.raw);
+        delSchedule.run(sid, c.raw);
+        // A block goes when its whole span is older than the cutoff.
+        delBlocks.run(sid, 1, c.m1 - HOUR);
+        delBlocks.run(sid, 2, c.h1 - DAY);
+      } while (k < sids.length && performance.now() < deadline);
+      return k;
+    });
+    // In slices, one transaction each, letting the event loop go between them: on the agent's thread,
+    // 10,000 series in one go blocked it for seconds.
+    for (let k = 0; k < sids.length;) {
+      k = sweep.immediate(k, performance.now() + ROLLUP_SLICE_MS);
+      if (k < sids.length) await setImmediatePromise();
     }
     const rules = (this.stmt('SELECT DISTINCT rule FROM alert_events').all() as { rule: string }[]).map(
       (r) => r.rule,
