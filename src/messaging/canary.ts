@@ -794,8 +794,10 @@ export class Canary {
    */
   private slabFor(size: number): Slab {
     if (this.slab === undefined || this.slab.used + size > this.slab.bytes.length) {
-      const bytes = new Uint8Array(Math.max(SLAB_BYTES, size));
-      this.slab = { bytes, view: new DataView(bytes.buffer), used: 0 };
+      // A Buffer (every byte is written before it is read): its slices are Buffers too, which a
+      // transport handing bytes to a Node client (ioredis) sends as they are, without a view of its own.
+      const bytes = Buffer.allocUnsafeSlow(Math.max(SLAB_BYTES, size));
+      this.slab = { bytes, view: new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), used: 0 };
     }
     return this.slab;
   }

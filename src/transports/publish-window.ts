@@ -27,31 +27,40 @@ export class PublishWindow {
     private readonly max = 10_000,
   ) {}
 
-  /** Runs `send`, rejecting with TransportError('timeout') when the window is full or after `timeoutMs`. */
-  send<T>(send: () => Promise<T>, timeoutMs: number): Promise<T> {
-    if (this.inFlight >= this.max) {
-      return Promise.reject(
-        new TransportError(
-          'timeout',
-          `${this.displayUrl}: ${this.inFlight} publishes still wait for the server`,
-        ),
-      );
-    }
-    this.inFlight++;
+  /** Whether `count` more publishes would not fit now (send() would reject them at once). */
+  full(count = 1): boolean {
+    return this.inFlight + count > this.max;
+  }
+
+  /** What a publish that does not fit gets. */
+  fullError(): TransportError {
+    return new TransportError(
+      'timeout',
+      `${this.displayUrl}: ${this.inFlight} publishes still wait for the server`,
+    );
+  }
+
+  /**
+   * Runs `send`, rejecting with TransportError('timeout') when the window is full or after `timeoutMs`.
+   * `count`: how many publishes it carries (a batch counts as its messages).
+   */
+  send<T>(send: () => Promise<T>, timeoutMs: number, count = 1): Promise<T> {
+    if (this.inFlight + count > this.max) return Promise.reject(this.fullError());
+    this.inFlight += count;
     return new Promise<T>((resolve, reject) => {
       const w: Waiting = { deadline: Date.now() + timeoutMs, timeoutMs, reject, done: false };
       this.waiting.add(w);
       this.sweeper ??= setInterval(() => this.sweep(), SWEEP_MS).unref();
       send().then(
         (v) => {
-          this.inFlight--;
+          this.inFlight -= count;
           if (w.done) return;
           w.done = true;
           this.waiting.delete(w);
           resolve(v);
         },
         (err: unknown) => {
-          this.inFlight--;
+          this.inFlight -= count;
           if (w.done) return;
           w.done = true;
           this.waiting.delete(w);

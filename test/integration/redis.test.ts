@@ -115,6 +115,107 @@ describe.skipIf(!up)('redis', () => {
     await waitFor('closed status', async () => (statuses.at(-1)?.type === 'closed' ? true : undefined), 2000);
   });
 
+  describe('pub/sub batches (publish-batch.ts)', () => {
+    /** Publishes `n` messages to `channel` in one turn of the event loop, as a canary's tick does. */
+    const burst = (t: Transport, channel: string, n: number, tag: string) =>
+      Array.from({ length: n }, (_, i) => t.publish(channel, text(`${tag} ${i}`)));
+
+    /** A user of the shared server for one test, removed after it (ACL SETUSER with the given rules). */
+    async function withUser(rules: string[], body: (url: string) => Promise<void>): Promise<void> {
+      const admin = new Redis({ host: HOST, port: PORT });
+      const user = `coalmine-test-${Math.random().toString(36).slice(2, 10)}`;
+      try {
+        await admin.call('ACL', 'SETUSER', user, 'on', '>pw', '~*', ...rules);
+        await body(`redis://${user}:pw@${HOST}:${PORT}`);
+      } finally {
+        await admin.call('ACL', 'DELUSER', user);
+        admin.disconnect();
+      }
+    }
+
+    async function deliveredInOrder(url: string, n: number): Promise<void> {
+      const t = make(url);
+      await t.connect();
+      const channel = channelName();
+      const ctl = new AbortController();
+      const iter = t.subscribe(channel, ctl.signal)[Symbol.asyncIterator]();
+      await sleep(200);
+      // 2,500 in one turn: three script calls (1,000 + 1,000 + 500), each confirming its messages.
+      const receipts = await Promise.all(burst(t, channel, n, 'cm1'));
+      expect(receipts).toHaveLength(n);
+      for (const r of receipts) expect(r.ackNs).toBeGreaterThan(0n);
+      const got = (await take(iter, n, 10_000)).map(str);
+      expect(got).toEqual(Array.from({ length: n }, (_, i) => `cm1 ${i}`));
+      ctl.abort();
+    }
+
+    /** Script calls the server has run (EVALSHA, and EVAL when it did not know the script yet). */
+    async function scriptCalls(): Promise<number> {
+      const admin = new Redis({ host: HOST, port: PORT });
+      try {
+        const info = await admin.info('commandstats');
+        let n = 0;
+        for (const m of info.matchAll(/^cmdstat_(?:evalsha|eval):calls=(\d+)/gm)) n += Number(m[1]);
+        return n;
+      } finally {
+        admin.disconnect();
+      }
+    }
+
+    it('delivers every message of a burst once and in order, each publish confirmed', async () => {
+      const before = await scriptCalls();
+      await deliveredInOrder(`redis://${HOST}:${PORT}`, 2500);
+      // The burst went as batches (other tests on the server only add to the count).
+      expect((await scriptCalls()) - before).toBeGreaterThanOrEqual(3);
+    });
+
+    it('falls back to one PUBLISH per message when the server runs no script for this user', async () => {
+      // NOPERM on EVALSHA: nothing of the first batch went out; it and every later one go as PUBLISHes.
+      await withUser(['&*', '+@all', '-@scripting'], async (url) => {
+        await deliveredInOrder(url, 300);
+        // The fallback was taken: the server refused this user's script call.
+        const admin = new Redis({ host: HOST, port: PORT });
+        try {
+          const log = (await admin.call('ACL', 'LOG')) as unknown[][];
+          const user = new URL(url).username;
+          const refused = log.some((entry) => {
+            const f = new Map<string, unknown>();
+            for (let i = 0; i + 1 < entry.length; i += 2) f.set(String(entry[i]), entry[i + 1]);
+            return f.get('username') === user && /^eval/.test(String(f.get('object')));
+          });
+          expect(refused).toBe(true);
+        } finally {
+          admin.disconnect();
+        }
+      });
+    });
+
+    it('rejects every message of a batch the server refuses, and still sends to channels it allows', async () => {
+      await withUser(['&coalmine.test.*', '+@all'], async (url) => {
+        const t = make(url);
+        await t.connect();
+        const refused = await Promise.allSettled(burst(t, 'forbidden.channel', 5, 'cm1'));
+        for (const r of refused) {
+          expect(r.status).toBe('rejected');
+          expect((r as PromiseRejectedResult).reason).toMatchObject({ code: 'rejected' });
+          expect(String((r as PromiseRejectedResult).reason)).toContain('publish to the channel');
+        }
+        const single = await t.publish('forbidden.channel', text('cm1 alone')).catch((e: unknown) => e);
+        expect(single).toMatchObject({ code: 'rejected' });
+        // The same connection still publishes a burst where it may.
+        const channel = channelName();
+        const ctl = new AbortController();
+        const iter = t.subscribe(channel, ctl.signal)[Symbol.asyncIterator]();
+        await sleep(200);
+        await Promise.all(burst(t, channel, 50, 'ok'));
+        expect((await take(iter, 50, 5000)).map(str)).toEqual(
+          Array.from({ length: 50 }, (_, i) => `ok ${i}`),
+        );
+        ctl.abort();
+      });
+    });
+  });
+
   describe('streams', () => {
     it('stamps brokerNs from the entry id and bounds the stream with MAXLEN ~', async () => {
       const pub = make(`redis+stream://${HOST}:${PORT}?maxlen=100`);

@@ -41,6 +41,13 @@ import {
 } from '../transport.js';
 import { LinkDownError, LinkStatus, connectAborted } from '../links.js';
 import { PublishWindow } from '../publish-window.js';
+import {
+  MAX_BATCH,
+  PendingBatch,
+  defineBatchCommand,
+  publishBatch,
+  scriptUnavailable,
+} from './publish-batch.js';
 import { ChannelSubscribers, subscriptionQueue } from '../subscriptions.js';
 import { RedisLink, describeError } from './link.js';
 import { PAYLOAD_FIELD, StreamReader, streamIdNs } from './stream-reader.js';
@@ -79,6 +86,15 @@ export class RedisTransport implements Transport {
   private closed = false;
   private connecting: Promise<void> | undefined;
   private readonly window: PublishWindow;
+  /** Pub/sub: publish through the batch script (publish-batch.ts); false once the server refused it. */
+  private scripted = true;
+  /** Pub/sub: publishes of this turn of the event loop waiting to go out, and the one being filled. */
+  private batches: PendingBatch[] = [];
+  private batch: PendingBatch | undefined;
+  private queued = 0;
+  /** Pub/sub: the channel of the last message received, and the block its copies are cut from. */
+  private lastChannel: { bytes: Buffer; name: string } | undefined;
+  private readonly received = new CopySlab();
 
   constructor(
     url: string,
@@ -137,6 +153,7 @@ export class RedisTransport implements Transport {
       throw new TransportError('closed', 'transport was closed while connecting');
     }
     this.main = main;
+    defineBatchCommand(main.client);
     this.subscriber = subscriber;
     for (const l of links) this.links.add(l);
     this.connected = true;
@@ -173,15 +190,84 @@ export class RedisTransport implements Transport {
   }
 
   publish(channel: string, payload: Uint8Array, opts?: PublishOptions): Promise<PublishReceipt> {
-    return this.publishNow(channel, payload, opts?.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+    const timeoutMs = opts?.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    if (this.config.mode !== 'pubsub' || !this.scripted) return this.publishNow(channel, payload, timeoutMs);
+    if (this.closed) return Promise.reject(new TransportError('closed', 'transport is closed'));
+    if (!this.main) return Promise.reject(this.notConnected());
+    // Counted against the window now, as one publish of its own was before batching.
+    if (this.window.full(this.queued + 1)) return Promise.reject(this.window.fullError());
+    let batch = this.batch;
+    if (
+      batch === undefined ||
+      batch.channel !== channel ||
+      batch.timeoutMs !== timeoutMs ||
+      batch.size >= MAX_BATCH
+    ) {
+      batch = this.batch = new PendingBatch(channel, timeoutMs);
+      this.batches.push(batch);
+      if (this.batches.length === 1) process.nextTick(this.flush);
+    }
+    this.queued++;
+    return batch.add(asBuffer(payload));
+  }
+
+  /** Sends the batches of this turn of the event loop, in the order their publishes were issued. */
+  private readonly flush = (): void => {
+    const batches = this.batches;
+    this.batches = [];
+    this.batch = undefined;
+    this.queued = 0;
+    for (const b of batches) this.sendBatch(b);
+  };
+
+  private sendBatch(b: PendingBatch): void {
+    if (b.size === 1) {
+      // A ping on its own (every ping at the rates a canary usually runs) is the PUBLISH users' clients send.
+      this.publishNow(b.channel, b.bodies[0]!, b.timeoutMs).then(b.resolves[0], b.rejects[0]);
+      return;
+    }
+    const main = this.main;
+    if (this.closed || !main) {
+      b.settle(
+        0,
+        b.size,
+        undefined,
+        this.closed ? new TransportError('closed', 'transport is closed') : this.notConnected(),
+      );
+      return;
+    }
+    this.window
+      .send(() => main.run((c) => publishBatch(c, b.channel, b.bodies)), b.timeoutMs, b.size)
+      .then(
+        (outcome) => {
+          // One clock read for the batch: the server took all of it with this one reply.
+          b.settle(0, outcome.sent, { ackNs: this.wallNs() });
+          if (outcome.sent < b.size)
+            b.settle(outcome.sent, b.size, undefined, this.publishError(outcome.error));
+        },
+        (err: unknown) => {
+          if (err instanceof Error && isReplyError(err) && scriptUnavailable(err)) {
+            // The server runs no script of ours (an ACL without EVAL, scripting disabled): nothing of the
+            // batch went out. From now on one PUBLISH per message, this batch included.
+            this.scripted = false;
+            for (let i = 0; i < b.size; i++)
+              this.publishNow(b.channel, b.bodies[i]!, b.timeoutMs).then(b.resolves[i], b.rejects[i]);
+            return;
+          }
+          b.settle(0, b.size, undefined, this.publishError(err));
+        },
+      );
+  }
+
+  private notConnected(): TransportError {
+    return new TransportError('not_connected', `not connected to ${this.displayUrl}: call connect() first`);
   }
 
   private async publishNow(channel: string, payload: Uint8Array, timeoutMs: number): Promise<PublishReceipt> {
     if (this.closed) throw new TransportError('closed', 'transport is closed');
     const main = this.main;
-    if (!main)
-      throw new TransportError('not_connected', `not connected to ${this.displayUrl}: call connect() first`);
-    const body = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+    if (!main) throw this.notConnected();
+    const body = asBuffer(payload);
     const command = (): Promise<unknown> =>
       this.config.mode === 'pubsub'
         ? main.run((c) => c.publish(channel, body))
@@ -190,17 +276,22 @@ export class RedisTransport implements Transport {
       await this.window.send(command, timeoutMs);
       return { ackNs: this.wallNs() };
     } catch (err) {
-      if (err instanceof TransportError) throw err;
-      if (this.closed) throw new TransportError('closed', 'transport is closed', { cause: err });
-      if (err instanceof LinkDownError || !(err instanceof Error) || !isReplyError(err)) {
-        throw new TransportError('not_connected', `${this.displayUrl}: ${describeError(err)}`, {
-          cause: err,
-        });
-      }
-      throw new TransportError('rejected', `${this.displayUrl} refused the message: ${err.message}`, {
+      throw this.publishError(err);
+    }
+  }
+
+  /** A failed publish's error as the canary counts it. */
+  private publishError(err: unknown): TransportError {
+    if (err instanceof TransportError) return err;
+    if (this.closed) return new TransportError('closed', 'transport is closed', { cause: err });
+    if (err instanceof LinkDownError || !(err instanceof Error) || !isReplyError(err)) {
+      return new TransportError('not_connected', `${this.displayUrl}: ${describeError(err)}`, {
         cause: err,
       });
     }
+    return new TransportError('rejected', `${this.displayUrl} refused the message: ${err.message}`, {
+      cause: err,
+    });
   }
 
   subscribe(channel: string, signal: AbortSignal): AsyncIterable<Delivery> {
@@ -235,12 +326,17 @@ export class RedisTransport implements Transport {
 
   private onMessage(channel: Buffer, message: Buffer): void {
     const receivedNs = this.wallNs();
-    const subs = this.channels.get(channel.toString());
+    // The last channel's name is kept: a flood is mostly one channel, and its name a string per message.
+    if (this.lastChannel === undefined || !this.lastChannel.bytes.equals(channel))
+      this.lastChannel = { bytes: Buffer.from(channel), name: channel.toString() };
+    const subs = this.channels.get(this.lastChannel.name);
     if (!subs) return;
     // A copy: a message that spanned two reads is a view into redis-parser's shared pool, which a later
     // message overwrites (its decreaseBufferPool restarts at offset 0), possibly while this one still waits
     // in the queue: under a flood the coalminer read another ping's bytes in its place (a duplicate).
-    const payload = Uint8Array.from(message);
+    // Into consecutive slices of a block of our own, never written twice, instead of a fresh ArrayBuffer
+    // per message.
+    const payload = this.received.copy(message);
     for (const q of subs) q.push({ payload, receivedNs });
   }
 
@@ -293,6 +389,36 @@ export class RedisTransport implements Transport {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
+}
+
+/**
+ * Copies of received messages as consecutive slices of a 64 KiB block, a new block when it is full. A
+ * slice is never written again, so each copy is its own for as long as it is held; a block is freed with
+ * its last slice. It saves an ArrayBuffer per message.
+ */
+class CopySlab {
+  private block = new Uint8Array(0);
+  private used = 0;
+
+  copy(message: Uint8Array): Uint8Array {
+    const n = message.byteLength;
+    if (n > 8192) return Uint8Array.from(message);
+    if (this.used + n > this.block.length) {
+      this.block = new Uint8Array(64 * 1024);
+      this.used = 0;
+    }
+    const at = this.used;
+    this.block.set(message, at);
+    this.used = at + n;
+    return this.block.subarray(at, at + n);
+  }
+}
+
+/** The payload as a Buffer (what ioredis sends as bytes): itself when it is one, else a view of it. */
+function asBuffer(payload: Uint8Array): Buffer {
+  return Buffer.isBuffer(payload)
+    ? payload
+    : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
 }
 
 function isReplyError(err: Error): boolean {
