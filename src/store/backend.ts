@@ -1,4 +1,5 @@
 import type { RawFlowRow, RawProbeRow, SeriesCode } from './aggregate.js';
+import type { KeyedBlock } from './overview.js';
 import type {
   AlertEventRecord,
   FlowRecord,
@@ -31,6 +32,8 @@ export interface Backend {
     fromBlock: number,
     toBlock: number,
   ): Promise<StoredBlock[]>;
+  /** Tier-1 blocks of every probe series with fromBlock <= block < toBlock, in one query (the overview). */
+  readProbeBlocks(fromBlock: number, toBlock: number): Promise<KeyedBlock[]>;
   /** A page of raw probe records after the cursor, in (time, id) order. */
   exportPage(
     sids: readonly number[],

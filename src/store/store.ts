@@ -23,6 +23,7 @@ import {
 import { flowKey, type Backend, type BlockBase, type BlockBuilders } from './backend.js';
 import { decodeBlock, encodeBlock, type Bucket } from './codec.js';
 import { DEFAULT_RETENTION, type Retention } from './config.js';
+import { ProbeOverviewState } from './overview.js';
 import type {
   AlertEventRecord,
   FlowRecord,
@@ -33,6 +34,7 @@ import type {
   ScheduleRecord,
   SilenceRecord,
   StoreEngine,
+  TargetOverview,
 } from './types.js';
 
 const EXPORT_PAGE = 5000;
@@ -103,6 +105,8 @@ export class Store implements ResultStore {
   private rolling: Promise<void> | undefined;
   /** For a rollup in progress: whether close() was called, so it stops between slices. */
   private readonly stopped = (): boolean => this.closed;
+  /** Decoded rollup minutes and what was written since the last rollup, for probeOverview. */
+  private readonly overview = new ProbeOverviewState();
 
   constructor(
     private readonly backend: Backend,
@@ -120,6 +124,7 @@ export class Store implements ResultStore {
   async writeProbes(records: readonly ProbeRecord[]): Promise<void> {
     this.check();
     if (records.length > 0) await this.backend.insertProbes(records);
+    this.overview.written(records);
   }
 
   async writeFlows(records: readonly FlowRecord[]): Promise<void> {
@@ -226,6 +231,11 @@ export class Store implements ResultStore {
       successRatio: runs > 0 ? (runs - failures) / runs : null,
       ...percentiles(a.hist),
     };
+  }
+
+  async probeOverview(names: readonly string[], from: number, to: number): Promise<TargetOverview[]> {
+    this.check();
+    return this.overview.read(names, from, to, (a, b) => this.backend.readProbeBlocks(a, b));
   }
 
   async flowWindow(canary: string, coalminer: string, from: number, to: number): Promise<FlowWindow> {
@@ -341,6 +351,7 @@ export class Store implements ResultStore {
     const run = (async () => {
       const r = this.retention;
       await this.backend.processDirty(1, floorTo(nowMs - r.raw, HOUR), builders, this.stopped);
+      if (!this.closed) this.overview.rolledUp(); // unless it stopped early, the blocks hold every write
       await this.backend.processDirty(2, floorTo(nowMs - r['1m'], DAY), builders, this.stopped);
       await this.backend.applyRetention({
         raw: nowMs - r.raw,

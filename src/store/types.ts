@@ -103,6 +103,18 @@ export interface FlowWindow {
   max: number | null;
 }
 
+/** One target's overview of a range: a point per minute and the window over every run in it. */
+export interface TargetOverview {
+  window: {
+    runs: number;
+    failures: number;
+    successRatio: number | null;
+    p50: number | null;
+    p95: number | null;
+  };
+  points: { time: number; p50: number | null; failures: number; runs: number }[];
+}
+
 /** One alert rule state change (the same fields as the API's AlertHistoryEntry). */
 export interface AlertEventRecord {
   rule: string;
@@ -143,6 +155,8 @@ export interface ResultStore {
   ): Promise<ScheduleSeries>;
   probeWindow(name: string, from: number, to: number): Promise<ProbeWindow>;
   flowWindow(canary: string, coalminer: string, from: number, to: number): Promise<FlowWindow>;
+  /** Each name's runs over [from, to) (whole minutes) by minute and in all, from rollups (store/overview.ts). */
+  probeOverview(names: readonly string[], from: number, to: number): Promise<TargetOverview[]>;
   /** Every raw probe run of `name` with from <= time < to, in time order (streamed in pages). */
   exportProbes(name: string, from: number, to: number): AsyncIterable<ProbeRecord>;
   /** Appends alert state changes. */

@@ -15,6 +15,7 @@ import type {
   FlowWindow,
   ProbeWindow,
   TargetInfo,
+  TargetOverview,
 } from './context.js';
 import type {
   AgentStatus,
@@ -213,6 +214,24 @@ export class MemoryStore implements ApiStore {
     }
     const p = percentiles(h);
     return { p50: p.p50, p95: p.p95, successRatio: runs === 0 ? null : ok / runs, runs };
+  }
+
+  /** probeWindow and probeSeries' points by minute, for each name. */
+  async probeOverview(names: readonly string[], from: number, to: number): Promise<TargetOverview[]> {
+    return Promise.all(
+      names.map(async (name): Promise<TargetOverview> => {
+        const w = await this.probeWindow(name, from, to);
+        const s = await this.probeSeries(name, from, to, 60_000);
+        const points = s.points.map((p) => ({
+          time: p.time,
+          p50: p.p50,
+          failures: p.failures,
+          runs: p.count,
+        }));
+        const failures = points.reduce((n, p) => n + p.failures, 0);
+        return { window: { ...w, failures }, points };
+      }),
+    );
   }
 
   async flowWindow(canary: string, coalminer: string, from: number, to: number): Promise<FlowWindow> {

@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import { tokenCookie, type Auth } from '../auth.js';
 import type { Scope } from './config.js';
-import type { ApiAlerts, ApiContext, FlowInfo, TargetInfo } from './context.js';
+import type { ApiAlerts, ApiContext, FlowInfo, TargetInfo, TargetOverview } from './context.js';
 import type { FlowSummary, Matrix, Series, TargetSummary, WhoAmI } from './contract.js';
 import { exportCsvHeader, exportCsvLine, exportJsonLine } from './export.js';
 import {
@@ -325,10 +325,26 @@ function sparkline(s: Series): [number, number | null, number][] {
   return s.points.map((p) => [p.time, p.p50, p.failures]);
 }
 
+/**
+ * Every target with its live state and, from the store in one call for all of them, the last hour's
+ * window and per-minute points (see ApiStore.probeOverview).
+ */
 async function targetSummaries(c: Call): Promise<TargetSummary[]> {
   const { from, to } = lastHour(c.now);
-  const store = c.ctx.store;
-  return mapLimit(c.ctx.targets(), OVERVIEW_CONCURRENCY, async (t) => {
+  const targets = c.ctx.targets();
+  let overview: readonly TargetOverview[] | undefined;
+  if (c.ctx.store) {
+    try {
+      overview = await c.ctx.store.probeOverview(
+        targets.map((t) => t.name),
+        from,
+        to,
+      );
+    } catch {
+      // The store being down must not take the live overview with it; /status shows its error.
+    }
+  }
+  return targets.map((t, i) => {
     const summary: TargetSummary = {
       name: t.name,
       kind: t.kind,
@@ -348,17 +364,11 @@ async function targetSummaries(c: Call): Promise<TargetSummary[]> {
       if (t.last.networkSeconds !== undefined) summary.last.networkSeconds = t.last.networkSeconds;
       if (t.last.error) summary.last.error = { code: t.last.error.code, message: t.last.error.message };
     }
-    if (store) {
-      try {
-        const [w, s] = await Promise.all([
-          store.probeWindow(t.name, from, to),
-          store.probeSeries(t.name, from, to, MINUTE_MS),
-        ]);
-        summary.window = { p50: w.p50, p95: w.p95, successRatio: w.successRatio, runs: w.runs };
-        summary.sparkline = sparkline(s);
-      } catch {
-        // The store being down must not take the live overview with it; /status shows its error.
-      }
+    const o = overview?.[i];
+    if (o) {
+      const w = o.window;
+      summary.window = { p50: w.p50, p95: w.p95, successRatio: w.successRatio, runs: w.runs };
+      summary.sparkline = o.points.map((p) => [p.time, p.p50, p.failures]);
     }
     return summary;
   });

@@ -34,6 +34,8 @@ import { LatencyHistogram } from '../../stats/histogram.js';
 import { decodeHistogram, encodeHistogram } from '../codec.js';
 import type { AlertEventRecord, FlowRecord, ProbeRecord, ScheduleRecord, SilenceRecord } from '../types.js';
 import { postgresMigrations } from './migrations.js';
+import { readProbeBlocks } from './overview.js';
+import type { KeyedBlock } from '../overview.js';
 
 /** Series per retention statement. */
 const RETENTION_SLICE = 1000;
@@ -370,6 +372,10 @@ export class PostgresBackend implements Backend {
       [sids, from, to],
     );
     return r.rows.map((x) => ({ time: x.time, counts: x.c, hist: new LatencyHistogram() }));
+  }
+
+  async readProbeBlocks(fromBlock: number, toBlock: number): Promise<KeyedBlock[]> {
+    return readProbeBlocks(this.pool, fromBlock, toBlock);
   }
 
   async readBlocks(
