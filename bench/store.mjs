@@ -32,15 +32,24 @@ const value = (name) => {
 };
 if (flag('help')) {
   process.stdout.write(
-    'usage: node bench/store.mjs [--quick] [--only sqlite,postgres] [--no-build] [--pg URL]\n',
+    'usage: node bench/store.mjs [--quick] [--only sqlite,postgres] [--parts ingest,size,year,rollup,retention] [--no-build] [--pg URL]\n',
   );
   process.exit(0);
 }
 const quick = flag('quick');
 const only = (value('only') ?? 'sqlite,postgres').split(',');
+const PARTS = ['ingest', 'size', 'year', 'rollup', 'retention'];
+const parts = (value('parts') ?? PARTS.join(',')).split(',');
+for (const p of parts)
+  if (!PARTS.includes(p)) throw new Error(`--parts: ${p} is not one of ${PARTS.join(', ')}`);
 const PG_URL = value('pg') ?? 'postgres://postgres@127.0.0.1:5432/test';
 const N_OURS = quick ? 100_000 : 500_000;
 const N_PEER = { sqlite: quick ? 5_000 : 20_000, postgres: quick ? 1_000 : 5_000 };
+/** Ingest spreads its results over this many targets, as an agent's batches are. */
+const INGEST_TARGETS = 1000;
+/** The raw-size lines: targets probed every second, for this many minutes, rolled up every minute. */
+const SIZE_TARGETS = quick ? 200 : 1000;
+const SIZE_MINUTES = quick ? 2 : 3;
 const YEAR_DAYS = quick ? 30 : 365;
 const PROBE_EVERY_MS = 15_000; // the config's default interval
 const MINUTE = 60_000;
@@ -58,6 +67,7 @@ if (!flag('no-build')) {
 const dist = new URL('../dist/store/', import.meta.url);
 const { openStore } = await import(new URL('open.js', dist).href);
 const { BatchedWriter } = await import(new URL('writer.js', dist).href);
+const { decodeProbeChunk } = await import(new URL('codec.js', dist).href);
 
 /**
  * @typedef {{ engine: string, line: string, ours: string, peer: string, ratio: string, target: string,
@@ -143,7 +153,7 @@ async function ingestOurs(store, n) {
   while (i < n) {
     // Push as fast as the writer accepts, yielding so flushes run (a full queue would drop, and we count that).
     const end = Math.min(n, i + 20_000);
-    for (; i < end; i++) w.pushProbe(record(i, base));
+    for (; i < end; i++) w.pushProbe(record(i, base, `t${i % INGEST_TARGETS}`));
     while (w.stats().queued > 150_000) await new Promise((r) => setTimeout(r, 1));
     await new Promise((r) => setImmediate(r));
   }
@@ -234,22 +244,23 @@ async function countRows(spec, sql) {
 
 /** The peer series: raw rows of the range, sorted per step, exact p50/p95/p99. */
 async function rawPercentiles(spec, from, to, step) {
-  /** @type {{ time: number, dur: number }[]} */
-  let raw;
-  const sql = `SELECT time, dur FROM probe_raw WHERE sid = (SELECT id FROM series WHERE key = 'year') AND time >= ${from} AND time < ${to} AND ok`;
+  /** @type {{ data: Uint8Array }[]} */
+  let chunks;
+  const sql = `SELECT data FROM probe_chunks WHERE sid = (SELECT id FROM series WHERE key = 'year') AND t0 >= ${from - HOUR} AND t0 < ${to} AND t1 >= ${from}`;
   if (spec.startsWith('sqlite:')) {
     const db = new Database(spec.slice(7), { readonly: true });
-    raw = /** @type {any} */ (db.prepare(sql).all());
+    chunks = /** @type {any} */ (db.prepare(sql).all());
     db.close();
   } else {
-    const url = new URL(spec);
-    const schema = url.searchParams.get('schema');
-    url.searchParams.delete('schema');
-    const c = new pg.Client({ connectionString: url.toString(), options: `-c search_path=${schema}` });
-    await c.connect();
-    raw = (await c.query(sql)).rows.map((r) => ({ time: Number(r.time), dur: Number(r.dur) }));
+    const c = await schemaClient(spec);
+    chunks = (await c.query(sql)).rows;
     await c.end();
   }
+  // The raw runs, decoded as the store decodes them.
+  const raw = chunks
+    .flatMap((c) => decodeProbeChunk(c.data))
+    .filter((r) => r.ok && r.time >= from && r.time < to)
+    .map((r) => ({ time: r.time, dur: r.durationNs }));
   /** @type {number[][]} */
   const steps = Array.from({ length: Math.ceil((to - from) / step) }, () => []);
   for (const r of raw) steps[Math.floor((r.time - from) / step)]?.push(r.dur);
@@ -360,8 +371,15 @@ async function retentionSweep(engine) {
   };
   const cutoff = now - 7 * DAY;
   const check = async (/** @type {string} */ who) => {
-    const expired = await countRows(spec, `SELECT count(*) AS n FROM probe_raw WHERE time < ${cutoff}`);
-    const kept = await countRows(spec, `SELECT count(*) AS n FROM probe_raw WHERE time >= ${cutoff}`);
+    // The expired and kept rows are hours apart, so no chunk holds both.
+    const expired = await countRows(
+      spec,
+      `SELECT coalesce(sum(n), 0) AS n FROM probe_chunks WHERE t0 < ${cutoff}`,
+    );
+    const kept = await countRows(
+      spec,
+      `SELECT coalesce(sum(n), 0) AS n FROM probe_chunks WHERE t0 >= ${cutoff}`,
+    );
     if (expired !== 0 || kept !== series)
       throw new Error(
         `${who} retention sweep left ${expired} expired rows and ${kept} of ${series} kept ones`,
@@ -383,7 +401,7 @@ async function perSeriesSweep(spec, rawCutoff) {
   const m1 = Date.now() - 90 * DAY - HOUR;
   const h1 = Date.now() - 730 * DAY - DAY;
   const statements = [
-    ['DELETE FROM probe_raw WHERE sid = $1 AND time < $2', rawCutoff],
+    ['DELETE FROM probe_chunks WHERE sid = $1 AND t0 < $2 AND t1 < $2', rawCutoff],
     ['DELETE FROM flow_raw WHERE sid = $1 AND time < $2', rawCutoff],
     ['DELETE FROM schedule_raw WHERE sid = $1 AND time < $2', rawCutoff],
     ['DELETE FROM rollup WHERE sid = $1 AND tier = 1 AND block < $2', m1],
@@ -395,7 +413,7 @@ async function perSeriesSweep(spec, rawCutoff) {
       const sids = /** @type {{ id: number }[]} */ (db.prepare('SELECT id FROM series').all()).map(
         (r) => r.id,
       );
-      const prepared = statements.map(([sql, v]) => [db.prepare(String(sql).replace(/\$\d/g, '?')), v]);
+      const prepared = statements.map(([sql, v]) => [db.prepare(String(sql).replace(/\$(\d)/g, '?$1')), v]);
       const one = db.transaction((/** @type {number} */ sid) => {
         for (const [st, v] of prepared) /** @type {any} */ (st).run(sid, v);
       });
@@ -418,12 +436,137 @@ async function perSeriesSweep(spec, rawCutoff) {
   }
 }
 
+/**
+ * Raw rows as an agent leaves them: SIZE_TARGETS HTTP targets (5 phases, 2 % failures) every second
+ * for SIZE_MINUTES minutes, one store write a second (what the BatchedWriter does at its 1 s flush when a
+ * second's results are under its batch size) and a rollup at the end of each minute, which merges the
+ * minute's chunks. Peer, in the same run and database: the same rows, written a second at a time too,
+ * into a table laid out as probe_raw was up to schema version 4 (a row per run: bigserial id, sid, time,
+ * ok, dur, phases JSON of ns, error code and message, vals JSON; index on (sid, time)), encoded as that
+ * release's store encoded them. Both tables are measured with their indexes (and TOAST) after VACUUM
+ * FULL in PostgreSQL, VACUUM in SQLite: the space the rollup's merging frees is reused by the next
+ * minute's writes, which a 3-minute run cannot show. Checked: every run is in both tables, and one
+ * target's export has all its runs.
+ * @param {'sqlite' | 'postgres'} engine
+ */
+async function rawSizeAt1s(engine) {
+  const spec = freshSpec(engine);
+  const store = await openStore(spec);
+  const from = Math.floor(Date.now() / HOUR) * HOUR - 2 * HOUR;
+  await execSqlOn(
+    spec,
+    engine === 'sqlite'
+      ? `CREATE TABLE probe_raw_v4 (id INTEGER PRIMARY KEY, sid INTEGER NOT NULL, time INTEGER NOT NULL,
+           ok INTEGER NOT NULL, dur INTEGER NOT NULL, phases TEXT, err_code TEXT, err_msg TEXT, vals TEXT);
+         CREATE INDEX probe_raw_v4_sid_time ON probe_raw_v4 (sid, time);`
+      : `CREATE TABLE probe_raw_v4 (id bigserial PRIMARY KEY, sid integer NOT NULL, time bigint NOT NULL,
+           ok boolean NOT NULL, dur bigint NOT NULL, phases text, err_code text, err_msg text, vals text);
+         CREATE INDEX probe_raw_v4_sid_time ON probe_raw_v4 (sid, time);`,
+  );
+  const peer = await peerWriter(spec);
+  let written = 0;
+  for (let s = 0; s < SIZE_MINUTES * 60; s++) {
+    const batch = [];
+    for (let t = 0; t < SIZE_TARGETS; t++)
+      batch.push({ ...record(s * SIZE_TARGETS + t, 0, `s${t}`), time: from + s * 1000 + (t % 1000) });
+    await store.writeProbes(batch);
+    await peer.write(batch);
+    written += batch.length;
+    if (s % 60 === 59) {
+      await store.rollup(Date.now());
+      log(`${engine}: raw size: minute ${(s + 1) / 60} of ${SIZE_MINUTES} written and rolled up`);
+    }
+  }
+  await peer.close();
+  let exported = 0;
+  for await (const _ of store.exportProbes('s7', from, from + HOUR)) exported++;
+  await store.close();
+  const chunks = await countRows(spec, 'SELECT count(*) AS n FROM probe_chunks');
+  const ours = await countRows(spec, 'SELECT sum(n) AS n FROM probe_chunks');
+  const theirs = await countRows(spec, 'SELECT count(*) AS n FROM probe_raw_v4');
+  if (ours !== written || theirs !== written || exported !== SIZE_MINUTES * 60)
+    throw new Error(
+      `raw size bench did not do its work: ${written} written, ${ours} in chunks, ${theirs} in the peer's table, ${exported} exported of ${SIZE_MINUTES * 60}`,
+    );
+  const before = await tableBytes(spec, 'probe_chunks');
+  for (const sql of engine === 'sqlite'
+    ? ['VACUUM']
+    : ['VACUUM FULL probe_chunks', 'VACUUM FULL probe_raw_v4'])
+    await execSqlOn(spec, sql);
+  const oursBytes = (await tableBytes(spec, 'probe_chunks')) / written;
+  const peerBytes = (await tableBytes(spec, 'probe_raw_v4')) / written;
+  return {
+    targets: SIZE_TARGETS,
+    minutes: SIZE_MINUTES,
+    written,
+    chunks,
+    oursBytes,
+    peerBytes,
+    beforeVacuum: before / written,
+  };
+}
+
+/**
+ * The peer's writes: a second's rows in one statement and transaction, as schema version 4's store
+ * wrote them (its JSON of ns phases, its vals and error columns; series ids of its own).
+ * @param {string} spec
+ */
+async function peerWriter(spec) {
+  /** @type {Map<string, number>} */
+  const sids = new Map();
+  /** @param {any} r */
+  const row = (r) => {
+    let sid = sids.get(r.name);
+    if (sid === undefined) sids.set(r.name, (sid = sids.size + 1));
+    const phases = Object.fromEntries(
+      Object.entries(r.phases).map(([k, v]) => [k, Math.max(0, Math.round(Number(v) * 1e9))]),
+    );
+    return [
+      sid,
+      Math.round(r.time),
+      r.ok,
+      Math.round(r.durationSeconds * 1e9),
+      Object.keys(phases).length > 0 ? JSON.stringify(phases) : null,
+      r.errorCode ?? null,
+      r.errorMessage ?? null,
+      r.values ? JSON.stringify(r.values) : null,
+    ];
+  };
+  const cols = 'sid, time, ok, dur, phases, err_code, err_msg, vals';
+  if (spec.startsWith('sqlite:')) {
+    const db = new Database(spec.slice(7));
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    const ins = db.prepare(`INSERT INTO probe_raw_v4 (${cols}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`);
+    const tx = db.transaction((/** @type {any[]} */ batch) => {
+      for (const r of batch) {
+        const v = row(r);
+        v[2] = v[2] ? 1 : 0;
+        ins.run(...v);
+      }
+    });
+    return { write: async (/** @type {any[]} */ batch) => tx(batch), close: async () => db.close() };
+  }
+  const c = await schemaClient(spec);
+  return {
+    write: async (/** @type {any[]} */ batch) => {
+      const rows = batch.map(row);
+      await c.query(
+        `INSERT INTO probe_raw_v4 (${cols}) SELECT * FROM unnest($1::int[], $2::int8[], $3::bool[], $4::int8[],
+           $5::text[], $6::text[], $7::text[], $8::text[])`,
+        [0, 1, 2, 3, 4, 5, 6, 7].map((k) => rows.map((x) => x[k])),
+      );
+    },
+    close: () => c.end(),
+  };
+}
+
 /** Runs one statement straight on the engine. @param {string} spec @param {string} sql */
 async function execSqlOn(spec, sql) {
   if (spec.startsWith('sqlite:')) {
     const db = new Database(spec.slice(7));
     try {
-      db.prepare(sql).run();
+      db.exec(sql);
     } finally {
       db.close();
     }
@@ -443,100 +586,122 @@ const fmtBytes = (/** @type {number} */ b) =>
 for (const engine of /** @type {('sqlite' | 'postgres')[]} */ (['sqlite', 'postgres'])) {
   if (!only.includes(engine)) continue;
   try {
-    log(`${engine}: ingest, ours (${N_OURS} results through BatchedWriter)`);
-    const spec = freshSpec(engine);
-    const store = await openStore(spec);
-    const ours = await ingestOurs(store, N_OURS);
-    log(`${engine}: ingest, peer (${N_PEER[engine]} results, one INSERT each)`);
-    const peer = await ingestPeer(store, N_PEER[engine]);
-    const target = engine === 'sqlite' ? 100_000 : 50_000;
-    rows.push({
-      engine,
-      line: 'ingest (results/s)',
-      ours: fmtRate(ours.rate),
-      peer: fmtRate(peer.rate),
-      ratio: fmtRatio(ours.rate / peer.rate),
-      target: `>= ${fmtRate(target)}`,
-      status: ours.rate >= target && ours.dropped === 0 ? 'PASS' : 'FAIL',
-      data: { ours, peer },
-    });
-    await store.close();
-    const rawBytes = (await tableBytes(spec, 'probe_raw')) / (N_OURS + N_PEER[engine]);
-    rows.push({
-      engine,
-      line: 'bytes per raw result (HTTP, 5 phases, with index)',
-      ours: fmtBytes(rawBytes),
-      peer: '',
-      ratio: '',
-      target: '',
-      status: 'INFO',
-      data: { rawBytes },
-    });
+    if (parts.includes('ingest')) {
+      log(`${engine}: ingest, ours (${N_OURS} results of ${INGEST_TARGETS} targets through BatchedWriter)`);
+      const spec = freshSpec(engine);
+      const store = await openStore(spec);
+      const ours = await ingestOurs(store, N_OURS);
+      log(`${engine}: ingest, peer (${N_PEER[engine]} results, one INSERT each)`);
+      const peer = await ingestPeer(store, N_PEER[engine]);
+      const target = engine === 'sqlite' ? 100_000 : 50_000;
+      rows.push({
+        engine,
+        line: `ingest (results/s, ${INGEST_TARGETS} targets)`,
+        ours: fmtRate(ours.rate),
+        peer: fmtRate(peer.rate),
+        ratio: fmtRatio(ours.rate / peer.rate),
+        target: `>= ${fmtRate(target)}`,
+        status: ours.rate >= target && ours.dropped === 0 ? 'PASS' : 'FAIL',
+        data: { ours, peer },
+      });
+      await store.close();
+    }
 
-    log(`${engine}: ${YEAR_DAYS} days of one target every 15 s, rolled up`);
-    const y = await yearOfRollups(engine);
-    const scale = 365 / YEAR_DAYS;
-    rows.push({
-      engine,
-      line: `1-minute rollups of one target for a year${scale !== 1 ? ` (scaled from ${YEAR_DAYS} d)` : ''}`,
-      ours: fmtBytes(y.m1 * scale),
-      peer: '',
-      ratio: '',
-      target: '< 10 MB',
-      status: y.m1 * scale < 10e6 ? 'PASS' : 'FAIL',
-      data: y,
-    });
-    rows.push({
-      engine,
-      line: 'bytes per 1-minute rollup (one minute of one target)',
-      ours: fmtBytes(y.m1 / (y.blocks1 * 60)),
-      peer: '',
-      ratio: '',
-      target: '',
-      status: 'INFO',
-      data: {
-        perMinute: y.m1 / (y.blocks1 * 60),
-        perHourBlock: y.m1 / y.blocks1,
-        wholeRollupTable: y.rollupTable,
-      },
-    });
-    rows.push({
-      engine,
-      line: `24-hour series, 5-min steps (${y.resolution}, ${y.points} points) vs raw rows sorted`,
-      ours: `${y.seriesMs.toFixed(2)} ms`,
-      peer: `${y.peerMs.toFixed(2)} ms`,
-      ratio: fmtRatio(y.seriesMs / y.peerMs),
-      target: '< 50 ms',
-      status: y.seriesMs < 50 ? 'PASS' : 'FAIL',
-      data: { seriesMs: y.seriesMs, peerMs: y.peerMs },
-    });
+    if (parts.includes('size')) {
+      log(`${engine}: raw size, ${SIZE_TARGETS} targets every second for ${SIZE_MINUTES} minutes`);
+      const z = await rawSizeAt1s(engine);
+      rows.push({
+        engine,
+        line: `bytes per raw result (HTTP, 5 phases, with index; ${z.targets} targets at 1 s, rolled up)`,
+        ours: fmtBytes(z.oursBytes),
+        peer: fmtBytes(z.peerBytes),
+        ratio: fmtRatio(z.oursBytes / z.peerBytes),
+        target: '< 80 B',
+        status: z.oursBytes < 80 ? 'PASS' : 'FAIL',
+        data: z,
+      });
+      rows.push({
+        engine,
+        line: '  the same before VACUUM (the space merged chunks freed still counted)',
+        ours: fmtBytes(z.beforeVacuum),
+        peer: '',
+        ratio: '',
+        target: '',
+        status: 'INFO',
+        data: {},
+      });
+    }
 
-    log(`${engine}: rollup late in an hour (${quick ? 200 : 1000} targets at 1 s)`);
-    const r = await rollupLateInHour(engine);
-    rows.push({
-      engine,
-      line: `rollup at minute 59, ${r.targets} targets at 1 s: longest event-loop block (whole rollup)`,
-      ours: `${r.ours.maxBlockMs.toFixed(1)} ms (${(r.ours.ms / 1000).toFixed(2)} s)`,
-      peer: `${r.peer.maxBlockMs.toFixed(1)} ms (${(r.peer.ms / 1000).toFixed(2)} s)`,
-      ratio: fmtRatio(r.ours.maxBlockMs / r.peer.maxBlockMs),
-      // The goal (issue 11) is SQLite's, which runs on the agent's thread; PostgreSQL's work is async.
-      target: engine === 'sqlite' ? 'block < 20 ms' : '',
-      status: engine === 'sqlite' ? (r.ours.maxBlockMs < 20 ? 'PASS' : 'FAIL') : 'INFO',
-      data: r,
-    });
+    if (parts.includes('year')) {
+      log(`${engine}: ${YEAR_DAYS} days of one target every 15 s, rolled up`);
+      const y = await yearOfRollups(engine);
+      const scale = 365 / YEAR_DAYS;
+      rows.push({
+        engine,
+        line: `1-minute rollups of one target for a year${scale !== 1 ? ` (scaled from ${YEAR_DAYS} d)` : ''}`,
+        ours: fmtBytes(y.m1 * scale),
+        peer: '',
+        ratio: '',
+        target: '< 10 MB',
+        status: y.m1 * scale < 10e6 ? 'PASS' : 'FAIL',
+        data: y,
+      });
+      rows.push({
+        engine,
+        line: 'bytes per 1-minute rollup (one minute of one target)',
+        ours: fmtBytes(y.m1 / (y.blocks1 * 60)),
+        peer: '',
+        ratio: '',
+        target: '',
+        status: 'INFO',
+        data: {
+          perMinute: y.m1 / (y.blocks1 * 60),
+          perHourBlock: y.m1 / y.blocks1,
+          wholeRollupTable: y.rollupTable,
+        },
+      });
+      rows.push({
+        engine,
+        line: `24-hour series, 5-min steps (${y.resolution}, ${y.points} points) vs raw rows sorted`,
+        ours: `${y.seriesMs.toFixed(2)} ms`,
+        peer: `${y.peerMs.toFixed(2)} ms`,
+        ratio: fmtRatio(y.seriesMs / y.peerMs),
+        target: '< 50 ms',
+        status: y.seriesMs < 50 ? 'PASS' : 'FAIL',
+        data: { seriesMs: y.seriesMs, peerMs: y.peerMs },
+      });
+    }
 
-    log(`${engine}: retention sweep at ${quick ? 2000 : 10_000} series`);
-    const sw = await retentionSweep(engine);
-    rows.push({
-      engine,
-      line: `retention sweep, ${sw.series} series: whole sweep (longest event-loop block)`,
-      ours: `${(sw.ours.ms / 1000).toFixed(2)} s (${sw.ours.maxBlockMs.toFixed(1)} ms)`,
-      peer: `${(sw.peer.ms / 1000).toFixed(2)} s (${sw.peer.maxBlockMs.toFixed(1)} ms)`,
-      ratio: fmtRatio(sw.ours.ms / sw.peer.ms),
-      target: engine === 'sqlite' ? 'block < 20 ms' : '',
-      status: engine === 'sqlite' ? (sw.ours.maxBlockMs < 20 ? 'PASS' : 'FAIL') : 'INFO',
-      data: sw,
-    });
+    if (parts.includes('rollup')) {
+      log(`${engine}: rollup late in an hour (${quick ? 200 : 1000} targets at 1 s)`);
+      const r = await rollupLateInHour(engine);
+      rows.push({
+        engine,
+        line: `rollup at minute 59, ${r.targets} targets at 1 s: longest event-loop block (whole rollup)`,
+        ours: `${r.ours.maxBlockMs.toFixed(1)} ms (${(r.ours.ms / 1000).toFixed(2)} s)`,
+        peer: `${r.peer.maxBlockMs.toFixed(1)} ms (${(r.peer.ms / 1000).toFixed(2)} s)`,
+        ratio: fmtRatio(r.ours.maxBlockMs / r.peer.maxBlockMs),
+        // The goal (issue 11) is SQLite's, which runs on the agent's thread; PostgreSQL's work is async.
+        target: engine === 'sqlite' ? 'block < 20 ms' : '',
+        status: engine === 'sqlite' ? (r.ours.maxBlockMs < 20 ? 'PASS' : 'FAIL') : 'INFO',
+        data: r,
+      });
+    }
+
+    if (parts.includes('retention')) {
+      log(`${engine}: retention sweep at ${quick ? 2000 : 10_000} series`);
+      const sw = await retentionSweep(engine);
+      rows.push({
+        engine,
+        line: `retention sweep, ${sw.series} series: whole sweep (longest event-loop block)`,
+        ours: `${(sw.ours.ms / 1000).toFixed(2)} s (${sw.ours.maxBlockMs.toFixed(1)} ms)`,
+        peer: `${(sw.peer.ms / 1000).toFixed(2)} s (${sw.peer.maxBlockMs.toFixed(1)} ms)`,
+        ratio: fmtRatio(sw.ours.ms / sw.peer.ms),
+        target: engine === 'sqlite' ? 'block < 20 ms' : '',
+        status: engine === 'sqlite' ? (sw.ours.maxBlockMs < 20 ? 'PASS' : 'FAIL') : 'INFO',
+        data: sw,
+      });
+    }
   } catch (err) {
     rows.push({
       engine,
@@ -575,6 +740,7 @@ process.stdout.write(
 );
 process.stdout.write(
   '\npeer for ingest: one store write (one INSERT, one transaction) per result, awaited in turn.\n' +
+    'peer for bytes per raw result: the same rows in the schema-4 layout (a row per run, JSON phases, index on (sid, time)).\n' +
     'peer for the series: the raw durations of the 24 hours fetched with one SELECT and sorted per step.\n' +
     'peer for the rollup: the same rollup with each dirty hour rebuilt from all its raw rows (marks made whole-block).\n' +
     'peer for the retention sweep: one transaction of five DELETEs per series, on a connection of the bench.\n',

@@ -1,4 +1,5 @@
-import type { RawFlowRow, RawProbeRow, SeriesCode } from './aggregate.js';
+import { HOUR, type RawFlowRow, type RawProbeRow, type SeriesCode } from './aggregate.js';
+import { decodeProbeChunk, encodeProbeChunk, type StoredProbeRun } from './codec.js';
 import type { KeyedBlock } from './overview.js';
 import type {
   AlertEventRecord,
@@ -21,7 +22,15 @@ export interface Backend {
   insertProbes(records: readonly ProbeRecord[]): Promise<void>;
   insertFlows(records: readonly FlowRecord[]): Promise<void>;
   insertSchedules(records: readonly ScheduleRecord[]): Promise<void>;
-  readProbeRaw(sids: readonly number[], from: number, to: number): Promise<RawProbeRow[]>;
+  /**
+   * The raw probe chunks of the series that hold runs with from <= time < to, in (t0, id) order: write
+   * order, which breaks ties on time. A chunk holds runs of one series within one hour.
+   */
+  readProbeChunks(sids: readonly number[], from: number, to: number): Promise<StoredChunk[]>;
+  /** The earliest t0 of a probe chunk of the series with from <= t0 < to, or null. */
+  firstProbeChunk(sids: readonly number[], from: number, to: number): Promise<number | null>;
+  /** Probe name (key), kind and target of each series. */
+  seriesLabels(sids: readonly number[]): Promise<Map<number, SeriesLabels>>;
   readFlowRaw(sids: readonly number[], from: number, to: number): Promise<RawFlowRow[]>;
   /** Raw schedule rows, counts as SCHEDULE (behind in ms), with empty histograms. */
   readScheduleRaw(sids: readonly number[], from: number, to: number): Promise<RawFlowRow[]>;
@@ -34,14 +43,6 @@ export interface Backend {
   ): Promise<StoredBlock[]>;
   /** Tier-1 blocks of every probe series with fromBlock <= block < toBlock, in one query (the overview). */
   readProbeBlocks(fromBlock: number, toBlock: number): Promise<KeyedBlock[]>;
-  /** A page of raw probe records after the cursor, in (time, id) order. */
-  exportPage(
-    sids: readonly number[],
-    from: number,
-    to: number,
-    after: ExportCursor | null,
-    limit: number,
-  ): Promise<ExportPage>;
   /**
    * Rebuilds every dirty block of a tier (tier 1: from raw rows, tier 2: from tier-1 blocks of the day)
    * and marks the parent day dirty; entries older than minBlock are dropped unbuilt (their source is gone).
@@ -80,14 +81,27 @@ export interface StoredBlock {
   data: Uint8Array;
 }
 
-export interface ExportCursor {
-  time: number;
-  id: number;
+export interface SeriesLabels {
+  key: string;
+  kind: string;
+  target: string;
 }
 
-export interface ExportPage {
-  records: ProbeRecord[];
-  last: ExportCursor | null;
+/** A raw probe chunk as read: its id (write order), first run's time and codec.ts data. */
+export interface StoredChunk {
+  sid: number;
+  id: number;
+  t0: number;
+  data: Uint8Array;
+}
+
+/** A raw probe chunk to write: runs of one series within one hour, t0 and t1 its first and last time. */
+export interface ProbeChunkRow {
+  sid: number;
+  t0: number;
+  t1: number;
+  n: number;
+  data: Buffer;
 }
 
 /**
@@ -185,25 +199,126 @@ export const toSilence = (r: SilenceRow): SilenceRecord => ({
 /** The series key of a flow: canary and coalminer, joined by a unit separator. */
 export const flowKey = (canary: string, coalminer: string): string => `${canary}\u001f${coalminer}`;
 
-/** Phases (seconds) as stored: JSON of integer nanoseconds, or null when there are none. */
-export function phasesToJSON(phases: Record<string, number> | undefined): string | null {
+/** Phases (seconds) as stored: integer nanoseconds, or null when there are none. */
+export function phasesToNs(phases: Record<string, number> | undefined): Record<string, number> | null {
   if (!phases) return null;
   let out: Record<string, number> | undefined;
   for (const [k, v] of Object.entries(phases)) {
     if (!Number.isFinite(v)) continue;
     (out ??= {})[k] = Math.max(0, Math.round(v * 1e9));
   }
-  return out ? JSON.stringify(out) : null;
+  return out ?? null;
 }
 
-export function phasesNs(json: string | null): Record<string, number> | null {
-  return json ? (JSON.parse(json) as Record<string, number>) : null;
+/** A probe record as a raw chunk stores it. */
+export function toStoredRun(r: ProbeRecord): StoredProbeRun {
+  return {
+    time: Math.round(r.time),
+    ok: r.ok,
+    durationNs: durationNs(r.durationSeconds),
+    phases: phasesToNs(r.phases),
+    errorCode: r.errorCode ?? null,
+    errorMessage: r.errorMessage ?? null,
+    values: r.values && Object.keys(r.values).length > 0 ? { ...r.values } : null,
+  };
 }
 
-export function phasesSeconds(json: string | null): Record<string, number> {
-  const out: Record<string, number> = {};
-  if (json) for (const [k, v] of Object.entries(JSON.parse(json) as Record<string, number>)) out[k] = v / 1e9;
-  return out;
+/**
+ * Runs as chunks to write: one per series and hour, its runs in time order (a stable sort: runs of
+ * the same ms keep the order they came in).
+ */
+export function toProbeChunks(runs: readonly { sid: number; run: StoredProbeRun }[]): ProbeChunkRow[] {
+  const groups = new Map<string, { sid: number; runs: StoredProbeRun[] }>();
+  for (const { sid, run } of runs) {
+    const k = `${sid}:${Math.floor(run.time / HOUR)}`;
+    let g = groups.get(k);
+    if (!g) groups.set(k, (g = { sid, runs: [] }));
+    g.runs.push(run);
+  }
+  return [...groups.values()].map(({ sid, runs: rs }) => chunkRow(sid, rs));
+}
+
+function chunkRow(sid: number, runs: StoredProbeRun[]): ProbeChunkRow {
+  runs.sort((a, b) => a.time - b.time);
+  return { sid, t0: runs[0]!.time, t1: runs.at(-1)!.time, n: runs.length, data: encodeProbeChunk(runs) };
+}
+
+/** The runs of chunks (in their read order) with from <= time < to, by time, then chunk order. */
+export function runsOf(
+  chunks: readonly StoredChunk[],
+  from = -Infinity,
+  to = Infinity,
+): (StoredProbeRun & { sid: number })[] {
+  const out: (StoredProbeRun & { sid: number })[] = [];
+  for (const c of chunks)
+    for (const r of decodeProbeChunk(c.data))
+      if (r.time >= from && r.time < to) out.push({ ...r, sid: c.sid });
+  return out.sort((a, b) => a.time - b.time);
+}
+
+export const toRawProbeRow = (r: StoredProbeRun): RawProbeRow => ({
+  time: r.time,
+  ok: r.ok,
+  durationNs: r.durationNs,
+  phases: r.phases,
+});
+
+/**
+ * Chunks of one series and hour merged into one, or undefined when there is nothing to merge: the
+ * rollup merges the runs of each minute it rolls up, which the writer wrote a batch (a second) at a time.
+ */
+export function mergeChunks(sid: number, chunks: readonly StoredChunk[]): ProbeChunkRow | undefined {
+  if (chunks.length < 2) return undefined;
+  return chunkRow(
+    sid,
+    runsOf(chunks).map(({ sid: _, ...r }) => r),
+  );
+}
+
+export function toProbeRecord(r: StoredProbeRun, labels: SeriesLabels): ProbeRecord {
+  const phases: Record<string, number> = {};
+  if (r.phases) for (const [k, v] of Object.entries(r.phases)) phases[k] = v / 1e9;
+  const rec: ProbeRecord = {
+    time: r.time,
+    name: labels.key,
+    kind: labels.kind,
+    target: labels.target,
+    ok: r.ok,
+    durationSeconds: r.durationNs / 1e9,
+    phases,
+  };
+  if (r.errorCode !== null) rec.errorCode = r.errorCode;
+  if (r.errorMessage !== null) rec.errorMessage = r.errorMessage;
+  if (r.values !== null) rec.values = r.values;
+  return rec;
+}
+
+/**
+ * A probe_raw row of schema version 4 and before as a stored run (migration 5 converts them): phases
+ * JSON of ns, vals JSON.
+ */
+export function legacyProbeRun(row: {
+  time: number;
+  ok: boolean | number;
+  dur: number;
+  phases: string | null;
+  err_code: string | null;
+  err_msg: string | null;
+  vals: string | null;
+}): StoredProbeRun {
+  const phases = row.phases ? (JSON.parse(row.phases) as Record<string, number>) : null;
+  // JSON held a value that was not finite as null: NaN, which JSON writes as null again.
+  const values = row.vals ? (JSON.parse(row.vals) as Record<string, number | null>) : null;
+  if (values) for (const k of Object.keys(values)) values[k] ??= NaN;
+  return {
+    time: row.time,
+    ok: row.ok === true || row.ok === 1,
+    durationNs: row.dur,
+    phases: phases && Object.keys(phases).length > 0 ? phases : null,
+    errorCode: row.err_code,
+    errorMessage: row.err_msg,
+    values: values && Object.keys(values).length > 0 ? (values as Record<string, number>) : null,
+  };
 }
 
 export function durationNs(seconds: number): number {

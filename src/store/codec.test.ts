@@ -1,6 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { LatencyHistogram } from '../stats/histogram.js';
-import { decodeBlock, decodeHistogram, encodeBlock, encodeHistogram, type Bucket } from './codec.js';
+import {
+  decodeBlock,
+  decodeHistogram,
+  decodeProbeChunk,
+  encodeBlock,
+  encodeHistogram,
+  encodeProbeChunk,
+  type Bucket,
+  type StoredProbeRun,
+} from './codec.js';
 
 const hist = (values: number[]) => {
   const h = new LatencyHistogram();
@@ -70,5 +79,68 @@ describe('block formats', () => {
     const now = encodeBlock(start, 60_000, 8, [{ ...buckets[0]!, counts: [20, 1, 0, 2, 0, 0, 3, 4] }]);
     expect(decodeBlock(now, start, 60_000, 8, 7)[0]!.counts).toEqual([20, 1, 0, 2, 0, 0, 3, 4]);
     expect(decodeBlock(now, start, 60_000, 7)[0]!.counts).toEqual([20, 1, 0, 2, 0, 0, 3]);
+  });
+});
+
+describe('raw probe chunks', () => {
+  const t0 = 1_700_000_000_000;
+  const runs: StoredProbeRun[] = [
+    {
+      time: t0,
+      ok: true,
+      durationNs: 2_345_678,
+      phases: { resolve: 234_567, connect: 469_135, tls: 703_703, processing: 703_703, transfer: 234_570 },
+      errorCode: null,
+      errorMessage: null,
+      values: null,
+    },
+    // Same ms as the one before, no phases, a failure with both strings.
+    {
+      time: t0,
+      ok: false,
+      durationNs: 10_000_000_000,
+      phases: null,
+      errorCode: 'timeout',
+      errorMessage: 'no answer within 10s, "quoted"\nnewline',
+      values: null,
+    },
+    // A phase of our own naming, some phases missing, values (fractional, negative, not finite), ns above 2^32.
+    {
+      time: t0 + 999,
+      ok: true,
+      durationNs: 9_000_000_000_123,
+      phases: { connect: 0, 'my-phase': 5_000_000_000 },
+      errorCode: null,
+      errorMessage: null,
+      values: { status: 200, ratio: 0.125, skew: -3.5, none: NaN },
+    },
+    // The same error code again, an empty message.
+    {
+      time: t0 + 3_599_999,
+      ok: false,
+      durationNs: 0,
+      phases: { resolve: 1 },
+      errorCode: 'timeout',
+      errorMessage: '',
+      values: { status: 503 },
+    },
+  ];
+
+  it('round-trips runs exactly, in their order, with names once per chunk', () => {
+    const buf = encodeProbeChunk(runs);
+    expect(decodeProbeChunk(buf)).toEqual(runs);
+    // One more run of 5 phases (ns of a 2 ms probe, 1 s later): 23 bytes, the names are not repeated.
+    const one = encodeProbeChunk([runs[0]!]).length;
+    const two = encodeProbeChunk([runs[0]!, { ...runs[0]!, time: t0 + 1000 }]).length;
+    expect(two - one).toBe(23);
+  });
+
+  it('decodes a time before 1970 and rejects runs out of order, empty chunks and corrupt data', () => {
+    const early = { ...runs[0]!, time: -5 };
+    expect(decodeProbeChunk(encodeProbeChunk([early]))).toEqual([early]);
+    expect(() => encodeProbeChunk([runs[2]!, runs[0]!])).toThrow(/out of time order/);
+    expect(() => encodeProbeChunk([])).toThrow(/empty/);
+    expect(() => decodeProbeChunk(Buffer.from([7, 1]))).toThrow(/unknown probe chunk format/);
+    expect(() => decodeProbeChunk(encodeProbeChunk(runs).subarray(0, 40))).toThrow(/truncated/);
   });
 });

@@ -20,7 +20,15 @@ import {
   type Resolution,
   type SeriesType,
 } from './aggregate.js';
-import { flowKey, type Backend, type BlockBase, type BlockBuilders } from './backend.js';
+import {
+  flowKey,
+  runsOf,
+  toProbeRecord,
+  toRawProbeRow,
+  type Backend,
+  type BlockBase,
+  type BlockBuilders,
+} from './backend.js';
 import { decodeBlock, encodeBlock, type Bucket } from './codec.js';
 import { DEFAULT_RETENTION, type Retention } from './config.js';
 import { ProbeOverviewState } from './overview.js';
@@ -37,7 +45,6 @@ import type {
   TargetOverview,
 } from './types.js';
 
-const EXPORT_PAGE = 5000;
 const ROLLED_UP_TO = 'rolled_up_to';
 /** How long a silence is kept after it ended (the API lists expired ones for a day). */
 export const SILENCE_RETENTION_MS = 7 * DAY;
@@ -305,7 +312,8 @@ export class Store implements ResultStore {
     }
     if (rawFrom >= to) return;
     if (type.code === 'p') {
-      for (const r of await this.backend.readProbeRaw(sids, rawFrom, to)) at(r.time)?.addProbe(r);
+      for (const r of runsOf(await this.backend.readProbeChunks(sids, rawFrom, to), rawFrom, to))
+        at(r.time)?.addProbe(toRawProbeRow(r));
     } else {
       const rows =
         type.code === 'f'
@@ -335,12 +343,20 @@ export class Store implements ResultStore {
     this.check();
     const sids = await this.backend.seriesIds('p', name);
     if (sids.length === 0) return;
-    let after = null;
-    for (;;) {
-      const page = await this.backend.exportPage(sids, from, to, after, EXPORT_PAGE);
-      yield* page.records;
-      if (page.records.length < EXPORT_PAGE || !page.last) return;
-      after = page.last;
+    const labels = await this.backend.seriesLabels(sids);
+    // A chunk holds runs of one hour: an hour's chunks at a time, in time order (ties in write order),
+    // the empty hours between them skipped.
+    const end = Math.min(to, Number.MAX_SAFE_INTEGER);
+    let start = Math.max(from, Number.MIN_SAFE_INTEGER);
+    while (start < end) {
+      const first = await this.backend.firstProbeChunk(sids, floorTo(start, HOUR), end);
+      if (first === null) return;
+      const hourEnd = floorTo(Math.max(first, start), HOUR) + HOUR;
+      const hourFrom = Math.max(start, floorTo(first, HOUR));
+      const chunks = await this.backend.readProbeChunks(sids, hourFrom, Math.min(end, hourEnd));
+      for (const r of runsOf(chunks, hourFrom, Math.min(end, hourEnd)))
+        yield toProbeRecord(r, labels.get(r.sid)!);
+      start = hourEnd;
     }
   }
 

@@ -117,7 +117,7 @@ for (const fx of engines()) {
       expect(await countRows(spec, 'SELECT count(*) AS n FROM schema_migrations')).toBe(
         (fx.engine === 'sqlite' ? sqliteMigrations : postgresMigrations).length,
       );
-      expect(await countRows(spec, 'SELECT count(*) AS n FROM probe_raw')).toBe(6);
+      expect(await countRows(spec, 'SELECT sum(n) AS n FROM probe_chunks')).toBe(6);
       expect(await again.integrityCheck()).toBe('ok');
       await b!.close();
       await c!.close();
@@ -236,6 +236,32 @@ for (const fx of engines()) {
       }
     });
 
+    it('keeps raw runs in chunks: a batch a second becomes one chunk a minute at the rollup, reads unchanged', async () => {
+      // As the writer writes at 1 s: a chunk per batch. The rollup merges the chunks of each minute it
+      // rolls up; what it has not rolled up yet stays a chunk per batch.
+      const spec = fx.freshSpec();
+      const store = await fx.open(spec);
+      const whole = await fx.open();
+      const from = now - HOUR + 10 * MINUTE;
+      const runs = probeRuns('chunky', from, from + 4 * MINUTE, 1000, 41);
+      for (const r of runs) {
+        await store.writeProbes([r]);
+        if ((r.time - from) % MINUTE === MINUTE - 1000 && r.time < from + 3 * MINUTE) await store.rollup(now);
+      }
+      await whole.writeProbes(runs);
+      expect(await countRows(spec, 'SELECT count(*) AS n FROM probe_chunks')).toBe(3 + 60);
+      expect(await countRows(spec, 'SELECT sum(n) AS n FROM probe_chunks')).toBe(runs.length);
+      const read = async (s: typeof store) => {
+        const out: ProbeRecord[] = [];
+        for await (const r of s.exportProbes('chunky', from, now)) out.push(r);
+        return { out, series: await s.probeSeries('chunky', from, now, MINUTE) };
+      };
+      expect(await read(store)).toEqual(await read(whole));
+      await store.rollup(now);
+      expect(await countRows(spec, 'SELECT count(*) AS n FROM probe_chunks')).toBe(4);
+      expect(await read(store)).toEqual(await read(whole));
+    });
+
     it('merges new minutes into their hour and new hours into their day without reading the rest again', async () => {
       // Raw rows (and hour blocks) that are gone by the next rollup: a rollup that re-read the whole
       // hour or day would lose what they held; an incremental one keeps it.
@@ -245,7 +271,7 @@ for (const fx of engines()) {
       const first = probeRuns('merge', day, day + 2 * HOUR, 10_000, 31);
       await store.writeProbes(first);
       await store.rollup(now);
-      await execSql(spec, `DELETE FROM probe_raw WHERE time < ${day + 2 * HOUR}`);
+      await execSql(spec, `DELETE FROM probe_chunks WHERE t1 < ${day + 2 * HOUR}`);
       await execSql(spec, `DELETE FROM rollup WHERE tier = 1 AND block = ${day}`);
       const next = probeRuns('merge', day + 2 * HOUR, day + 2 * HOUR + 5 * MINUTE, 10_000, 32);
       await store.writeProbes(next);
@@ -320,8 +346,10 @@ for (const fx of engines()) {
       await store.close();
       const tight = await fx.open(spec, { retention: { raw: HOUR, '1m': DAY, '1h': 2 * DAY } });
       await tight.rollup(now);
-      expect(await countRows(spec, `SELECT count(*) AS n FROM probe_raw WHERE time < ${now - HOUR}`)).toBe(0);
-      expect(await countRows(spec, 'SELECT count(*) AS n FROM probe_raw')).toBe(60);
+      expect(await countRows(spec, `SELECT count(*) AS n FROM probe_chunks WHERE t0 < ${now - HOUR}`)).toBe(
+        0,
+      );
+      expect(await countRows(spec, 'SELECT sum(n) AS n FROM probe_chunks')).toBe(60);
       expect(
         await countRows(
           spec,

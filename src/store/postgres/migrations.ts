@@ -1,5 +1,22 @@
-/** PostgreSQL schema, one numbered migration per change; applied in order, each once (schema_migrations). */
-export const postgresMigrations: { version: number; name: string; sql: string }[] = [
+import type pg from 'pg';
+import { legacyProbeRun, toProbeChunks } from '../backend.js';
+import { insertProbeChunks } from './chunks.js';
+
+/** A schema change: its SQL, then (for a change of how rows are encoded) `run`, in the same transaction. */
+export interface PostgresMigration {
+  version: number;
+  name: string;
+  sql: string;
+  run?: (c: pg.ClientBase) => Promise<void>;
+}
+
+/** Old probe_raw rows per conversion step. */
+const CONVERT_PAGE = 20_000;
+
+/**
+ * PostgreSQL schema, one numbered migration per change; applied in order, each once (schema_migrations).
+ */
+export const postgresMigrations: PostgresMigration[] = [
   {
     version: 1,
     name: 'initial',
@@ -112,4 +129,42 @@ export const postgresMigrations: { version: number; name: string; sql: string }[
       ALTER TABLE rollup_dirty ADD COLUMN hi bigint;
     `,
   },
+  {
+    version: 5,
+    name: 'raw probe runs in chunks',
+    sql: `
+      -- Raw probe runs of one series within one hour, encoded together (codec.ts encodeProbeChunk): one
+      -- row per run with its JSON and index took about 230 bytes. The writer writes a chunk per series
+      -- and batch; the rollup merges a minute's chunks into one.
+      CREATE TABLE probe_chunks (
+        sid integer NOT NULL,
+        n integer NOT NULL,            -- runs
+        t0 bigint NOT NULL,            -- first run's time, Unix ms
+        t1 bigint NOT NULL,            -- last run's time, in the same hour as t0
+        id bigserial,                  -- write order: breaks ties on time
+        data bytea NOT NULL,           -- codec.ts probe chunk
+        PRIMARY KEY (sid, t0, id)
+      );
+    `,
+    run: convertProbeRaw,
+  },
 ];
+
+/** Migration 5: probe_raw rows (one per run) become chunks, per series and hour, then probe_raw goes. */
+async function convertProbeRaw(c: pg.ClientBase): Promise<void> {
+  // Pages in (sid, time, id) order, the old index's: a series' hour is mostly one chunk, and runs of
+  // the same ms keep their order.
+  let after: [number, number, number] = [-1, Number.MIN_SAFE_INTEGER, 0];
+  for (;;) {
+    const { rows } = await c.query<Parameters<typeof legacyProbeRun>[0] & { id: number; sid: number }>(
+      `SELECT id::float8 AS id, sid, time::float8 AS time, ok, dur::float8 AS dur, phases, err_code, err_msg, vals
+       FROM probe_raw WHERE (sid, time, id) > ($1::int, $2::int8, $3::int8) ORDER BY sid, time, id LIMIT ${CONVERT_PAGE}`,
+      after,
+    );
+    if (rows.length === 0) break;
+    await insertProbeChunks(c, toProbeChunks(rows.map((r) => ({ sid: r.sid, run: legacyProbeRun(r) }))));
+    const last = rows.at(-1)!;
+    after = [last.sid, last.time, last.id];
+  }
+  await c.query('DROP TABLE probe_raw');
+}

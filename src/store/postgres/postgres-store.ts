@@ -1,28 +1,21 @@
 import pg from 'pg';
-import {
-  floorTo,
-  DAY,
-  HOUR,
-  MINUTE,
-  type RawFlowRow,
-  type RawProbeRow,
-  type SeriesCode,
-} from '../aggregate.js';
+import { floorTo, DAY, HOUR, MINUTE, type RawFlowRow, type SeriesCode } from '../aggregate.js';
 import {
   addDirty,
   dirtyRange,
-  durationNs,
   flowKey,
+  mergeChunks,
   nonNegInt,
-  phasesNs,
-  phasesSeconds,
-  phasesToJSON,
+  runsOf,
   secondsToMs,
+  toProbeChunks,
+  toRawProbeRow,
+  toStoredRun,
   type Backend,
   type BlockBuilders,
   type DirtyBlocks,
-  type ExportCursor,
-  type ExportPage,
+  type SeriesLabels,
+  type StoredChunk,
   toAlertEvent,
   toSilence,
   type AlertEventRow,
@@ -33,7 +26,8 @@ import {
 import { LatencyHistogram } from '../../stats/histogram.js';
 import { decodeHistogram, encodeHistogram } from '../codec.js';
 import type { AlertEventRecord, FlowRecord, ProbeRecord, ScheduleRecord, SilenceRecord } from '../types.js';
-import { postgresMigrations } from './migrations.js';
+import { insertProbeChunks } from './chunks.js';
+import { postgresMigrations, type PostgresMigration } from './migrations.js';
 import { readProbeBlocks } from './overview.js';
 import type { KeyedBlock } from '../overview.js';
 
@@ -81,7 +75,7 @@ const types = {
 export async function migratePostgres(
   pool: pg.Pool,
   schema?: string,
-  migrations: readonly { version: number; name: string; sql: string }[] = postgresMigrations,
+  migrations: readonly PostgresMigration[] = postgresMigrations,
 ): Promise<number[]> {
   const client = await pool.connect();
   const applied: number[] = [];
@@ -101,6 +95,7 @@ export async function migratePostgres(
     for (const m of migrations) {
       if (have.has(m.version)) continue;
       await client.query(m.sql);
+      await m.run?.(client);
       await client.query('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [
         m.version,
         m.name,
@@ -226,31 +221,16 @@ export class PostgresBackend implements Backend {
     for (const r of records)
       keys.set(`p\u0000${r.name}\u0000${r.kind}\u0000${r.target}`, [r.name, r.kind, r.target]);
     const ids = await this.sidsFor('p', keys.values());
-    const cols = { sid: [] as number[], time: [] as number[], ok: [] as boolean[], dur: [] as number[] };
-    const phases: (string | null)[] = [];
-    const codes: (string | null)[] = [];
-    const msgs: (string | null)[] = [];
-    const vals: (string | null)[] = [];
     const dirty: DirtyBlocks = new Map();
-    for (const r of records) {
+    const runs = records.map((r) => {
       const sid = ids.get(`p\u0000${r.name}\u0000${r.kind}\u0000${r.target}`)!;
-      const time = Math.round(r.time);
-      cols.sid.push(sid);
-      cols.time.push(time);
-      cols.ok.push(r.ok);
-      cols.dur.push(durationNs(r.durationSeconds));
-      phases.push(phasesToJSON(r.phases));
-      codes.push(r.errorCode ?? null);
-      msgs.push(r.errorMessage ?? null);
-      vals.push(r.values && Object.keys(r.values).length > 0 ? JSON.stringify(r.values) : null);
-      addDirty(dirty, sid, time, HOUR);
-    }
+      const run = toStoredRun(r);
+      addDirty(dirty, sid, run.time, HOUR);
+      return { sid, run };
+    });
+    const chunks = toProbeChunks(runs);
     await this.tx(async (c) => {
-      await c.query(
-        `INSERT INTO probe_raw (sid, time, ok, dur, phases, err_code, err_msg, vals)
-         SELECT * FROM unnest($1::int[], $2::int8[], $3::bool[], $4::int8[], $5::text[], $6::text[], $7::text[], $8::text[])`,
-        [cols.sid, cols.time, cols.ok, cols.dur, phases, codes, msgs, vals],
-      );
+      await insertProbeChunks(c, chunks);
       await this.markDirty(c, 'p', dirty);
     });
   }
@@ -332,17 +312,35 @@ export class PostgresBackend implements Backend {
     });
   }
 
-  async readProbeRaw(
+  /** Chunks overlapping [from, to): a chunk lies within one hour, so its t0 is at most an hour before from. */
+  async readProbeChunks(
     sids: readonly number[],
     from: number,
     to: number,
     c: pg.ClientBase = this.pool as unknown as pg.ClientBase,
-  ): Promise<RawProbeRow[]> {
-    const r = await c.query<{ time: number; ok: boolean; dur: number; phases: string | null }>(
-      'SELECT time, ok, dur, phases FROM probe_raw WHERE sid = ANY($1::int[]) AND time >= $2 AND time < $3 ORDER BY time',
+  ): Promise<StoredChunk[]> {
+    const r = await c.query<StoredChunk>(
+      `SELECT sid, id, t0, data FROM probe_chunks WHERE sid = ANY($1::int[]) AND t0 >= $2 AND t0 < $3 AND t1 >= $4
+       ORDER BY t0, id`,
+      [sids, floorTo(from, HOUR), to, from],
+    );
+    return r.rows;
+  }
+
+  async firstProbeChunk(sids: readonly number[], from: number, to: number): Promise<number | null> {
+    const r = await this.pool.query<{ t: number | null }>(
+      'SELECT min(t0) AS t FROM probe_chunks WHERE sid = ANY($1::int[]) AND t0 >= $2 AND t0 < $3',
       [sids, from, to],
     );
-    return r.rows.map((x) => ({ time: x.time, ok: x.ok, durationNs: x.dur, phases: phasesNs(x.phases) }));
+    return r.rows[0]?.t ?? null;
+  }
+
+  async seriesLabels(sids: readonly number[]): Promise<Map<number, SeriesLabels>> {
+    const r = await this.pool.query<{ id: number } & SeriesLabels>(
+      'SELECT id, key, kind, target FROM series WHERE id = ANY($1::int[])',
+      [sids],
+    );
+    return new Map(r.rows.map((x) => [x.id, { key: x.key, kind: x.kind, target: x.target }]));
   }
 
   async readFlowRaw(
@@ -391,51 +389,6 @@ export class PostgresBackend implements Backend {
     return r.rows;
   }
 
-  async exportPage(
-    sids: readonly number[],
-    from: number,
-    to: number,
-    after: ExportCursor | null,
-    limit: number,
-  ): Promise<ExportPage> {
-    const r = await this.pool.query<{
-      id: number;
-      time: number;
-      ok: boolean;
-      dur: number;
-      phases: string | null;
-      err_code: string | null;
-      err_msg: string | null;
-      vals: string | null;
-      key: string;
-      kind: string;
-      target: string;
-    }>(
-      `SELECT r.id, r.time, r.ok, r.dur, r.phases, r.err_code, r.err_msg, r.vals, s.key, s.kind, s.target
-       FROM probe_raw r JOIN series s ON s.id = r.sid
-       WHERE r.sid = ANY($1::int[]) AND r.time >= $2 AND r.time < $3 AND (r.time, r.id) > ($4::int8, $5::int8)
-       ORDER BY r.time, r.id LIMIT $6`,
-      [sids, from, to, after?.time ?? Number.MIN_SAFE_INTEGER, after?.id ?? Number.MIN_SAFE_INTEGER, limit],
-    );
-    const records = r.rows.map((x) => {
-      const rec: ProbeRecord = {
-        time: x.time,
-        name: x.key,
-        kind: x.kind,
-        target: x.target,
-        ok: x.ok,
-        durationSeconds: x.dur / 1e9,
-        phases: phasesSeconds(x.phases),
-      };
-      if (x.err_code !== null) rec.errorCode = x.err_code;
-      if (x.err_msg !== null) rec.errorMessage = x.err_msg;
-      if (x.vals !== null) rec.values = JSON.parse(x.vals) as Record<string, number>;
-      return rec;
-    });
-    const last = r.rows.at(-1);
-    return { records, last: last ? { time: last.time, id: last.id } : null };
-  }
-
   async processDirty(
     tier: 1 | 2,
     minBlock: number,
@@ -475,7 +428,7 @@ export class PostgresBackend implements Backend {
           if (tier === 1) {
             data =
               e.type === 'p'
-                ? build.probeHour(e.block, await this.readProbeRaw([e.sid], from, to, c), base)
+                ? build.probeHour(e.block, await this.probeRowsCompacting(c, e.sid, from, to), base)
                 : e.type === 'f'
                   ? build.flowHour(e.block, await this.readFlowRaw([e.sid], from, to, c), base)
                   : build.scheduleHour(e.block, await this.readScheduleRaw([e.sid], from, to, c), base);
@@ -510,6 +463,31 @@ export class PostgresBackend implements Backend {
       if (n === 0) return done;
     }
     return done;
+  }
+
+  /**
+   * The runs of [from, to) for the rollup; the chunks that hold them are merged into one on the way (the
+   * writer writes one per batch, a second's worth at 1 s; merged, a minute of a series is one chunk).
+   * Only under the series' advisory lock: two agents merging the same chunks at once would each write
+   * the runs again. Without it, only read.
+   */
+  private async probeRowsCompacting(c: pg.PoolClient, sid: number, from: number, to: number) {
+    const locked = (
+      await c.query<{ ok: boolean }>(
+        `SELECT pg_try_advisory_xact_lock(hashtext('coalmine.probe_chunks'), $1) AS ok`,
+        [sid],
+      )
+    ).rows[0]!.ok;
+    const chunks = await this.readProbeChunks([sid], from, to, c);
+    const merged = locked ? mergeChunks(sid, chunks) : undefined;
+    if (merged) {
+      await c.query(
+        'DELETE FROM probe_chunks WHERE sid = $1 AND (t0, id) IN (SELECT * FROM unnest($2::int8[], $3::int8[]))',
+        [sid, chunks.map((x) => x.t0), chunks.map((x) => x.id)],
+      );
+      await insertProbeChunks(c, [merged]);
+    }
+    return runsOf(chunks, from, to).map(toRawProbeRow);
   }
 
   async insertAlertEvents(events: readonly AlertEventRecord[]): Promise<void> {
@@ -570,7 +548,12 @@ export class PostgresBackend implements Backend {
     // 10,000 series take 5 statements per slice instead of 5 per series (50,000 round trips a minute).
     for (let k = 0; k < sids.length; k += RETENTION_SLICE) {
       const slice = sids.slice(k, k + RETENTION_SLICE);
-      for (const table of ['probe_raw', 'flow_raw', 'schedule_raw'])
+      // A chunk goes when its last run is past the cutoff (runs of at most one hour, usually a minute).
+      await this.pool.query('DELETE FROM probe_chunks WHERE sid = ANY($1::int[]) AND t0 < $2 AND t1 < $2', [
+        slice,
+        c.raw,
+      ]);
+      for (const table of ['flow_raw', 'schedule_raw'])
         await this.pool.query(`DELETE FROM ${table} WHERE sid = ANY($1::int[]) AND time < $2`, [
           slice,
           c.raw,
@@ -614,7 +597,7 @@ export class PostgresBackend implements Backend {
       return `schema at version ${r.rows[0]?.version ?? 'none'}, expected ${want}`;
     for (const t of [
       'series',
-      'probe_raw',
+      'probe_chunks',
       'flow_raw',
       'schedule_raw',
       'rollup',

@@ -1,5 +1,21 @@
-/** SQLite schema, one numbered migration per change; applied in order, each once (schema_migrations). */
-export const sqliteMigrations: { version: number; name: string; sql: string }[] = [
+import type Database from 'better-sqlite3';
+import { legacyProbeRun, toProbeChunks } from '../backend.js';
+
+/** A schema change: its SQL, then (for a change of how rows are encoded) `run`, in the same transaction. */
+export interface SqliteMigration {
+  version: number;
+  name: string;
+  sql: string;
+  run?: (db: Database.Database) => void;
+}
+
+/** Old probe_raw rows per conversion step. */
+const CONVERT_PAGE = 20_000;
+
+/**
+ * SQLite schema, one numbered migration per change; applied in order, each once (schema_migrations).
+ */
+export const sqliteMigrations: SqliteMigration[] = [
   {
     version: 1,
     name: 'initial',
@@ -112,4 +128,44 @@ export const sqliteMigrations: { version: number; name: string; sql: string }[] 
       ALTER TABLE rollup_dirty ADD COLUMN hi INTEGER;
     `,
   },
+  {
+    version: 5,
+    name: 'raw probe runs in chunks',
+    sql: `
+      -- Raw probe runs of one series within one hour, encoded together (codec.ts encodeProbeChunk): one
+      -- row per run with its JSON took about 135 bytes with its index. The writer writes a chunk per series and batch;
+      -- the rollup merges a minute's chunks into one.
+      CREATE TABLE probe_chunks (
+        id INTEGER PRIMARY KEY,        -- write order: breaks ties on time
+        sid INTEGER NOT NULL,
+        t0 INTEGER NOT NULL,           -- first run's time, Unix ms
+        t1 INTEGER NOT NULL,           -- last run's time, in the same hour as t0
+        n INTEGER NOT NULL,            -- runs
+        data BLOB NOT NULL             -- codec.ts probe chunk
+      );
+      CREATE INDEX probe_chunks_sid_t0 ON probe_chunks (sid, t0, t1);
+    `,
+    run: convertProbeRaw,
+  },
 ];
+
+/** Migration 5: probe_raw rows (one per run) become chunks, per series and hour, then probe_raw goes. */
+function convertProbeRaw(db: Database.Database): void {
+  // Pages in (sid, time, id) order, the old index's: a series' hour is mostly one chunk, and runs of
+  // the same ms keep their order.
+  const page = db.prepare(
+    `SELECT id, sid, time, ok, dur, phases, err_code, err_msg, vals FROM probe_raw
+     WHERE (sid, time, id) > (?, ?, ?) ORDER BY sid, time, id LIMIT ${CONVERT_PAGE}`,
+  );
+  const ins = db.prepare('INSERT INTO probe_chunks (sid, t0, t1, n, data) VALUES (?, ?, ?, ?, ?)');
+  let after = [-Infinity, -Infinity, -Infinity];
+  for (;;) {
+    const rows = page.all(...after) as (Parameters<typeof legacyProbeRun>[0] & { id: number; sid: number })[];
+    if (rows.length === 0) break;
+    for (const c of toProbeChunks(rows.map((r) => ({ sid: r.sid, run: legacyProbeRun(r) }))))
+      ins.run(c.sid, c.t0, c.t1, c.n, c.data);
+    const last = rows.at(-1)!;
+    after = [last.sid, last.time, last.id];
+  }
+  db.exec('DROP TABLE probe_raw');
+}

@@ -2,30 +2,24 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { setImmediate as setImmediatePromise } from 'node:timers/promises';
-import {
-  floorTo,
-  HOUR,
-  DAY,
-  MINUTE,
-  type RawFlowRow,
-  type RawProbeRow,
-  type SeriesCode,
-} from '../aggregate.js';
+import { floorTo, HOUR, DAY, MINUTE, type RawFlowRow, type SeriesCode } from '../aggregate.js';
 import {
   addDirty,
   dirtyRange,
-  durationNs,
   flowKey,
+  mergeChunks,
   nonNegInt,
-  phasesNs,
-  phasesSeconds,
-  phasesToJSON,
+  runsOf,
   secondsToMs,
+  toProbeChunks,
+  toRawProbeRow,
+  toStoredRun,
   type Backend,
   type BlockBuilders,
   type DirtyBlocks,
-  type ExportCursor,
-  type ExportPage,
+  type ProbeChunkRow,
+  type SeriesLabels,
+  type StoredChunk,
   toAlertEvent,
   toSilence,
   type AlertEventRow,
@@ -36,7 +30,7 @@ import {
 import { decodeHistogram, encodeHistogram } from '../codec.js';
 import { LatencyHistogram } from '../../stats/histogram.js';
 import type { AlertEventRecord, FlowRecord, ProbeRecord, ScheduleRecord, SilenceRecord } from '../types.js';
-import { sqliteMigrations } from './migrations.js';
+import { sqliteMigrations, type SqliteMigration } from './migrations.js';
 import { ShmGuard, ShmTruncatedError } from './shm-guard.js';
 import { readProbeBlocks } from './overview.js';
 import type { KeyedBlock } from '../overview.js';
@@ -69,7 +63,7 @@ type Stmt = Database.Statement<unknown[]>;
  */
 export function migrateSqlite(
   db: Database.Database,
-  migrations: readonly { version: number; name: string; sql: string }[] = sqliteMigrations,
+  migrations: readonly SqliteMigration[] = sqliteMigrations,
 ): number[] {
   db.exec(
     'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)',
@@ -84,6 +78,7 @@ export function migrateSqlite(
     for (const m of migrations) {
       if (have.has(m.version)) continue;
       db.exec(m.sql);
+      m.run?.(db);
       db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(
         m.version,
         m.name,
@@ -93,20 +88,6 @@ export function migrateSqlite(
     }
   }).immediate();
   return applied;
-}
-
-interface ProbeRow {
-  id: number;
-  time: number;
-  ok: number;
-  dur: number;
-  phases: string | null;
-  err_code: string | null;
-  err_msg: string | null;
-  vals: string | null;
-  key: string;
-  kind: string;
-  target: string;
 }
 
 /** SQLite through better-sqlite3: WAL, synchronous=NORMAL, prepared statements, one transaction per batch. */
@@ -184,28 +165,27 @@ export class SqliteBackend implements Backend {
   }
 
   async insertProbes(records: readonly ProbeRecord[]): Promise<void> {
-    const ins = this.stmt(
-      'INSERT INTO probe_raw (sid, time, ok, dur, phases, err_code, err_msg, vals) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
-    );
     this.db.transaction(() => {
       const dirty: DirtyBlocks = new Map();
-      for (const r of records) {
+      const runs = records.map((r) => {
         const sid = this.sid('p', r.name, r.kind, r.target);
-        const time = Math.round(r.time);
-        ins.run(
-          sid,
-          time,
-          r.ok ? 1 : 0,
-          durationNs(r.durationSeconds),
-          phasesToJSON(r.phases),
-          r.errorCode ?? null,
-          r.errorMessage ?? null,
-          r.values && Object.keys(r.values).length > 0 ? JSON.stringify(r.values) : null,
-        );
-        addDirty(dirty, sid, time, HOUR);
-      }
+        const run = toStoredRun(r);
+        addDirty(dirty, sid, run.time, HOUR);
+        return { sid, run };
+      });
+      for (const c of toProbeChunks(runs)) this.insertChunk(c);
       this.markDirty('p', dirty);
     })();
+  }
+
+  private insertChunk(c: ProbeChunkRow): void {
+    this.stmt('INSERT INTO probe_chunks (sid, t0, t1, n, data) VALUES (?, ?, ?, ?, ?)').run(
+      c.sid,
+      c.t0,
+      c.t1,
+      c.n,
+      c.data,
+    );
   }
 
   async insertFlows(records: readonly FlowRecord[]): Promise<void> {
@@ -270,18 +250,32 @@ export class SqliteBackend implements Backend {
     return sids.map((s) => String(Math.trunc(s))).join(',');
   }
 
-  async readProbeRaw(sids: readonly number[], from: number, to: number): Promise<RawProbeRow[]> {
+  async readProbeChunks(sids: readonly number[], from: number, to: number): Promise<StoredChunk[]> {
+    return this.readChunksSync(this.inList(sids), from, to);
+  }
+
+  /** Chunks overlapping [from, to): a chunk lies within one hour, so its t0 is at most an hour before from. */
+  private readChunksSync(inList: string, from: number, to: number): StoredChunk[] {
+    return this.stmt(
+      `SELECT sid, id, t0, data FROM probe_chunks WHERE sid IN (${inList}) AND t0 >= ? AND t0 < ? AND t1 >= ?
+       ORDER BY t0, id`,
+    ).all(floorTo(from, HOUR), to, from) as StoredChunk[];
+  }
+
+  async firstProbeChunk(sids: readonly number[], from: number, to: number): Promise<number | null> {
+    const row = this.stmt(
+      `SELECT min(t0) AS t FROM probe_chunks WHERE sid IN (${this.inList(sids)}) AND t0 >= ? AND t0 < ?`,
+    ).get(from, to) as { t: number | null };
+    return row.t;
+  }
+
+  async seriesLabels(sids: readonly number[]): Promise<Map<number, SeriesLabels>> {
     const rows = this.stmt(
-      `SELECT time, ok, dur, phases FROM probe_raw WHERE sid IN (${this.inList(sids)}) AND time >= ? AND time < ? ORDER BY time`,
-    )
-      .raw()
-      .all(from, to) as [number, number, number, string | null][];
-    return rows.map(([time, ok, dur, phases]) => ({
-      time,
-      ok: ok === 1,
-      durationNs: dur,
-      phases: phasesNs(phases),
-    }));
+      `SELECT id, key, kind, target FROM series WHERE id IN (${this.inList(sids)})`,
+    ).all() as ({
+      id: number;
+    } & SeriesLabels)[];
+    return new Map(rows.map((r) => [r.id, { key: r.key, kind: r.kind, target: r.target }]));
   }
 
   async readFlowRaw(sids: readonly number[], from: number, to: number): Promise<RawFlowRow[]> {
@@ -317,24 +311,6 @@ export class SqliteBackend implements Backend {
         `SELECT block, data FROM rollup WHERE sid IN (${this.inList(sids)}) AND tier = ? AND block >= ? AND block < ? ORDER BY block`,
       ).all(tier, fromBlock, toBlock) as { block: number; data: Buffer }[]
     ).map((r) => ({ block: r.block, data: r.data }));
-  }
-
-  async exportPage(
-    sids: readonly number[],
-    from: number,
-    to: number,
-    after: ExportCursor | null,
-    limit: number,
-  ): Promise<ExportPage> {
-    const rows = this.stmt(
-      `SELECT r.id, r.time, r.ok, r.dur, r.phases, r.err_code, r.err_msg, r.vals, s.key, s.kind, s.target
-       FROM probe_raw r JOIN series s ON s.id = r.sid
-       WHERE r.sid IN (${this.inList(sids)}) AND r.time >= ? AND r.time < ? AND (r.time, r.id) > (?, ?)
-       ORDER BY r.time, r.id LIMIT ?`,
-    ).all(from, to, after?.time ?? -Infinity, after?.id ?? -Infinity, limit) as ProbeRow[];
-    const records = rows.map(toRecord);
-    const last = rows.at(-1);
-    return { records, last: last ? { time: last.time, id: last.id } : null };
   }
 
   async processDirty(
@@ -380,7 +356,7 @@ export class SqliteBackend implements Backend {
         if (tier === 1) {
           data =
             e.type === 'p'
-              ? build.probeHour(e.block, this.readProbeRawSync([e.sid], from, to), base)
+              ? build.probeHour(e.block, this.probeRowsCompacting(e.sid, from, to), base)
               : e.type === 'f'
                 ? build.flowHour(e.block, this.readFlowRawSync([e.sid], from, to), base)
                 : build.scheduleHour(e.block, this.readScheduleRawSync([e.sid], from, to), base);
@@ -402,18 +378,19 @@ export class SqliteBackend implements Backend {
   }
 
   // The async readers are thin wrappers; the rollup needs them inside a synchronous transaction.
-  private readProbeRawSync(sids: number[], from: number, to: number): RawProbeRow[] {
-    const rows = this.stmt(
-      `SELECT time, ok, dur, phases FROM probe_raw WHERE sid = ? AND time >= ? AND time < ? ORDER BY time`,
-    )
-      .raw()
-      .all(sids[0], from, to) as [number, number, number, string | null][];
-    return rows.map(([time, ok, dur, phases]) => ({
-      time,
-      ok: ok === 1,
-      durationNs: dur,
-      phases: phasesNs(phases),
-    }));
+  /**
+   * The runs of [from, to) for the rollup; the chunks that hold them are merged into one on the way (the
+   * writer writes one per batch, a second's worth at 1 s; merged, a minute of a series is one chunk).
+   */
+  private probeRowsCompacting(sid: number, from: number, to: number) {
+    const chunks = this.readChunksSync(String(Math.trunc(sid)), from, to);
+    const merged = mergeChunks(sid, chunks);
+    if (merged) {
+      const del = this.stmt('DELETE FROM probe_chunks WHERE id = ?');
+      for (const c of chunks) del.run(c.id);
+      this.insertChunk(merged);
+    }
+    return runsOf(chunks, from, to).map(toRawProbeRow);
   }
 
   private readFlowRawSync(sids: number[], from: number, to: number): RawFlowRow[] {
@@ -475,7 +452,8 @@ export class SqliteBackend implements Backend {
   async applyRetention(c: RetentionCutoffs): Promise<void> {
     const sids = (this.stmt('SELECT id FROM series').all() as { id: number }[]).map((r) => r.id);
     // Per series, so each delete walks the (sid, time) index.
-    const delProbe = this.stmt('DELETE FROM probe_raw WHERE sid = ? AND time < ?');
+    // A chunk goes when its last run is past the cutoff (runs of at most one hour, usually a minute).
+    const delProbe = this.stmt('DELETE FROM probe_chunks WHERE sid = ? AND t0 < ? AND t1 < ?');
     const delFlow = this.stmt('DELETE FROM flow_raw WHERE sid = ? AND time < ?');
     const delSchedule = this.stmt('DELETE FROM schedule_raw WHERE sid = ? AND time < ?');
     const delBlocks = this.stmt('DELETE FROM rollup WHERE sid = ? AND tier = ? AND block < ?');
@@ -484,7 +462,7 @@ export class SqliteBackend implements Backend {
       // At least one series per slice; then as many as ROLLUP_SLICE_MS allows.
       do {
         const sid = sids[k++]!;
-        delProbe.run(sid, c.raw);
+        delProbe.run(sid, c.raw, c.raw);
         delFlow.run(sid, c.raw);
         delSchedule.run(sid, c.raw);
         // A block goes when its whole span is older than the cutoff.
@@ -552,19 +530,3 @@ const toScheduleRow = (r: number[]): RawFlowRow => ({
   counts: r.slice(1, 5),
   hist: new LatencyHistogram(),
 });
-
-function toRecord(r: ProbeRow): ProbeRecord {
-  const rec: ProbeRecord = {
-    time: r.time,
-    name: r.key,
-    kind: r.kind,
-    target: r.target,
-    ok: r.ok === 1,
-    durationSeconds: r.dur / 1e9,
-    phases: phasesSeconds(r.phases),
-  };
-  if (r.err_code !== null) rec.errorCode = r.err_code;
-  if (r.err_msg !== null) rec.errorMessage = r.err_msg;
-  if (r.vals !== null) rec.values = JSON.parse(r.vals) as Record<string, number>;
-  return rec;
-}
