@@ -413,9 +413,10 @@ async function perSeriesSweep(spec, rawCutoff) {
       const sids = /** @type {{ id: number }[]} */ (db.prepare('SELECT id FROM series').all()).map(
         (r) => r.id,
       );
-      const prepared = statements.map(([sql, v]) => [db.prepare(String(sql).replace(/\$(\d)/g, '?$1')), v]);
+      // $1 and $2 as named parameters: the chunk statement uses $2 twice.
+      const prepared = statements.map(([sql, v]) => [db.prepare(String(sql).replace(/\$(\d)/g, '@p$1')), v]);
       const one = db.transaction((/** @type {number} */ sid) => {
-        for (const [st, v] of prepared) /** @type {any} */ (st).run(sid, v);
+        for (const [st, v] of prepared) /** @type {any} */ (st).run({ p1: sid, p2: v });
       });
       for (const sid of sids) one.immediate(sid);
     } finally {
