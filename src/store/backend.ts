@@ -263,16 +263,27 @@ export const toRawProbeRow = (r: StoredProbeRun): RawProbeRow => ({
   phases: r.phases,
 });
 
+/** A chunk with fewer runs than this grows: the rollup merges the next minutes' runs into it. */
+export const CHUNK_RUNS = 60;
+
 /**
- * Chunks of one series and hour merged into one, or undefined when there is nothing to merge: the
- * rollup merges the runs of each minute it rolls up, which the writer wrote a batch (a second) at a time.
+ * What the rollup merges, or undefined when there is nothing to merge: the chunks of the minutes it
+ * rolls up (the writer wrote one per batch: at 1 s, one a second), together with `prev`, the series'
+ * latest chunk of the hour before them, while that one holds fewer than CHUNK_RUNS runs. So a target
+ * probed every second gets a chunk a minute, one probed every 15 s a chunk every 15 minutes.
  */
-export function mergeChunks(sid: number, chunks: readonly StoredChunk[]): ProbeChunkRow | undefined {
-  if (chunks.length < 2) return undefined;
-  return chunkRow(
+export function mergeChunks(
+  sid: number,
+  chunks: readonly StoredChunk[],
+  prev?: StoredChunk & { n: number },
+): { merged: ProbeChunkRow; replaced: StoredChunk[] } | undefined {
+  const replaced = prev && prev.n < CHUNK_RUNS ? [prev, ...chunks] : [...chunks];
+  if (replaced.length < 2) return undefined;
+  const merged = chunkRow(
     sid,
-    runsOf(chunks).map(({ sid: _, ...r }) => r),
+    runsOf(replaced).map(({ sid: _, ...r }) => r),
   );
+  return { merged, replaced };
 }
 
 export function toProbeRecord(r: StoredProbeRun, labels: SeriesLabels): ProbeRecord {

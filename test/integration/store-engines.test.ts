@@ -262,6 +262,30 @@ for (const fx of engines()) {
       expect(await read(store)).toEqual(await read(whole));
     });
 
+    it('grows a chunk of a target probed every 15 s over the minutes until it holds 60 runs', async () => {
+      const spec = fx.freshSpec();
+      const store = await fx.open(spec);
+      const whole = await fx.open();
+      const from = now - HOUR;
+      const runs = probeRuns('sparse', from, from + 20 * MINUTE, 15_000, 43);
+      for (let t = from; t < from + 20 * MINUTE; t += MINUTE) {
+        for (const r of runs.filter((x) => x.time >= t && x.time < t + MINUTE)) await store.writeProbes([r]);
+        await store.rollup(now);
+      }
+      await whole.writeProbes(runs);
+      // Minutes 0-14 in one chunk of 60 runs, minutes 15-19 in the next.
+      expect(await countRows(spec, 'SELECT count(*) AS n FROM probe_chunks')).toBe(2);
+      expect(await countRows(spec, 'SELECT max(n) AS n FROM probe_chunks')).toBe(60);
+      const read = async (s: typeof store) => {
+        const out: ProbeRecord[] = [];
+        for await (const r of s.exportProbes('sparse', from, now)) out.push(r);
+        return { out, series: await s.probeSeries('sparse', from, now, MINUTE) };
+      };
+      const got = await read(store);
+      expect(got.out).toHaveLength(runs.length);
+      expect(got).toEqual(await read(whole));
+    });
+
     it('merges new minutes into their hour and new hours into their day without reading the rest again', async () => {
       // Raw rows (and hour blocks) that are gone by the next rollup: a rollup that re-read the whole
       // hour or day would lose what they held; an incremental one keeps it.

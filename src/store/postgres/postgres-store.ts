@@ -479,13 +479,21 @@ export class PostgresBackend implements Backend {
       )
     ).rows[0]!.ok;
     const chunks = await this.readProbeChunks([sid], from, to, c);
-    const merged = locked ? mergeChunks(sid, chunks) : undefined;
-    if (merged) {
+    if (!locked) return runsOf(chunks, from, to).map(toRawProbeRow);
+    const prev = (
+      await c.query<StoredChunk & { n: number }>(
+        `SELECT sid, id, t0, n, data FROM probe_chunks WHERE sid = $1 AND t0 >= $2 AND t1 < $3
+         ORDER BY t1 DESC, id DESC LIMIT 1`,
+        [sid, floorTo(from, HOUR), from],
+      )
+    ).rows[0];
+    const merge = mergeChunks(sid, chunks, prev);
+    if (merge) {
       await c.query(
         'DELETE FROM probe_chunks WHERE sid = $1 AND (t0, id) IN (SELECT * FROM unnest($2::int8[], $3::int8[]))',
-        [sid, chunks.map((x) => x.t0), chunks.map((x) => x.id)],
+        [sid, merge.replaced.map((x) => x.t0), merge.replaced.map((x) => x.id)],
       );
-      await insertProbeChunks(c, [merged]);
+      await insertProbeChunks(c, [merge.merged]);
     }
     return runsOf(chunks, from, to).map(toRawProbeRow);
   }

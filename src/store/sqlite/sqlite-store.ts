@@ -384,11 +384,15 @@ export class SqliteBackend implements Backend {
    */
   private probeRowsCompacting(sid: number, from: number, to: number) {
     const chunks = this.readChunksSync(String(Math.trunc(sid)), from, to);
-    const merged = mergeChunks(sid, chunks);
-    if (merged) {
+    const prev = this.stmt(
+      `SELECT sid, id, t0, n, data FROM probe_chunks WHERE sid = ? AND t0 >= ? AND t1 < ?
+       ORDER BY t1 DESC, id DESC LIMIT 1`,
+    ).get(sid, floorTo(from, HOUR), from) as (StoredChunk & { n: number }) | undefined;
+    const merge = mergeChunks(sid, chunks, prev);
+    if (merge) {
       const del = this.stmt('DELETE FROM probe_chunks WHERE id = ?');
-      for (const c of chunks) del.run(c.id);
-      this.insertChunk(merged);
+      for (const c of merge.replaced) del.run(c.id);
+      this.insertChunk(merge.merged);
     }
     return runsOf(chunks, from, to).map(toRawProbeRow);
   }
