@@ -70,6 +70,19 @@ describe('agent HTTP endpoints', () => {
     expect(await health.json()).toEqual({ status: 'ok', targets: 2 });
   });
 
+  it("streams /metrics as the registry's exposition, and answers HEAD without rendering a body", async () => {
+    const res = await fetch(`${server.url}/metrics`);
+    expect(res.headers.get('content-type')).toBe('text/plain; version=0.0.4; charset=utf-8');
+    const families = (text: string) => text.split('\n').filter((l) => l.startsWith('# TYPE '));
+    const text = await res.text();
+    expect(text.endsWith('\n')).toBe(true);
+    expect(families(text)).toEqual(families(await agent.registry.metrics()));
+    const head = await fetch(`${server.url}/metrics`, { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect(head.headers.get('content-type')).toBe('text/plain; version=0.0.4; charset=utf-8');
+    expect(await head.text()).toBe('');
+  });
+
   it('answers wrong methods and paths with JSON errors', async () => {
     const get = await fetch(`${server.url}/check`);
     expect(get.status).toBe(405);

@@ -104,6 +104,25 @@ describe('coalmine CLI', () => {
     expect(r.err).toContain('absent.yaml');
   });
 
+  it("alerts export warns of a target's latency rule that per-kind histograms cannot serve", async () => {
+    const rules = [
+      'alerting:',
+      '  rules:',
+      '    - { name: slow, target: web, condition: { latency: { percentile: 95, above: 0.5 } } }',
+      '    - { name: down, target: web, condition: { probeFailing: {} } }',
+    ];
+    writeFileSync(join(dir, 'lean.yaml'), rules.join('\n'));
+    const lean = await cli('alerts', 'export', '--config', join(dir, 'lean.yaml'));
+    expect(lean.code).toBe(0);
+    expect(lean.out).toContain('coalmine_probe_duration_seconds_bucket{target="web"}');
+    expect(lean.errLines).toEqual([
+      `${join(dir, 'lean.yaml')}: warning: rule slow reads coalmine_probe_duration_seconds_bucket{target="web"}, which the agent exports only with metrics: { targetBuckets: true }`,
+    ]);
+    writeFileSync(join(dir, 'buckets.yaml'), ['metrics: { targetBuckets: true }', ...rules].join('\n'));
+    const buckets = await cli('alerts', 'export', '--config', join(dir, 'buckets.yaml'));
+    expect(buckets).toMatchObject({ code: 0, errLines: [] });
+  });
+
   it('config schema prints a JSON Schema naming every kind', async () => {
     const r = await cli('config', 'schema');
     const schema = JSON.parse(r.out) as Record<string, unknown>;

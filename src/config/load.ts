@@ -240,7 +240,7 @@ export function parseConfig(
     ...(otlp ? { otlp } : {}),
     intervalMs,
     listen: parseListen(raw.listen ?? DEFAULT_LISTEN),
-    metrics: { compat: raw.metrics.compat, buckets: globalBuckets },
+    metrics: { compat: raw.metrics.compat, buckets: globalBuckets, targetBuckets: raw.metrics.targetBuckets },
     targets,
   };
 }

@@ -165,8 +165,14 @@ export const configSchema = z
           .default([])
           .describe("Extra metric name sets: 'latency404' adds seed 001's names for its Grafana dashboard"),
         buckets: bucketsSchema.optional(),
+        targetBuckets: z
+          .boolean()
+          .default(false)
+          .describe(
+            'Per-target buckets for coalmine_probe_duration_seconds and coalmine_probe_network_seconds ({kind,target}); default false: those two histograms are per kind, about 40 fewer lines per target',
+          ),
       })
-      .default({ compat: [] })
+      .default({ compat: [], targetBuckets: false })
       .describe('Prometheus metrics'),
     targets: z.array(targetSchema).default([]).describe('Network probe targets'),
     transports: z
@@ -205,7 +211,8 @@ export interface TargetConfig {
 export interface AgentConfig {
   intervalMs: number;
   listen: { host: string; port: number };
-  metrics: { compat: 'latency404'[]; buckets: number[] };
+  /** targetBuckets: per-target histogram buckets (the schema's default is false). */
+  metrics: { compat: 'latency404'[]; buckets: number[]; targetBuckets?: boolean };
   targets: TargetConfig[];
   messaging: MessagingConfig;
   /** Undefined: the default SQLite store; false: none. */

@@ -134,7 +134,8 @@ describe.skipIf(!hasPromtool || !hasPrometheus)('a real Prometheus scraping the 
       'a histogram quantile',
       async () => {
         const r = await query(
-          'histogram_quantile(0.95, sum by (le) (rate(coalmine_probe_duration_seconds_bucket{target="web"}[10s])))',
+          // Per kind by default (metrics.targetBuckets: false); web is the only http target.
+          'histogram_quantile(0.95, sum by (le) (rate(coalmine_probe_duration_seconds_bucket{kind="http"}[10s])))',
         );
         const v = Number(r[0]?.value[1]);
         return Number.isFinite(v) && v > 0 ? v : undefined;

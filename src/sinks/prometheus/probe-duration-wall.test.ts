@@ -110,7 +110,7 @@ describe('probe_duration_seconds is wall time, as blackbox_exporter means it', (
 
   it('a successful HTTP GET: more than its phases, and seed 001 names carry the same wall time', async () => {
     const registry = new Registry();
-    const metrics = new ProbeMetrics(registry, { buckets: [1], compat: ['latency404'] });
+    const metrics = new ProbeMetrics(registry, { buckets: [1], compat: ['latency404'], targetBuckets: true });
     const opts = probes.http.options.parse({}) as Record<string, unknown>;
     const t0 = process.hrtime.bigint();
     const result = await runProbe('http', `http://127.0.0.1:${httpPort}/`, opts, {

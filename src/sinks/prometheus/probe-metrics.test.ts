@@ -38,7 +38,9 @@ describe('ProbeMetrics', () => {
     expect(text).not.toContain('probe_ssl_earliest_cert_expiry{target="a"}');
     expect(text).toContain('coalmine_probes_total{kind="http",target="a",result="success"} 1');
     expect(text).toContain('coalmine_probes_total{kind="http",target="a",result="http_status"} 1');
-    expect(text).toContain('coalmine_probe_duration_seconds_count{kind="http",target="a"} 2');
+    // Per kind by default (metrics.targetBuckets: false): a, a and b.
+    expect(text).toContain('coalmine_probe_duration_seconds_count{kind="http"} 3');
+    expect(text).not.toContain('coalmine_probe_duration_seconds_count{kind="http",target=');
 
     m.forget('a', 'http');
     text = await registry.metrics();
@@ -48,5 +50,22 @@ describe('ProbeMetrics', () => {
     // Observed again after forget, it comes back whole.
     m.observe(obs('a', { ok: true, durationNs: 1_000_000n, phases: {}, values: { http_status_code: 200 } }));
     expect(await registry.metrics()).toContain('probe_http_status_code{target="a"} 200');
+  });
+
+  it('keeps the duration histograms per target with targetBuckets', async () => {
+    const registry = new Registry();
+    const m = new ProbeMetrics(registry, { buckets: [0.001, 0.01], compat: [], targetBuckets: true });
+    m.observe(obs('a', { ok: true, durationNs: 2_000_000n, networkNs: 500_000n, phases: {} }));
+    m.observe(obs('a', { ok: true, durationNs: 20_000_000n, networkNs: 500_000n, phases: {} }));
+    m.observe(
+      obs('b', { ok: false, durationNs: 1_000_000n, phases: {}, error: { code: 'timeout', message: 't' } }),
+    );
+    const text = await registry.metrics();
+    expect(text).toContain('coalmine_probe_duration_seconds_bucket{le="0.01",kind="http",target="a"} 1');
+    expect(text).toContain('coalmine_probe_duration_seconds_count{kind="http",target="a"} 2');
+    expect(text).toContain('coalmine_probe_duration_seconds_count{kind="http",target="b"} 1');
+    expect(text).toContain('coalmine_probe_network_seconds_count{kind="http",target="a"} 2');
+    // b never succeeded: no network series for it, as prom-client had none before its first value.
+    expect(text).not.toContain('coalmine_probe_network_seconds_count{kind="http",target="b"}');
   });
 });
