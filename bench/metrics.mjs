@@ -9,17 +9,16 @@
  *
  *   npm run build && node bench/metrics.mjs [--quick] [--targets 1000,10000] [--seconds 10] [--no-build]
  *
- * Each case runs in a child process of its own (a fresh heap); the scraping client is a worker thread
- * in that child, so reading 21 MB does not count as the agent's block. Progress on stderr, a table on
+ * Each case runs in a child process of its own (a fresh heap); the scraping client is a process of its
+ * own, so reading 40 MB does not count as the agent's block. Progress on stderr, a table on
  * stdout, JSON in bench/out/metrics-<timestamp>.json. A missed goal prints FAIL; the exit code is 0.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createServer } from 'node:http';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { promisify } from 'node:util';
-import { Worker } from 'node:worker_threads';
 import { log } from './lib/procs.mjs';
 import { fmtRatio, quantile } from './lib/stats.mjs';
 
@@ -116,10 +115,14 @@ async function main() {
       undefined,
     );
     line('longest event-loop block', (r) => r.scraping.blockMs, ms, GOAL.blockMs);
+    line('  main thread CPU in it', (r) => r.scraping.blockCpuMs, ms, undefined);
+    line('longest block, main thread CPU', (r) => r.scraping.cpuBlockMs, ms, GOAL.blockMs);
     line('loop delay max (perf_hooks)', (r) => r.scraping.eldMaxMs, ms, undefined);
     line('1 s runs: start lateness p99', (r) => r.scraping.lateP99Ms, ms, GOAL.latenessP99Ms);
     line('1 s runs: start lateness max', (r) => r.scraping.lateMaxMs, ms, undefined);
     line('idle: longest block', (r) => r.idle.blockMs, ms, undefined);
+    line('idle: CPU in that block', (r) => r.idle.blockCpuMs, ms, undefined);
+    line('idle: longest, main thread CPU', (r) => r.idle.cpuBlockMs, ms, undefined);
     line('idle: start lateness p99', (r) => r.idle.lateP99Ms, ms, undefined);
     line(
       'scrapes in the window',
@@ -140,9 +143,21 @@ async function main() {
 }
 
 /**
- * @typedef {{ blockMs: number, eldMaxMs: number, lateP99Ms: number, lateMaxMs: number, lateRuns: number }} LoopFigures
+ * @typedef {{ blockMs: number, blockCpuMs: number, cpuBlockMs: number, eldMaxMs: number, lateP99Ms: number, lateMaxMs: number, lateRuns: number }} LoopFigures
  * @typedef {{ mode: string, hasOption: boolean, targets: number, scrapes: number, scrapeMs: { p50: number, max: number }, bytes: number, lines: number, scraping: LoopFigures, idle: LoopFigures }} CaseResult
  */
+
+/**
+ * CPU time of this process's main thread so far, in ms, from the kernel's scheduler statistics
+ * (/proc/self/task/<pid>/schedstat: nanoseconds on a CPU); NaN where there is no such file.
+ */
+function mainThreadCpuMs() {
+  try {
+    return Number(readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').split(' ')[0]) / 1e6;
+  } catch {
+    return NaN;
+  }
+}
 
 /**
  * One case: an agent (or the peer's registry) with `n` targets, observed RUNS_PER_TARGET times each, then
@@ -283,11 +298,23 @@ async function child(mode, n, seconds) {
     const eld = monitorEventLoopDelay({ resolution: 1 });
     eld.enable();
     let block = 0;
+    let blockCpu = 0;
+    let cpuBlock = 0;
     let last = performance.now();
+    let lastCpu = mainThreadCpuMs();
     const tick = setInterval(() => {
       const now = performance.now();
-      block = Math.max(block, now - last - 1);
+      const cpu = mainThreadCpuMs();
+      // The main thread's CPU in this stretch: what the agent did in it, against time spent waiting for
+      // a core (on this shared 2-core machine, often most of a long stretch).
+      const used = Math.min(now - last, cpu - lastCpu);
+      if (now - last - 1 > block) {
+        block = now - last - 1;
+        blockCpu = used;
+      }
+      cpuBlock = Math.max(cpuBlock, used - 1);
       last = now;
+      lastCpu = cpu;
     }, 1);
     const until = performance.now() + ms;
     await during();
@@ -297,6 +324,8 @@ async function child(mode, n, seconds) {
     const sorted = [...late].sort((a, b) => a - b);
     return {
       blockMs: Math.max(0, block),
+      blockCpuMs: blockCpu,
+      cpuBlockMs: Math.max(0, cpuBlock),
       eldMaxMs: eld.max / 1e6,
       lateP99Ms: quantile(sorted, 0.99),
       lateMaxMs: sorted.at(-1) ?? NaN,
@@ -308,49 +337,56 @@ async function child(mode, n, seconds) {
   await new Promise((r) => setTimeout(r, 1500));
   const idle = await watch(seconds * 500, async () => {});
 
-  // The client: a worker thread of its own, scraping back to back for `seconds`.
-  const worker = new Worker(
-    `
-    const { parentPort, workerData } = require('node:worker_threads');
-    const http = require('node:http');
-    const scrape = () => new Promise((resolve, reject) => {
-      const t0 = performance.now();
-      http.get(workerData.url + '/metrics', (res) => {
-        const chunks = [];
-        res.on('data', (c) => chunks.push(c));
-        res.on('end', () => {
-          const body = Buffer.concat(chunks).toString('utf8');
-          const ms = performance.now() - t0;
-          let lines = 0, success = 0, buckets = 0;
-          for (const l of body.split('\\n')) {
-            if (l === '') continue;
-            lines++;
-            if (l.startsWith('probe_success{')) success++;
-            if (l.startsWith('coalmine_probe_duration_seconds_bucket{')) buckets++;
-          }
-          resolve({ status: res.statusCode, ms, bytes: Buffer.byteLength(body), lines, success, buckets });
-        });
-        res.on('error', reject);
-      }).on('error', reject);
-    });
-    (async () => {
-      const until = performance.now() + workerData.ms;
-      const out = [];
-      while (performance.now() < until || out.length < 3) out.push(await scrape());
-      parentPort.postMessage(out);
-    })();
-    `,
-    { eval: true, workerData: { url: server.url, ms: seconds * 1000 } },
+  // The client: a process of its own, scraping back to back for `seconds`, so neither its CPU nor its
+  // reading of the text counts as the agent's.
+  const client = spawn(
+    process.execPath,
+    [
+      '-e',
+      `
+      const http = require('node:http');
+      const [url, ms] = [process.argv[1], Number(process.argv[2])];
+      const scrape = () => new Promise((resolve, reject) => {
+        const t0 = performance.now();
+        http.get(url + '/metrics', (res) => {
+          const chunks = [];
+          res.on('data', (c) => chunks.push(c));
+          res.on('end', () => {
+            const ms = performance.now() - t0;
+            const body = Buffer.concat(chunks).toString('utf8');
+            let lines = 0, success = 0, buckets = 0;
+            for (const l of body.split('\\n')) {
+              if (l === '') continue;
+              lines++;
+              if (l.startsWith('probe_success{')) success++;
+              if (l.startsWith('coalmine_probe_duration_seconds_bucket{')) buckets++;
+            }
+            resolve({ status: res.statusCode, ms, bytes: Buffer.byteLength(body), lines, success, buckets });
+          });
+          res.on('error', reject);
+        }).on('error', reject);
+      });
+      (async () => {
+        const until = performance.now() + ms;
+        const out = [];
+        while (performance.now() < until || out.length < 3) out.push(await scrape());
+        process.stdout.write(JSON.stringify(out));
+      })();
+      `,
+      server.url,
+      String(seconds * 1000),
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
   );
   /** @type {{ status: number, ms: number, bytes: number, lines: number, success: number, buckets: number }[]} */
   let scrapes = [];
   const scraping = await watch(seconds * 1000, async () => {
-    scrapes = await new Promise((resolve, reject) => {
-      worker.once('message', resolve);
-      worker.once('error', reject);
-    });
+    let out = '';
+    client.stdout.setEncoding('utf8').on('data', (c) => (out += c));
+    const code = await new Promise((resolve) => client.once('exit', resolve));
+    if (code !== 0) throw new Error(`${mode}: the scraping client exited with ${code}`);
+    scrapes = JSON.parse(out);
   });
-  await worker.terminate();
   scheduler.stop();
   await server.close();
   await agent.close();

@@ -84,8 +84,9 @@ export function handler(agent: Agent, extras: ServerExtras = {}) {
           res.writeHead(200, { 'content-type': agent.registry.contentType });
           if (method === 'HEAD') return void res.end();
           // Streamed in slices that let probes start between them (one render was 1-2.5 s at 10,000
-          // targets); pipeline waits for the client to read and stops rendering if it goes away.
-          await pipeline(Readable.from(exposition(agent.registry)), res);
+          // targets); pipeline waits for the client to read and stops rendering if it goes away. One
+          // chunk ahead at most: text waiting in a buffer survives young collections and is promoted.
+          await pipeline(Readable.from(exposition(agent.registry), { highWaterMark: 1 }), res);
           return;
         }
         case '/healthz':
