@@ -92,6 +92,8 @@ export interface StoredChunk {
   sid: number;
   id: number;
   t0: number;
+  /** Runs in it. */
+  n: number;
   data: Uint8Array;
 }
 
@@ -272,10 +274,17 @@ export const CHUNK_RUNS = 60;
  * latest chunk of the hour before them, while that one holds fewer than CHUNK_RUNS runs. So a target
  * probed every second gets a chunk a minute, one probed every 15 s a chunk every 15 minutes.
  */
+/**
+ * Whether the rollup should look up the series' latest earlier chunk to grow: only when the minutes it
+ * rolls up hold fewer than CHUNK_RUNS runs (at 1 s they fill a chunk of their own, and the lookup is saved).
+ */
+export const growsPrevious = (chunks: readonly StoredChunk[]): boolean =>
+  chunks.reduce((a, c) => a + c.n, 0) < CHUNK_RUNS;
+
 export function mergeChunks(
   sid: number,
   chunks: readonly StoredChunk[],
-  prev?: StoredChunk & { n: number },
+  prev?: StoredChunk,
 ): { merged: ProbeChunkRow; replaced: StoredChunk[] } | undefined {
   const replaced = prev && prev.n < CHUNK_RUNS ? [prev, ...chunks] : [...chunks];
   if (replaced.length < 2) return undefined;

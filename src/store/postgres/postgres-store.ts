@@ -4,6 +4,7 @@ import {
   addDirty,
   dirtyRange,
   flowKey,
+  growsPrevious,
   mergeChunks,
   nonNegInt,
   runsOf,
@@ -320,7 +321,7 @@ export class PostgresBackend implements Backend {
     c: pg.ClientBase = this.pool as unknown as pg.ClientBase,
   ): Promise<StoredChunk[]> {
     const r = await c.query<StoredChunk>(
-      `SELECT sid, id, t0, data FROM probe_chunks WHERE sid = ANY($1::int[]) AND t0 >= $2 AND t0 < $3 AND t1 >= $4
+      `SELECT sid, id, t0, n, data FROM probe_chunks WHERE sid = ANY($1::int[]) AND t0 >= $2 AND t0 < $3 AND t1 >= $4
        ORDER BY t0, id`,
       [sids, floorTo(from, HOUR), to, from],
     );
@@ -480,13 +481,15 @@ export class PostgresBackend implements Backend {
     ).rows[0]!.ok;
     const chunks = await this.readProbeChunks([sid], from, to, c);
     if (!locked) return runsOf(chunks, from, to).map(toRawProbeRow);
-    const prev = (
-      await c.query<StoredChunk & { n: number }>(
-        `SELECT sid, id, t0, n, data FROM probe_chunks WHERE sid = $1 AND t0 >= $2 AND t1 < $3
+    const prev = !growsPrevious(chunks)
+      ? undefined
+      : (
+          await c.query<StoredChunk>(
+            `SELECT sid, id, t0, n, data FROM probe_chunks WHERE sid = $1 AND t0 >= $2 AND t1 < $3
          ORDER BY t1 DESC, id DESC LIMIT 1`,
-        [sid, floorTo(from, HOUR), from],
-      )
-    ).rows[0];
+            [sid, floorTo(from, HOUR), from],
+          )
+        ).rows[0];
     const merge = mergeChunks(sid, chunks, prev);
     if (merge) {
       await c.query(

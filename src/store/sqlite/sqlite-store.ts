@@ -7,6 +7,7 @@ import {
   addDirty,
   dirtyRange,
   flowKey,
+  growsPrevious,
   mergeChunks,
   nonNegInt,
   runsOf,
@@ -261,7 +262,7 @@ export class SqliteBackend implements Backend {
   /** Chunks overlapping [from, to): a chunk lies within one hour, so its t0 is at most an hour before from. */
   private readChunksSync(inList: string, from: number, to: number): StoredChunk[] {
     return this.stmt(
-      `SELECT sid, id, t0, data FROM probe_chunks WHERE sid IN (${inList}) AND t0 >= ? AND t0 < ? AND t1 >= ?
+      `SELECT sid, id, t0, n, data FROM probe_chunks WHERE sid IN (${inList}) AND t0 >= ? AND t0 < ? AND t1 >= ?
        ORDER BY t0, id`,
     ).all(floorTo(from, HOUR), to, from) as StoredChunk[];
   }
@@ -388,10 +389,12 @@ export class SqliteBackend implements Backend {
    */
   private probeRowsCompacting(sid: number, from: number, to: number) {
     const chunks = this.readChunksSync(String(Math.trunc(sid)), from, to);
-    const prev = this.stmt(
-      `SELECT sid, id, t0, n, data FROM probe_chunks WHERE sid = ? AND t0 >= ? AND t1 < ?
+    const prev = growsPrevious(chunks)
+      ? (this.stmt(
+          `SELECT sid, id, t0, n, data FROM probe_chunks WHERE sid = ? AND t0 >= ? AND t1 < ?
        ORDER BY t1 DESC, id DESC LIMIT 1`,
-    ).get(sid, floorTo(from, HOUR), from) as (StoredChunk & { n: number }) | undefined;
+        ).get(sid, floorTo(from, HOUR), from) as StoredChunk | undefined)
+      : undefined;
     const merge = mergeChunks(sid, chunks, prev);
     if (merge) {
       const del = this.stmt('DELETE FROM probe_chunks WHERE id = ?');
