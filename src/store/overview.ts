@@ -1,19 +1,21 @@
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import { inflateRawSync } from 'node:zlib';
 import { LatencyHistogram } from '../stats/histogram.js';
 import { HOUR, MINUTE, PROBE } from './aggregate.js';
 import { durationNs } from './backend.js';
-import { decodeBlock, representative, type Bucket } from './codec.js';
+import { representative, type Bucket } from './codec.js';
 import type { ProbeRecord, TargetOverview } from './types.js';
 
 /**
  * The overview of every probe target at once (GET /api/v1/targets): per-minute points and the window of
  * a range, from the 1-minute rollups plus what this store wrote since its last rollup, without raw rows.
  *
- * A record is in exactly one of the two: rollups hold what was written before the store's last tier-1
- * rollup finished, the tail holds what this store wrote after it (cleared when the next one finishes).
- * Decoding a block is what costs (inflate and histograms: about 0.3 ms for an hour of a target probed
- * every second), so decoded minutes are kept, compactly, until their block's bytes change; a call then
- * decodes only the blocks the last rollup rewrote.
+ * A run is in exactly one of the two: the blocks hold what was written before the store's last tier-1
+ * rollup finished, the tail what this store wrote after it (cleared when the next one finishes). On a
+ * store other agents share, their runs since the last rollup count once one has rolled them up, and this
+ * store's tail leaves out its writes from before another agent's rollup started (`rolled_up_to`).
+ * Decoding the blocks is what costs (after every rollup each target's current hour is new), so decoded
+ * minutes are kept in compact arrays until their block's bytes change.
  */
 
 /** A tier-1 rollup block of a probe series, with the series' key (the target name). */
@@ -32,7 +34,7 @@ const SLICE_MS = 5;
 const MAX_RANGE_MS = 24 * HOUR;
 
 /** One minute of one series, as the overview needs it: counts and the latency histogram's buckets. */
-interface MinutePart {
+export interface MinutePart {
   time: number;
   runs: number;
   failures: number;
@@ -42,9 +44,14 @@ interface MinutePart {
   max: number;
   /** The minute's p50 (ns), NaN when n is 0: kept so a point costs nothing on the next call. */
   p50: number;
-  /** Histogram bucket indices, ascending, and their counts. */
+  /**
+   * Histogram bucket indices, ascending, and their counts: [lo, hi) of arrays the minutes of a block share
+   * (one pair of arrays per block, not per minute, keeps the garbage collector's work down).
+   */
   idx: Uint16Array;
   cnt: Uint32Array;
+  lo: number;
+  hi: number;
 }
 
 interface CachedBlock {
@@ -54,26 +61,137 @@ interface CachedBlock {
   parts: MinutePart[];
 }
 
-function toPart(b: Bucket): MinutePart {
-  const h = b.hist;
-  const pairs = h.toJSON().b.sort((x, y) => x[0] - y[0]);
-  const idx = new Uint16Array(pairs.length);
-  const cnt = new Uint32Array(pairs.length);
-  pairs.forEach(([i, c], k) => {
-    idx[k] = i;
-    cnt[k] = c;
+/** The buckets (of the tail, or of a block) as parts over one pair of arrays. */
+export function toParts(buckets: readonly Bucket[]): MinutePart[] {
+  const pairs = buckets.map((b) => b.hist.toJSON().b.sort((x, y) => x[0] - y[0]));
+  const size = pairs.reduce((n, p) => n + p.length, 0);
+  const idx = new Uint16Array(size);
+  const cnt = new Uint32Array(size);
+  let at = 0;
+  return buckets.map((b, k) => {
+    const lo = at;
+    for (const [i, c] of pairs[k]!) {
+      idx[at] = i;
+      cnt[at++] = c;
+    }
+    const h = b.hist;
+    return {
+      time: b.time,
+      runs: b.counts[0] ?? 0,
+      failures: b.counts[1] ?? 0,
+      n: h.count,
+      min: h.count > 0 ? h.min : Infinity,
+      max: h.count > 0 ? h.max : -Infinity,
+      p50: h.count > 0 ? h.percentile(50) : NaN,
+      idx,
+      cnt,
+      lo,
+      hi: at,
+    };
   });
-  return {
-    time: b.time,
-    runs: b.counts[0] ?? 0,
-    failures: b.counts[1] ?? 0,
-    n: h.count,
-    min: h.count > 0 ? h.min : Infinity,
-    max: h.count > 0 ? h.max : -Infinity,
-    p50: h.count > 0 ? h.percentile(50) : NaN,
-    idx,
-    cnt,
+}
+
+/**
+ * The minutes at or after `from` of a tier-1 probe block, read straight into parts: codec.ts decodeBlock's
+ * format (3-6) without a LatencyHistogram per minute (decodeBlock and toParts took about 1.5 ms for an
+ * hour of a target probed every second, and after every rollup each target's current hour is new).
+ * overview.test.ts holds the two equal.
+ */
+export function decodeProbeMinutes(buf: Uint8Array, blockStart: number, from: number): MinutePart[] {
+  const format = buf[0];
+  if (format !== 3 && format !== 4 && format !== 5 && format !== 6)
+    throw new RangeError(`codec: unknown block format ${format}`);
+  const raw = format === 4 || format === 6 ? inflateRawSync(buf.subarray(1)) : buf.subarray(1);
+  // Varints from raw at cur.i, below cur.end.
+  const cur = { i: 0, end: raw.length };
+  const uint = (c: { i: number; end: number }): number => {
+    let v = 0;
+    let mul = 1;
+    for (;;) {
+      if (c.i >= c.end) throw new RangeError('codec: truncated data');
+      const b = raw[c.i++]!;
+      v += (b & 0x7f) * mul;
+      if (b < 0x80) return v;
+      mul *= 0x80;
+    }
   };
+  const stored = format >= 5 ? uint(cur) : PROBE.legacyCounts;
+  const metaLen = uint(cur);
+  const idxLen = uint(cur);
+  const meta = { i: cur.i, end: cur.i + metaLen };
+  const ix = { i: meta.end, end: meta.end + idxLen };
+  const count = uint(meta);
+  const heads: { time: number; runs: number; failures: number; n: number; nb: number; ones: boolean }[] = [];
+  let slot = -1;
+  for (let k = 0; k < count; k++) {
+    slot += uint(meta) + 1;
+    const counts = [0, 0];
+    for (let c = 0; c < stored; c++) {
+      const v = uint(meta);
+      if (c < 2) counts[c] = v;
+    }
+    const n = uint(meta);
+    let nb = 0;
+    let ones = false;
+    if (n > 0) {
+      const shape = uint(meta);
+      ones = shape % 2 === 1;
+      nb = Math.floor(shape / 2);
+    }
+    const np = uint(meta);
+    for (let q = 0; q < np; q++) {
+      if (uint(meta) === 0) {
+        const len = uint(meta); // a phase stored by name: skip its bytes
+        meta.i += len;
+      }
+      uint(meta); // runs without the phase; the phase sums are a stream of their own, not read
+    }
+    heads.push({ time: blockStart + slot * MINUTE, runs: counts[0]!, failures: counts[1]!, n, nb, ones });
+  }
+  const size = heads.reduce((s, h) => s + (h.time >= from ? h.nb : 0), 0);
+  const idx = new Uint16Array(size);
+  const cnt = new Uint32Array(size);
+  let w = 0;
+  const out: MinutePart[] = [];
+  for (const h of heads) {
+    const keep = h.time >= from;
+    const lo = w;
+    let prev = 0;
+    for (let q = 0; q < h.nb; q++) {
+      prev += uint(ix);
+      const c = h.ones ? 1 : uint(ix);
+      if (keep) {
+        idx[w] = prev;
+        cnt[w++] = c;
+      }
+    }
+    if (!keep) continue;
+    // Rollup histograms keep their buckets only: min, max and the p50 are bucket midpoints.
+    let p50 = NaN;
+    const rank = Math.max(1, Math.ceil(0.5 * h.n));
+    let seen = 0;
+    for (let k = lo; k < w && h.n > 0; k++) {
+      seen += cnt[k]!;
+      if (seen >= rank) {
+        p50 = representative(idx[k]!);
+        break;
+      }
+    }
+    out.push({
+      time: h.time,
+      runs: h.runs,
+      failures: h.failures,
+      n: h.n,
+      min: h.n > 0 ? representative(idx[lo]!) : Infinity,
+      max: h.n > 0 ? representative(idx[w - 1]!) : -Infinity,
+      p50,
+      idx,
+      cnt,
+      lo,
+      hi: w,
+    });
+  }
+  return out;
 }
 
 /** What this store wrote since its last tier-1 rollup finished: target, start time, duration (NaN: failed). */
@@ -88,8 +206,15 @@ class Tail {
   dropped = 0;
   /** Bumped by every clear, so a reader sees whether a rollup finished while it read the blocks. */
   generation = 0;
+  /** Where each write's records begin, and when it was written (the store's clock). */
+  private batchStart: number[] = [];
+  private batchAt: number[] = [];
 
-  add(records: readonly ProbeRecord[]): void {
+  add(records: readonly ProbeRecord[], writtenAt: number): void {
+    if (records.length > 0 && this.n < TAIL_MAX) {
+      this.batchStart.push(this.n);
+      this.batchAt.push(writtenAt);
+    }
     for (const r of records) {
       if (this.n >= TAIL_MAX) {
         this.dropped++;
@@ -124,6 +249,8 @@ class Tail {
     this.ids.clear();
     this.names = [];
     this.n = 0;
+    this.batchStart = [];
+    this.batchAt = [];
     this.generation++;
     if (this.id.length > 1024) {
       this.id = new Int32Array(1024);
@@ -132,10 +259,25 @@ class Tail {
     }
   }
 
-  /** Per target name and minute of [from, to): the tail's runs as parts. */
-  parts(from: number, to: number, wanted: ReadonlySet<string>): Map<string, Map<number, MinutePart>> {
+  /**
+   * Per target name and minute of [from, to): the tail's runs as parts, but for writes from before
+   * `rolledUpTo`: a rollup that started after them (another agent's, on a shared store) holds them.
+   */
+  parts(
+    from: number,
+    to: number,
+    wanted: ReadonlySet<string>,
+    rolledUpTo: number,
+  ): Map<string, Map<number, MinutePart>> {
     const hists = new Map<number, Map<number, { h: LatencyHistogram; runs: number; failures: number }>>();
+    let batch = -1;
+    let skip = false;
     for (let k = 0; k < this.n; k++) {
+      while (batch + 1 < this.batchStart.length && this.batchStart[batch + 1]! <= k) {
+        batch++;
+        skip = this.batchAt[batch]! < rolledUpTo;
+      }
+      if (skip) continue;
       const t = this.time[k]!;
       if (t < from || t >= to) continue;
       const id = this.id[k]!;
@@ -153,8 +295,8 @@ class Tail {
     const out = new Map<string, Map<number, MinutePart>>();
     for (const [id, byMinute] of hists) {
       const parts = new Map<number, MinutePart>();
-      for (const [time, m] of byMinute)
-        parts.set(time, toPart({ time, counts: [m.runs, m.failures], hist: m.h }));
+      const minutes = [...byMinute].map(([time, m]) => ({ time, counts: [m.runs, m.failures], hist: m.h }));
+      for (const q of toParts(minutes)) parts.set(q.time, q);
       out.set(this.names[id]!, parts);
     }
     return out;
@@ -164,12 +306,29 @@ class Tail {
 const sameBytes = (a: Uint8Array, b: Uint8Array): boolean =>
   a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.length).equals(b);
 
+/** Histogram bucket indices per group (a power of two of them): 64, so a Uint16 index has 1,024 groups. */
+const GROUP_BITS = 6;
+
+interface Scratch {
+  /** Counts per group of bucket indices (index >>> GROUP_BITS). */
+  groups: Float64Array;
+  /** Counts per index within the group of each percentile asked for. */
+  fine: Float64Array[];
+}
+
+const newScratch = (): Scratch => ({
+  groups: new Float64Array(2 ** (16 - GROUP_BITS)),
+  fine: [new Float64Array(2 ** GROUP_BITS), new Float64Array(2 ** GROUP_BITS)],
+});
+
 /**
- * The value at percentile p of the merged histograms of `parts`, as LatencyHistogram.percentile gives it
- * for one histogram holding all their runs: the bucket where the rank falls, clamped to min and max.
- * Buckets are grouped by power of two first, so only the group holding the rank is sorted.
+ * The values at percentiles ps (each strictly between 0 and 100, one or two) of the merged
+ * histograms of `parts`, as LatencyHistogram.percentile gives them for one histogram holding all their
+ * runs: the bucket where the rank falls, clamped to min and max (NaN when there is no run). Two passes
+ * over the buckets and no sort: counts by group of 64 indices find each rank's group, then counts by
+ * index within it.
  */
-function percentileOf(parts: readonly MinutePart[], p: number, scratch: Scratch): number {
+function percentilesOf(parts: readonly MinutePart[], ps: readonly number[], scratch: Scratch): number[] {
   let n = 0;
   let min = Infinity;
   let max = -Infinity;
@@ -180,29 +339,41 @@ function percentileOf(parts: readonly MinutePart[], p: number, scratch: Scratch)
       max = Math.max(max, q.max);
     }
   }
-  if (n === 0) return NaN;
-  const rank = Math.max(1, Math.ceil((p / 100) * n));
+  if (n === 0) return ps.map(() => NaN);
   const groups = scratch.groups.fill(0);
-  for (const q of parts) for (let k = 0; k < q.idx.length; k++) groups[q.idx[k]! >>> 10]! += q.cnt[k]!;
-  let g = 0;
-  let seen = 0;
-  while (g < groups.length - 1 && seen + groups[g]! < rank) seen += groups[g++]!;
-  let m = 0;
-  for (const q of parts)
-    for (let k = 0; k < q.idx.length; k++)
-      if (q.idx[k]! >>> 10 === g) scratch.keys[m++] = q.idx[k]! * 2 ** 32 + q.cnt[k]!;
-  const keys = scratch.keys.subarray(0, m).sort();
-  for (const key of keys) {
-    seen += key % 2 ** 32;
-    if (seen >= rank) return Math.min(max, Math.max(min, representative(Math.floor(key / 2 ** 32))));
+  for (const q of parts) {
+    const { idx, cnt, hi } = q;
+    for (let k = q.lo; k < hi; k++) groups[idx[k]! >>> GROUP_BITS]! += cnt[k]!;
   }
-  return max;
-}
-
-interface Scratch {
-  /** Counts per power of two of bucket index (index >>> 10): 64 cover every index a Uint16 holds. */
-  groups: Float64Array;
-  keys: Float64Array;
+  const want = ps.map((p, r) => {
+    const rank = Math.max(1, Math.ceil((p / 100) * n));
+    let g = 0;
+    let before = 0;
+    while (g < groups.length - 1 && before + groups[g]! < rank) before += groups[g++]!;
+    return { rank, g, before, fine: scratch.fine[r]!.fill(0) };
+  });
+  // Written out for the two percentiles the overview asks: this loop runs over every bucket of the range.
+  const g0 = want[0]?.g ?? -1;
+  const g1 = want[1]?.g ?? -1;
+  const fine0 = scratch.fine[0]!;
+  const fine1 = scratch.fine[1]!;
+  const low = 2 ** GROUP_BITS - 1;
+  for (const q of parts) {
+    const { idx, cnt, hi } = q;
+    for (let k = q.lo; k < hi; k++) {
+      const g = idx[k]! >>> GROUP_BITS;
+      if (g === g0) fine0[idx[k]! & low]! += cnt[k]!;
+      if (g === g1) fine1[idx[k]! & low]! += cnt[k]!;
+    }
+  }
+  return want.map(({ rank, g, before, fine }) => {
+    let seen = before;
+    for (let j = 0; j < fine.length; j++) {
+      seen += fine[j]!;
+      if (seen >= rank) return Math.min(max, Math.max(min, representative(g * 2 ** GROUP_BITS + j)));
+    }
+    return max;
+  });
 }
 
 const seconds = (ns: number): number | null => (Number.isNaN(ns) ? null : ns / 1e9);
@@ -217,9 +388,9 @@ export class ProbeOverviewState {
     return this.tail.dropped;
   }
 
-  /** After the store wrote them. */
-  written(records: readonly ProbeRecord[]): void {
-    this.tail.add(records);
+  /** After the store wrote them, at `writtenAt` (the clock the store's rollups are given). */
+  written(records: readonly ProbeRecord[], writtenAt: number): void {
+    this.tail.add(records, writtenAt);
   }
 
   /** After a tier-1 rollup finished: everything written so far is in the rollups. */
@@ -229,14 +400,18 @@ export class ProbeOverviewState {
 
   /**
    * The overview of each name over [from, to) (whole minutes): one point per minute and the window over
-   * every run in the range. `readBlocks` reads the tier-1 probe blocks of every series in
-   * [fromBlock, toBlock) in one query.
+   * every run in the range. `source.blocks` reads the tier-1 probe blocks of every series in
+   * [fromBlock, toBlock) in one query; `source.rolledUpTo` is when the store's last rollup (any agent's)
+   * that finished had started.
    */
   async read(
     names: readonly string[],
     from: number,
     to: number,
-    readBlocks: (fromBlock: number, toBlock: number) => Promise<KeyedBlock[]>,
+    source: {
+      blocks: (fromBlock: number, toBlock: number) => Promise<KeyedBlock[]>;
+      rolledUpTo: () => Promise<number | undefined>;
+    },
   ): Promise<TargetOverview[]> {
     if (!Number.isFinite(from) || !Number.isFinite(to) || from % MINUTE !== 0 || to % MINUTE !== 0)
       throw new RangeError(
@@ -247,14 +422,19 @@ export class ProbeOverviewState {
     const wanted = new Set(names);
     // A rollup that finished while the blocks were read moved tail records into blocks not yet seen:
     // read again, so every record is counted once.
+    // Another agent's rollup that finished meanwhile: the same.
     let blocks: KeyedBlock[];
     let generation: number;
+    let rolledUpTo: number | undefined;
     let tries = 0;
+    let changed: boolean;
     do {
       generation = this.tail.generation;
-      blocks = await readBlocks(Math.floor(from / HOUR) * HOUR, to);
-    } while (generation !== this.tail.generation && ++tries < 3);
-    const tail = this.tail.parts(from, to, wanted);
+      rolledUpTo = await source.rolledUpTo();
+      blocks = await source.blocks(Math.floor(from / HOUR) * HOUR, to);
+      changed = generation !== this.tail.generation || rolledUpTo !== (await source.rolledUpTo());
+    } while (changed && ++tries < 3);
+    const tail = this.tail.parts(from, to, wanted, rolledUpTo ?? -Infinity);
 
     const byName = new Map<string, MinutePart[]>();
     const next = new Map<string, CachedBlock>();
@@ -264,9 +444,7 @@ export class ProbeOverviewState {
       const id = `${b.sid}:${b.block}`;
       let c = this.cache.get(id);
       if (!c || c.from > from || !sameBytes(c.data, b.data)) {
-        const parts = decodeBlock(b.data, b.block, MINUTE, PROBE.nCounts, PROBE.legacyCounts)
-          .filter((x) => x.time >= from)
-          .map(toPart);
+        const parts = decodeProbeMinutes(b.data, b.block, from);
         // A copy: a driver may hand out views of a buffer it reuses.
         c = { data: Uint8Array.from(b.data), from, parts };
       }
@@ -281,42 +459,58 @@ export class ProbeOverviewState {
     }
     this.cache = next;
 
-    const scratch: Scratch = { groups: new Float64Array(64), keys: new Float64Array(1024) };
+    const scratch = newScratch();
     const steps = (to - from) / MINUTE;
     const out: TargetOverview[] = [];
     for (const name of names) {
-      const minutes: MinutePart[][] = Array.from({ length: steps }, () => []);
-      const all: MinutePart[] = [];
-      const add = (q: MinutePart) => {
-        minutes[(q.time - from) / MINUTE]!.push(q);
-        all.push(q);
-      };
-      for (const q of byName.get(name) ?? []) add(q);
-      for (const q of tail.get(name)?.values() ?? []) add(q);
-      let size = 0;
-      for (const q of all) size += q.idx.length;
-      if (size > scratch.keys.length) scratch.keys = new Float64Array(size);
+      const all = byName.get(name) ?? [];
+      const fromTail = tail.get(name);
+      if (fromTail) all.push(...fromTail.values());
+      // Most minutes have one part (one series, rolled up): its p50 is kept. Two or more (the tail's
+      // share of a minute, a target whose kind changed) are merged.
+      const first: (MinutePart | undefined)[] = new Array<MinutePart | undefined>(steps);
+      let more: Map<number, MinutePart[]> | undefined;
+      for (const q of all) {
+        const k = (q.time - from) / MINUTE;
+        const had = first[k];
+        if (!had) first[k] = q;
+        else {
+          more ??= new Map();
+          const list = more.get(k);
+          if (list) list.push(q);
+          else more.set(k, [had, q]);
+        }
+      }
       let runs = 0;
       let failures = 0;
-      const points = minutes.map((parts, k) => {
-        let r = 0;
-        let f = 0;
-        for (const q of parts) {
-          r += q.runs;
-          f += q.failures;
-        }
-        runs += r;
-        failures += f;
-        const p50 = parts.length === 1 ? parts[0]!.p50 : percentileOf(parts, 50, scratch);
-        return { time: from + k * MINUTE, p50: seconds(p50), failures: f, runs: r };
-      });
+      const points: TargetOverview['points'] = new Array(steps);
+      for (let k = 0; k < steps; k++) {
+        const time = from + k * MINUTE;
+        const merged = more?.get(k);
+        const one = first[k];
+        let point: TargetOverview['points'][number];
+        if (merged) {
+          let r = 0;
+          let f = 0;
+          for (const q of merged) {
+            r += q.runs;
+            f += q.failures;
+          }
+          point = { time, p50: seconds(percentilesOf(merged, [50], scratch)[0]!), failures: f, runs: r };
+        } else if (one) point = { time, p50: seconds(one.p50), failures: one.failures, runs: one.runs };
+        else point = { time, p50: null, failures: 0, runs: 0 };
+        points[k] = point;
+        runs += point.runs;
+        failures += point.failures;
+      }
+      const [p50, p95] = percentilesOf(all, [50, 95], scratch);
       out.push({
         window: {
           runs,
           failures,
           successRatio: runs > 0 ? (runs - failures) / runs : null,
-          p50: seconds(percentileOf(all, 50, scratch)),
-          p95: seconds(percentileOf(all, 95, scratch)),
+          p50: seconds(p50!),
+          p95: seconds(p95!),
         },
         points,
       });

@@ -131,7 +131,7 @@ export class Store implements ResultStore {
   async writeProbes(records: readonly ProbeRecord[]): Promise<void> {
     this.check();
     if (records.length > 0) await this.backend.insertProbes(records);
-    this.overview.written(records);
+    this.overview.written(records, this.now());
   }
 
   async writeFlows(records: readonly FlowRecord[]): Promise<void> {
@@ -242,7 +242,10 @@ export class Store implements ResultStore {
 
   async probeOverview(names: readonly string[], from: number, to: number): Promise<TargetOverview[]> {
     this.check();
-    return this.overview.read(names, from, to, (a, b) => this.backend.readProbeBlocks(a, b));
+    return this.overview.read(names, from, to, {
+      blocks: (a, b) => this.backend.readProbeBlocks(a, b),
+      rolledUpTo: () => this.backend.getMeta(ROLLED_UP_TO),
+    });
   }
 
   async flowWindow(canary: string, coalminer: string, from: number, to: number): Promise<FlowWindow> {

@@ -121,6 +121,24 @@ for (const fx of engines()) {
       await expectSameAsPerTarget(store);
     });
 
+    it('counts each run once when another agent rolls up the shared store', async () => {
+      const spec = fx.freshSpec();
+      let clock = NOW;
+      const agent = await fx.open(spec, { nowMs: () => clock });
+      const other = await fx.open(spec, { nowMs: () => clock });
+      const all = fill();
+      await agent.writeProbes(all.filter((x) => x.time < NOW - 5 * MINUTE));
+      await expectSameAsPerTarget(agent);
+      // The other agent's rollup started after those writes: they are in its blocks, not counted twice.
+      await other.rollup(clock + 1);
+      await expectSameAsPerTarget(agent);
+      clock += 2;
+      await agent.writeProbes(all.filter((x) => x.time >= NOW - 5 * MINUTE));
+      await expectSameAsPerTarget(agent);
+      await other.rollup(clock + 1);
+      await expectSameAsPerTarget(agent);
+    });
+
     it('answers for names it has no runs of, and refuses ranges that are not whole minutes', async () => {
       const store = await fx.open(undefined, { nowMs: () => NOW });
       const [o] = await store.probeOverview(['nothing'], FROM, TO);

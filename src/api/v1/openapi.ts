@@ -83,7 +83,11 @@ const schemas: Record<string, Json> = {
         },
         ['time', 'ok', 'durationSeconds', 'phases'],
       ),
-      window: obj({ p50: nullableNum, p95: nullableNum, successRatio: nullableNum, runs: int }),
+      window: {
+        ...(obj({ p50: nullableNum, p95: nullableNum, successRatio: nullableNum, runs: int }) as object),
+        description:
+          "Every run of the last hour in whole minutes, ending with the current one, as the store holds them: its 1-minute rollups and what this agent wrote since its last rollup (runs other agents wrote since then count after the next, within a minute). Percentiles within 0.05 % (the rollups' histogram buckets)",
+      },
       sparkline,
     },
     ['name', 'kind', 'target', 'intervalSeconds', 'status', 'window', 'sparkline'],
