@@ -97,7 +97,7 @@ async function main() {
             ? `ok (goal ${fmt(goal)})`
             : `FAIL (goal ${fmt(goal)})`;
       rows.push(
-        `${String(n).padStart(6)}  ${what.padEnd(28)} ours ${fmt(l).padStart(10)}  buckets ${fmt(b).padStart(10)}  peer ${fmt(p).padStart(10)}  ours/peer ${fmtRatio(l / p).padStart(7)}  buckets/peer ${fmtRatio(b / p).padStart(7)}  ${verdict}`,
+        `${String(n).padStart(6)}  ${what.padEnd(32)} ours ${fmt(l).padStart(10)}  buckets ${fmt(b).padStart(10)}  peer ${fmt(p).padStart(10)}  ours/peer ${fmtRatio(l / p).padStart(7)}  buckets/peer ${fmtRatio(b / p).padStart(7)}  ${verdict}`,
       );
     };
     line('scrape time, median', (r) => r.scrapeMs.p50, ms, GOAL.scrapeMs);
@@ -121,7 +121,7 @@ async function main() {
     line('1 s runs: start lateness p99', (r) => r.scraping.lateP99Ms, ms, GOAL.latenessP99Ms);
     line('1 s runs: start lateness max', (r) => r.scraping.lateMaxMs, ms, undefined);
     line('idle: longest block', (r) => r.idle.blockMs, ms, undefined);
-    line('idle: CPU in that block', (r) => r.idle.blockCpuMs, ms, undefined);
+    line('idle: main thread CPU in it', (r) => r.idle.blockCpuMs, ms, undefined);
     line('idle: longest, main thread CPU', (r) => r.idle.cpuBlockMs, ms, undefined);
     line('idle: start lateness p99', (r) => r.idle.lateP99Ms, ms, undefined);
     line(
