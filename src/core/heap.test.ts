@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { leanHeapAtStart, userSizedHeap } from './heap.js';
+import { leanHeapAtStart, tooBusyForLeanHeap, userSizedHeap } from './heap.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -47,6 +47,12 @@ describe('lean heap', () => {
     expect(leanHeapAtStart(['node', 'coalmine'], [], undefined)).toBe(false);
     expect(leanHeapAtStart(['node', 'coalmine', 'run'], ['--max-semi-space-size=8'], undefined)).toBe(false);
     expect(leanHeapAtStart(['node', 'coalmine', 'demo'], [], '--optimize-for-size')).toBe(false);
+  });
+
+  it('is given up for fast canaries or many probes a second, and says which', () => {
+    expect(tooBusyForLeanHeap({ pingsPerSecond: 1000, probesPerSecond: 2000 })).toBeUndefined();
+    expect(tooBusyForLeanHeap({ pingsPerSecond: 1001, probesPerSecond: 0 })).toMatch(/canaries.*1000 pings/);
+    expect(tooBusyForLeanHeap({ pingsPerSecond: 0, probesPerSecond: 5000 })).toMatch(/targets.*2000 probes/);
   });
 
   it("keeps this Node's young generation at its first size, and lets it grow again when turned off", () => {

@@ -72,11 +72,42 @@ describe('coalmine run (the built binary)', () => {
       store: 'sqlite',
     });
     expect(logs.map((l) => l.msg)).toEqual(expect.arrayContaining(['agent stopping', 'agent stopped']));
+    // One target a second: the small heap stays (src/core/heap.ts).
+    expect(logs.filter((l) => String(l.msg).startsWith("V8's default heap sizes"))).toEqual([]);
     // The dashboard URL with its generated token is for people, on stdout; the log never has the token.
     const token = /^dashboard: http:\/\/127\.0\.0\.1:\d+\/\?token=(cm_\S{20,})$/m.exec(run.io.stdout)?.[1];
     expect(token).toBeDefined();
     expect(started!.dashboard).toBe(`http://127.0.0.1:${port}/?token=***`);
     expect(run.io.stderr).not.toContain(token);
+  });
+
+  it('keeps V8 its default heap sizes when the targets make more than 2000 probes a second', async () => {
+    const config = join(dir, 'busy.yaml');
+    const port = (tcp.address() as AddressInfo).port;
+    const targets = Array.from(
+      { length: 201 },
+      (_, i) => `  - name: t${i}\n    kind: tcp\n    target: "127.0.0.1:${port}"\n`,
+    );
+    // 201 targets every 100 ms: 2,010 probes a second.
+    writeFileSync(
+      config,
+      `store: { url: "sqlite:${join(dir, 'busy.db')}" }\ninterval: 100ms\ntargets:\n${targets.join('')}`,
+    );
+    const run = start(['run', '--config', config, '--listen', `127.0.0.1:${await freePort()}`]);
+    try {
+      await waitFor('agent started', async () =>
+        run.io.stderr.includes('"agent started"') ? true : undefined,
+      );
+    } finally {
+      run.child.kill('SIGTERM');
+    }
+    expect(await run.exited).toBe(0);
+    expect(run.logs().find((l) => String(l.msg).startsWith("V8's default heap sizes"))).toMatchObject({
+      level: 'info',
+      msg: "V8's default heap sizes: the targets make more than 2000 probes a second",
+      probesPerSecond: 2010,
+      pingsPerSecond: 0,
+    });
   });
 
   it('logs broker retries and failing targets as JSON without any password or token', async () => {

@@ -3,7 +3,7 @@ import { VERSION } from '../../agent/agent.js';
 import { logProbeTransitions } from '../../agent/probe-transitions.js';
 import { startStack } from '../../agent/stack.js';
 import { loadConfigFile, parseListen } from '../../config/load.js';
-import { LEAN_HEAP_MAX_RATE, leanHeap, setLeanHeap } from '../../core/heap.js';
+import { leanHeap, setLeanHeap, tooBusyForLeanHeap } from '../../core/heap.js';
 import { toReport } from '../../core/report.js';
 import type { Observation } from '../../core/types.js';
 import { logFormatOption, logLevelOption, type CliLogging, type LogFlags } from '../logging.js';
@@ -28,13 +28,18 @@ export function runCommand(program: Command, io: Io, logging: CliLogging): void 
       const log = logging.start(opts);
       const config = await loadConfigFile(opts.config);
       if (opts.listen) config.listen = parseListen(opts.listen);
-      const rate = config.messaging.canaries.reduce((sum, c) => sum + c.rate, 0);
-      if (leanHeap() && rate > LEAN_HEAP_MAX_RATE) {
-        // Fast canaries: a 1 MB young generation would promote every ping in flight at each scavenge.
+      const work = {
+        pingsPerSecond: config.messaging.canaries.reduce((sum, c) => sum + c.rate, 0),
+        probesPerSecond: config.targets.reduce((sum, t) => sum + 1000 / t.intervalMs, 0),
+      };
+      const busy = tooBusyForLeanHeap(work);
+      if (leanHeap() && busy !== undefined) {
+        // A 1 MB young generation would promote every ping and probe in flight at each scavenge.
         setLeanHeap(false);
-        log.info("V8's default heap sizes: the canaries send more than 1000 pings a second", {
+        log.info(`V8's default heap sizes: ${busy}`, {
           component: 'agent',
-          pingsPerSecond: rate,
+          pingsPerSecond: work.pingsPerSecond,
+          probesPerSecond: Math.round(work.probesPerSecond),
         });
       }
       const transitions = logProbeTransitions(log);
