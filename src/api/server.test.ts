@@ -1,7 +1,9 @@
+import { get } from 'node:http';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent } from '../agent/agent.js';
 import { parseConfig } from '../config/load.js';
+import { registerTextFamily } from '../sinks/prometheus/exposition.js';
 import { serveAgent, WRITE_TOKEN, type ServedAgent } from '../../test/support/agent-server.js';
 import { startServer, type AgentServer } from './server.js';
 
@@ -142,5 +144,50 @@ describe('the check-now budget', () => {
     expect(await api?.json()).toEqual({ error: { code: 'check_budget_spent', message: expect.any(String) } });
     const metrics = await (await fetch(`${served.url}/metrics`)).text();
     expect(metrics).toContain(`coalmine_http_checks_refused_total ${limited.length}`);
+  });
+});
+
+describe('a /metrics client that goes away mid-scrape', () => {
+  it('stops the render, and the server goes on answering', async () => {
+    const agent = new Agent(parseConfig('targets: []'), { processMetrics: false });
+    const server = await startServer(agent, '127.0.0.1', 0);
+    const TARGETS = 200_000;
+    let written = 0;
+    registerTextFamily(agent.registry, {
+      name: 'test_series',
+      help: 'A large family that counts how far the render got',
+      type: 'gauge',
+      *lines() {
+        for (let i = 0; i < TARGETS; i++) {
+          written++;
+          yield `test_series{target="t${i}"} ${i}\n`;
+        }
+      },
+      reset() {},
+    });
+    try {
+      // Read the first bytes, then hang up.
+      await new Promise<void>((resolve, reject) => {
+        const req = get(`${server.url}/metrics`, (res) => {
+          res.once('data', () => {
+            req.destroy();
+            resolve();
+          });
+        });
+        req.on('error', (err) =>
+          (err as NodeJS.ErrnoException).code === 'ECONNRESET' ? resolve() : reject(err),
+        );
+      });
+      const stoppedAt = written;
+      // The render stops within a few slices of the hang-up, far short of the whole family.
+      await new Promise((r) => setTimeout(r, 200));
+      expect(written).toBeLessThan(TARGETS / 2);
+      expect(written - stoppedAt).toBeLessThan(TARGETS / 4);
+      const health = await fetch(`${server.url}/healthz`);
+      expect(await health.json()).toEqual({ status: 'ok', targets: 0 });
+    } finally {
+      await server.close();
+      await agent.close();
+    }
   });
 });
