@@ -41,7 +41,11 @@ const RUNS_PER_TARGET = 20;
 const SCHEDULER_JOBS = 1000;
 
 if (argv[0] === '--child') {
-  await child(/** @type {'peer' | 'lean' | 'buckets'} */ (argv[1]), Number(argv[2]), Number(argv[3]));
+  await child(
+    /** @type {'peer' | 'lean' | 'buckets' | 'gzip'} */ (argv[1]),
+    Number(argv[2]),
+    Number(argv[3]),
+  );
 } else {
   await main();
 }
@@ -68,7 +72,7 @@ async function main() {
   const results = {};
   for (const n of sizes) {
     results[n] = {};
-    for (const mode of /** @type {const} */ (['peer', 'lean', 'buckets'])) {
+    for (const mode of /** @type {const} */ (['peer', 'lean', 'buckets', 'gzip'])) {
       log(`${n} targets, ${mode}: ${seconds} s of back-to-back scrapes`);
       const { stdout } = await promisify(execFile)(
         process.execPath,
@@ -82,14 +86,14 @@ async function main() {
   const ms = (/** @type {number} */ v) => `${v.toFixed(1)} ms`;
   const rows = [];
   for (const n of sizes) {
-    const { peer, lean, buckets } = /** @type {Record<string, CaseResult>} */ (results[n]);
+    const { peer, lean, buckets, gzip } = /** @type {Record<string, CaseResult>} */ (results[n]);
     const line = (
       /** @type {string} */ what,
       /** @type {(r: CaseResult) => number} */ get,
       /** @type {(v: number) => string} */ fmt,
       /** @type {number | undefined} */ goal,
     ) => {
-      const [p, l, b] = [get(peer), get(lean), get(buckets)];
+      const [p, l, b, z] = [get(peer), get(lean), get(buckets), get(gzip)];
       const verdict =
         goal === undefined || n < 10_000
           ? ''
@@ -97,11 +101,17 @@ async function main() {
             ? `ok (goal ${fmt(goal)})`
             : `FAIL (goal ${fmt(goal)})`;
       rows.push(
-        `${String(n).padStart(6)}  ${what.padEnd(32)} ours ${fmt(l).padStart(10)}  buckets ${fmt(b).padStart(10)}  peer ${fmt(p).padStart(10)}  ours/peer ${fmtRatio(l / p).padStart(7)}  buckets/peer ${fmtRatio(b / p).padStart(7)}  ${verdict}`,
+        `${String(n).padStart(6)}  ${what.padEnd(32)} ours ${fmt(l).padStart(10)}  buckets ${fmt(b).padStart(10)}  gzip ${fmt(z).padStart(10)}  peer ${fmt(p).padStart(10)}  ours/peer ${fmtRatio(l / p).padStart(7)}  buckets/peer ${fmtRatio(b / p).padStart(7)}  ${verdict}`,
       );
     };
     line('scrape time, median', (r) => r.scrapeMs.p50, ms, GOAL.scrapeMs);
     line('scrape time, max', (r) => r.scrapeMs.max, ms, undefined);
+    line(
+      'bytes on the wire',
+      (r) => r.wire / 1e6,
+      (v) => `${v.toFixed(2)} MB`,
+      undefined,
+    );
     line(
       'scrape size',
       (r) => r.bytes / 1e6,
@@ -132,7 +142,7 @@ async function main() {
     );
   }
   process.stdout.write(
-    'targets  figure                       ours = lean default, buckets = ours with metrics.targetBuckets: true, peer = prom-client registry.metrics() as before\n',
+    'targets  figure                       ours = lean default, buckets = ours with metrics.targetBuckets: true, gzip = ours asked for gzip, peer = prom-client registry.metrics() as before\n',
   );
   process.stdout.write(rows.join('\n') + '\n');
   const out = new URL('./out/', import.meta.url);
@@ -144,7 +154,7 @@ async function main() {
 
 /**
  * @typedef {{ blockMs: number, blockCpuMs: number, cpuBlockMs: number, eldMaxMs: number, lateP99Ms: number, lateMaxMs: number, lateRuns: number }} LoopFigures
- * @typedef {{ mode: string, hasOption: boolean, targets: number, scrapes: number, scrapeMs: { p50: number, max: number }, bytes: number, lines: number, scraping: LoopFigures, idle: LoopFigures }} CaseResult
+ * @typedef {{ mode: string, hasOption: boolean, targets: number, scrapes: number, scrapeMs: { p50: number, max: number }, bytes: number, wire: number, lines: number, scraping: LoopFigures, idle: LoopFigures }} CaseResult
  */
 
 /**
@@ -162,7 +172,7 @@ function mainThreadCpuMs() {
 /**
  * One case: an agent (or the peer's registry) with `n` targets, observed RUNS_PER_TARGET times each, then
  * `seconds` idle and `seconds` of back-to-back scrapes, with the loop watched in both.
- * @param {'peer' | 'lean' | 'buckets'} mode
+ * @param {'peer' | 'lean' | 'buckets' | 'gzip'} mode
  * @param {number} n
  * @param {number} seconds
  */
@@ -345,15 +355,19 @@ async function child(mode, n, seconds) {
       '-e',
       `
       const http = require('node:http');
-      const [url, ms] = [process.argv[1], Number(process.argv[2])];
+      const zlib = require('node:zlib');
+      const [url, ms, gzip] = [process.argv[1], Number(process.argv[2]), process.argv[3] === 'gzip'];
       const scrape = () => new Promise((resolve, reject) => {
         const t0 = performance.now();
-        http.get(url + '/metrics', (res) => {
+        http.get(url + '/metrics', { headers: gzip ? { 'accept-encoding': 'gzip' } : {} }, (res) => {
           const chunks = [];
           res.on('data', (c) => chunks.push(c));
           res.on('end', () => {
             const ms = performance.now() - t0;
-            const body = Buffer.concat(chunks).toString('utf8');
+            const wire = Buffer.concat(chunks);
+            const inflated = res.headers['content-encoding'] === 'gzip';
+            if (gzip !== inflated) return reject(new Error('asked for gzip: ' + gzip + ', got it: ' + inflated));
+            const body = (inflated ? zlib.gunzipSync(wire) : wire).toString('utf8');
             let lines = 0, success = 0, buckets = 0;
             for (const l of body.split('\\n')) {
               if (l === '') continue;
@@ -361,7 +375,7 @@ async function child(mode, n, seconds) {
               if (l.startsWith('probe_success{')) success++;
               if (l.startsWith('coalmine_probe_duration_seconds_bucket{')) buckets++;
             }
-            resolve({ status: res.statusCode, ms, bytes: Buffer.byteLength(body), lines, success, buckets });
+            resolve({ status: res.statusCode, ms, bytes: Buffer.byteLength(body), wire: wire.length, lines, success, buckets });
           });
           res.on('error', reject);
         }).on('error', reject);
@@ -375,10 +389,11 @@ async function child(mode, n, seconds) {
       `,
       server.url,
       String(seconds * 1000),
+      mode === 'gzip' ? 'gzip' : 'identity',
     ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
-  /** @type {{ status: number, ms: number, bytes: number, lines: number, success: number, buckets: number }[]} */
+  /** @type {{ status: number, ms: number, bytes: number, wire: number, lines: number, success: number, buckets: number }[]} */
   let scrapes = [];
   const scraping = await watch(seconds * 1000, async () => {
     let out = '';
@@ -397,7 +412,7 @@ async function child(mode, n, seconds) {
   for (const s of scrapes) {
     if (s.status !== 200) throw new Error(`${mode}: a scrape answered ${s.status}`);
     if (s.success !== n) throw new Error(`${mode}: a scrape had ${s.success} probe_success series, not ${n}`);
-    const want = mode === 'lean' && hasOption ? 2 * bounds : n * bounds;
+    const want = mode !== 'peer' && mode !== 'buckets' && hasOption ? 2 * bounds : n * bounds;
     if (s.buckets !== want)
       throw new Error(
         `${mode}: a scrape had ${s.buckets} coalmine_probe_duration_seconds buckets, not ${want}`,
@@ -412,6 +427,7 @@ async function child(mode, n, seconds) {
     scrapes: scrapes.length,
     scrapeMs: { p50: quantile(times, 0.5), max: times.at(-1) ?? NaN },
     bytes: scrapes[0]?.bytes ?? 0,
+    wire: scrapes[0]?.wire ?? 0,
     lines: scrapes[0]?.lines ?? 0,
     scraping,
     idle,

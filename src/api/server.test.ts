@@ -79,6 +79,17 @@ describe('agent HTTP endpoints', () => {
     const text = await res.text();
     expect(text.endsWith('\n')).toBe(true);
     expect(families(text)).toEqual(families(await agent.registry.metrics()));
+    // fetch asks for gzip (and inflates it): the same families; a client that does not ask gets text.
+    expect(res.headers.get('content-encoding')).toBe('gzip');
+    const plain = await new Promise<{ encoding: string | undefined; body: string }>((resolve, reject) =>
+      get(`${server.url}/metrics`, (r) => {
+        let body = '';
+        r.setEncoding('utf8').on('data', (c: string) => (body += c));
+        r.on('end', () => resolve({ encoding: r.headers['content-encoding'], body }));
+      }).on('error', reject),
+    );
+    expect(plain.encoding).toBeUndefined();
+    expect(families(plain.body)).toEqual(families(text));
     const head = await fetch(`${server.url}/metrics`, { method: 'HEAD' });
     expect(head.status).toBe(200);
     expect(head.headers.get('content-type')).toBe('text/plain; version=0.0.4; charset=utf-8');
