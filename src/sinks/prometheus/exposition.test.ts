@@ -221,7 +221,7 @@ describe('the streamed exposition', () => {
   it('lets the event loop run while it renders a large registry', async () => {
     const registry = new Registry();
     const m = new ProbeMetrics(registry, { buckets: BUCKETS, compat: [], targetBuckets: true });
-    for (let i = 0; i < 20_000; i++) {
+    for (let i = 0; i < 10_000; i++) {
       m.observe(
         run(`t${i}`, i % 2 ? 'tcp' : 'http', {
           ok: true,
@@ -252,7 +252,8 @@ describe('the streamed exposition', () => {
       stop = true;
       return { text, turns, longest };
     };
-    // The baseline, in this run: the same registry rendered by prom-client in one go.
+    // The baseline, in this run: the same registry rendered by prom-client in one go (registry.metrics()
+    // through the families' read-back: about 1 s here). A loaded machine slows both alike; 30 s allowed.
     const whole = await watch(() => registry.metrics());
     let chunks = 0;
     const streamed = await watch(async () => {
@@ -268,5 +269,5 @@ describe('the streamed exposition', () => {
     expect(streamed.turns).toBeGreaterThan(10);
     // Judged against the baseline, not a clock: a slice is a small part of the whole render.
     expect(streamed.longest).toBeLessThan(whole.longest / 4);
-  });
+  }, 30_000);
 });
