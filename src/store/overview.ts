@@ -252,43 +252,57 @@ class Tail {
     this.batchStart = [];
     this.batchAt = [];
     this.generation++;
-    if (this.id.length > 1024) {
-      this.id = new Int32Array(1024);
-      this.time = new Float64Array(1024);
-      this.dur = new Float64Array(1024);
-    }
+    // New arrays, never reused: a reader may still hold the old ones (parts() lets the loop go).
+    this.id = new Int32Array(1024);
+    this.time = new Float64Array(1024);
+    this.dur = new Float64Array(1024);
   }
 
   /**
    * Per target name and minute of [from, to): the tail's runs as parts, but for writes from before
    * `rolledUpTo`: a rollup that started after them (another agent's, on a shared store) holds them.
    */
-  parts(
+  async parts(
     from: number,
     to: number,
     wanted: ReadonlySet<string>,
     rolledUpTo: number,
-  ): Map<string, Map<number, MinutePart>> {
+  ): Promise<Map<string, Map<number, MinutePart>>> {
     const hists = new Map<number, Map<number, { h: LatencyHistogram; runs: number; failures: number }>>();
     let batch = -1;
     let skip = false;
-    for (let k = 0; k < this.n; k++) {
-      while (batch + 1 < this.batchStart.length && this.batchStart[batch + 1]! <= k) {
+    // A snapshot: writes while this lets the event loop go append past n, clear() swaps the arrays.
+    const [n, ids, times, durs, names, batchStart, batchAt] = [
+      this.n,
+      this.id,
+      this.time,
+      this.dur,
+      this.names,
+      this.batchStart,
+      this.batchAt,
+    ];
+    let slice = performance.now() + SLICE_MS;
+    for (let k = 0; k < n; k++) {
+      if (k % 4096 === 0 && performance.now() > slice) {
+        await yieldToLoop();
+        slice = performance.now() + SLICE_MS;
+      }
+      while (batch + 1 < batchStart.length && batchStart[batch + 1]! <= k) {
         batch++;
-        skip = this.batchAt[batch]! < rolledUpTo;
+        skip = batchAt[batch]! < rolledUpTo;
       }
       if (skip) continue;
-      const t = this.time[k]!;
+      const t = times[k]!;
       if (t < from || t >= to) continue;
-      const id = this.id[k]!;
-      if (!wanted.has(this.names[id]!)) continue;
+      const id = ids[k]!;
+      if (!wanted.has(names[id]!)) continue;
       let byMinute = hists.get(id);
       if (!byMinute) hists.set(id, (byMinute = new Map()));
       const minute = Math.floor(t / MINUTE) * MINUTE;
       let m = byMinute.get(minute);
       if (!m) byMinute.set(minute, (m = { h: new LatencyHistogram(), runs: 0, failures: 0 }));
       m.runs++;
-      const d = this.dur[k]!;
+      const d = durs[k]!;
       if (Number.isNaN(d)) m.failures++;
       else m.h.record(d);
     }
@@ -297,7 +311,7 @@ class Tail {
       const parts = new Map<number, MinutePart>();
       const minutes = [...byMinute].map(([time, m]) => ({ time, counts: [m.runs, m.failures], hist: m.h }));
       for (const q of toParts(minutes)) parts.set(q.time, q);
-      out.set(this.names[id]!, parts);
+      out.set(names[id]!, parts);
     }
     return out;
   }
@@ -434,7 +448,7 @@ export class ProbeOverviewState {
       blocks = await source.blocks(Math.floor(from / HOUR) * HOUR, to);
       changed = generation !== this.tail.generation || rolledUpTo !== (await source.rolledUpTo());
     } while (changed && ++tries < 3);
-    const tail = this.tail.parts(from, to, wanted, rolledUpTo ?? -Infinity);
+    const tail = await this.tail.parts(from, to, wanted, rolledUpTo ?? -Infinity);
 
     const byName = new Map<string, MinutePart[]>();
     const next = new Map<string, CachedBlock>();

@@ -27,6 +27,8 @@ const HOUR_MS = 3_600_000;
 const MINUTE_MS = 60_000;
 /** Store queries run at once while building an overview of many targets. */
 const OVERVIEW_CONCURRENCY = 16;
+/** How long writing a long list may hold the event loop before letting it go. */
+const LIST_SLICE_MS = 5;
 /** Configured names listed in a 404, at most. */
 const NAMES_SHOWN = 20;
 const HISTORY_DEFAULT_LIMIT = 100;
@@ -327,9 +329,9 @@ function sparkline(s: Series): [number, number | null, number][] {
 
 /**
  * Every target with its live state and, from the store in one call for all of them, the last hour's
- * window and per-minute points (see ApiStore.probeOverview).
+ * window and per-minute points (see ApiStore.probeOverview), one at a time as the answer is written.
  */
-async function targetSummaries(c: Call): Promise<TargetSummary[]> {
+async function* targetSummaries(c: Call): AsyncGenerator<TargetSummary> {
   const { from, to } = lastHour(c.now);
   const targets = c.ctx.targets();
   let overview: readonly TargetOverview[] | undefined;
@@ -344,34 +346,64 @@ async function targetSummaries(c: Call): Promise<TargetSummary[]> {
       // The store being down must not take the live overview with it; /status shows its error.
     }
   }
-  return targets.map((t, i) => {
-    const summary: TargetSummary = {
-      name: t.name,
-      kind: t.kind,
-      target: t.target,
-      intervalSeconds: t.intervalSeconds,
-      status: t.last === undefined ? 'unknown' : t.last.ok ? 'up' : 'down',
-      window: { p50: null, p95: null, successRatio: null, runs: 0 },
-      sparkline: [],
+  for (const [i, t] of targets.entries()) yield targetSummary(t, overview?.[i]);
+}
+
+function targetSummary(t: TargetInfo, o: TargetOverview | undefined): TargetSummary {
+  const summary: TargetSummary = {
+    name: t.name,
+    kind: t.kind,
+    target: t.target,
+    intervalSeconds: t.intervalSeconds,
+    status: t.last === undefined ? 'unknown' : t.last.ok ? 'up' : 'down',
+    window: { p50: null, p95: null, successRatio: null, runs: 0 },
+    sparkline: [],
+  };
+  if (t.last) {
+    summary.last = {
+      time: Date.parse(t.last.time),
+      ok: t.last.ok,
+      durationSeconds: t.last.durationSeconds,
+      phases: t.last.phases,
     };
-    if (t.last) {
-      summary.last = {
-        time: Date.parse(t.last.time),
-        ok: t.last.ok,
-        durationSeconds: t.last.durationSeconds,
-        phases: t.last.phases,
-      };
-      if (t.last.networkSeconds !== undefined) summary.last.networkSeconds = t.last.networkSeconds;
-      if (t.last.error) summary.last.error = { code: t.last.error.code, message: t.last.error.message };
+    if (t.last.networkSeconds !== undefined) summary.last.networkSeconds = t.last.networkSeconds;
+    if (t.last.error) summary.last.error = { code: t.last.error.code, message: t.last.error.message };
+  }
+  if (o) {
+    const w = o.window;
+    summary.window = { p50: w.p50, p95: w.p95, successRatio: w.successRatio, runs: w.runs };
+    summary.sparkline = o.points.map((p) => [p.time, p.p50, p.failures]);
+  }
+  return summary;
+}
+
+/**
+ * `{"<key>": [items...]}` written as it is built, in slices that let the event loop go (10,000 targets
+ * are about 20 MB of JSON: one JSON.stringify held the agent for a few hundred ms).
+ */
+async function sendJsonList(c: Call, key: string, items: AsyncIterable<unknown>): Promise<void> {
+  const it = items[Symbol.asyncIterator]();
+  // The first item before the head, so a failure to build it still answers with an error.
+  let next = await it.next();
+  c.res.writeHead(200, streamHeaders('application/json; charset=utf-8'));
+  let batch = `{${JSON.stringify(key)}:[`;
+  let slice = performance.now() + LIST_SLICE_MS;
+  for (let first = true; !next.done; first = false) {
+    batch += (first ? '' : ',') + JSON.stringify(next.value);
+    if (batch.length >= 64 * 1024) {
+      if (!(await writeWithBackpressure(c.res, batch))) {
+        await it.return?.(); // the client left
+        return;
+      }
+      batch = '';
     }
-    const o = overview?.[i];
-    if (o) {
-      const w = o.window;
-      summary.window = { p50: w.p50, p95: w.p95, successRatio: w.successRatio, runs: w.runs };
-      summary.sparkline = o.points.map((p) => [p.time, p.p50, p.failures]);
+    if (performance.now() > slice) {
+      await new Promise((r) => setImmediate(r));
+      slice = performance.now() + LIST_SLICE_MS;
     }
-    return summary;
-  });
+    next = await it.next();
+  }
+  c.res.end(`${batch}]}`);
 }
 
 async function flowSummaries(c: Call): Promise<FlowSummary[]> {
@@ -415,7 +447,7 @@ async function flowSummaries(c: Call): Promise<FlowSummary[]> {
 
 async function listTargets(c: Call): Promise<void> {
   allowOnly(c.url.searchParams, []);
-  sendJson(c.res, 200, { targets: await targetSummaries(c) });
+  await sendJsonList(c, 'targets', targetSummaries(c));
 }
 
 async function listFlows(c: Call): Promise<void> {
