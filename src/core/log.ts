@@ -159,7 +159,7 @@ const EQUALS = 61;
 const HASH = 35;
 
 /** `?name=value` and `&name=value` with a secret's name to `?name=***`, in one pass. */
-function redactQueryParams(text: string): string {
+export function redactQueryParams(text: string): string {
   const n = text.length;
   let out = '';
   let last = 0;

@@ -1,3 +1,4 @@
+import { redactQueryParams } from '../core/log.js';
 import type { TransportStatus } from './transport.js';
 
 /**
@@ -185,10 +186,11 @@ export function redactUrl(url: string): string {
     const u = new URL(url);
     if (u.password) u.password = '***';
     if (token) u.username = '***';
-    return u.toString();
+    // A secret in the query too (postgres://host/db?password=..., ?token=...), as the logs mask it.
+    return redactQueryParams(u.toString());
   } catch {
-    return url
-      .replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@')
-      .replace(/^(nats[^:]*:\/\/)[^:@/?#]+@/i, '$1***@');
+    return redactQueryParams(
+      url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@').replace(/^(nats[^:]*:\/\/)[^:@/?#]+@/i, '$1***@'),
+    );
   }
 }
