@@ -448,6 +448,16 @@ async function runOurs(step, index) {
     let hook;
     try {
       hook = JSON.parse(readFileSync(hookOut, 'utf8'));
+      /** @param {string} file */
+      const ndjson = (file) =>
+        existsSync(file)
+          ? readFileSync(file, 'utf8')
+              .split('\n')
+              .filter(Boolean)
+              .map((l) => JSON.parse(l))
+          : [];
+      hook.sqlite.long = ndjson(`${hookOut}.sqlite.ndjson`);
+      hook.loop.gaps = ndjson(`${hookOut}.gaps.ndjson`);
     } catch (err) {
       hook = { error: String(/** @type {Error} */ (err).message) };
     }
@@ -740,7 +750,15 @@ function judgeOurs(step, m) {
       lateness: `${bucketText(p50)} / ${bucketText(p99)} / ${bucketText(max)}`,
       skipped: `${d.overlap} / ${d.stalled}`,
       loop: `${loopOver20} (max ${msText(gaps.all.maxMs)})`,
-      store: msText(storeBlockMs),
+      // Nothing listed: no SQLite call over 5 ms, or (PostgreSQL) no block over 20 ms during a rollup.
+      store:
+        storeBlockMs > 0
+          ? msText(storeBlockMs)
+          : m.store.engine === 'sqlite'
+            ? hook.sqlite?.wrapped
+              ? '<5 ms'
+              : 'n/a'
+            : 'none >20 ms',
       rss: mb(m.mem.max),
       scrape: `${msText(median(scrapeMs))} / ${msText(scrapeMax)}, ${bytesShort(scrapeBytes)}`,
       perTargetHour: bytesShort(bytesPerTargetHour),

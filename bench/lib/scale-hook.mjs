@@ -14,7 +14,7 @@
  * gap made by other processes' load on a shared machine is not taken for the agent's own block. It
  * changes nothing the agent does; the wrappers add two clock and two schedstat reads per SQLite call.
  */
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 
 const out = process.env.SCALE_HOOK_OUT;
@@ -51,7 +51,7 @@ const state = {
     totalMs: 0,
     maxMs: 0,
     over20ms: 0,
-    /** Calls over 5 ms: monotonic start (s), duration and CPU wait within it (ms), what. */
+    /** Calls over 5 ms since the last dump: monotonic start (s), duration and CPU wait within it (ms), what. */
     long: /** @type {{ atS: number, ms: number, waitMs: number, what: string }[]} */ ([]),
   },
   rollups:
@@ -63,7 +63,7 @@ const state = {
     maxMs: 0,
     over20ms: 0,
     over100ms: 0,
-    /** Gaps over 20 ms: when the late tick ran (monotonic s), how late, and how much of the time
+    /** Gaps over 20 ms since the last dump: when the late tick ran (monotonic s), how late, and how much of the time
      * since the previous tick the thread waited for a CPU (ms). */
     gaps: /** @type {{ atS: number, ms: number, waitMs: number }[]} */ ([]),
   },
@@ -82,7 +82,7 @@ try {
     s.totalMs += ms;
     if (ms > s.maxMs) s.maxMs = ms;
     if (ms > GAP_MIN_MS) s.over20ms++;
-    if (ms > 5 && s.long.length < MAX_LIST) s.long.push({ atS: startS, ms, waitMs: wait, what });
+    if (ms > 5) s.long.push({ atS: startS, ms, waitMs: wait, what });
   };
   /**
    * Times the outermost synchronous call only: statements inside a transaction are part of it.
@@ -199,15 +199,27 @@ setInterval(() => {
   if (late > GAP_MIN_MS) {
     l.over20ms++;
     if (late > 100) l.over100ms++;
-    if (l.gaps.length < MAX_LIST) l.gaps.push({ atS: monoS(), ms: late, waitMs: waited });
+    l.gaps.push({ atS: monoS(), ms: late, waitMs: waited });
   }
 }, GAP_TICK_MS).unref();
 
+/**
+ * Writes the summary to $SCALE_HOOK_OUT and appends the calls and gaps listed since the last time to
+ * $SCALE_HOOK_OUT.sqlite.ndjson and .gaps.ndjson, so each write is small however long the agent runs
+ * (the hook runs on the agent's thread: a big write would be a block of its own).
+ */
 function dump() {
   if (!out) return;
   state.wallNow = Date.now();
   state.monoNowS = monoS();
   try {
+    /** @param {string} file @param {object[]} list */
+    const flush = (file, list) => {
+      if (list.length) appendFileSync(file, list.map((e) => JSON.stringify(e)).join('\n') + '\n');
+      list.length = 0;
+    };
+    flush(`${out}.sqlite.ndjson`, state.sqlite.long);
+    flush(`${out}.gaps.ndjson`, state.loop.gaps);
     writeFileSync(out, JSON.stringify(state));
   } catch {
     // The bench's temp dir is gone: nothing to report to.
