@@ -69,6 +69,29 @@ describe('createTransport with insecure=1', () => {
     },
   );
 
+  it.each([
+    ['postgres://coalmine:s3cret@127.0.0.1:5432/test?sslmode=no-verify', 'sslmode=no-verify'],
+    [
+      'postgres://coalmine:s3cret@127.0.0.1:5432/test?sslmode=require&uselibpqcompat=true',
+      'sslmode=require with uselibpqcompat=true',
+    ],
+  ])('logs one warning for PostgreSQL without certificate checks: %s', async (url, what) => {
+    const { lines, t } = await open(url);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]!.level).toBe('warn');
+    expect(lines[0]!.msg).toContain(`${t.displayUrl}: ${what}`);
+    expect(lines[0]!.msg).toContain('certificate is not verified');
+    expect(lines[0]!.msg).not.toContain('s3cret');
+  });
+
+  it.each([
+    'postgres://coalmine:s3cret@127.0.0.1:5432/test?sslmode=require',
+    'postgres://coalmine:s3cret@127.0.0.1:5432/test?sslmode=verify-full',
+    'postgres://coalmine:s3cret@127.0.0.1:5432/test?sslmode=disable&uselibpqcompat=true',
+  ])('logs nothing for PostgreSQL that verifies or does not encrypt: %s', async (url) => {
+    expect((await open(url)).lines).toEqual([]);
+  });
+
   it('refuses insecure=1 on a plain connection instead of warning about it', async () => {
     for (const url of ['redis://127.0.0.1:6379/?insecure=1', 'kafka://127.0.0.1:9092/?insecure=1']) {
       const { lines, log } = recorder();

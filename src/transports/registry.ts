@@ -14,6 +14,11 @@ export interface TransportModule {
 export interface TransportUrlModule {
   /** The problems with the URL's options, each a sentence naming the option and what is allowed; [] when fine. */
   checkUrl(url: string): string[];
+  /**
+   * Where the kind has a way of its own to turn certificate checks off (beyond insecure=, which
+   * tls-options.ts reads for every kind): what the URL turned off, as `option=value: what it means`.
+   */
+  insecure?(url: string): string | undefined;
 }
 
 interface TransportEntry {
@@ -142,9 +147,13 @@ export async function createTransport(
   if (!kind) {
     throw new Error(unsupported(url));
   }
-  const mod = await transports[kind].load();
+  const [mod, urlMod]: [TransportModule, TransportUrlModule] = await Promise.all([
+    transports[kind].load(),
+    transports[kind].url(),
+  ]);
   const transport = mod.create(url, opts);
-  const warning = insecureWarning(url, transport.displayUrl);
+  const own = urlMod.insecure?.(url);
+  const warning = insecureWarning(url, transport.displayUrl) ?? (own && `${transport.displayUrl}: ${own}`);
   if (warning) log?.warn(warning);
   return transport;
 }

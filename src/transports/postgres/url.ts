@@ -48,3 +48,23 @@ export function checkUrl(url: string): string[] {
   o.file('sslrootcert');
   return o.problems;
 }
+
+/**
+ * node-postgres's own ways to skip the server certificate check: sslmode=no-verify, and sslmode=require
+ * or prefer under uselibpqcompat=true (libpq's meaning: encrypt, verify nothing). Without libpq
+ * compatibility, require and prefer verify as verify-full does.
+ */
+export function insecure(url: string): string | undefined {
+  let q: URLSearchParams;
+  try {
+    q = new URL(url).searchParams;
+  } catch {
+    return undefined;
+  }
+  const mode = q.get('sslmode');
+  const why = 'the server certificate is not verified, so anyone on the path can read and change the traffic';
+  if (mode === 'no-verify') return `sslmode=no-verify: ${why}`;
+  if (q.get('uselibpqcompat') === 'true' && (mode === 'require' || mode === 'prefer'))
+    return `sslmode=${mode} with uselibpqcompat=true: ${why}`;
+  return undefined;
+}
