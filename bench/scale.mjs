@@ -5,7 +5,7 @@
  * cross an hour boundary of the store's rollup, and blackbox_exporter driven at the same probe rate in
  * the same run for CPU and RSS. See bench/README.md, "scale.mjs".
  *
- *   npm run build && node bench/scale.mjs                 # shortened mode, about 10 minutes
+ *   npm run build && node bench/scale.mjs                 # shortened mode, about 11 minutes
  *   node bench/scale.mjs --targets 1000 --http 0 --seconds 90
  *   node bench/scale.mjs --full --targets 10000 --http 1000   # 2 hours a step, real clock
  *
