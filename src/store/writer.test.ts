@@ -95,6 +95,31 @@ describe('BatchedWriter', () => {
     expect(timed.stats()).toMatchObject({ queued: 0, written: 2, dropped: 0, flushes: 1 });
   });
 
+  it('lets the event loop turn between the batches of a synchronous store', async () => {
+    // A store that writes synchronously, as SQLite does: without a turn between batches the writer
+    // would write them all before any timer or socket runs.
+    const writes: number[] = [];
+    const store = new FakeStore();
+    store.writeProbes = (r) => {
+      // Each write holds the thread 3 ms, long enough for a 1 ms timer to fall due.
+      const until = performance.now() + 3;
+      while (performance.now() < until);
+      writes.push(r.length);
+      store.probes.push(...r);
+      return Promise.resolve();
+    };
+    const w = make(store, { batchSize: 250, flushIntervalMs: 60_000, maxQueue: 10_000 });
+    const seenBetween: number[] = [];
+    const watch = setInterval(() => seenBetween.push(writes.length), 0);
+    for (let i = 0; i < 1000; i++) w.pushProbe(probe(i));
+    await sleep(100);
+    clearInterval(watch);
+    expect(writes).toEqual([250, 250, 250, 250]);
+    expect(store.probes.map((p) => p.time)).toEqual(Array.from({ length: 1000 }, (_, i) => probe(i).time));
+    // Some timer turn saw the writes part done.
+    expect(seenBetween.some((n) => n > 0 && n < 4)).toBe(true);
+  });
+
   it('never blocks or grows past its bound while the store hangs, counts drops, and resumes', async () => {
     const store = new FakeStore();
     store.mode = 'hang';

@@ -166,6 +166,9 @@ export class BatchedWriter {
       this.opts.onFlush?.(n);
       // Only whole batches go on at once; a partial one waits for the timer, which is what batches them.
       if (this.queue.length < this.batchSize) return;
+      // A synchronous engine (SQLite) would write batch after batch in one turn of the event loop: let
+      // timers and sockets in between.
+      await new Promise<void>((resolve) => setImmediate(resolve));
     }
   }
 
