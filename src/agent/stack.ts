@@ -107,7 +107,12 @@ export async function startStack(config: AgentConfig, opts: StackOptions): Promi
     for (const t of timers) t.unref();
   }
 
-  if (writer) registerStoreMetrics(agent.registry, () => writer.stats());
+  if (writer)
+    registerStoreMetrics(
+      agent.registry,
+      () => writer.stats(),
+      () => store?.overviewDropped?.() ?? 0,
+    );
 
   late.ctx = ctx;
   // One budget for both check routes, so the legacy one is no way around the API's.

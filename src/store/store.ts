@@ -240,6 +240,10 @@ export class Store implements ResultStore {
     };
   }
 
+  overviewDropped(): number {
+    return this.overview.tailDropped;
+  }
+
   async probeOverview(names: readonly string[], from: number, to: number): Promise<TargetOverview[]> {
     this.check();
     return this.overview.read(names, from, to, {

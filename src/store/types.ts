@@ -157,6 +157,11 @@ export interface ResultStore {
   flowWindow(canary: string, coalminer: string, from: number, to: number): Promise<FlowWindow>;
   /** Each name's runs over [from, to) (whole minutes) by minute and in all, from rollups (store/overview.ts). */
   probeOverview(names: readonly string[], from: number, to: number): Promise<TargetOverview[]>;
+  /**
+   * Runs written that the overview's in-memory tail could not keep (it is full when rollups stop
+   * finishing): the overview misses them until a rollup holds them.
+   */
+  overviewDropped?(): number;
   /** Every raw probe run of `name` with from <= time < to, in time order (streamed in pages). */
   exportProbes(name: string, from: number, to: number): AsyncIterable<ProbeRecord>;
   /** Appends alert state changes. */

@@ -60,6 +60,7 @@ targets:
     expect(value(healthy, 'coalmine_store_up')).toBe(1);
     expect(value(healthy, 'coalmine_store_write_errors_total')).toBe(0);
     expect(value(healthy, 'coalmine_store_dropped_total')).toBe(0);
+    expect(value(healthy, 'coalmine_store_overview_dropped_total')).toBe(0);
     expect(value(healthy, 'coalmine_store_last_error_timestamp_seconds')).toBe(0);
     expect(value(healthy, 'coalmine_store_written_total')).toBeGreaterThan(0);
 

@@ -8,13 +8,19 @@ const NAMES = [
   'coalmine_store_queued',
   'coalmine_store_up',
   'coalmine_store_last_error_timestamp_seconds',
+  'coalmine_store_overview_dropped_total',
 ] as const;
 
 /**
  * The results store's batched writer, read at each scrape: what it wrote, dropped and failed to write,
- * what waits, and whether writes succeed now. Registering again on one registry replaces the previous.
+ * what waits, and whether writes succeed now; and, given `overviewDropped`, the runs the targets
+ * overview's in-memory tail dropped. Registering again on one registry replaces the previous.
  */
-export function registerStoreMetrics(registry: Registry, stats: () => WriterStats): void {
+export function registerStoreMetrics(
+  registry: Registry,
+  stats: () => WriterStats,
+  overviewDropped?: () => number,
+): void {
   for (const name of NAMES) registry.removeSingleMetric(name);
   const registers = [registry];
   const counter = (name: string, help: string, value: (s: WriterStats) => number) =>
@@ -53,6 +59,16 @@ export function registerStoreMetrics(registry: Registry, stats: () => WriterStat
     'Whether store writes succeed: 0 from a failed write until a write succeeds again',
     (s) => (s.lastError === undefined ? 1 : 0),
   );
+  if (overviewDropped)
+    new Counter({
+      name: 'coalmine_store_overview_dropped_total',
+      help: "Runs written that the targets overview's in-memory tail could not keep (it fills when rollups stop finishing); /api/v1/targets misses them until a rollup holds them",
+      registers,
+      collect() {
+        this.reset();
+        this.inc(overviewDropped());
+      },
+    });
   gauge(
     'coalmine_store_last_error_timestamp_seconds',
     'When a store write last failed (Unix time), recovered or not; 0 if none has',
