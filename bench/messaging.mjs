@@ -20,7 +20,7 @@ import {
   CPUS,
   TASKSET,
   killAll,
-  killAllSync,
+  runBench,
   killPid,
   log,
   nextMessage,
@@ -28,6 +28,7 @@ import {
   spawnTracked,
 } from './lib/procs.mjs';
 import { fmtRatio, fmtSeconds } from './lib/stats.mjs';
+import { flag, value } from './lib/args.mjs';
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -55,16 +56,6 @@ const FLOW_KINDS = /** @type {const} */ (['memory', 'redis']);
 
 // ---------------------------------------------------------------- options
 
-const argv = process.argv.slice(2);
-/** @param {string} name */
-const flag = (name) => argv.includes(`--${name}`);
-/** @param {string} name @returns {string | undefined} */
-const value = (name) => {
-  const i = argv.findIndex((a) => a === `--${name}` || a.startsWith(`--${name}=`));
-  if (i < 0) return undefined;
-  const a = /** @type {string} */ (argv[i]);
-  return a.includes('=') ? a.slice(a.indexOf('=') + 1) : argv[i + 1];
-};
 if (flag('help') || flag('h')) {
   process.stdout.write(
     'usage: node bench/messaging.mjs [--quick] [--only redis,nats,amqp,mqtt,postgres,websocket,kafka]\n' +
@@ -620,25 +611,4 @@ async function main() {
   );
 }
 
-let cleaning = false;
-/** @param {number} code */
-async function cleanupAndExit(code) {
-  if (cleaning) return;
-  cleaning = true;
-  await killAll().catch(() => {});
-  process.exit(code);
-}
-process.on('exit', killAllSync);
-process.once('SIGINT', () => {
-  log('interrupted: stopping child processes');
-  void cleanupAndExit(130);
-});
-process.once('SIGTERM', () => void cleanupAndExit(143));
-
-try {
-  await main();
-  await cleanupAndExit(0);
-} catch (err) {
-  log(`bench failed: ${/** @type {Error} */ (err)?.stack ?? err}`);
-  await cleanupAndExit(1);
-}
+await runBench(main);

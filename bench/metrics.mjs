@@ -21,17 +21,10 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { promisify } from 'node:util';
 import { log } from './lib/procs.mjs';
 import { fmtRatio, quantile } from './lib/stats.mjs';
+import { argv, flag, value } from './lib/args.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SELF = fileURLToPath(import.meta.url);
-const argv = process.argv.slice(2);
-/** @param {string} name */
-const flag = (name) => argv.includes(`--${name}`);
-/** @param {string} name */
-const value = (name) => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 ? argv[i + 1] : undefined;
-};
 
 /** The issue's goals at 10,000 targets (issue 11 item 4). */
 const GOAL = { scrapeMs: 300, blockMs: 20, latenessP99Ms: 10 };

@@ -29,16 +29,9 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import { log } from './lib/procs.mjs';
 import { fmtRatio, median } from './lib/stats.mjs';
+import { flag, value } from './lib/args.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const argv = process.argv.slice(2);
-/** @param {string} name */
-const flag = (name) => argv.includes(`--${name}`);
-/** @param {string} name */
-const value = (name) => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 ? argv[i + 1] : undefined;
-};
 if (flag('help')) {
   process.stdout.write(
     'usage: node bench/overview.mjs [--quick] [--only sqlite,postgres] [--sizes 1000,10000] [--no-build] [--pg URL]\n',

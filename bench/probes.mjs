@@ -20,7 +20,7 @@ import {
   CPUS,
   TASKSET,
   killAll,
-  killAllSync,
+  runBench,
   killPid,
   log,
   nextMessage,
@@ -32,6 +32,7 @@ import {
   freePort,
 } from './lib/procs.mjs';
 import { fmtRate, fmtRatio, fmtSeconds, median, quantile, summary } from './lib/stats.mjs';
+import { flag, value } from './lib/args.mjs';
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -39,16 +40,6 @@ const SECTIONS = ['tcp', 'http', 'icmp', 'cpu', 'rate', 'scheduler', 'spread', '
 
 // ---------------------------------------------------------------- options
 
-const argv = process.argv.slice(2);
-/** @param {string} name */
-const flag = (name) => argv.includes(`--${name}`);
-/** @param {string} name @returns {string | undefined} */
-const value = (name) => {
-  const i = argv.findIndex((a) => a === `--${name}` || a.startsWith(`--${name}=`));
-  if (i < 0) return undefined;
-  const a = /** @type {string} */ (argv[i]);
-  return a.includes('=') ? a.slice(a.indexOf('=') + 1) : argv[i + 1];
-};
 if (flag('help') || flag('h')) {
   process.stdout.write(
     'usage: node bench/probes.mjs [--quick] [--only tcp,http,icmp,cpu,rate,scheduler,spread,memory] [--no-build]\n' +
@@ -1154,26 +1145,4 @@ async function main() {
   );
 }
 
-let cleaning = false;
-/** @param {number} code */
-async function cleanupAndExit(code) {
-  if (cleaning) return;
-  cleaning = true;
-  await killAll().catch(() => {});
-  rmSync(tmp, { recursive: true, force: true });
-  process.exit(code);
-}
-process.on('exit', killAllSync);
-process.once('SIGINT', () => {
-  log('interrupted: stopping child processes');
-  void cleanupAndExit(130);
-});
-process.once('SIGTERM', () => void cleanupAndExit(143));
-
-try {
-  await main();
-  await cleanupAndExit(0);
-} catch (err) {
-  log(`bench failed: ${/** @type {Error} */ (err)?.stack ?? err}`);
-  await cleanupAndExit(1);
-}
+await runBench(main, tmp);

@@ -36,7 +36,7 @@ import {
   CPUS,
   TASKSET,
   killAll,
-  killAllSync,
+  runBench,
   killPid,
   log,
   nextMessage,
@@ -58,6 +58,7 @@ import {
   sumOf,
 } from './lib/scale-metrics.mjs';
 import { fmtRatio, fmtSeconds, median } from './lib/stats.mjs';
+import { flag, value } from './lib/args.mjs';
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -74,16 +75,6 @@ const ROLLUP_WAIT_S = 120;
 
 // ---------------------------------------------------------------- options
 
-const argv = process.argv.slice(2);
-/** @param {string} name */
-const flag = (name) => argv.includes(`--${name}`);
-/** @param {string} name @returns {string | undefined} */
-const value = (name) => {
-  const i = argv.findIndex((a) => a === `--${name}` || a.startsWith(`--${name}=`));
-  if (i < 0) return undefined;
-  const a = /** @type {string} */ (argv[i]);
-  return a.includes('=') ? a.slice(a.indexOf('=') + 1) : argv[i + 1];
-};
 if (flag('help') || flag('h')) {
   process.stdout.write(
     'usage: node bench/scale.mjs [--full] [--targets 1000,5000,10000,20000] [--http 1000] [--seconds N]\n' +
@@ -1020,26 +1011,4 @@ async function main() {
   log(`wrote ${file}`);
 }
 
-let cleaning = false;
-/** @param {number} code */
-async function cleanupAndExit(code) {
-  if (cleaning) return;
-  cleaning = true;
-  await killAll().catch(() => {});
-  rmSync(tmp, { recursive: true, force: true });
-  process.exit(code);
-}
-process.on('exit', killAllSync);
-process.once('SIGINT', () => {
-  log('interrupted: stopping child processes');
-  void cleanupAndExit(130);
-});
-process.once('SIGTERM', () => void cleanupAndExit(143));
-
-try {
-  await main();
-  await cleanupAndExit(0);
-} catch (err) {
-  log(`bench failed: ${/** @type {Error} */ (err)?.stack ?? err}`);
-  await cleanupAndExit(1);
-}
+await runBench(main, tmp);

@@ -20,16 +20,9 @@ import pg from 'pg';
 import Database from 'better-sqlite3';
 import { log } from './lib/procs.mjs';
 import { fmtRate, fmtRatio, median } from './lib/stats.mjs';
+import { flag, value } from './lib/args.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const argv = process.argv.slice(2);
-/** @param {string} name */
-const flag = (name) => argv.includes(`--${name}`);
-/** @param {string} name */
-const value = (name) => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 ? argv[i + 1] : undefined;
-};
 if (flag('help')) {
   process.stdout.write(
     'usage: node bench/store.mjs [--quick] [--only sqlite,postgres] [--parts ingest,size,year,rollup,retention] [--no-build] [--pg URL]\n',

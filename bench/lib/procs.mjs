@@ -4,7 +4,7 @@
  * killed by PID at the end, on error and on SIGINT.
  */
 import { spawn, execFileSync } from 'node:child_process';
-import { readFileSync, existsSync } from 'node:fs';
+import { readFileSync, existsSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { setTimeout, clearTimeout } from 'node:timers';
@@ -161,6 +161,36 @@ export function killAllSync() {
     } catch {
       // already gone
     }
+  }
+}
+
+/**
+ * Runs a bench's main and exits: on success 0, on an error 1 (its stack logged), on Ctrl-C 130 and on
+ * SIGTERM 143; every child is killed by its PID first, and `tmp` (the bench's temp dir) removed.
+ * @param {() => Promise<void>} main @param {string} [tmp]
+ */
+export async function runBench(main, tmp) {
+  let cleaning = false;
+  /** @param {number} code */
+  const cleanupAndExit = async (code) => {
+    if (cleaning) return;
+    cleaning = true;
+    await killAll().catch(() => {});
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
+    process.exit(code);
+  };
+  process.on('exit', killAllSync);
+  process.once('SIGINT', () => {
+    log('interrupted: stopping child processes');
+    void cleanupAndExit(130);
+  });
+  process.once('SIGTERM', () => void cleanupAndExit(143));
+  try {
+    await main();
+    await cleanupAndExit(0);
+  } catch (err) {
+    log(`bench failed: ${/** @type {Error} */ (err)?.stack ?? err}`);
+    await cleanupAndExit(1);
   }
 }
 
