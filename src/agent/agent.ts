@@ -1,6 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { AlertEngine } from '../alerting/engine.js';
-import type { AlertHistoryEntry } from '../api/v1/contract.js';
+import type { AlertHistoryEntry } from '../alerting/types.js';
 import type { AgentConfig, TargetConfig } from '../config/schema.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import type { Logger } from '../core/log.js';

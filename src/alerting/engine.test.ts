@@ -1,6 +1,6 @@
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import type { AlertHistoryEntry } from '../api/v1/contract.js';
+import type { AlertHistoryEntry } from './types.js';
 import type { Observation } from '../core/types.js';
 import { emptyCounts, type SequenceCounts } from '../messaging/sequence.js';
 import {

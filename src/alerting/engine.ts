@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import type { AlertHistoryEntry, AlertRuleStatus, Silence } from '../api/v1/contract.js';
-import type { ApiAlerts } from '../api/v1/context.js';
+import type { AlertControl, AlertHistoryEntry, AlertRuleStatus, Silence } from './types.js';
 import { silentLogger, type Logger } from '../core/log.js';
 import { beforeFirst } from '../core/text.js';
 import type { Observation } from '../core/types.js';
@@ -80,7 +79,7 @@ interface NamedQueue {
  * and hands the rest to each notifier's queue (which never blocks evaluation). Implements the API's
  * view of alerts.
  */
-export class AlertEngine implements ApiAlerts {
+export class AlertEngine implements AlertControl {
   readonly #rules: readonly AlertRule[];
   readonly #byName: Map<string, AlertRule>;
   readonly #evaluator: RuleEvaluator;
@@ -339,7 +338,7 @@ export class AlertEngine implements ApiAlerts {
     return ids;
   }
 
-  // --- ApiAlerts ---
+  // --- AlertControl ---
 
   rules(): AlertRuleStatus[] {
     const status = new Map(this.#evaluator.status().map((s) => [s.rule, s]));

@@ -1,4 +1,4 @@
-import type { SchedulePoint, ScheduleSeries, Series, SeriesPoint } from '../api/v1/contract.js';
+import type { SchedulePoint, ScheduleSeries, Series, SeriesPoint } from './series.js';
 import { LatencyHistogram } from '../stats/histogram.js';
 import { representative, type Bucket, type PhaseSums } from './codec.js';
 import type { Retention } from './config.js';

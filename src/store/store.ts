@@ -1,4 +1,4 @@
-import type { ScheduleSeries, Series } from '../api/v1/contract.js';
+import type { ScheduleSeries, Series } from './series.js';
 import {
   Accumulator,
   alignQuery,

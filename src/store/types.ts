@@ -1,4 +1,4 @@
-import type { ScheduleSeries, Series } from '../api/v1/contract.js';
+import type { ScheduleSeries, Series } from './series.js';
 import { nsToSeconds } from '../core/clock.js';
 import type { Observation } from '../core/types.js';
 import type { LatencyHistogram } from '../stats/histogram.js';

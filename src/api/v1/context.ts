@@ -1,13 +1,6 @@
 import type { ProbeReport } from '../../core/report.js';
-import type {
-  AgentStatus,
-  AlertHistoryEntry,
-  AlertRuleStatus,
-  FlowSummary,
-  ScheduleSeries,
-  Series,
-  Silence,
-} from './contract.js';
+import type { AlertControl } from '../../alerting/types.js';
+import type { AgentStatus, FlowSummary, ScheduleSeries, Series } from './contract.js';
 
 /**
  * What the /api/v1 routes need from the agent. The agent implements it; tests use MemoryContext
@@ -38,22 +31,8 @@ export interface ApiContext {
  * The alerting engine as the API sees it. The router validates every request first (rule names exist,
  * a NewSilence is well formed: see contract.ts) and turns durationSeconds into endsAt.
  */
-export interface ApiAlerts {
-  rules(): AlertRuleStatus[];
-  /** Newest first; `rule` narrows it to one rule. */
-  history(rule: string | undefined, limit: number): AlertHistoryEntry[];
-  /** Active silences and the ones that ended in the last 24 h, newest first. */
-  silences(): Silence[];
-  /** Adds a silence; the router has checked matchers and times. */
-  addSilence(s: {
-    matchers: Record<string, string>;
-    endsAt: number;
-    comment: string;
-    createdBy: string;
-  }): Silence;
-  /** Ends a silence now; false when there is none with that id. */
-  expireSilence(id: string): boolean;
-}
+/** The alert engine as the API reads and silences it (src/alerting/types.ts). */
+export type ApiAlerts = AlertControl;
 
 export interface ApiEvent {
   event: 'probe' | 'flow' | 'alert';

@@ -6,6 +6,9 @@
  * Errors are always `{ "error": { "code": string, "message": string } }` with a 4xx/5xx status.
  */
 
+export type { SchedulePoint, ScheduleSeries, Series, SeriesPoint } from '../../store/series.js';
+export type { AlertHistoryEntry, AlertRuleStatus, AlertState, Silence } from '../../alerting/types.js';
+
 export type Status = 'up' | 'down' | 'unknown';
 
 /** GET /api/v1/targets -> { targets: TargetSummary[] } */
@@ -63,76 +66,6 @@ export interface FlowSummary {
   };
   sparkline: [number, number | null, number][];
   clockOffset?: { seconds: number; errorSeconds: number };
-}
-
-/**
- * GET /api/v1/targets/{name}/series?from=MS&to=MS&step=MS
- * GET /api/v1/flows/{canary}/{coalminer}/series?from=MS&to=MS&step=MS
- * -> Series. Defaults: to = now, from = to - 1h, step chosen so there are at most ~300 points.
- */
-export interface Series {
-  from: number;
-  to: number;
-  step: number;
-  /** Which store tier answered: raw, 1m or 1h rollups. */
-  resolution: 'raw' | '1m' | '1h';
-  points: SeriesPoint[];
-  /**
-   * Latency bucket edges in seconds for every point's `heatmap` (length = heatmap length + 1): bucket i
-   * counts successful samples in [heatmapBounds[i], heatmapBounds[i+1]) (the last one includes its top).
-   */
-  heatmapBounds?: number[];
-}
-
-export interface SeriesPoint {
-  /** Start of the step. */
-  time: number;
-  count: number;
-  /** Latency percentiles over the step (null when no successful sample). */
-  p1: number | null;
-  p5: number | null;
-  p50: number | null;
-  p90: number | null;
-  p95: number | null;
-  p99: number | null;
-  max: number | null;
-  /** Probes: failed runs. Flows: pings declared lost. */
-  failures: number;
-  /** Flows only. */
-  duplicated?: number;
-  reordered?: number;
-  late?: number;
-  /** Flows only: pings that reached the coalminer but its own full buffer dropped (not in `failures`). */
-  droppedLocally?: number;
-  /** Probes (http) only: mean seconds of each phase over the step. */
-  phases?: Record<string, number>;
-  /** For the heatmap: counts per latency bucket; bounds are in Series-level `heatmapBounds`. */
-  heatmap?: number[];
-}
-
-/**
- * GET /api/v1/flows/{canary}/{coalminer}/schedule?from=MS&to=MS&step=MS -> ScheduleSeries: the canary's
- * side of a flow, as recorded by the agent that runs the canary (same defaults as Series).
- */
-export interface ScheduleSeries {
-  from: number;
-  to: number;
-  step: number;
-  resolution: Series['resolution'];
-  points: SchedulePoint[];
-}
-
-export interface SchedulePoint {
-  /** Start of the step. */
-  time: number;
-  /** Pings that fell due in the step. */
-  due: number;
-  /** Pings the canary published or gave up on in the step (sent + send-failed). */
-  attempted: number;
-  /** The most pings due but not yet attempted at any sample in the step (0: on schedule). */
-  behindSchedule: number;
-  /** How far behind its schedule the canary was at worst in the step (seconds). */
-  behindScheduleSeconds: number;
 }
 
 /** GET /api/v1/matrix -> Matrix: canaries x coalminers, the region view. */
@@ -210,68 +143,6 @@ export interface AgentStatus {
     /** Check requests refused because the check-now budget was spent. */
     checksRefused: number;
   };
-}
-
-export type AlertState = 'ok' | 'pending' | 'firing' | 'resolved';
-
-/**
- * GET /api/v1/alerts (read scope) -> { alerts: AlertRuleStatus[] }: every configured rule with its state.
- * Rules are configured under `alerting.rules`; the API never creates or edits one.
- */
-export interface AlertRuleStatus {
-  rule: string;
-  /** What the rule watches: a probe target, or a canary -> coalminer flow. */
-  subject: { target: string } | { canary: string; coalminer: string };
-  /** The condition as a person reads it, e.g. "p95 latency > 0.25 s" or "no data for 5m". */
-  condition: string;
-  /** Fire when m of the last n datapoints breach. */
-  datapoints: { m: number; n: number };
-  forSeconds: number;
-  evaluateEverySeconds: number;
-  missingData: 'breaching' | 'notBreaching' | 'ignore';
-  state: AlertState;
-  /** When the current pending or firing period began (Unix ms). */
-  activeSince?: number;
-  lastEvaluatedAt?: number;
-  /** The value at the last evaluation that had data (seconds, a ratio, days, ... as the condition says). */
-  lastValue?: number;
-  /** The active silences that mute this rule's notifications now, by id. */
-  silencedBy: string[];
-  labels: Record<string, string>;
-  annotations: Record<string, string>;
-}
-
-/**
- * GET /api/v1/alerts/history?rule=NAME&limit=N (read scope) -> { history: AlertHistoryEntry[] }, newest
- * first. `rule` narrows to one rule (404 when no rule has that name); limit 1-1000, default 100.
- */
-export interface AlertHistoryEntry {
-  rule: string;
-  from: AlertState;
-  to: AlertState;
-  /** Unix ms of the evaluation that made the change. */
-  at: number;
-  /** The value at that evaluation; null when it had no data. */
-  value: number | null;
-}
-
-/**
- * A silence mutes notifications (not evaluation) of every rule whose labels equal all its matchers; the
- * labels are alertname, target or canary and coalminer, and the rule's own labels.
- *
- * GET    /api/v1/silences (read)          -> { silences: Silence[] }   active and expired (last 24 h)
- * POST   /api/v1/silences (write) NewSilence -> 201 Silence; 400 with the field at fault
- * DELETE /api/v1/silences/{id} (write)    -> 204; 404 when there is no such silence
- */
-export interface Silence {
-  id: string;
-  matchers: Record<string, string>;
-  startsAt: number;
-  endsAt: number;
-  comment: string;
-  createdBy: string;
-  /** startsAt <= now < endsAt */
-  active: boolean;
 }
 
 /**
