@@ -1,5 +1,6 @@
 import { HOUR, type RawFlowRow, type RawProbeRow, type SeriesCode } from './aggregate.js';
 import { decodeProbeChunk, encodeProbeChunk, type StoredProbeRun } from './codec.js';
+import type { KeyedFlowRow } from './flow-overview.js';
 import type { KeyedBlock } from './overview.js';
 import type {
   AlertEventRecord,
@@ -43,6 +44,8 @@ export interface Backend {
   ): Promise<StoredBlock[]>;
   /** Tier-1 blocks of every probe series with fromBlock <= block < toBlock, in one query (the overview). */
   readProbeBlocks(fromBlock: number, toBlock: number): Promise<KeyedBlock[]>;
+  /** Raw intervals of every flow series with from <= time < to, in time order, in one query (the overview). */
+  readFlowOverviewRows(from: number, to: number): Promise<KeyedFlowRow[]>;
   /**
    * Rebuilds every dirty block of a tier (tier 1: from raw rows, tier 2: from tier-1 blocks of the day)
    * and marks the parent day dirty; entries older than minBlock are dropped unbuilt (their source is gone).

@@ -31,9 +31,11 @@ import {
 } from './backend.js';
 import { decodeBlock, encodeBlock, type Bucket } from './codec.js';
 import { DEFAULT_RETENTION, type Retention } from './config.js';
+import { checkOverviewRange, FLOW_OVERVIEW_MAX_MS, flowOverviewOf } from './flow-overview.js';
 import { ProbeOverviewState } from './overview.js';
 import type {
   AlertEventRecord,
+  FlowOverview,
   FlowRecord,
   FlowWindow,
   ProbeRecord,
@@ -250,6 +252,29 @@ export class Store implements ResultStore {
       blocks: (a, b) => this.backend.readProbeBlocks(a, b),
       rolledUpTo: () => this.backend.getMeta(ROLLED_UP_TO),
     });
+  }
+
+  async flowOverview(
+    flows: readonly { canary: string; coalminer: string }[],
+    from: number,
+    to: number,
+  ): Promise<FlowOverview[]> {
+    this.check();
+    checkOverviewRange(from, to, FLOW_OVERVIEW_MAX_MS);
+    const keys = flows.map((f) => flowKey(f.canary, f.coalminer));
+    if (chooseResolution(from, to, MINUTE, this.now(), this.retention) === 'raw')
+      return flowOverviewOf(keys, from, to, await this.backend.readFlowOverviewRows(from, to));
+    // Raw rows no longer kept for all of the range: flowWindow and flowSeries read rollups for it.
+    const out: FlowOverview[] = [];
+    for (const f of flows) {
+      const w = await this.flowWindow(f.canary, f.coalminer, from, to);
+      const s = await this.flowSeries(f.canary, f.coalminer, from, to, MINUTE);
+      out.push({
+        window: { p50: w.p50, p95: w.p95, p99: w.p99, lossRatio: w.lossRatio, received: w.received },
+        points: s.points.map((p) => ({ time: p.time, p50: p.p50, failures: p.failures })),
+      });
+    }
+    return out;
   }
 
   async flowWindow(canary: string, coalminer: string, from: number, to: number): Promise<FlowWindow> {

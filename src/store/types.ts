@@ -115,6 +115,19 @@ export interface TargetOverview {
   points: { time: number; p50: number | null; failures: number; runs: number }[];
 }
 
+/** One flow's overview of a range: a point per minute and the window over every interval in it. */
+export interface FlowOverview {
+  window: {
+    p50: number | null;
+    p95: number | null;
+    p99: number | null;
+    lossRatio: number | null;
+    received: number;
+  };
+  /** failures: pings lost in the minute. */
+  points: { time: number; p50: number | null; failures: number }[];
+}
+
 /** One alert rule state change (the same fields as the API's AlertHistoryEntry). */
 export interface AlertEventRecord {
   rule: string;
@@ -157,6 +170,15 @@ export interface ResultStore {
   flowWindow(canary: string, coalminer: string, from: number, to: number): Promise<FlowWindow>;
   /** Each name's runs over [from, to) (whole minutes) by minute and in all, from rollups (store/overview.ts). */
   probeOverview(names: readonly string[], from: number, to: number): Promise<TargetOverview[]>;
+  /**
+   * Each flow's intervals over [from, to) (whole minutes, at most 6 h) by minute and in all, in one read
+   * for every flow (store/flow-overview.ts): the figures flowWindow and flowSeries give.
+   */
+  flowOverview(
+    flows: readonly { canary: string; coalminer: string }[],
+    from: number,
+    to: number,
+  ): Promise<FlowOverview[]>;
   /**
    * Runs written that the overview's in-memory tail could not keep (it is full when rollups stop
    * finishing): the overview misses them until a rollup holds them.

@@ -107,6 +107,13 @@ export interface FlowWindow {
   received: number;
 }
 
+/** One flow's overview of a range (the store's FlowOverview). */
+export interface FlowOverview {
+  window: FlowWindow;
+  /** One per minute of the range; failures are the pings lost in it. */
+  points: { time: number; p50: number | null; failures: number }[];
+}
+
 /**
  * The part of the results store the API reads: the store's ResultStore satisfies it as it is
  * (store-compat.test.ts checks that at compile time).
@@ -136,6 +143,15 @@ export interface ApiStore {
    * come from 1-minute rollups (within 0.05 % of the raw runs').
    */
   probeOverview(names: readonly string[], from: number, to: number): Promise<TargetOverview[]>;
+  /**
+   * For each flow, in order, over [from, to) (whole minutes): a point per minute and the window, for all
+   * flows in one go (what GET /flows needs): the same figures as flowWindow and flowSeries over the range.
+   */
+  flowOverview(
+    flows: readonly { canary: string; coalminer: string }[],
+    from: number,
+    to: number,
+  ): Promise<FlowOverview[]>;
   /** Every raw run of the target with from <= time < to, oldest first. Breaking out of it stops the query. */
   exportProbes(name: string, from: number, to: number): AsyncIterable<ExportRecord>;
 }

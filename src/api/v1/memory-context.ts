@@ -12,6 +12,7 @@ import type {
   ApiStore,
   ExportRecord,
   FlowInfo,
+  FlowOverview,
   FlowWindow,
   ProbeWindow,
   TargetInfo,
@@ -230,6 +231,20 @@ export class MemoryStore implements ApiStore {
         }));
         const failures = points.reduce((n, p) => n + p.failures, 0);
         return { window: { ...w, failures }, points };
+      }),
+    );
+  }
+
+  async flowOverview(
+    flows: readonly { canary: string; coalminer: string }[],
+    from: number,
+    to: number,
+  ): Promise<FlowOverview[]> {
+    return Promise.all(
+      flows.map(async ({ canary, coalminer }): Promise<FlowOverview> => {
+        const window = await this.flowWindow(canary, coalminer, from, to);
+        const s = await this.flowSeries(canary, coalminer, from, to, 60_000);
+        return { window, points: s.points.map((p) => ({ time: p.time, p50: p.p50, failures: p.failures })) };
       }),
     );
   }

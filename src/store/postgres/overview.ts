@@ -1,4 +1,6 @@
 import type pg from 'pg';
+import { decodeHistogram } from '../codec.js';
+import type { KeyedFlowRow } from '../flow-overview.js';
 import type { KeyedBlock } from '../overview.js';
 
 /**
@@ -17,4 +19,18 @@ export async function readProbeBlocks(
     [fromBlock, toBlock],
   );
   return r.rows;
+}
+
+/** The raw intervals of every flow series with from <= time < to, in time order, in one statement. */
+export async function readFlowRows(pool: pg.Pool, from: number, to: number): Promise<KeyedFlowRow[]> {
+  const r = await pool.query<{ key: string; time: number; c: number[]; latency: Buffer }>(
+    `SELECT s.key AS key, f.time AS time,
+            ARRAY[f.received, f.lost, f.duplicated, f.reordered, f.late, f.send_failed, f.in_flight,
+                  f.dropped_locally]::float8[] AS c,
+            f.latency AS latency
+     FROM series s JOIN flow_raw f ON f.sid = s.id AND f.time >= $1 AND f.time < $2
+     WHERE s.type = 'f' ORDER BY f.time, f.id`,
+    [from, to],
+  );
+  return r.rows.map((x) => ({ key: x.key, time: x.time, counts: x.c, hist: decodeHistogram(x.latency) }));
 }

@@ -39,8 +39,9 @@ import { decodeHistogram, encodeHistogram } from '../codec.js';
 import type { AlertEventRecord, FlowRecord, ProbeRecord, ScheduleRecord, SilenceRecord } from '../types.js';
 import { insertProbeChunks } from './chunks.js';
 import { postgresMigrations, type PostgresMigration } from './migrations.js';
-import { readProbeBlocks } from './overview.js';
+import { readFlowRows, readProbeBlocks } from './overview.js';
 import type { KeyedBlock } from '../overview.js';
+import type { KeyedFlowRow } from '../flow-overview.js';
 
 /** Series per retention statement. */
 const RETENTION_SLICE = 1000;
@@ -381,6 +382,10 @@ export class PostgresBackend implements Backend {
       [sids, from, to],
     );
     return r.rows.map((x) => ({ time: x.time, counts: x.c, hist: new LatencyHistogram() }));
+  }
+
+  async readFlowOverviewRows(from: number, to: number): Promise<KeyedFlowRow[]> {
+    return readFlowRows(this.pool, from, to);
   }
 
   async readProbeBlocks(fromBlock: number, toBlock: number): Promise<KeyedBlock[]> {

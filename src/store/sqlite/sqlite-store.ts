@@ -33,8 +33,9 @@ import { LatencyHistogram } from '../../stats/histogram.js';
 import type { AlertEventRecord, FlowRecord, ProbeRecord, ScheduleRecord, SilenceRecord } from '../types.js';
 import { sqliteMigrations, type SqliteMigration } from './migrations.js';
 import { ShmGuard, ShmTruncatedError } from './shm-guard.js';
-import { readProbeBlocks } from './overview.js';
+import { readFlowRows, readProbeBlocks } from './overview.js';
 import type { KeyedBlock } from '../overview.js';
+import type { KeyedFlowRow } from '../flow-overview.js';
 
 /** How long one rollup transaction may hold the agent's thread before it lets the event loop go. */
 const ROLLUP_SLICE_MS = 5;
@@ -299,6 +300,10 @@ export class SqliteBackend implements Backend {
       .raw()
       .all(from, to) as number[][];
     return rows.map(toScheduleRow);
+  }
+
+  async readFlowOverviewRows(from: number, to: number): Promise<KeyedFlowRow[]> {
+    return readFlowRows(this.db, from, to);
   }
 
   async readProbeBlocks(fromBlock: number, toBlock: number): Promise<KeyedBlock[]> {
