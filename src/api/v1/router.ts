@@ -2,8 +2,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import { tokenCookie, type Auth } from '../auth.js';
 import type { Scope } from './config.js';
-import type { ApiAlerts, ApiContext, FlowInfo, TargetInfo, TargetOverview } from './context.js';
-import type { FlowSummary, Matrix, Series, TargetSummary, WhoAmI } from './contract.js';
+import type { ApiAlerts, ApiContext, FlowInfo, FlowOverview, TargetInfo, TargetOverview } from './context.js';
+import type { FlowSummary, Matrix, TargetSummary, WhoAmI } from './contract.js';
 import { exportCsvHeader, exportCsvLine, exportJsonLine } from './export.js';
 import {
   HttpError,
@@ -25,8 +25,6 @@ export const API_PREFIX = '/api/v1';
 
 const HOUR_MS = 3_600_000;
 const MINUTE_MS = 60_000;
-/** Store queries run at once while building an overview of many targets. */
-const OVERVIEW_CONCURRENCY = 16;
 /** How long writing a long list may hold the event loop before letting it go. */
 const LIST_SLICE_MS = 5;
 /** Configured names listed in a 404, at most. */
@@ -304,27 +302,10 @@ function requireTarget(c: Call, name: string): TargetInfo {
   return t;
 }
 
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
-}
-
 /** The last hour in whole minutes, ending with the current minute: up to 60 sparkline points. */
 function lastHour(now: number): { from: number; to: number } {
   const to = Math.floor(now / MINUTE_MS) * MINUTE_MS + MINUTE_MS;
   return { from: to - HOUR_MS, to };
-}
-
-function sparkline(s: Series): [number, number | null, number][] {
-  return s.points.map((p) => [p.time, p.p50, p.failures]);
 }
 
 /**
@@ -406,43 +387,44 @@ async function sendJsonList(c: Call, key: string, items: AsyncIterable<unknown>)
   c.res.end(`${batch}]}`);
 }
 
+/**
+ * Every flow with its live counts and, from the store in one call for all of them, the last hour's window
+ * and per-minute points (see ApiStore.flowOverview).
+ */
 async function flowSummaries(c: Call): Promise<FlowSummary[]> {
   const { from, to } = lastHour(c.now);
-  const store = c.ctx.store;
-  return mapLimit(c.ctx.flows(), OVERVIEW_CONCURRENCY, async (f: FlowInfo) => {
-    const summary: FlowSummary = {
-      canary: f.canary,
-      coalminer: f.coalminer,
-      transport: f.transport,
-      region: f.region,
-      status: f.status,
-      counts: f.counts,
-      window: f.window ?? { p50: null, p95: null, p99: null, lossRatio: null, received: 0 },
-      sparkline: [],
-    };
-    if (f.clockOffset) summary.clockOffset = f.clockOffset;
-    if (store) {
-      try {
-        const [w, s] = await Promise.all([
-          store.flowWindow(f.canary, f.coalminer, from, to),
-          store.flowSeries(f.canary, f.coalminer, from, to, MINUTE_MS),
-        ]);
-        if (w.received > 0 || f.window === undefined) {
-          summary.window = {
-            p50: w.p50,
-            p95: w.p95,
-            p99: w.p99,
-            lossRatio: w.lossRatio,
-            received: w.received,
-          };
-        }
-        summary.sparkline = sparkline(s);
-      } catch {
-        // As for targets: keep the live part.
-      }
+  const flows = c.ctx.flows();
+  let overview: readonly FlowOverview[] | undefined;
+  if (c.ctx.store) {
+    try {
+      overview = await c.ctx.store.flowOverview(flows, from, to);
+    } catch {
+      // As for targets: keep the live part.
     }
-    return summary;
-  });
+  }
+  return flows.map((f, i) => flowSummary(f, overview?.[i]));
+}
+
+function flowSummary(f: FlowInfo, o: FlowOverview | undefined): FlowSummary {
+  const summary: FlowSummary = {
+    canary: f.canary,
+    coalminer: f.coalminer,
+    transport: f.transport,
+    region: f.region,
+    status: f.status,
+    counts: f.counts,
+    window: f.window ?? { p50: null, p95: null, p99: null, lossRatio: null, received: 0 },
+    sparkline: [],
+  };
+  if (f.clockOffset) summary.clockOffset = f.clockOffset;
+  if (o) {
+    const w = o.window;
+    if (w.received > 0 || f.window === undefined) {
+      summary.window = { p50: w.p50, p95: w.p95, p99: w.p99, lossRatio: w.lossRatio, received: w.received };
+    }
+    summary.sparkline = o.points.map((p) => [p.time, p.p50, p.failures]);
+  }
+  return summary;
 }
 
 async function listTargets(c: Call): Promise<void> {
