@@ -57,7 +57,7 @@ const email = z.strictObject({
   port: z.number().int().min(1).max(65535).default(25),
   from: z.email('from must be an email address'),
   to: z.array(z.email('each of to must be an email address')).min(1, 'to needs at least one address'),
-  user: z.string().min(1).optional().describe('SMTP AUTH user (AUTH PLAIN)'),
+  user: z.string().min(1).optional().describe('SMTP AUTH user (PLAIN, LOGIN or CRAM-MD5)'),
   password: z.string().optional(),
   passwordEnv: envName.optional(),
   tls: z

@@ -11,8 +11,7 @@ export {
   type WebhookOptions,
 } from './webhook.js';
 export { SlackNotifier, slackBody, type SlackOptions } from './slack.js';
-export { EmailNotifier, emailMessage, type EmailOptions } from './email.js';
-export { sendMail, dotStuff, type SmtpTransaction } from './smtp-client.js';
+export { EmailNotifier, emailMessage, type EmailOptions, type SmtpTls, type SmtpTlsMode } from './email.js';
 export {
   AlertmanagerNotifier,
   postableAlert,
