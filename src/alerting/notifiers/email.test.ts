@@ -164,6 +164,23 @@ describe('EmailNotifier', () => {
     expect(err).toMatchObject({ code: 550, command: 'RCPT TO' });
   });
 
+  it('delivers to the recipients the server takes when it refuses one of them', async () => {
+    server = await startSmtpServer({}, { refuseRecipients: { 'nobody@x': '550 5.1.1 no such user' } });
+    const notifier = new EmailNotifier({
+      host: '127.0.0.1',
+      port: server.port,
+      from: 'a@x',
+      to: ['nobody@x', 'oncall@x'],
+    });
+    await notifier.send(sampleAlert(), new AbortController().signal);
+    const s = server.sessions[0]!;
+    expect(s.commands.filter((c) => c.startsWith('RCPT'))).toEqual([
+      'RCPT TO:<nobody@x>',
+      'RCPT TO:<oncall@x>',
+    ]);
+    expect(s.headers.subject).toMatch(/^\[FIRING\] p95-latency-high/);
+  });
+
   it('reports a 4xx as an SmtpError too', async () => {
     server = await startSmtpServer({ MAIL: '451 4.3.0 try later' });
     const notifier = new EmailNotifier({ host: '127.0.0.1', port: server.port, from: 'a@x', to: ['b@x'] });

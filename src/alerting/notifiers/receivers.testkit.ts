@@ -102,6 +102,8 @@ export interface SmtpServerOptions {
   eightBitMime?: boolean;
   /** false: take connections and never send the greeting, as a server that hangs does (default true). */
   greet?: boolean;
+  /** The reply to RCPT TO for these addresses, e.g. { 'nobody@x': '550 5.1.1 no such user' }. */
+  refuseRecipients?: Record<string, string>;
 }
 
 /** A byte string with quoted-printable's =XX escapes and soft line breaks undone, read as UTF-8. */
@@ -278,7 +280,10 @@ export async function startSmtpServer(
         } else if (verb === 'AUTH') {
           const [, mechanism = '', initial] = line.split(' ');
           auth(mechanism.toUpperCase(), initial);
-        } else if (verb === 'MAIL' || verb === 'RCPT') socket.write('250 ok\r\n');
+        } else if (verb === 'RCPT') {
+          const address = /<([^>]*)>/.exec(line)?.[1] ?? '';
+          socket.write(`${opts.refuseRecipients?.[address] ?? '250 ok'}\r\n`);
+        } else if (verb === 'MAIL') socket.write('250 ok\r\n');
         else if (verb === 'DATA') {
           inData = true;
           socket.write('354 end with .\r\n');
