@@ -33,7 +33,12 @@ function external(id) {
 await rm(out, { recursive: true, force: true });
 const bundle = await rolldown({
   cwd: root,
-  input: { main: join(root, 'dist/cli/main.js'), heap: join(root, 'dist/core/heap.js') },
+  input: {
+    main: join(root, 'dist/cli/main.js'),
+    heap: join(root, 'dist/core/heap.js'),
+    // A worker thread's script (src/probes/workers/pool.ts finds it beside its own chunk).
+    'probe-worker': join(root, 'dist/probes/workers/probe-worker.js'),
+  },
   platform: 'node',
   external,
   logLevel: 'warn',

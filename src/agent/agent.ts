@@ -8,6 +8,7 @@ import { Scheduler, type SchedulerEvents } from '../core/scheduler.js';
 import type { Observation } from '../core/types.js';
 import { teeMessagingSinks } from '../messaging/observer.js';
 import { runProbe } from '../probes/run.js';
+import { startProbeWorkers, type ProbeWorkerPool } from '../probes/workers/pool.js';
 import { OtlpSink } from '../sinks/otlp/sink.js';
 import { MessagingMetrics } from '../sinks/prometheus/messaging-metrics.js';
 import { ProbeMetrics } from '../sinks/prometheus/probe-metrics.js';
@@ -50,6 +51,9 @@ export class Agent {
   private readonly loopProbe: () => () => void;
   private stopLoopProbe: (() => void) | undefined;
   private closed = false;
+  private readonly schedulerEvents: Required<SchedulerEvents>;
+  /** The targets run in worker threads (probes.workers); undefined: all on this thread. */
+  private probeWorkers: ProbeWorkerPool | undefined;
   readonly messaging: MessagingRuntime;
   /** Alert rules and notifiers; undefined without an alerting: section. */
   readonly alerts: AlertEngine | undefined;
@@ -91,7 +95,7 @@ export class Agent {
       registers,
     });
     const tee = opts.scheduler;
-    this.scheduler = new Scheduler(this.clock, {
+    this.schedulerEvents = {
       lateness: (id, s) => {
         lateness.observe(s);
         if (s >= LATE_RUN_SECONDS) {
@@ -105,7 +109,8 @@ export class Agent {
         skipped.inc({ target: id, reason });
         tee?.skipped?.(id, reason);
       },
-    });
+    };
+    this.scheduler = new Scheduler(this.clock, this.schedulerEvents);
 
     // How late a 100 ms timer fires is how long anything else waited for the event loop.
     const loopDelay = new Histogram({
@@ -173,7 +178,15 @@ export class Agent {
 
   start(): void {
     this.stopLoopProbe ??= this.loopProbe();
+    // Worker threads use the system clock: an injected clock holds only for the main thread's targets.
+    this.probeWorkers ??= startProbeWorkers(
+      this.config.probes?.workers,
+      [...this.targets.values()],
+      { ...this.schedulerEvents, observe: (o) => this.observe(o) },
+      { ...(this.opts.log && { log: this.opts.log }) },
+    );
     for (const t of this.targets.values()) {
+      if (this.probeWorkers?.owns(t.name)) continue;
       this.scheduler.add({ id: t.name, intervalMs: t.intervalMs, run: () => this.runTarget(t) });
     }
     this.scheduler.start();
@@ -200,6 +213,10 @@ export class Agent {
     const runs = list.map(async (name) => {
       const t = this.targets.get(name);
       if (!t) throw new Error(`no target named ${name}`);
+      if (this.probeWorkers?.owns(name)) {
+        await this.probeWorkers.runNow(name);
+        return this.latestByName.get(name)!;
+      }
       if (this.scheduler.has(name)) {
         await this.scheduler.runNow(name);
         return this.latestByName.get(name)!;
@@ -213,18 +230,21 @@ export class Agent {
     const startedAtMs = this.clock.wallMs();
     const result = await runProbe(t.kind, t.target, t.options, { clock: this.clock, timeoutMs: t.timeoutMs });
     const o: Observation = { name: t.name, kind: t.kind, target: t.target, startedAtMs, result };
-    if (!this.closed) {
-      this.latestByName.set(t.name, o);
-      this.metrics.observe(o);
-      this.alerts?.observeProbe(o);
-      this.otlp?.observeProbe(o);
-      try {
-        this.opts.onObservation?.(o);
-      } catch {
-        // A listener's bug must not stop probing.
-      }
-    }
+    if (!this.closed) this.observe(o);
     return o;
+  }
+
+  /** A finished run, from this thread or a probe worker (whose last batch arrives while it closes). */
+  private observe(o: Observation): void {
+    this.latestByName.set(o.name, o);
+    this.metrics.observe(o);
+    this.alerts?.observeProbe(o);
+    this.otlp?.observeProbe(o);
+    try {
+      this.opts.onObservation?.(o);
+    } catch {
+      // A listener's bug must not stop probing.
+    }
   }
 
   async close(): Promise<void> {
@@ -232,7 +252,7 @@ export class Agent {
     this.closed = true;
     this.scheduler.stop();
     this.stopLoopProbe?.();
-    await Promise.all([this.scheduler.idle(), this.messaging.close()]);
+    await Promise.all([this.scheduler.idle(), this.probeWorkers?.close(), this.messaging.close()]);
     await this.alerts?.close();
     // Last, so the final export carries every measurement.
     await this.otlp?.close();

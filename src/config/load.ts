@@ -239,6 +239,7 @@ export function parseConfig(
     ...(raw.alerting !== undefined ? { alerting: raw.alerting } : {}),
     ...(otlp ? { otlp } : {}),
     intervalMs,
+    probes: raw.probes,
     listen: parseListen(raw.listen ?? DEFAULT_LISTEN),
     metrics: { compat: raw.metrics.compat, buckets: globalBuckets, targetBuckets: raw.metrics.targetBuckets },
     targets,

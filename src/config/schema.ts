@@ -7,6 +7,7 @@ import { storeConfigSchema, type StoreConfig } from '../store/config.js';
 import { redactText } from '../core/log.js';
 import { describeRange, DURATION_RANGES, durationMs } from './duration.js';
 import { canaryEntry, coalminerEntry, transportEntry, type MessagingConfig } from './messaging.js';
+import { MAX_PROBE_WORKERS, type ProbeWorkersSetting } from '../probes/workers/plan.js';
 
 export const DEFAULT_INTERVAL_MS = 15_000;
 export const DEFAULT_TIMEOUT_MS = 10_000;
@@ -175,6 +176,19 @@ export const configSchema = z
       .default({ compat: [], targetBuckets: false })
       .describe('Prometheus metrics'),
     targets: z.array(targetSchema).default([]).describe('Network probe targets'),
+    probes: z
+      .strictObject({
+        workers: z
+          .union([z.literal('auto'), z.int().min(0).max(MAX_PROBE_WORKERS)], {
+            error: `expected auto, 0 (probes on the main thread) or a number of worker threads up to ${MAX_PROBE_WORKERS}`,
+          })
+          .default('auto')
+          .describe(
+            `Worker threads that run the probes (targets shared out among them; results come back to the main thread): auto (the default) starts them only above 2,000 probes/s, one per 4,000 probes/s up to one less than the CPUs; 0: none; 1-${MAX_PROBE_WORKERS}: that many`,
+          ),
+      })
+      .default({ workers: 'auto' })
+      .describe('How the probes run'),
     transports: z
       .array(transportEntry)
       .default([])
@@ -214,6 +228,8 @@ export interface AgentConfig {
   /** targetBuckets: per-target histogram buckets (the schema's default is false). */
   metrics: { compat: 'latency404'[]; buckets: number[]; targetBuckets?: boolean };
   targets: TargetConfig[];
+  /** Undefined: the schema's default (probes.workers auto). */
+  probes?: { workers: ProbeWorkersSetting };
   messaging: MessagingConfig;
   /** Undefined: the default SQLite store; false: none. */
   store?: StoreConfig | false;

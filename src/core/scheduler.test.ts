@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { systemClock } from './clock.js';
-import { Scheduler } from './scheduler.js';
+import { Scheduler, startOffsetMs } from './scheduler.js';
 
 const nowMs = () => Number(systemClock.nowNs()) / 1e6;
 
@@ -45,6 +45,34 @@ describe('Scheduler', () => {
     s.stop();
     await s.idle();
     expect([...first.values()].sort((x, y) => x - y)).toEqual([0, 5, 10, 15, 20]);
+  });
+
+  it('counts slots from a given origin, and from the first not before notBeforeMs', async () => {
+    // A clock that stands still at 10 s: the origin puts the first slot in the past.
+    const clock = { nowNs: () => 10_000_000_000n, wallMs: () => 10_000 };
+    const late: number[] = [];
+    const skipped: string[] = [];
+    const s = new Scheduler(clock, {
+      lateness: (_id, sec) => late.push(Math.round(sec * 1000)),
+      skipped: (_id, reason) => skipped.push(reason),
+    });
+    const offset = startOffsetMs('j', 1000);
+    // Slots at 7 s + offset, 8 s + offset... : three passed (7, 8, 9 s) before now (10 s), unless offset
+    // is 0 (then 10 s itself is due too and runs on time).
+    s.add({ id: 'j', intervalMs: 1000, run: async () => undefined }, { originMs: 7000 });
+    // With notBefore 9.5 s, the first slot is the first at or after it.
+    s.add({ id: 'k', intervalMs: 1000, run: async () => undefined }, { originMs: 0, notBeforeMs: 9500 });
+    s.start();
+    await sleep(20);
+    s.stop();
+    await s.idle();
+    // j: the slot at 7 s + offset started (10 s - 7 s - offset) late, the two after it skipped as stalled.
+    expect(late).toContain(3000 - offset);
+    const k = startOffsetMs('k', 1000);
+    // k: its first slot is 9 s + k or 10 s + k (the first >= 9.5 s): at most one slot late, none skipped.
+    const kDue = k >= 500 ? 9000 + k : 10_000 + k;
+    if (kDue <= 10_000) expect(late).toContain(10_000 - kDue);
+    expect(skipped).toEqual(['stalled', 'stalled']);
   });
 
   it('never runs one job twice at once, and counts the slots it skipped', async () => {

@@ -80,12 +80,21 @@ export class Scheduler {
     return Number(this.clock.nowNs()) / 1e6;
   }
 
-  add(job: Job): void {
+  /**
+   * Schedules a job: its slots are `originMs` (on this scheduler's clock; default now) + its offset + k x
+   * interval, from the first that is not before `notBeforeMs`. A probe worker thread passes the agent's
+   * start as the origin, so its targets keep the slots they would have had on the main thread, and after
+   * a restart the time of the crash as notBefore: the slots it was down for then count as skipped.
+   */
+  add(job: Job, at: { originMs?: number; notBeforeMs?: number } = {}): void {
     if (this.entries.has(job.id)) throw new Error(`job ${job.id} is already scheduled`);
     if (!(job.intervalMs > 0)) throw new Error(`job ${job.id}: interval must be > 0`);
+    let due = (at.originMs ?? this.nowMs()) + startOffsetMs(job.id, job.intervalMs);
+    if (at.notBeforeMs !== undefined && due < at.notBeforeMs)
+      due += Math.ceil((at.notBeforeMs - due) / job.intervalMs) * job.intervalMs;
     const entry: Entry = {
       job,
-      due: this.nowMs() + startOffsetMs(job.id, job.intervalMs),
+      due,
       running: undefined,
       removed: false,
     };

@@ -14,6 +14,11 @@ export interface ProbeDefinition<S extends z.ZodRawShape = z.ZodRawShape> {
   readonly targetForm: string;
   /** Kind-specific options, a strict object whose fields all have defaults or are optional. */
   readonly options: z.ZodObject<S>;
+  /**
+   * Why this kind must run on the agent's main thread, when it cannot run in a probe worker thread
+   * (src/probes/workers/: a native addon that keeps process-wide state, say). Unset: it can.
+   */
+  readonly mainThreadOnly?: string;
   /** Returns a message saying what is wrong with the target string, or undefined if it is usable. */
   validateTarget(target: string): string | undefined;
   /**

@@ -3,6 +3,7 @@ import { checkListenSafety, ListenSafetyError, resolveAuth } from '../../api/aut
 import { loadConfigFile } from '../../config/load.js';
 import { configJsonSchema } from '../../config/schema.js';
 import { ConfigError } from '../../core/errors.js';
+import { describeProbeWorkers } from '../../probes/workers/plan.js';
 import type { Io } from '../main.js';
 
 export function configCommand(program: Command, io: Io): void {
@@ -21,7 +22,7 @@ export function configCommand(program: Command, io: Io): void {
         throw err;
       }
       io.out(
-        `${file}: valid: ${cfg.targets.length} target${cfg.targets.length === 1 ? '' : 's'}, default interval ${cfg.intervalMs / 1000}s`,
+        `${file}: valid: ${cfg.targets.length} target${cfg.targets.length === 1 ? '' : 's'}, default interval ${cfg.intervalMs / 1000}s, ${describeProbeWorkers(cfg.probes?.workers, cfg.targets)}`,
       );
     });
   config
