@@ -7,7 +7,7 @@ import { storeConfigSchema, type StoreConfig } from '../store/config.js';
 import { redactText } from '../core/log.js';
 import { describeRange, DURATION_RANGES, durationMs } from './duration.js';
 import { canaryEntry, coalminerEntry, transportEntry, type MessagingConfig } from './messaging.js';
-import { MAX_PROBE_WORKERS, type ProbeWorkersSetting } from '../probes/workers/plan.js';
+import { MAX_PROBE_WORKERS, type ProbeTarget, type ProbeWorkersSetting } from '../probes/workers/plan.js';
 
 export const DEFAULT_INTERVAL_MS = 15_000;
 export const DEFAULT_TIMEOUT_MS = 10_000;
@@ -211,16 +211,8 @@ export const configSchema = z
 export type RawConfig = z.output<typeof configSchema>;
 export type RawTarget = z.output<typeof targetSchema>;
 
-/** A target with every default applied: what the scheduler and probes get. */
-export interface TargetConfig {
-  name: string;
-  kind: ProbeKind;
-  target: string;
-  intervalMs: number;
-  timeoutMs: number;
-  /** The kind's own options, validated by its schema. */
-  options: Record<string, unknown>;
-}
+/** A target with every default applied: what the scheduler and probes (in a worker thread too) get. */
+export type TargetConfig = ProbeTarget;
 
 export interface AgentConfig {
   intervalMs: number;

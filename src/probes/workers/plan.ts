@@ -16,13 +16,14 @@ export const AUTO_WORKERS_MIN_RATE = 2000;
 /** `auto` starts one worker per this many probes a second (up to one less than the CPUs). */
 export const PROBES_PER_AUTO_WORKER = 4000;
 
-/** What a worker needs to know of a target: the agent's TargetConfig, minus nothing. */
+/** A target with every default applied (config's TargetConfig): what the scheduler and probes get. */
 export interface ProbeTarget {
   name: string;
   kind: ProbeKind;
   target: string;
   intervalMs: number;
   timeoutMs: number;
+  /** The kind's own options, validated by its schema. */
   options: Record<string, unknown>;
 }
 
