@@ -29,6 +29,31 @@ function newSpaceAfterChurn(mode: 'default' | 'lean' | 'lean-then-default'): num
   return Number(execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' }));
 }
 
+/**
+ * How many calls of a small hot function a child process makes before V8 marks it for optimization (or
+ * optimizes it), with or without the small heap: the real tiering of this Node.
+ */
+function callsBeforeOptimization(mode: 'default' | 'lean'): number {
+  const script = `
+    import { setLeanHeap } from ${JSON.stringify(join(root, 'dist/core/heap.js'))};
+    if (${JSON.stringify(mode)} === 'lean') setLeanHeap(true);
+    function f(a) { let s = 0; for (let i = 0; i < 8; i++) s += (a * i) % 7; return s; }
+    // %GetOptimizationStatus bits: optimized 16, marked 256, marked concurrent 512, optimizing 1024.
+    const status = new Function('f', 'return %GetOptimizationStatus(f)');
+    let calls = 0;
+    while (calls < 5e6 && (status(f) & (16 | 256 | 512 | 1024)) === 0) {
+      for (let i = 0; i < 50; i++) f(calls + i);
+      calls += 50;
+    }
+    console.log(calls);
+  `;
+  return Number(
+    execFileSync(process.execPath, ['--allow-natives-syntax', '--input-type=module', '-e', script], {
+      encoding: 'utf8',
+    }),
+  );
+}
+
 describe('lean heap', () => {
   it('sees heap sizes the user chose, on the command line or in NODE_OPTIONS', () => {
     expect(userSizedHeap([], undefined)).toBe(false);
@@ -63,5 +88,13 @@ describe('lean heap', () => {
     expect(lean).toBeLessThanOrEqual(2.5 * 1024 * 1024);
     expect(grown).toBeGreaterThan(2 * lean);
     expect(restored).toBeGreaterThan(2 * lean);
+  });
+
+  it('lets functions run about four times longer before V8 optimizes them, so fewer are', () => {
+    const usual = callsBeforeOptimization('default');
+    const lean = callsBeforeOptimization('lean');
+    expect(usual).toBeLessThan(5e6);
+    expect(lean).toBeLessThan(5e6);
+    expect(lean).toBeGreaterThanOrEqual(3 * usual);
   });
 });

@@ -54,6 +54,15 @@ export function tooBusyForLeanHeap(work: {
 /** V8's own default for the semi-space growth factor (`node --v8-options`). */
 const DEFAULT_GROWTH_FACTOR = 2;
 
+/**
+ * How much a function runs before V8 considers optimizing it (bytecode executed; `--interrupt-budget`).
+ * The small heap raises it fourfold: fewer functions are compiled by TurboFan, whose code, compile-time
+ * memory and resident part of the node binary an agent then holds. With 200 HTTP targets a second that
+ * is 3-4 MB less RSS (78 -> 74 MB median, by hand); the functions that stay hot are still optimized.
+ */
+const DEFAULT_INTERRUPT_BUDGET = 67_584;
+const LEAN_INTERRUPT_BUDGET = 4 * DEFAULT_INTERRUPT_BUDGET;
+
 let lean = false;
 
 /** Whether the user chose heap sizes themselves, on the command line or in NODE_OPTIONS. */
@@ -69,6 +78,7 @@ export function setLeanHeap(on: boolean): void {
   if (on === lean) return;
   v8.setFlagsFromString(`--semi-space-growth-factor=${on ? 1 : DEFAULT_GROWTH_FACTOR}`);
   v8.setFlagsFromString(on ? '--optimize-for-size' : '--no-optimize-for-size');
+  v8.setFlagsFromString(`--interrupt-budget=${on ? LEAN_INTERRUPT_BUDGET : DEFAULT_INTERRUPT_BUDGET}`);
   lean = on;
 }
 

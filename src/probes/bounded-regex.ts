@@ -1,4 +1,5 @@
-import { createContext, Script } from 'node:vm';
+import type { Context, Script } from 'node:vm';
+import { lazyBuiltin } from '../core/builtin.js';
 import { CoalmineError } from '../core/errors.js';
 
 /**
@@ -31,18 +32,21 @@ export class RegexTimeLimitError extends CoalmineError {
 // vm's timeout is the one way to interrupt a running regex without a thread: it stops whatever runs
 // inside runInContext, and the regex runs there. One context serves every call: it holds no state
 // between calls (`task` is set and cleared around each), and calls never overlap (they are synchronous).
+// It is made on the first check: a context is a second set of JavaScript globals, which an agent
+// without regex checks need not hold.
+const vm = lazyBuiltin<typeof import('node:vm')>('node:vm');
 const sandbox: { task?: () => unknown } = {};
-const context = createContext(sandbox);
-const runTask = new Script('task()');
+let sandboxed: { context: Context; runTask: Script } | undefined;
 
 /**
  * Runs `task` (regular-expression work on untrusted text), stopping it after `limitMs`. Throws
  * RegexTimeLimitError naming `pattern` when it is stopped.
  */
 export function withRegexTimeLimit<T>(pattern: string, task: () => T, limitMs = REGEX_TIME_LIMIT_MS): T {
+  sandboxed ??= { context: vm().createContext(sandbox), runTask: new (vm().Script)('task()') };
   sandbox.task = task;
   try {
-    return runTask.runInContext(context, { timeout: limitMs }) as T;
+    return sandboxed.runTask.runInContext(sandboxed.context, { timeout: limitMs }) as T;
   } catch (err) {
     if ((err as { code?: unknown }).code === 'ERR_SCRIPT_EXECUTION_TIMEOUT')
       throw new RegexTimeLimitError(pattern);

@@ -1,8 +1,8 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
-import { connect as h2Connect, constants as h2 } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
+import { lazyBuiltin } from '../../core/builtin.js';
 import type { Clock } from '../../core/clock.js';
 import { raceAbort } from '../resolve.js';
 import type { OwnedResources } from './connection.js';
@@ -53,6 +53,9 @@ const NOT_IN_H2 = new Set([
   'host',
 ]);
 
+/** Loaded for the first HTTP/2 request: most agents make none (see lazyBuiltin). */
+const http2 = lazyBuiltin<typeof import('node:http2')>('node:http2');
+
 /** Sends one HTTP/2 request on a new session over an already connected (and, for https, ALPN h2) socket. */
 export function requestH2(
   socket: Socket,
@@ -61,6 +64,7 @@ export function requestH2(
   owned: OwnedResources,
   signal: AbortSignal,
 ): Promise<ResponseHead> {
+  const { connect: h2Connect, constants: h2 } = http2();
   const head = new Promise<ResponseHead>((resolve, reject) => {
     const session = owned.add(h2Connect(req.url.origin, { createConnection: () => socket }));
     const headers: OutgoingHttpHeaders = {
