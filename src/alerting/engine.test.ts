@@ -3,15 +3,11 @@ import { describe, expect, it } from 'vitest';
 import type { AlertHistoryEntry } from './types.js';
 import type { Observation } from '../core/types.js';
 import { emptyCounts, type SequenceCounts } from '../messaging/sequence.js';
-import {
-  AlertEngine,
-  ALERTMANAGER_RESEND_MS,
-  type AlertPersistence,
-  type StoredAlertEvent,
-} from './engine.js';
+import { AlertEngine, type AlertPersistence, type StoredAlertEvent } from './engine.js';
 import type { FlowCountsSource, TargetTiming } from './inputs.js';
 import type { AlertNotification, Notifier } from './notifiers/types.js';
 import { alertingConfigSchema } from './rules.js';
+import { ALERTMANAGER_RESEND_MS } from './notifiers/alertmanager.js';
 
 const STEP = 10_000;
 

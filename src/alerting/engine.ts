@@ -13,7 +13,7 @@ import {
   type AlertTransition,
 } from './evaluator.js';
 import { AlertInputs, type FlowCountsSource, type TargetTiming } from './inputs.js';
-import { createNotifier, notifierKind } from './notifier-config.js';
+import { createNotifier, notifierKind, resendFiringMs } from './notifier-config.js';
 import { NotifierQueue, type NotifierQueueOptions } from './notifiers/queue.js';
 import type { AlertNotification, Notifier } from './notifiers/types.js';
 import { alertLabels, subjectLabels, type AlertingConfig, type AlertRule } from './rules.js';
@@ -21,8 +21,6 @@ import { alertLabels, subjectLabels, type AlertingConfig, type AlertRule } from 
 const STATES: readonly AlertState[] = ['ok', 'pending', 'firing', 'resolved'];
 /** Expired silences stay listed this long. */
 const SILENCE_KEEP_MS = 24 * 3600_000;
-/** Alertmanager forgets an alert not re-sent within its resolve_timeout (5m): re-send firing ones. */
-export const ALERTMANAGER_RESEND_MS = 60_000;
 /** The evaluation timer never sleeps longer than this, so a clock jump is noticed. */
 const MAX_SLEEP_MS = 1000;
 
@@ -71,6 +69,8 @@ interface NamedQueue {
   name: string;
   kind: string;
   queue: NotifierQueue;
+  /** Re-send firing alerts this often (the kind's NotifierDefinition.resendFiringMs); unset: never. */
+  resendFiringMs: number | undefined;
 }
 
 /**
@@ -88,8 +88,14 @@ export class AlertEngine implements AlertControl {
   readonly #now: () => number;
   readonly #opts: AlertEngineOptions;
   readonly #silences = new Map<string, Silence>();
-  /** Firing alerts as last sent, for Alertmanager's re-sends. */
-  readonly #firing = new Map<string, { n: AlertNotification; resentAt: number }>();
+  /**
+   * Firing alerts as last sent, for the notifiers that want them re-sent (Alertmanager): when each was
+   * sent, and when it was last re-sent to each such notifier.
+   */
+  readonly #firing = new Map<
+    string,
+    { n: AlertNotification; sentAt: number; resentAt: Map<string, number> }
+  >();
   readonly #silenced: Counter<'rule'>;
   readonly #log: Logger;
   #dashboardUrl: string | undefined;
@@ -126,7 +132,8 @@ export class AlertEngine implements AlertControl {
             err,
           }),
       });
-      this.#queues.push({ name: def.name, kind: notifierKind(def), queue });
+      const kind = notifierKind(def);
+      this.#queues.push({ name: def.name, kind, queue, resendFiringMs: resendFiringMs(kind) });
     }
     const registers = opts.registry ? [opts.registry] : [];
     this.#silenced = new Counter({
@@ -211,7 +218,7 @@ export class AlertEngine implements AlertControl {
       if (isState(e.from) && isState(e.to))
         transitions.push({ rule: e.rule, from: e.from, to: e.to, at: e.at, value: e.value ?? undefined });
     for (const e of this.#evaluator.restoreHistory(transitions))
-      this.#firing.set(e.rule, { n: this.#message(e), resentAt: -Infinity });
+      this.#firing.set(e.rule, { n: this.#message(e), sentAt: -Infinity, resentAt: new Map() });
     for (const s of silences)
       if (!this.#silences.has(s.id)) this.#silences.set(s.id, { ...s, active: false });
     this.#persist = store;
@@ -290,7 +297,7 @@ export class AlertEngine implements AlertControl {
   #dispatch(e: Evaluated): void {
     const rule = this.#byName.get(e.rule)!;
     const n = this.#message(e);
-    if (e.state === 'firing') this.#firing.set(e.rule, { n, resentAt: this.#now() });
+    if (e.state === 'firing') this.#firing.set(e.rule, { n, sentAt: this.#now(), resentAt: new Map() });
     else this.#firing.delete(e.rule);
     if (this.#silencedBy(e.labels).length > 0) {
       this.#silenced.inc({ rule: e.rule });
@@ -303,11 +310,13 @@ export class AlertEngine implements AlertControl {
   #resendFiring(): void {
     const now = this.#now();
     for (const [name, f] of this.#firing) {
-      if (now - f.resentAt < ALERTMANAGER_RESEND_MS) continue;
-      f.resentAt = now;
-      if (this.#silencedBy(f.n.labels).length > 0) continue;
-      for (const q of this.#targets(this.#byName.get(name)!))
-        if (q.kind === 'alertmanager') q.queue.enqueue(f.n);
+      const silenced = this.#silencedBy(f.n.labels).length > 0;
+      for (const q of this.#targets(this.#byName.get(name)!)) {
+        if (q.resendFiringMs === undefined) continue;
+        if (now - (f.resentAt.get(q.name) ?? f.sentAt) < q.resendFiringMs) continue;
+        f.resentAt.set(q.name, now);
+        if (!silenced) q.queue.enqueue(f.n);
+      }
     }
   }
 

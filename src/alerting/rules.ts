@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { describeRange, DURATION_RANGES, durationMs } from '../config/duration.js';
 import { notifierSchema } from './notifier-config.js';
+import { notifierKinds } from './notifiers/registry.js';
 
 export const DEFAULT_EVALUATE_EVERY_MS = 15_000;
 /** The longest M-of-N window; it bounds the history each rule keeps. */
@@ -265,7 +266,7 @@ export const alertingConfigSchema = z
     notifiers: z
       .array(notifierSchema)
       .default([])
-      .describe('Where notifications go: webhook, slack, email, alertmanager or pagerduty'),
+      .describe(`Where notifications go: ${notifierKinds.join(', ')}`),
     dashboardUrl: z
       .url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' })
       .optional()

@@ -2,6 +2,8 @@ import { stripTrailing } from '../../core/text.js';
 import { formatValue } from './format.js';
 import { postJson } from './http.js';
 import type { AlertNotification, Notifier } from './types.js';
+import { z } from 'zod';
+import { defineNotifier, httpUrl } from './definition.js';
 
 export interface AlertmanagerOptions {
   /** Alertmanager's base URL, e.g. http://alertmanager:9093 (the /api/v2/alerts path is added). */
@@ -57,3 +59,16 @@ export class AlertmanagerNotifier implements Notifier {
     await postJson(this.#endpoint, body, {}, signal);
   }
 }
+
+/** Alertmanager forgets an alert not re-sent within its resolve_timeout (5m): re-send firing ones. */
+export const ALERTMANAGER_RESEND_MS = 60_000;
+
+export const alertmanagerNotifier = defineNotifier({
+  kind: 'alertmanager',
+  summary: "Alertmanager's v2 API",
+  options: z.strictObject({
+    url: httpUrl("Alertmanager's base URL, e.g. http://alertmanager:9093"),
+  }),
+  resendFiringMs: ALERTMANAGER_RESEND_MS,
+  create: (o) => new AlertmanagerNotifier({ url: o.url }),
+});

@@ -5,6 +5,9 @@ import { isTlsErrorCode } from '../../probes/net-errors.js';
 import { DeliveryError, SmtpError } from './errors.js';
 import { textLines, title } from './format.js';
 import type { AlertNotification, Notifier } from './types.js';
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { defineNotifier, envName } from './definition.js';
 
 /**
  * How the connection is secured:
@@ -189,3 +192,55 @@ function describeFailure(err: unknown, where: string, step: Step): Error {
   }
   return new DeliveryError(`${where}: ${e.message} while ${step}`, { cause: err });
 }
+
+function readCaFile(file: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new Error(`cannot read caFile ${file}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+export const emailNotifier = defineNotifier({
+  kind: 'email',
+  summary: 'Email over SMTP',
+  options: z.strictObject({
+    host: z.string().min(1).describe('SMTP server'),
+    port: z.number().int().min(1).max(65535).default(25),
+    from: z.email('from must be an email address'),
+    to: z.array(z.email('each of to must be an email address')).min(1, 'to needs at least one address'),
+    user: z.string().min(1).optional().describe('SMTP AUTH user (PLAIN, LOGIN or CRAM-MD5)'),
+    password: z.string().optional(),
+    passwordEnv: envName.optional(),
+    tls: z
+      .enum(['auto', 'starttls', 'implicit', 'none'], {
+        error: 'tls is one of auto, starttls, implicit, none',
+      })
+      .default('auto')
+      .describe(
+        'auto: TLS on port 465, else STARTTLS when offered (a password is never sent in plain text); starttls: require it; implicit: SMTPS; none: plain text',
+      ),
+    caFile: z.string().min(1).optional().describe('PEM CA certificates to trust instead of the system store'),
+    insecureSkipVerify: z.boolean().default(false).describe('Accept any server certificate'),
+  }),
+  secrets: [{ key: 'password', required: false }],
+  check: (o) =>
+    (o.password !== undefined || o.passwordEnv !== undefined) && o.user === undefined
+      ? [{ key: 'user', message: 'a password needs a user' }]
+      : [],
+  create: (e, secrets) => {
+    const pass = secrets.text('password');
+    return new EmailNotifier({
+      host: e.host,
+      port: e.port,
+      from: e.from,
+      to: e.to,
+      ...(e.user !== undefined && { auth: { user: e.user, pass: pass ?? '' } }),
+      tls: {
+        mode: e.tls,
+        ...(e.caFile !== undefined && { ca: readCaFile(e.caFile) }),
+        insecureSkipVerify: e.insecureSkipVerify,
+      },
+    });
+  },
+});

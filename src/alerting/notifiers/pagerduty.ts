@@ -2,6 +2,8 @@ import { createHash } from 'node:crypto';
 import { formatLabels, formatValue, title } from './format.js';
 import { postJson } from './http.js';
 import type { AlertNotification, Notifier } from './types.js';
+import { z } from 'zod';
+import { defineNotifier, envName, httpUrl } from './definition.js';
 
 export const PAGERDUTY_EVENTS_URL = 'https://events.pagerduty.com/v2/enqueue';
 
@@ -53,3 +55,23 @@ export class PagerDutyNotifier implements Notifier {
     await postJson(this.#opts.url ?? PAGERDUTY_EVENTS_URL, body, {}, signal);
   }
 }
+
+export const pagerdutyNotifier = defineNotifier({
+  kind: 'pagerduty',
+  summary: 'PagerDuty Events API v2',
+  options: z.strictObject({
+    routingKey: z.string().min(1).optional(),
+    routingKeyEnv: envName.optional(),
+    url: httpUrl('the Events API v2 endpoint').optional(),
+    severity: z.enum(['critical', 'error', 'warning', 'info']).default('error'),
+    source: z.string().min(1).optional(),
+  }),
+  secrets: [{ key: 'routingKey', required: true }],
+  create: (o, secrets) =>
+    new PagerDutyNotifier({
+      routingKey: secrets.text('routingKey')!,
+      severity: o.severity,
+      ...(o.url !== undefined && { url: o.url }),
+      ...(o.source !== undefined && { source: o.source }),
+    }),
+});

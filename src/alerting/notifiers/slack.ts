@@ -1,6 +1,8 @@
 import { formatLabels, formatValue, textLines, title } from './format.js';
 import { postJson } from './http.js';
 import type { AlertNotification, Notifier } from './types.js';
+import { z } from 'zod';
+import { defineNotifier, envName, httpUrl } from './definition.js';
 
 export interface SlackOptions {
   /** The incoming-webhook URL (Slack, Mattermost, Rocket.Chat and others take the same body). */
@@ -51,3 +53,14 @@ export class SlackNotifier implements Notifier {
     await postJson(this.#url, JSON.stringify(slackBody(n)), {}, signal);
   }
 }
+
+export const slackNotifier = defineNotifier({
+  kind: 'slack',
+  summary: 'Slack-compatible incoming webhook',
+  options: z.strictObject({
+    url: httpUrl('the incoming-webhook URL').optional(),
+    urlEnv: envName.optional().describe('Environment variable holding the incoming-webhook URL'),
+  }),
+  secrets: [{ key: 'url', required: true }],
+  create: (_o, secrets) => new SlackNotifier({ url: secrets.url('url') }),
+});

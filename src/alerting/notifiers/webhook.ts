@@ -1,6 +1,8 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { postJson } from './http.js';
 import type { AlertNotification, Notifier } from './types.js';
+import { z } from 'zod';
+import { defineNotifier, envName, httpUrl } from './definition.js';
 
 export interface WebhookOptions {
   url: string;
@@ -64,3 +66,19 @@ export class WebhookNotifier implements Notifier {
     );
   }
 }
+
+export const webhookNotifier = defineNotifier({
+  kind: 'webhook',
+  summary: 'Generic webhook: JSON body signed with HMAC-SHA256',
+  options: z.strictObject({
+    url: httpUrl('the receiver').optional(),
+    urlEnv: envName.optional(),
+    secret: z.string().min(16, 'use a secret of at least 16 characters').optional(),
+    secretEnv: envName.optional().describe('Environment variable holding the HMAC secret'),
+  }),
+  secrets: [
+    { key: 'url', required: true },
+    { key: 'secret', required: true },
+  ],
+  create: (_o, secrets) => new WebhookNotifier({ url: secrets.url('url'), secret: secrets.text('secret')! }),
+});
