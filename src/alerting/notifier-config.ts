@@ -10,13 +10,9 @@ export type { NotifierKind } from './notifiers/registry.js';
 const DELIVERY_TIMEOUT = { min: 100, max: 300_000 };
 
 /** Each kind's block, optional: a notifier has exactly one (checked in superRefine below). */
-const kindBlocks = {
-  webhook: notifiers.webhook.options.optional().describe(notifiers.webhook.summary),
-  slack: notifiers.slack.options.optional().describe(notifiers.slack.summary),
-  email: notifiers.email.options.optional().describe(notifiers.email.summary),
-  alertmanager: notifiers.alertmanager.options.optional().describe(notifiers.alertmanager.summary),
-  pagerduty: notifiers.pagerduty.options.optional().describe(notifiers.pagerduty.summary),
-} satisfies Record<NotifierKind, z.ZodType>;
+const kindBlocks = Object.fromEntries(
+  notifierKinds.map((k) => [k, notifiers[k].options.optional().describe(notifiers[k].summary)]),
+) as { [K in NotifierKind]: z.ZodOptional<(typeof notifiers)[K]['options']> };
 
 /**
  * A secret given either in the file (`secret: ...`) or by naming an environment variable
