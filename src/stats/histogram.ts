@@ -109,6 +109,9 @@ function indexOf(v: number): number {
   return EXACT + (e - 1) * HALF + (sub - HALF);
 }
 
+/** The bucket index of a value (ns, a non-negative integer), as record() files it. */
+export { indexOf as bucketIndex };
+
 /** The middle of bucket i's range (exact below 2048). */
 function representative(i: number): number {
   if (i < EXACT) return i;

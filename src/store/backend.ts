@@ -44,7 +44,9 @@ export interface Backend {
   ): Promise<StoredBlock[]>;
   /** Tier-1 blocks of every probe series with fromBlock <= block < toBlock, in one query (the overview). */
   readProbeBlocks(fromBlock: number, toBlock: number): Promise<KeyedBlock[]>;
-  /** Raw intervals of every flow series with from <= time < to, in time order, in one query (the overview). */
+  /** The latest time of the probe runs not yet rolled up (from the tier-1 dirty marks), or undefined. */
+  probeDirtyUntil(): Promise<number | undefined>;
+  /** Raw intervals of every flow series with from <= time < to, in any order, in one query (the overview). */
   readFlowOverviewRows(from: number, to: number): Promise<KeyedFlowRow[]>;
   /**
    * Rebuilds every dirty block of a tier (tier 1: from raw rows, tier 2: from tier-1 blocks of the day)

@@ -4,11 +4,20 @@ import { LatencyHistogram } from '../stats/histogram.js';
 import { HOUR, MINUTE, PROBE } from './aggregate.js';
 import { durationNs } from './backend.js';
 import { representative, type Bucket } from './codec.js';
+import { RecentMinutes, seconds } from './overview-recent.js';
 import type { ProbeRecord, TargetOverview } from './types.js';
 
 /**
  * The overview of every probe target at once (GET /api/v1/targets): per-minute points and the window of
- * a range, from the 1-minute rollups plus what this store wrote since its last rollup, without raw rows.
+ * a range. Two ways to answer:
+ *
+ * - From memory (overview-recent.ts), reading no store: the last hour of every target as this store
+ *   wrote it. It may when the range starts at or after the minute from which the store holds only this
+ *   store's writes (the store was empty when it started, or held runs up to an earlier minute), and no
+ *   other agent has been seen on the store (Store.rollup looks at each rollup).
+ * - Otherwise (the first hour after starting on a store that had runs, a store shared with other agents,
+ *   a range older than the hour kept): from the 1-minute rollups plus what this store wrote since its last
+ *   rollup, without raw rows, as follows.
  *
  * A run is in exactly one of the two: the blocks hold what was written before the store's last tier-1
  * rollup finished, the tail what this store wrote after it (cleared when the next one finishes). On a
@@ -323,14 +332,14 @@ const sameBytes = (a: Uint8Array, b: Uint8Array): boolean =>
 /** Histogram bucket indices per group (a power of two of them): 64, so a Uint16 index has 1,024 groups. */
 const GROUP_BITS = 6;
 
-interface Scratch {
+export interface Scratch {
   /** Counts per group of bucket indices (index >>> GROUP_BITS). */
   groups: Float64Array;
   /** Counts per index within the group of each percentile asked for. */
   fine: Float64Array[];
 }
 
-const newScratch = (): Scratch => ({
+export const newScratch = (): Scratch => ({
   groups: new Float64Array(2 ** (16 - GROUP_BITS)),
   fine: [new Float64Array(2 ** GROUP_BITS), new Float64Array(2 ** GROUP_BITS)],
 });
@@ -342,7 +351,11 @@ const newScratch = (): Scratch => ({
  * over the buckets and no sort: counts by group of 64 indices find each rank's group, then counts by
  * index within it.
  */
-function percentilesOf(parts: readonly MinutePart[], ps: readonly number[], scratch: Scratch): number[] {
+export function percentilesOf(
+  parts: readonly MinutePart[],
+  ps: readonly number[],
+  scratch: Scratch,
+): number[] {
   let n = 0;
   let min = Infinity;
   let max = -Infinity;
@@ -390,12 +403,38 @@ function percentilesOf(parts: readonly MinutePart[], ps: readonly number[], scra
   });
 }
 
-const seconds = (ns: number): number | null => (Number.isNaN(ns) ? null : ns / 1e9);
-
-/** The overview state of one store: decoded rollup minutes and the tail. */
+/** The overview state of one store: the last hour in memory, decoded rollup minutes and the tail. */
 export class ProbeOverviewState {
   private readonly tail = new Tail();
+  private readonly recent = new RecentMinutes();
   private cache = new Map<string, CachedBlock>();
+  /** Minutes from here on hold only what this store wrote; +Infinity until begin(). */
+  private coveredFrom = Infinity;
+  private shared = false;
+
+  /**
+   * Before this store's first write: `priorUntil`, the latest run time the store may already hold
+   * (undefined: none). From the minute after it, every run is one this store writes.
+   */
+  begin(priorUntil: number | undefined): void {
+    this.coveredFrom =
+      priorUntil === undefined ? -Infinity : Math.floor(priorUntil / MINUTE) * MINUTE + MINUTE;
+  }
+
+  /** Another agent writes to this store too: answer from the store from now on. */
+  sharedWithOthers(): void {
+    this.shared = true;
+  }
+
+  /** Whether a call over [from, to) is answered from memory alone. */
+  inMemory(from: number): boolean {
+    return !this.shared && from >= this.coveredFrom && from >= this.recent.floor;
+  }
+
+  /** Bytes the in-memory hour holds, and for how many targets. */
+  memory(): { bytes: number; targets: number } {
+    return { bytes: this.recent.bytes(), targets: this.recent.targets };
+  }
 
   /** Records the tail could not keep (it is full when rollups stop finishing). */
   get tailDropped(): number {
@@ -405,6 +444,7 @@ export class ProbeOverviewState {
   /** After the store wrote them, at `writtenAt` (the clock the store's rollups are given). */
   written(records: readonly ProbeRecord[], writtenAt: number): void {
     this.tail.add(records, writtenAt);
+    this.recent.add(records);
   }
 
   /** After a tier-1 rollup finished: everything written so far is in the rollups. */
@@ -433,6 +473,7 @@ export class ProbeOverviewState {
       );
     if (to <= from) throw new RangeError(`to (${to}) must be after from (${from})`);
     if (to - from > MAX_RANGE_MS) throw new RangeError(`an overview covers at most ${MAX_RANGE_MS / HOUR} h`);
+    if (this.inMemory(from)) return this.fromMemory(names, from, to);
     const wanted = new Set(names);
     // A rollup that finished while the blocks were read moved tail records into blocks not yet seen:
     // read again, so every record is counted once.
@@ -535,4 +576,25 @@ export class ProbeOverviewState {
     }
     return out;
   }
+
+  private async fromMemory(names: readonly string[], from: number, to: number): Promise<TargetOverview[]> {
+    this.cache = new Map(); // not needed while memory answers
+    const steps = (to - from) / MINUTE;
+    const out: TargetOverview[] = new Array(names.length);
+    let slice = performance.now() + SLICE_MS;
+    for (let i = 0; i < names.length; i++) {
+      out[i] = this.recent.overview(names[i]!, from, to) ?? nothingFor(from, steps);
+      if (i % 64 === 63 && performance.now() > slice) {
+        await yieldToLoop();
+        slice = performance.now() + SLICE_MS;
+      }
+    }
+    return out;
+  }
+}
+
+function nothingFor(from: number, steps: number): TargetOverview {
+  const points: TargetOverview['points'] = new Array(steps);
+  for (let k = 0; k < steps; k++) points[k] = { time: from + k * MINUTE, p50: null, failures: 0, runs: 0 };
+  return { window: { runs: 0, failures: 0, successRatio: null, p50: null, p95: null }, points };
 }

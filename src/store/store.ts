@@ -31,7 +31,12 @@ import {
 } from './backend.js';
 import { decodeBlock, encodeBlock, type Bucket } from './codec.js';
 import { DEFAULT_RETENTION, type Retention } from './config.js';
-import { checkOverviewRange, FLOW_OVERVIEW_MAX_MS, flowOverviewOf } from './flow-overview.js';
+import {
+  checkOverviewRange,
+  FLOW_OVERVIEW_MAX_MS,
+  flowOverviewOf,
+  type KeyedFlowRow,
+} from './flow-overview.js';
 import { ProbeOverviewState } from './overview.js';
 import type {
   AlertEventRecord,
@@ -48,6 +53,13 @@ import type {
 } from './types.js';
 
 const ROLLED_UP_TO = 'rolled_up_to';
+/**
+ * Raised by each rollup, by 1 and a random amount: a rollup that finds it where this store left it knows no
+ * other agent rolled up meanwhile; one that does not, that the store is shared (overview.ts).
+ */
+const OVERVIEW_TICKET = 'overview_ticket';
+/** The flow overview reads raw rows this much of the range at a time. */
+const FLOW_READ_MS = 10 * MINUTE;
 /** How long a silence is kept after it ended (the API lists expired ones for a day). */
 export const SILENCE_RETENTION_MS = 7 * DAY;
 
@@ -116,6 +128,10 @@ export class Store implements ResultStore {
   private readonly stopped = (): boolean => this.closed;
   /** Decoded rollup minutes and what was written since the last rollup, for probeOverview. */
   private readonly overview = new ProbeOverviewState();
+  /** Until it resolves: what the store held before this one's first write, for the overview. */
+  private overviewStart: Promise<void> | undefined;
+  /** The overview ticket as this store last saw or left it. */
+  private ticket: number | undefined;
 
   constructor(
     private readonly backend: Backend,
@@ -130,8 +146,27 @@ export class Store implements ResultStore {
     if (this.closed) throw new Error(`the ${this.engine} store is closed`);
   }
 
+  /** Once, before the first probe write or overview: where this store's own runs begin. */
+  private startOverview(): Promise<void> {
+    this.overviewStart ??= (async () => {
+      const [dirty, rolled, ticket] = await Promise.all([
+        this.backend.probeDirtyUntil(),
+        this.backend.getMeta(ROLLED_UP_TO),
+        this.backend.getMeta(OVERVIEW_TICKET),
+      ]);
+      const prior = [dirty, rolled].filter((t): t is number => t !== undefined);
+      this.overview.begin(prior.length > 0 ? Math.max(...prior) : undefined);
+      this.ticket = ticket;
+    })().catch((err: unknown) => {
+      this.overviewStart = undefined; // asked again next time
+      throw err;
+    });
+    return this.overviewStart;
+  }
+
   async writeProbes(records: readonly ProbeRecord[]): Promise<void> {
     this.check();
+    await this.startOverview();
     if (records.length > 0) await this.backend.insertProbes(records);
     this.overview.written(records, this.now());
   }
@@ -246,8 +281,14 @@ export class Store implements ResultStore {
     return this.overview.tailDropped;
   }
 
+  /** What the overview keeps in memory (bytes, and for how many targets). */
+  overviewMemory(): { bytes: number; targets: number } {
+    return this.overview.memory();
+  }
+
   async probeOverview(names: readonly string[], from: number, to: number): Promise<TargetOverview[]> {
     this.check();
+    await this.startOverview();
     return this.overview.read(names, from, to, {
       blocks: (a, b) => this.backend.readProbeBlocks(a, b),
       rolledUpTo: () => this.backend.getMeta(ROLLED_UP_TO),
@@ -262,8 +303,17 @@ export class Store implements ResultStore {
     this.check();
     checkOverviewRange(from, to, FLOW_OVERVIEW_MAX_MS);
     const keys = flows.map((f) => flowKey(f.canary, f.coalminer));
-    if (chooseResolution(from, to, MINUTE, this.now(), this.retention) === 'raw')
-      return flowOverviewOf(keys, from, to, await this.backend.readFlowOverviewRows(from, to));
+    if (chooseResolution(from, to, MINUTE, this.now(), this.retention) === 'raw') {
+      // Ten minutes at a time, the loop let go between reads: SQLite's reads are synchronous, and an hour
+      // of 1,000 flows is 360,000 rows.
+      const rows: KeyedFlowRow[] = [];
+      for (let t = from; t < to; t += FLOW_READ_MS) {
+        for (const r of await this.backend.readFlowOverviewRows(t, Math.min(to, t + FLOW_READ_MS)))
+          rows.push(r);
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      return flowOverviewOf(keys, from, to, rows);
+    }
     // Raw rows no longer kept for all of the range: flowWindow and flowSeries read rollups for it.
     const out: FlowOverview[] = [];
     for (const f of flows) {
@@ -400,6 +450,7 @@ export class Store implements ResultStore {
       const r = this.retention;
       await this.backend.processDirty(1, floorTo(nowMs - r.raw, HOUR), builders, this.stopped);
       if (!this.closed) this.overview.rolledUp(); // unless it stopped early, the blocks hold every write
+      await this.checkOverviewTicket();
       await this.backend.processDirty(2, floorTo(nowMs - r['1m'], DAY), builders, this.stopped);
       await this.backend.applyRetention({
         raw: nowMs - r.raw,
@@ -419,6 +470,15 @@ export class Store implements ResultStore {
     } finally {
       this.rolling = undefined;
     }
+  }
+
+  /** Whether another agent rolled up since this store last did: then the store is shared. */
+  private async checkOverviewTicket(): Promise<void> {
+    await this.startOverview();
+    const seen = await this.backend.getMeta(OVERVIEW_TICKET);
+    if (seen !== this.ticket) this.overview.sharedWithOthers();
+    this.ticket = (seen ?? 0) + 1 + Math.floor(Math.random() * 2 ** 20);
+    await this.backend.setMeta(OVERVIEW_TICKET, this.ticket);
   }
 
   async integrityCheck(): Promise<string> {

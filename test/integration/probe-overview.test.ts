@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { HOUR, MINUTE } from '../../src/store/aggregate.js';
 import type { ProbeRecord, ResultStore, TargetOverview } from '../../src/store/types.js';
-import { engines, rng } from './store-support.js';
+import { engines, execSql, rng } from './store-support.js';
 
 // The clock of these stores: 20 s into minute 30 of an hour, so the last hour spans two hour blocks.
 const NOW = Date.UTC(2026, 0, 5, 10, 30, 20);
@@ -54,9 +54,9 @@ function fill(): ProbeRecord[] {
 }
 
 /** The per-target path GET /targets took before: probeWindow and probeSeries, one target at a time. */
-async function perTarget(store: ResultStore, name: string): Promise<TargetOverview> {
-  const w = await store.probeWindow(name, FROM, TO);
-  const s = await store.probeSeries(name, FROM, TO, MINUTE);
+async function perTarget(store: ResultStore, name: string, from = FROM, to = TO): Promise<TargetOverview> {
+  const w = await store.probeWindow(name, from, to);
+  const s = await store.probeSeries(name, from, to, MINUTE);
   return {
     window: { runs: w.runs, failures: w.failures, successRatio: w.successRatio, p50: w.p50, p95: w.p95 },
     points: s.points.map((p) => ({ time: p.time, p50: p.p50, failures: p.failures, runs: p.count })),
@@ -72,11 +72,11 @@ function near(actual: number | null, expected: number | null, what: string): voi
   );
 }
 
-async function expectSameAsPerTarget(store: ResultStore): Promise<void> {
-  const got = await store.probeOverview(NAMES, FROM, TO);
+async function expectSameAsPerTarget(store: ResultStore, from = FROM, to = TO): Promise<TargetOverview[]> {
+  const got = await store.probeOverview(NAMES, from, to);
   expect(got).toHaveLength(NAMES.length);
   for (const [i, name] of NAMES.entries()) {
-    const want = await perTarget(store, name);
+    const want = await perTarget(store, name, from, to);
     const o = got[i]!;
     expect({ ...o.window, p50: 0, p95: 0 }, name).toEqual({ ...want.window, p50: 0, p95: 0 });
     near(o.window.p50, want.window.p50, `${name} p50`);
@@ -86,7 +86,14 @@ async function expectSameAsPerTarget(store: ResultStore): Promise<void> {
     );
     o.points.forEach((p, k) => near(p.p50, want.points[k]!.p50, `${name} point ${k} p50`));
   }
+  return got;
 }
+
+/** The hour a call at `now` asks for. */
+const hourAt = (now: number) => {
+  const to = Math.floor(now / MINUTE) * MINUTE + MINUTE;
+  return { from: to - HOUR, to };
+};
 
 for (const fx of engines()) {
   describe.skipIf(!fx.available)(`probeOverview on ${fx.engine}`, () => {
@@ -137,6 +144,77 @@ for (const fx of engines()) {
       await expectSameAsPerTarget(agent);
       await other.rollup(clock + 1);
       await expectSameAsPerTarget(agent);
+    });
+
+    it('answers the hour from memory, across an hour boundary and rollups, without reading the store', async () => {
+      const spec = fx.freshSpec();
+      let clock = FROM - 10 * MINUTE;
+      const store = await fx.open(spec, { nowMs: () => clock });
+      const all = fill();
+      // A minute at a time as the agent writes, a rollup every 10 minutes; NOW's hour began 30 minutes ago.
+      let k = 0;
+      for (clock = FROM; clock <= NOW; clock += MINUTE) {
+        const batch: ProbeRecord[] = [];
+        while (k < all.length && all[k]!.time < clock) batch.push(all[k++]!);
+        await store.writeProbes(batch);
+        if ((clock - FROM) % (10 * MINUTE) === 0) await store.rollup(clock);
+      }
+      clock = NOW;
+      await store.writeProbes(all.slice(k));
+      const before = await expectSameAsPerTarget(store);
+      await store.rollup(NOW);
+      expect(await expectSameAsPerTarget(store)).toEqual(before);
+      // The rollups and raw runs gone behind its back: the per-target path now finds nothing, this the same.
+      await execSql(spec, 'DELETE FROM rollup');
+      await execSql(spec, 'DELETE FROM probe_chunks');
+      expect((await perTarget(store, 'every-second')).window.runs).toBe(0);
+      expect(await store.probeOverview(NAMES, FROM, TO)).toEqual(before);
+    });
+
+    it("counts another agent's runs once a rollup shows the store is shared", async () => {
+      const spec = fx.freshSpec();
+      const agent = await fx.open(spec, { nowMs: () => NOW });
+      const other = await fx.open(spec, { nowMs: () => NOW });
+      const all = fill();
+      // The same targets probed by both agents, every other run each.
+      await agent.writeProbes(all.filter((_, i) => i % 2 === 0));
+      await other.writeProbes(all.filter((_, i) => i % 2 === 1));
+      // The agent rolls up first, so only its second rollup sees the other's mark.
+      await agent.rollup(NOW);
+      await other.rollup(NOW);
+      await agent.rollup(NOW);
+      await expectSameAsPerTarget(agent);
+      await other.writeProbes(runs('every-15s', FROM + 3 * MINUTE, FROM + 4 * MINUTE, 5000, 9));
+      await other.rollup(NOW);
+      const [o] = await agent.probeOverview(['every-15s'], FROM, TO);
+      expect(o!.points[3]!.runs).toBe(4 + 12);
+      await expectSameAsPerTarget(agent);
+    });
+
+    it('on a store that already held runs, answers from the store until its own hour is in memory', async () => {
+      const spec = fx.freshSpec();
+      const all = fill();
+      const first = await fx.open(spec, { nowMs: () => NOW });
+      await first.writeProbes(all.filter((x) => x.time < NOW - 5 * MINUTE));
+      await first.close(); // never rolled up: its runs are only raw
+      let clock = NOW;
+      const store = await fx.open(spec, { nowMs: () => clock });
+      await store.writeProbes(all.filter((x) => x.time >= NOW - 5 * MINUTE));
+      await store.rollup(NOW);
+      await expectSameAsPerTarget(store);
+      // An hour and a half of its own runs later, the hour it is asked for is all its own: from memory.
+      const later = NOW + 90 * MINUTE;
+      const own = NAMES.slice(0, 3).flatMap((name, i) => runs(name, NOW, later, 10_000, 20 + i));
+      own.sort((a, b) => a.time - b.time);
+      for (let t = NOW; t < later; t += 10 * MINUTE) {
+        clock = t + 10 * MINUTE;
+        await store.writeProbes(own.filter((x) => x.time >= t && x.time < t + 10 * MINUTE));
+        await store.rollup(clock);
+      }
+      const { from, to } = hourAt(later - 1);
+      const got = await expectSameAsPerTarget(store, from, to);
+      await execSql(spec, 'DELETE FROM rollup');
+      expect(await store.probeOverview(NAMES, from, to)).toEqual(got);
     });
 
     it('answers for names it has no runs of, and refuses ranges that are not whole minutes', async () => {

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { decodeHistogram } from '../codec.js';
+import { HOUR } from '../aggregate.js';
 import type { KeyedFlowRow } from '../flow-overview.js';
 import type { KeyedBlock } from '../overview.js';
 
@@ -21,16 +21,27 @@ export async function readProbeBlocks(
   return r.rows;
 }
 
-/** The raw intervals of every flow series with from <= time < to, in time order, in one statement. */
+/**
+ * The raw intervals of every flow series with from <= time < to, in one statement, in no set order (a
+ * sort of every row would cost more than the overview; flowOverviewOf orders each flow's).
+ */
 export async function readFlowRows(pool: pg.Pool, from: number, to: number): Promise<KeyedFlowRow[]> {
-  const r = await pool.query<{ key: string; time: number; c: number[]; latency: Buffer }>(
-    `SELECT s.key AS key, f.time AS time,
-            ARRAY[f.received, f.lost, f.duplicated, f.reordered, f.late, f.send_failed, f.in_flight,
-                  f.dropped_locally]::float8[] AS c,
-            f.latency AS latency
+  const r = await pool.query<KeyedFlowRow>(
+    `SELECT s.key AS key, f.time AS time, f.received AS received, f.lost AS lost, f.latency AS latency
      FROM series s JOIN flow_raw f ON f.sid = s.id AND f.time >= $1 AND f.time < $2
-     WHERE s.type = 'f' ORDER BY f.time, f.id`,
+     WHERE s.type = 'f'`,
     [from, to],
   );
-  return r.rows.map((x) => ({ key: x.key, time: x.time, counts: x.c, hist: decodeHistogram(x.latency) }));
+  return r.rows;
+}
+
+/**
+ * The latest run time of the probe runs written but not yet rolled up (tier-1 dirty marks), or undefined:
+ * with the last rollup's time, a bound on what the store held before a new writer's first write.
+ */
+export async function probeDirtyUntil(pool: pg.Pool): Promise<number | undefined> {
+  const r = await pool.query<{ t: number | null }>(
+    `SELECT max(COALESCE(hi, block + ${HOUR - 1}))::int8 AS t FROM rollup_dirty WHERE tier = 1 AND type = 'p'`,
+  );
+  return r.rows[0]?.t ?? undefined;
 }

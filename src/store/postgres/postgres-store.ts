@@ -39,7 +39,7 @@ import { decodeHistogram, encodeHistogram } from '../codec.js';
 import type { AlertEventRecord, FlowRecord, ProbeRecord, ScheduleRecord, SilenceRecord } from '../types.js';
 import { insertProbeChunks } from './chunks.js';
 import { postgresMigrations, type PostgresMigration } from './migrations.js';
-import { readFlowRows, readProbeBlocks } from './overview.js';
+import { probeDirtyUntil, readFlowRows, readProbeBlocks } from './overview.js';
 import type { KeyedBlock } from '../overview.js';
 import type { KeyedFlowRow } from '../flow-overview.js';
 
@@ -382,6 +382,10 @@ export class PostgresBackend implements Backend {
       [sids, from, to],
     );
     return r.rows.map((x) => ({ time: x.time, counts: x.c, hist: new LatencyHistogram() }));
+  }
+
+  async probeDirtyUntil(): Promise<number | undefined> {
+    return probeDirtyUntil(this.pool);
   }
 
   async readFlowOverviewRows(from: number, to: number): Promise<KeyedFlowRow[]> {

@@ -33,7 +33,7 @@ import { LatencyHistogram } from '../../stats/histogram.js';
 import type { AlertEventRecord, FlowRecord, ProbeRecord, ScheduleRecord, SilenceRecord } from '../types.js';
 import { sqliteMigrations, type SqliteMigration } from './migrations.js';
 import { ShmGuard, ShmTruncatedError } from './shm-guard.js';
-import { readFlowRows, readProbeBlocks } from './overview.js';
+import { probeDirtyUntil, readFlowRows, readProbeBlocks } from './overview.js';
 import type { KeyedBlock } from '../overview.js';
 import type { KeyedFlowRow } from '../flow-overview.js';
 
@@ -300,6 +300,10 @@ export class SqliteBackend implements Backend {
       .raw()
       .all(from, to) as number[][];
     return rows.map(toScheduleRow);
+  }
+
+  async probeDirtyUntil(): Promise<number | undefined> {
+    return probeDirtyUntil(this.db);
   }
 
   async readFlowOverviewRows(from: number, to: number): Promise<KeyedFlowRow[]> {
