@@ -5,14 +5,20 @@ import { clientKey, connectionCap, readOpenFileLimit } from './connection-limits
 
 interface Raw {
   socket: Socket;
-  /** Resolves with how long after the connect the server closed the connection (ms). */
+  /** Resolves with how long after it began connecting the server closed the connection (ms). */
   closed: Promise<number>;
   received: () => string;
 }
 
-/** A raw TCP connection to the server, whose close is timed from when it connected. */
+/**
+ * A raw TCP connection to the server, whose close is timed from when it began connecting: the server's
+ * timers start at its accept, which comes after that and before the client hears of the connect (that
+ * event can wait on a busy loop, the first connection's in particular), so the time measured is never
+ * shorter than the server's.
+ */
 function raw(port: number, localAddress = '127.0.0.1'): Promise<Raw> {
   return new Promise((resolve, reject) => {
+    const t0 = performance.now();
     const socket = connect({ port, host: '127.0.0.1', localAddress });
     let text = '';
     socket.setEncoding('utf8');
@@ -21,7 +27,6 @@ function raw(port: number, localAddress = '127.0.0.1'): Promise<Raw> {
     socket.once('connect', () => {
       socket.off('error', reject);
       socket.on('error', () => {});
-      const t0 = performance.now();
       const closed = new Promise<number>((r) => socket.once('close', () => r(performance.now() - t0)));
       resolve({ socket, closed, received: () => text });
     });

@@ -58,7 +58,9 @@ describe('agent HTTP endpoints', () => {
       method: 'POST',
     });
     expect(res.status).toBe(404);
-    expect(await res.json()).toEqual({ error: 'no configured target named "127.0.0.1:22"' });
+    expect(await res.json()).toEqual({
+      error: { code: 'not_found', message: 'no configured target named "127.0.0.1:22"' },
+    });
     const extra = await fetch(`${server.url}/check?url=http://127.0.0.1/`, { method: 'POST' });
     expect(extra.status).toBe(400);
   });
@@ -102,7 +104,9 @@ describe('agent HTTP endpoints', () => {
     expect(get.headers.get('allow')).toBe('POST');
     const missing = await fetch(`${server.url}/nope`);
     expect(missing.status).toBe(404);
-    expect(((await missing.json()) as { error: string }).error).toMatch(/no such endpoint/);
+    expect(((await missing.json()) as { error: { message: string } }).error.message).toMatch(
+      /no such endpoint/,
+    );
   });
 });
 
@@ -150,7 +154,9 @@ describe('the check-now budget', () => {
     expect(probes).toBe(ok.length);
     for (const r of limited) expect(Number(r.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
     const legacy = limited.find((r) => new URL(r.url).pathname === '/check');
-    expect(await legacy?.json()).toEqual({ error: expect.stringMatching(/too many checks on demand/) });
+    expect(await legacy?.json()).toEqual({
+      error: { code: 'check_budget_spent', message: expect.stringMatching(/too many checks on demand/) },
+    });
     const api = limited.find((r) => new URL(r.url).pathname === '/api/v1/check');
     expect(await api?.json()).toEqual({ error: { code: 'check_budget_spent', message: expect.any(String) } });
     const metrics = await (await fetch(`${served.url}/metrics`)).text();

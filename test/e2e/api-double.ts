@@ -22,9 +22,10 @@ import type {
 } from '../../src/api/v1/contract.js';
 import { Auth, hashToken } from '../../src/api/auth.js';
 import { serveStatic } from '../../src/api/static.js';
-import type { MemoryAlerts } from '../../src/api/v1/memory-alerts.js';
-import { MemoryContext, type MemoryContextOptions } from '../../src/api/v1/memory-context.js';
-import { createApiV1 } from '../../src/api/v1/router.js';
+import type { MemoryAlerts } from '../support/memory-alerts.js';
+import { MemoryContext, type MemoryContextOptions } from '../support/memory-context.js';
+import { requestListener } from '../../src/api/server.js';
+import { createApiV1 } from '../../src/api/v1/api.js';
 import type { ProbeReport } from '../../src/core/report.js';
 
 /** The double's fleet unless a test gives its own: two canaries, four coalminers in four regions. */
@@ -225,6 +226,7 @@ export async function startApiDouble(options: ApiDoubleOptions): Promise<ApiDoub
     ]),
     { rateLimit: false },
   );
+  const scoped = await requestListener({ api: scopedApi });
   const scopedPaths = /^\/api\/v1\/(whoami|alerts|alerts\/history|silences|silences\/[^/]+)$/;
 
   function phasesFor(kind: string, total: number): Record<string, number> {
@@ -361,7 +363,8 @@ export async function startApiDouble(options: ApiDoubleOptions): Promise<ApiDoub
     const auth = req.headers.authorization;
     requests.push({ method, path: url.pathname, query: Object.fromEntries(url.searchParams), auth });
     if (scopedPaths.test(url.pathname)) {
-      await scopedApi(req, res);
+      scoped.handle(req, res);
+      await new Promise((r) => res.once('close', r));
       return;
     }
     const bearer = auth?.startsWith('Bearer ') ? auth.slice(7) : undefined;
@@ -494,7 +497,7 @@ export async function startApiDouble(options: ApiDoubleOptions): Promise<ApiDoub
     close() {
       closed ??= new Promise<void>((resolve) => {
         clearInterval(timer);
-        scopedApi.close();
+        void scoped.close();
         for (const s of streams) s.end();
         streams.clear();
         server.closeAllConnections();

@@ -11,8 +11,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Auth, hashToken } from '../../src/api/auth.js';
 import { serveStatic } from '../../src/api/static.js';
 import type { FlowInfo } from '../../src/api/v1/context.js';
-import { MemoryContext, MemoryStore } from '../../src/api/v1/memory-context.js';
-import { createApiV1, type ApiV1Handler } from '../../src/api/v1/router.js';
+import { MemoryContext, MemoryStore } from '../support/memory-context.js';
+import { requestListener } from '../../src/api/server.js';
+import { createApiV1, type ApiV1 } from '../../src/api/v1/api.js';
 import { chromiumAvailable, DIST, ensureBuilt, launchChromium, type LaunchedChromium } from './browser.js';
 
 const TOKEN = 'e2e-schedule-token-7d2a';
@@ -45,7 +46,8 @@ function flow(coalminer: string, droppedLocally: number): FlowInfo {
 describe.skipIf(!available)('a flow page shows the canary schedule in Chromium', () => {
   let browser: LaunchedChromium | undefined;
   let server: Server;
-  let api: ApiV1Handler;
+  let api: ApiV1;
+  let closeApi: (() => Promise<void>) | undefined;
   let origin: string;
 
   beforeAll(async () => {
@@ -91,13 +93,9 @@ describe.skipIf(!available)('a flow page shows the canary schedule in Chromium',
       rateLimit: false,
     });
     const statics = serveStatic(DIST);
-    server = createServer((req, res) => {
-      void api(req, res)
-        .then((handled) => (handled ? true : statics(req, res)))
-        .then((handled) => {
-          if (!handled) res.writeHead(404).end();
-        });
-    });
+    const app = await requestListener({ api, fallback: statics });
+    closeApi = app.close;
+    server = createServer(app.handle);
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     browser = await launchChromium();
@@ -105,7 +103,7 @@ describe.skipIf(!available)('a flow page shows the canary schedule in Chromium',
 
   afterAll(async () => {
     await browser?.close();
-    api?.close();
+    await closeApi?.();
     server?.closeAllConnections();
     await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
   });

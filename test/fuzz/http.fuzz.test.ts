@@ -4,7 +4,7 @@
 // a promise rejected unhandled. Replay a failure with FUZZ_SEED=<seed printed in the test name>.
 import { connect, createServer, type AddressInfo, type Server } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { apiV1Routes } from '../../src/api/v1/router.js';
+import { apiV1Routes } from '../../src/api/v1/routes/index.js';
 import { serveAgent, READ_TOKEN, WRITE_TOKEN, type ServedAgent } from '../support/agent-server.js';
 import { prng, type Prng } from '../support/prng.js';
 

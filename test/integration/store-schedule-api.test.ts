@@ -5,8 +5,8 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { ApiContext } from '../../src/api/v1/context.js';
 import type { ScheduleSeries } from '../../src/api/v1/contract.js';
-import { MemoryEvents } from '../../src/api/v1/memory-context.js';
-import { closeServedApis, READ, serveApi } from '../../src/api/v1/serve.testkit.js';
+import { MemoryEvents } from '../support/memory-context.js';
+import { closeServedApis, READ, serveApi } from '../support/serve-api.js';
 import { HOUR, MINUTE } from '../../src/store/aggregate.js';
 import type { ResultStore, ScheduleRecord } from '../../src/store/types.js';
 import { BatchedWriter } from '../../src/store/writer.js';

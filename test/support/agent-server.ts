@@ -7,7 +7,7 @@ import type { ConnectionLimits } from '../../src/api/connection-limits.js';
 import { startServer, type AgentServer } from '../../src/api/server.js';
 import { apiConfigSchema } from '../../src/api/v1/config.js';
 import { CheckBudget } from '../../src/api/v1/rate-limit.js';
-import { createApiV1, type ApiV1Options } from '../../src/api/v1/router.js';
+import { createApiV1, type ApiV1Options } from '../../src/api/v1/api.js';
 import { parseConfig } from '../../src/config/load.js';
 import type { Logger } from '../../src/core/log.js';
 

@@ -4,7 +4,7 @@ import type { AgentStatus, FlowSummary, ScheduleSeries, Series } from './contrac
 
 /**
  * What the /api/v1 routes need from the agent. The agent implements it; tests use MemoryContext
- * (memory-context.ts). Nothing here takes an address from a request: check() runs configured targets only.
+ * (test/support/memory-context.ts). Nothing here takes an address from a request: check() runs configured targets only.
  */
 export interface ApiContext {
   readonly version: string;

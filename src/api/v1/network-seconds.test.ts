@@ -2,9 +2,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { toReport } from '../../core/report.js';
 import type { ProbeResult } from '../../core/types.js';
 import type { TargetSummary } from './contract.js';
-import { MemoryContext } from './memory-context.js';
+import { MemoryContext } from '../../../test/support/memory-context.js';
 import { openApiDocument } from './openapi.js';
-import { closeServedApis, READ, serveApi } from './serve.testkit.js';
+import { closeServedApis, READ, serveApi } from '../../../test/support/serve-api.js';
 
 afterEach(closeServedApis);
 

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { AlertHistoryEntry, AlertRuleStatus, Silence, WhoAmI } from './contract.js';
-import { MemoryContext, type MemoryContextOptions } from './memory-context.js';
-import { closeServedApis, READ, serveApi, WRITE } from './serve.testkit.js';
+import { MemoryContext, type MemoryContextOptions } from '../../../test/support/memory-context.js';
+import { closeServedApis, READ, serveApi, WRITE } from '../../../test/support/serve-api.js';
 
 const NOW = Date.UTC(2025, 0, 1, 12, 0, 0);
 const MIN = 60_000;

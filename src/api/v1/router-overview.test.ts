@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Series, TargetSummary } from './contract.js';
 import type { ProbeWindow, TargetOverview } from './context.js';
-import { MemoryContext, MemoryStore } from './memory-context.js';
-import { closeServedApis, READ, serveApi } from './serve.testkit.js';
+import { MemoryContext, MemoryStore } from '../../../test/support/memory-context.js';
+import { closeServedApis, READ, serveApi } from '../../../test/support/serve-api.js';
 
 const NOW = Date.UTC(2025, 0, 1, 12, 0, 30);
 const MIN = 60_000;

@@ -1,9 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { FlowSummary, ScheduleSeries, Series } from './contract.js';
 import type { FlowInfo } from './context.js';
-import { MemoryContext, MemoryStore } from './memory-context.js';
+import { MemoryContext, MemoryStore } from '../../../test/support/memory-context.js';
 import { openApiDocument } from './openapi.js';
-import { closeServedApis, READ, serveApi } from './serve.testkit.js';
+import { closeServedApis, READ, serveApi } from '../../../test/support/serve-api.js';
 
 const NOW = Date.UTC(2025, 0, 1, 12, 0, 0);
 const MIN = 60_000;

@@ -39,12 +39,15 @@ export class EventHub {
     return { clients: this.clients.size, ...this.counters };
   }
 
-  /** Starts a stream on res, beginning with `hello`; false (and nothing written) when full. */
-  open(res: ServerResponse, hello: unknown): boolean {
-    if (this.clients.size >= this.opts.maxClients) {
-      this.counters.refused++;
-      return false;
-    }
+  /** Whether another stream may open now; when not, the refusal is counted. */
+  admit(): boolean {
+    if (this.clients.size < this.opts.maxClients) return true;
+    this.counters.refused++;
+    return false;
+  }
+
+  /** Starts a stream on res (after admit()), beginning with `hello`. */
+  open(res: ServerResponse, hello: unknown): void {
     res.writeHead(
       200,
       streamHeaders('text/event-stream; charset=utf-8', {
@@ -56,7 +59,6 @@ export class EventHub {
     res.on('close', () => this.remove(res));
     this.send(res, `retry: 5000\n${frame('hello', hello)}`);
     if (this.clients.size === 1) this.start();
-    return true;
   }
 
   /** Ends every stream. Idempotent. */

@@ -2,8 +2,8 @@
  * ApiAlerts held in memory: for the API's tests and the dashboard's browser tests. A rule changes state
  * only when the test calls transition(); silences mute by label equality, as the agent's do.
  */
-import type { ApiAlerts } from './context.js';
-import type { AlertHistoryEntry, AlertRuleStatus, AlertState, Silence } from './contract.js';
+import type { ApiAlerts } from '../../src/api/v1/context.js';
+import type { AlertHistoryEntry, AlertRuleStatus, AlertState, Silence } from '../../src/api/v1/contract.js';
 
 /** A rule as configured, with its state so far; unset fields take the config defaults. */
 export type MemoryAlertRule = Pick<AlertRuleStatus, 'rule' | 'subject' | 'condition'> &

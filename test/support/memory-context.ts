@@ -3,8 +3,8 @@
  * without an agent. Same semantics as the agent and the store (percentiles from LatencyHistogram, so
  * within 0.1 %), none of their I/O.
  */
-import type { ProbeReport } from '../../core/report.js';
-import { LatencyHistogram } from '../../stats/histogram.js';
+import type { ProbeReport } from '../../src/core/report.js';
+import { LatencyHistogram } from '../../src/stats/histogram.js';
 import type {
   ApiContext,
   ApiEvent,
@@ -17,7 +17,7 @@ import type {
   ProbeWindow,
   TargetInfo,
   TargetOverview,
-} from './context.js';
+} from '../../src/api/v1/context.js';
 import type {
   AgentStatus,
   CanarySchedule,
@@ -25,7 +25,7 @@ import type {
   ScheduleSeries,
   Series,
   SeriesPoint,
-} from './contract.js';
+} from '../../src/api/v1/contract.js';
 import { MemoryAlerts, type MemoryAlertsOptions } from './memory-alerts.js';
 
 /** One flow's activity over one interval starting at `time`. */
