@@ -10,16 +10,13 @@ import type { Logger } from '../core/log.js';
 import type { Observation } from '../core/types.js';
 import { registerStoreMetrics } from '../sinks/prometheus/store-metrics.js';
 import { DEFAULT_STORE_URL } from '../store/config.js';
+import { openCheckedStore, parseStoreSpec, writeBatchOf } from '../store/open.js';
 import { toProbeRecord, type ResultStore } from '../store/types.js';
 import { BatchedWriter } from '../store/writer.js';
 import { Agent, VERSION } from './agent.js';
 import { AgentApiContext } from './api-context.js';
 import { FlowSampler } from './flow-sampler.js';
 import { ScheduleSampler } from './schedule-sampler.js';
-import { openCheckedStore } from './store-preflight.js';
-
-/** Results a SQLite store writes in one transaction (see startStack). */
-const SQLITE_WRITE_BATCH = 100;
 
 /** The dashboard's built files: dist/web beside the compiled code (or the source tree, in tests). */
 export const WEB_ROOT = join(import.meta.dirname, '../../dist/web');
@@ -53,11 +50,12 @@ export async function startStack(config: AgentConfig, opts: StackOptions): Promi
   if (config.store !== false) {
     const spec = config.store?.url ?? DEFAULT_STORE_URL;
     store = await openCheckedStore(spec, config.store ? { retention: config.store.retention } : {});
+    // An engine that writes on the event loop (SQLite) asks for small batches: a second of 1,000-1,333
+    // results in one transaction held the loop up to 49 ms (bench/scale.mjs); 100 at a time, with a turn
+    // of the loop between, 21 ms at most. PostgreSQL's writes wait on the network: the writer's default.
+    const batchSize = writeBatchOf(parseStoreSpec(spec));
     writer = new BatchedWriter(store, {
-      // SQLite writes on the event loop: a second of 1,000-1,333 results in one transaction held it up
-      // to 49 ms (bench/scale.mjs); 100 at a time, with a turn of the loop between, 21 ms at most.
-      // PostgreSQL's writes wait on the network and keep the larger batch.
-      ...(store.engine === 'sqlite' ? { batchSize: SQLITE_WRITE_BATCH } : {}),
+      ...(batchSize !== undefined && { batchSize }),
       onError: (err) => opts.log.error('store write failed', { component: 'store', err }),
     });
   }

@@ -1,12 +1,12 @@
-import { existsSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { CoalmineError } from '../core/errors.js';
+import { redactText } from '../core/log.js';
 import type { Retention } from './config.js';
+import { engineOf, storeEngines, type StoreSpec } from './engines.js';
+import { StoreError } from './errors.js';
 import { Store } from './store.js';
 import type { ResultStore } from './types.js';
 
-/** A store spec that does not parse, or a store that cannot be opened; the message says what to fix. */
-export class StoreError extends CoalmineError {}
+export { StoreError } from './errors.js';
+export type { StoreEngine, StoreSpec } from './engines.js';
 
 export interface OpenStoreOptions {
   retention?: Retention;
@@ -16,89 +16,102 @@ export interface OpenStoreOptions {
   poolSize?: number;
 }
 
-export type StoreSpec =
-  { engine: 'sqlite'; file: string } | { engine: 'postgres'; url: string; schema?: string };
+/** How long the file system may take to answer about the store's path (a hung network mount does not). */
+export const STORE_CHECK_TIMEOUT_MS = 5000;
 
-const SQLITE_FILE = /\.(db|sqlite3?)$/i;
+/** The forms of every engine, SQLite's (the default) first. */
+const FORMS = [...storeEngines]
+  .reverse()
+  .map((e) => e.forms)
+  .join(', or ');
+
+const shown = (url: string) => JSON.stringify(redactText(url, 200));
 
 /**
- * `sqlite:PATH` (a file), `postgres://...` or `postgresql://...` (optionally `?schema=NAME`), or a plain
- * path: a directory (created if missing) gets `coalmine.db` inside it; a path ending .db/.sqlite is the file.
+ * A spec, or what is wrong with the url as a sentence that names it: tried by each engine in order.
  */
-export function parseStoreSpec(spec: string): StoreSpec {
-  const s = spec.trim();
-  if (s === '')
-    throw new StoreError('store: empty spec; use sqlite:PATH, a directory, or postgres://user@host:5432/db');
-  if (/^postgres(ql)?:\/\//i.test(s)) {
-    let url: URL;
-    try {
-      url = new URL(s);
-    } catch {
-      throw new StoreError(
-        `store "${redact(s)}": not a valid URL (expected postgres://user@host:5432/database)`,
-      );
-    }
-    if (!url.hostname)
-      throw new StoreError(`store "${redact(s)}": no host (expected postgres://user@host:5432/database)`);
-    const schema = url.searchParams.get('schema') ?? undefined;
-    url.searchParams.delete('schema');
-    return schema === undefined
-      ? { engine: 'postgres', url: url.toString() }
-      : { engine: 'postgres', url: url.toString(), schema };
+function parsed(url: string): StoreSpec | { problem: string; empty?: true } {
+  const s = url.trim();
+  if (s === '') return { problem: `empty: use ${FORMS}`, empty: true };
+  for (const engine of storeEngines) {
+    const p = engine.parse(s);
+    if (typeof p === 'string') return { problem: `${shown(s)} ${p}` };
+    if (p !== undefined) return p;
   }
-  if (/^sqlite:/i.test(s)) {
-    const path = s.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '');
-    if (path === '') throw new StoreError('store "sqlite:": no path (expected sqlite:./data/coalmine.db)');
-    return { engine: 'sqlite', file: resolve(path) };
-  }
-  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(s);
-  if (scheme)
-    throw new StoreError(
-      `store "${redact(s)}": unknown engine "${scheme[1]}" (supported: sqlite:PATH, a directory, postgres://...)`,
-    );
-  const path = resolve(s);
-  if (existsSync(path) && statSync(path).isDirectory())
-    return { engine: 'sqlite', file: join(path, 'coalmine.db') };
-  if (SQLITE_FILE.test(path)) return { engine: 'sqlite', file: path };
-  return { engine: 'sqlite', file: join(path, 'coalmine.db') };
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(s)?.[1] ?? s;
+  return { problem: `unknown engine "${redactText(scheme, 40)}" in ${shown(s)} (supported: ${FORMS})` };
 }
 
-/** Hides a password in a URL for messages. */
-function redact(s: string): string {
-  return s.replace(/\/\/([^:/@]*):[^@/]*@/, '//$1:***@');
+/**
+ * What is wrong with a `store.url` that can be told without touching the file system or the network
+ * (an engine we do not have, a URL that does not parse, a path under /proc), or undefined.
+ */
+export function storeSpecProblem(url: string): string | undefined {
+  const p = parsed(url);
+  if ('problem' in p) return p.problem;
+  return engineOf(p).staticProblem?.(p);
+}
+
+/** The engine and its settings a `store.url` names; a StoreError says what is wrong with it. */
+export function parseStoreSpec(url: string): StoreSpec {
+  const p = parsed(url);
+  if ('problem' in p)
+    throw new StoreError(p.empty ? `store: empty spec; use ${FORMS}` : `store: ${p.problem}`);
+  return p;
 }
 
 /** Opens (creating and migrating as needed) the store a spec names. */
-export async function openStore(spec: string, opts: OpenStoreOptions = {}): Promise<ResultStore> {
-  const p = parseStoreSpec(spec);
-  const storeOpts = {
-    ...(opts.retention ? { retention: opts.retention } : {}),
-    ...(opts.nowMs ? { nowMs: opts.nowMs } : {}),
-  };
-  if (p.engine === 'sqlite') {
-    try {
-      // Each engine's module (and its client library) loads only when a store of that engine opens.
-      const { SqliteBackend } = await import('./sqlite/sqlite-store.js');
-      return new Store(new SqliteBackend(p.file), storeOpts);
-    } catch (err) {
-      throw new StoreError(`store sqlite:${p.file}: cannot open: ${(err as Error).message}`, { cause: err });
-    }
-  }
+export async function openStore(url: string, opts: OpenStoreOptions = {}): Promise<ResultStore> {
+  return openSpec(parseStoreSpec(url), opts);
+}
+
+/**
+ * Opens the store a spec names, after the engine's checks of what can hang or fail obscurely, so each
+ * failure is one StoreError saying what to fix: for SQLite a path under /proc, /sys or /dev, an existing
+ * file that is not a regular file (a FIFO blocks SQLite's open forever), a directory that cannot be
+ * created or written, a file system that does not answer within `timeoutMs`; for PostgreSQL a server
+ * that cannot be reached.
+ */
+export async function openCheckedStore(
+  url: string,
+  opts: OpenStoreOptions = {},
+  timeoutMs = STORE_CHECK_TIMEOUT_MS,
+): Promise<ResultStore> {
+  const spec = parseStoreSpec(url);
+  await engineOf(spec).preflight?.(spec, timeoutMs);
+  return openSpec(spec, opts);
+}
+
+async function openSpec(spec: StoreSpec, opts: OpenStoreOptions): Promise<ResultStore> {
+  const engine = engineOf(spec);
   try {
-    const { PostgresBackend } = await import('./postgres/postgres-store.js');
-    const backend = await PostgresBackend.open(p.url, {
-      ...(p.schema ? { schema: p.schema } : {}),
-      ...(opts.poolSize ? { max: opts.poolSize } : {}),
+    const backend = await engine.open(spec, opts.poolSize ? { poolSize: opts.poolSize } : {});
+    return new Store(backend, {
+      ...(opts.retention ? { retention: opts.retention } : {}),
+      ...(opts.nowMs ? { nowMs: opts.nowMs } : {}),
     });
-    return new Store(backend, storeOpts);
   } catch (err) {
-    const e = err as Error & { code?: string };
-    const why =
-      e.code === 'ECONNREFUSED'
-        ? 'nothing is listening there (is PostgreSQL running?)'
-        : e.code === '3D000'
-          ? `${e.message} (create it with createdb)`
-          : e.message || String(err);
-    throw new StoreError(`store ${redact(p.url)}: cannot connect: ${why}`, { cause: err });
+    const e = err instanceof Error ? err : new Error(String(err));
+    throw new StoreError(`store ${engine.shown(spec)}: ${engine.openProblem(spec, e)}`, { cause: err });
   }
+}
+
+/** The spec's engine as messages name it (`SQLite`). */
+export function storeLabel(spec: StoreSpec): string {
+  return engineOf(spec).label;
+}
+
+/** The spec as messages show it (secrets hidden). */
+export function shownSpec(spec: StoreSpec): string {
+  return engineOf(spec).shown(spec);
+}
+
+/** Whether a store exists at the spec without creating one; undefined when the engine cannot tell. */
+export function storeExists(spec: StoreSpec): boolean | undefined {
+  return engineOf(spec).exists?.(spec);
+}
+
+/** Results the writer should hand the spec's engine per batch, if it asks for a size. */
+export function writeBatchOf(spec: StoreSpec): number | undefined {
+  return engineOf(spec).writeBatch;
 }

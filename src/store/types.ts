@@ -1,3 +1,4 @@
+import type { StoreEngine } from './engines.js';
 import type { ScheduleSeries, Series } from './series.js';
 import { nsToSeconds } from '../core/clock.js';
 import type { Observation } from '../core/types.js';
@@ -147,8 +148,6 @@ export interface SilenceRecord {
   createdBy: string;
 }
 
-export type StoreEngine = 'sqlite' | 'postgres';
-
 export interface ResultStore {
   readonly engine: StoreEngine;
   writeProbes(records: readonly ProbeRecord[]): Promise<void>;
@@ -225,3 +224,5 @@ export function toProbeRecord(o: Observation): ProbeRecord {
   if (r.values && Object.keys(r.values).length > 0) rec.values = { ...r.values };
   return rec;
 }
+
+export type { StoreEngine };

@@ -1,7 +1,13 @@
 import type { Command } from 'commander';
-import { existsSync } from 'node:fs';
 import { UsageError } from '../../core/errors.js';
-import { openStore, parseStoreSpec, StoreError } from '../../store/open.js';
+import {
+  openStore,
+  parseStoreSpec,
+  shownSpec,
+  StoreError,
+  storeExists,
+  storeLabel,
+} from '../../store/open.js';
 import { parseTimeSpec } from '../../store/time-spec.js';
 import { probeCsvHeader, probeCsvRow } from '../../store/csv.js';
 import type { Io } from '../main.js';
@@ -49,8 +55,8 @@ export function exportCommand(program: Command, io: Io): void {
       try {
         const spec = parseStoreSpec(opts.store);
         // Exporting never creates a store: a mistyped path would otherwise "export" nothing, silently.
-        if (spec.engine === 'sqlite' && !existsSync(spec.file))
-          throw new StoreError(`--store: no SQLite store at ${spec.file}`);
+        if (storeExists(spec) === false)
+          throw new StoreError(`--store: no ${storeLabel(spec)} store at ${shownSpec(spec)}`);
         store = await openStore(opts.store);
       } catch (err) {
         if (err instanceof StoreError) throw new UsageError(err.message, { cause: err });

@@ -1,52 +1,65 @@
-import { constants } from 'node:fs';
+import { constants, existsSync, statSync } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
-import { dirname } from 'node:path';
-import { storePathProblem } from '../config/store-url.js';
-import { redactText } from '../core/log.js';
-import { openStore, parseStoreSpec, StoreError, type OpenStoreOptions } from '../store/open.js';
-import type { ResultStore } from '../store/types.js';
+import { dirname, join, resolve, sep } from 'node:path';
+import { redactText } from '../../core/log.js';
+import { defineStoreEngine } from '../engine.js';
+import { StoreError } from '../errors.js';
 
-/** How long the file system may take to answer about the store's path (a hung network mount does not). */
-export const STORE_CHECK_TIMEOUT_MS = 5000;
+export interface SqliteSpec {
+  engine: 'sqlite';
+  file: string;
+}
+
+const SQLITE_FILE = /\.(db|sqlite3?)$/i;
+
+/** Kernel and device file systems: SQLite cannot keep a database there, and opening one can hang. */
+const PSEUDO_FILE_SYSTEMS = ['/proc', '/sys', '/dev'];
 
 /**
- * Opens the store a spec names, after checking what can hang or fail obscurely, so that each failure is
- * one StoreError saying what to fix: a path under /proc, /sys or /dev, an existing file that is not a
- * regular file (a FIFO blocks SQLite's open forever), a directory that cannot be created or written,
- * a file system that does not answer within `timeoutMs`, a PostgreSQL server that cannot be reached.
+ * `sqlite:PATH` (a file), or a plain path: a directory (created if missing) gets `coalmine.db` inside
+ * it; a path ending .db/.sqlite is the file. A URL with another scheme is not ours.
  */
-export async function openCheckedStore(
-  spec: string,
-  opts: OpenStoreOptions = {},
-  timeoutMs = STORE_CHECK_TIMEOUT_MS,
-): Promise<ResultStore> {
-  const parsed = parseStoreSpec(spec);
-  if (parsed.engine === 'sqlite') await checkSqlitePath(parsed.file, timeoutMs);
-  try {
-    return await openStore(spec, opts);
-  } catch (err) {
-    if (parsed.engine !== 'postgres' || !(err instanceof StoreError)) throw err;
-    throw new StoreError(postgresProblem(parsed.url, err), { cause: err.cause });
+function parse(url: string): SqliteSpec | string | undefined {
+  if (/^sqlite:/i.test(url)) {
+    const path = url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '');
+    if (path === '') return 'has no path (expected sqlite:./data/coalmine.db)';
+    return { engine: 'sqlite', file: resolve(path) };
   }
+  if (/^([a-z][a-z0-9+.-]*):\/\//i.test(url)) return undefined;
+  const path = resolve(url);
+  if (existsSync(path) && statSync(path).isDirectory())
+    return { engine: 'sqlite', file: join(path, 'coalmine.db') };
+  if (SQLITE_FILE.test(path)) return { engine: 'sqlite', file: path };
+  return { engine: 'sqlite', file: join(path, 'coalmine.db') };
 }
 
-const UNREACHABLE: Record<string, string> = {
-  ECONNREFUSED: 'connection refused: is it running?',
-  ETIMEDOUT: 'timed out',
-  EHOSTUNREACH: 'host unreachable',
-  ENETUNREACH: 'network unreachable',
-  ENOTFOUND: 'no such host',
-  EAI_AGAIN: 'the host name does not resolve now',
-};
-
-/** Says where PostgreSQL was looked for and what to do, for a server that cannot be reached. */
-function postgresProblem(url: string, err: StoreError): string {
-  const u = new URL(url);
-  const code = (err.cause as { code?: unknown } | undefined)?.code;
-  const why = typeof code === 'string' ? UNREACHABLE[code] : undefined;
-  if (why === undefined) return err.message;
-  return `store ${redactText(url, 200)}: cannot connect to PostgreSQL at ${u.hostname}:${u.port || '5432'} (${why}): start it there, fix store.url, or use sqlite:PATH`;
+/** A store path under a kernel or device file system, or undefined. */
+export function storePathProblem(path: string): string | undefined {
+  const fs = PSEUDO_FILE_SYSTEMS.find((p) => path === p || path.startsWith(`${p}${sep}`));
+  return fs
+    ? `${JSON.stringify(redactText(path, 200))} is under ${fs}, a kernel file system: put the store on a disk, e.g. sqlite:./data/coalmine.db`
+    : undefined;
 }
+
+export const sqliteEngine = defineStoreEngine<SqliteSpec>({
+  engine: 'sqlite',
+  label: 'SQLite',
+  forms: 'sqlite:PATH, a directory',
+  parse,
+  staticProblem: (spec) => storePathProblem(spec.file),
+  preflight: (spec, timeoutMs) => checkSqlitePath(spec.file, timeoutMs),
+  shown: (spec) => `sqlite:${spec.file}`,
+  async open(spec) {
+    // The engine's module (and better-sqlite3) loads only when a SQLite store opens.
+    const { SqliteBackend } = await import('./sqlite-store.js');
+    return new SqliteBackend(spec.file);
+  },
+  openProblem: (_spec, err) => `cannot open: ${err.message}`,
+  exists: (spec) => existsSync(spec.file),
+  // One write transaction per 100 results, with a turn of the event loop between batches: the store
+  // blocks the agent for at most a few milliseconds at a time (issue 11 item 1).
+  writeBatch: 100,
+});
 
 async function checkSqlitePath(file: string, timeoutMs: number): Promise<void> {
   const where = `store sqlite:${file}`;
