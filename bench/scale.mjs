@@ -8,6 +8,8 @@
  *   npm run build && node bench/scale.mjs                 # shortened mode, about 11 minutes
  *   node bench/scale.mjs --targets 1000 --http 0 --seconds 90
  *   node bench/scale.mjs --full --targets 10000 --http 1000   # 2 hours a step, real clock
+ *   node bench/scale.mjs --workers 0,1 --targets 10000,20000 --tcp-interval 2 --http 0 --no-faketime --seconds 60
+ *                                                        # probes.workers off vs on, agent on both cores
  *
  * The shortened mode runs the agent under libfaketime (realtime clock shifted, monotonic clock left
  * alone) so its wall clock crosses the hour a set time into each step; the output says so.
@@ -63,7 +65,7 @@ import { flag, value } from './lib/args.mjs';
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SCALE_CHILD = fileURLToPath(new URL('./lib/scale-child.mjs', import.meta.url));
-const HOOK = new URL('./lib/scale-hook.mjs', import.meta.url).href;
+const HOOK = new URL('./lib/scale-hook-main.mjs', import.meta.url).href;
 const FAKETIME_LIBS = [
   '/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1',
   '/usr/lib/aarch64-linux-gnu/faketime/libfaketimeMT.so.1',
@@ -79,7 +81,9 @@ if (flag('help') || flag('h')) {
   process.stdout.write(
     'usage: node bench/scale.mjs [--full] [--targets 1000,5000,10000,20000] [--http 1000] [--seconds N]\n' +
       '       [--peer-seconds N] [--tcp-interval 15] [--http-interval 1] [--scrape-every 15] [--cross-at 40]\n' +
-      '       [--store sqlite | --store postgres://postgres@127.0.0.1:5432/test] [--no-faketime] [--no-build]\n',
+      '       [--store sqlite | --store postgres://postgres@127.0.0.1:5432/test] [--no-faketime] [--no-build]\n' +
+      '       [--workers 0,1]   each TCP step once per probes.workers setting (0, a number, auto), the agent on\n' +
+      '                         every core instead of core 0; a table compares them and blackbox_exporter\n',
   );
   process.exit(0);
 }
@@ -107,10 +111,18 @@ const opts = {
   crossAtS: num('cross-at', 40),
   store: value('store') ?? 'sqlite',
   faketime: !full && !flag('no-faketime'),
+  /** probes.workers settings to run each TCP step with; undefined: once, with the config's default. */
+  workers: value('workers')
+    ?.split(',')
+    .map((w) => w.trim())
+    .filter(Boolean),
   build: !flag('no-build'),
 };
 for (const n of opts.tcpSteps)
   if (!Number.isInteger(n) || n <= 0) throw new Error(`--targets: positive whole numbers (got ${n})`);
+for (const w of opts.workers ?? [])
+  if (w !== 'auto' && !/^\d+$/.test(w))
+    throw new Error(`--workers: 0, a number of threads or auto (got ${w})`);
 if (opts.store !== 'sqlite' && !/^postgres(ql)?:\/\//.test(opts.store))
   throw new Error('--store: sqlite or a postgres:// URL');
 const FAKETIME_LIB = FAKETIME_LIBS.find((f) => existsSync(f));
@@ -259,7 +271,7 @@ async function startTargets() {
 }
 
 /**
- * @typedef {{ name: string, kind: 'tcp' | 'http', n: number, intervalS: number, timeoutMs: number, targets: string[] }} Step
+ * @typedef {{ name: string, kind: 'tcp' | 'http', n: number, intervalS: number, timeoutMs: number, targets: string[], workers?: string }} Step
  */
 
 /** @param {Step} step @param {string} storeUrl */
@@ -268,6 +280,7 @@ function configText(step, storeUrl) {
     '# Written by coalmine bench/scale.mjs.',
     `interval: ${step.intervalS * 1000}ms`,
     `timeout: ${step.timeoutMs}ms`,
+    ...(step.workers !== undefined ? [`probes: { workers: ${step.workers} }`] : []),
     'targets:',
   ];
   step.targets.forEach((t, i) =>
@@ -349,7 +362,8 @@ async function runOurs(step, index) {
     'coalmine run',
     join(ROOT, 'bin/coalmine'),
     ['run', '-c', config, '-l', `127.0.0.1:${port}`, '--log-level', 'warn'],
-    { cpu: 0, env, stdio: ['ignore', logFd, logFd] },
+    // With --workers the agent may use every core (its threads would share one otherwise), in both runs.
+    { ...(opts.workers ? {} : { cpu: 0 }), env, stdio: ['ignore', logFd, logFd] },
   );
   closeSync(logFd);
   const pid = /** @type {number} */ (proc.pid);
@@ -759,6 +773,11 @@ function judgeOurs(step, m) {
     checks,
     notes,
     cpuPerProbe: perRun(cpuAll),
+    cpuShare: cpuAll / m.windowS,
+    probesPerS: d.probes / m.windowS,
+    nominal,
+    skippedAll: d.overlap + d.stalled,
+    p99: p99 ? bucketText(p99) : 'n/a',
     cpuPerProbeNoScrape: perRun(cpuNoScrape),
     rssMax: m.mem.max,
     data: {
@@ -811,7 +830,8 @@ async function runPeer(step, bb) {
       maxInFlight,
       timeoutS: step.timeoutMs / 1000,
     },
-    { cpu: 1, script: SCALE_CHILD, timeoutMs: (opts.peerSeconds + 60) * 1000 },
+    // The driver shares core 1 with the target servers: on a loaded machine it finishes late.
+    { cpu: 1, script: SCALE_CHILD, timeoutMs: (opts.peerSeconds + 240) * 1000 },
   );
   const mem = rss();
   const cpu = procCpuSeconds(bb.pid) - cpu0;
@@ -857,6 +877,63 @@ function table(head, body) {
   return [fmt(head), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(fmt)].join('\n');
 }
 
+/**
+ * --workers: each TCP step's settings side by side, each against the step's first setting (normally
+ * 0, workers off) and against blackbox_exporter at the same rate. @param {any[]} results
+ */
+function workersTable(results) {
+  /** @type {Map<string, any[]>} */
+  const byStep = new Map();
+  for (const r of results) if (r.workers !== null) byStep.set(r.base, [...(byStep.get(r.base) ?? []), r]);
+  /** @type {string[][]} */
+  const rows = [];
+  for (const [, rs] of byStep) {
+    const first = rs[0]?.ours;
+    for (const r of rs) {
+      const o = r.ours;
+      if (!o) {
+        rows.push([r.step, 'ERROR', '', '', '', '', '', '', '', '']);
+        continue;
+      }
+      rows.push([
+        r.step,
+        `${o.probesPerS.toFixed(0)} of ${o.nominal.toFixed(0)} (${((100 * o.probesPerS) / o.nominal).toFixed(1)}%)`,
+        String(o.skippedAll),
+        o.p99,
+        `${(100 * o.cpuShare).toFixed(0)}%`,
+        fmtSeconds(o.cpuPerProbe),
+        mb(o.rssMax),
+        first && o !== first
+          ? `${fmtRatio(o.probesPerS / first.probesPerS)} / ${fmtRatio(o.cpuPerProbe / first.cpuPerProbe)} / ${fmtRatio(o.rssMax / first.rssMax)}`
+          : '(base)',
+        r.peer ? `${fmtSeconds(r.peer.cpuPerProbe)}, ${mb(r.peer.rssMax)}` : 'n/a',
+        r.peer
+          ? `${fmtRatio(o.cpuPerProbe / r.peer.cpuPerProbe)} / ${fmtRatio(o.rssMax / r.peer.rssMax)}`
+          : 'n/a',
+      ]);
+    }
+  }
+  return [
+    'probes.workers side by side (the agent on every core in each run; the same step, one after the other):',
+    '',
+    table(
+      [
+        'Step',
+        'Probes/s of nominal',
+        'Skipped',
+        'Lateness p99',
+        'CPU (of a core)',
+        'CPU/probe',
+        'RSS max',
+        'vs first: probes/s / CPU/probe / RSS',
+        'blackbox CPU/probe, RSS',
+        'vs blackbox: CPU/probe / RSS',
+      ],
+      rows,
+    ),
+  ].join('\n');
+}
+
 async function main() {
   const started = new Date();
   const loadStart = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
@@ -888,29 +965,50 @@ async function main() {
     });
   /** @type {any[]} */
   const results = [];
-  for (const [i, step] of steps.entries()) {
+  let runIndex = 0;
+  for (const step of steps) {
+    // With --workers, a TCP step runs once per setting (in the order given), then the peer once.
+    const variants = step.kind === 'tcp' && opts.workers ? opts.workers : [undefined];
+    /** @type {any[]} */
+    const stepResults = [];
+    for (const workers of variants) {
+      const ourStep =
+        workers === undefined ? step : { ...step, name: `${step.name} workers=${workers}`, workers };
+      /** @type {any} */
+      const res = {
+        step: ourStep.name,
+        base: step.name,
+        workers: workers ?? null,
+        n: step.n,
+        kind: step.kind,
+        intervalS: step.intervalS,
+      };
+      try {
+        res.ours = await runOurs(ourStep, runIndex++);
+      } catch (err) {
+        res.oursError = String(/** @type {Error} */ (err)?.stack ?? err);
+        log(`${ourStep.name}: ours failed: ${res.oursError}`);
+      }
+      stepResults.push(res);
+    }
     /** @type {any} */
-    const res = { step: step.name, n: step.n, kind: step.kind, intervalS: step.intervalS };
+    let peer;
+    /** @type {string | undefined} */
+    let peerError;
     try {
-      res.ours = await runOurs(step, i);
+      peer = await runPeer(step, bb);
     } catch (err) {
-      res.oursError = String(/** @type {Error} */ (err)?.stack ?? err);
-      log(`${step.name}: ours failed: ${res.oursError}`);
+      peerError = String(/** @type {Error} */ (err)?.message ?? err);
+      log(`${step.name}: peer failed: ${peerError}`);
     }
-    try {
-      res.peer = await runPeer(step, bb);
-    } catch (err) {
-      res.peerError = String(/** @type {Error} */ (err)?.message ?? err);
-      log(`${step.name}: peer failed: ${res.peerError}`);
-    }
-    results.push(res);
+    for (const res of stepResults) results.push({ ...res, peer, ...(peerError ? { peerError } : {}) });
   }
   await bb.stop();
   await killAll();
 
   const out = [];
   out.push(
-    `coalmine run at scale: TCP targets every ${opts.tcpIntervalS} s, HTTP every ${opts.httpIntervalS} s; ${opts.seconds} s a step, ${opts.store === 'sqlite' ? 'SQLite' : 'PostgreSQL'} store; ${opts.faketime ? `shortened mode: the agent's wall clock is shifted by libfaketime to cross an hour ${opts.crossAtS} s into each step` : 'real clock'}; load average ${loadStart} at the start, ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')} at the end (${CPUS} CPUs)`,
+    `coalmine run at scale: TCP targets every ${opts.tcpIntervalS} s, HTTP every ${opts.httpIntervalS} s; ${opts.seconds} s a step, ${opts.store === 'sqlite' ? 'SQLite' : 'PostgreSQL'} store; ${opts.faketime ? `shortened mode: the agent's wall clock is shifted by libfaketime to cross an hour ${opts.crossAtS} s into each step` : 'real clock'}${opts.workers ? `; --workers ${opts.workers.join(',')}: the agent on every core (target servers and the bench on core 1 with it)` : ''}; load average ${loadStart} at the start, ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')} at the end (${CPUS} CPUs)`,
     '',
     table(
       [
@@ -977,6 +1075,7 @@ async function main() {
     ),
     '',
   );
+  if (opts.workers) out.push(workersTable(results), '');
   for (const r of results) {
     out.push(`${r.ours?.pass ? 'PASS' : 'FAIL'} ${r.step}`);
     if (r.oursError) out.push(`    ERROR ours: ${r.oursError.split('\n')[0]}`);

@@ -184,7 +184,7 @@ export const configSchema = z
           })
           .default('auto')
           .describe(
-            `Worker threads that run the probes (targets shared out among them; results come back to the main thread): auto (the default) starts them only above 2,000 probes/s, one per 4,000 probes/s up to one less than the CPUs; 0: none; 1-${MAX_PROBE_WORKERS}: that many`,
+            `Worker threads that run the probes (targets shared out among them; results come back to the main thread): auto (the default) starts them only above 2,000 probes/s on 4 or more CPUs, one per 4,000 probes/s up to one less than the CPUs; 0: none; 1-${MAX_PROBE_WORKERS}: that many`,
           ),
       })
       .default({ workers: 'auto' })

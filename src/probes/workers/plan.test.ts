@@ -20,14 +20,16 @@ describe('planProbeWorkers', () => {
     expect(planProbeWorkers('auto', targets(2000, 1000), 64).count).toBe(0);
   });
 
-  it('starts one thread per 4,000 probes/s above 2,000 under auto, at most one less than the CPUs', () => {
-    expect(planProbeWorkers('auto', targets(10_000, 2000), 2).count).toBe(1);
+  it('starts one thread per 4,000 probes/s above 2,000 under auto from 4 CPUs, at most CPUs - 1', () => {
+    expect(planProbeWorkers('auto', targets(10_000, 2000), 4).count).toBe(2);
     expect(planProbeWorkers('auto', targets(10_000, 2000), 8).count).toBe(2);
     expect(planProbeWorkers('auto', targets(20_000, 1000), 8).count).toBe(5);
     expect(planProbeWorkers('auto', targets(20_000, 1000), 4).count).toBe(3);
-    const one = planProbeWorkers('auto', targets(10_000, 2000), 1);
-    expect(one.count).toBe(0);
-    expect(one.reason).toMatch(/one CPU/);
+    for (const cpus of [1, 2, 3]) {
+      const few = planProbeWorkers('auto', targets(10_000, 2000), cpus);
+      expect(few.count).toBe(0);
+      expect(few.reason).toMatch(/threads start from 4/);
+    }
   });
 
   it('takes a number as it is, never more threads than targets', () => {

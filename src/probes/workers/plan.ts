@@ -15,6 +15,13 @@ export const MAX_PROBE_WORKERS = 64;
 export const AUTO_WORKERS_MIN_RATE = 2000;
 /** `auto` starts one worker per this many probes a second (up to one less than the CPUs). */
 export const PROBES_PER_AUTO_WORKER = 4000;
+/**
+ * ... and only with at least this many CPUs (os.availableParallelism()). On 2 shared cores a worker cost
+ * 1.26-1.40x the CPU a probe and did not raise the probes a second that the agent kept (bench/scale.mjs
+ * --workers, bench/README.md), though the main thread's loop blocks and scrapes shrank; whether 4 or
+ * more cores gain is not measured here. `probes.workers: 1` asks for one on any machine.
+ */
+export const AUTO_WORKERS_MIN_CPUS = 4;
 
 /** A target with every default applied (config's TargetConfig): what the scheduler and probes get. */
 export interface ProbeTarget {
@@ -74,9 +81,9 @@ export function planProbeWorkers(
     if (perSecond <= AUTO_WORKERS_MIN_RATE) {
       count = 0;
       reason = `probes.workers auto: ${fmt(perSecond)} probes/s is at most ${fmt(AUTO_WORKERS_MIN_RATE)}, one thread does`;
-    } else if (parallelism < 2) {
+    } else if (parallelism < AUTO_WORKERS_MIN_CPUS) {
       count = 0;
-      reason = `probes.workers auto: ${fmt(perSecond)} probes/s, but one CPU: a worker thread would only add work`;
+      reason = `probes.workers auto: ${fmt(perSecond)} probes/s, but ${parallelism} CPU${parallelism === 1 ? '' : 's'} (threads start from ${AUTO_WORKERS_MIN_CPUS}: on 2 they cost more CPU a probe for no gain; set probes.workers: 1 to have one)`;
     } else {
       count = Math.min(parallelism - 1, Math.ceil(perSecond / PROBES_PER_AUTO_WORKER));
       reason = `probes.workers auto: ${fmt(perSecond)} probes/s is above ${fmt(AUTO_WORKERS_MIN_RATE)}, ${parallelism} CPUs: one worker per ${fmt(PROBES_PER_AUTO_WORKER)} probes/s, at most one less than the CPUs`;
