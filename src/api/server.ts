@@ -16,7 +16,7 @@ import { registerHttpMetrics } from '../sinks/prometheus/http-metrics.js';
 import type { Auth } from './auth.js';
 import { createLimitedServer, type ConnectionLimits, type ConnectionStats } from './connection-limits.js';
 import { API_PREFIX, type ApiV1 } from './v1/api.js';
-import { HttpError } from './v1/http.js';
+import { HttpError, sendError } from './v1/http.js';
 import { CheckBudget, DEFAULT_CHECK_BUDGET } from './v1/rate-limit.js';
 import { zodSchemaController } from './v1/zod-provider.js';
 
@@ -38,25 +38,12 @@ export interface AppOptions {
 }
 
 /** Every error of every route, the API's or not, is `{ "error": { "code", "message" } }`. */
-function sendError(
-  reply: FastifyReply,
-  status: number,
-  code: string,
-  message: string,
-  headers = {},
-): FastifyReply {
-  return reply
-    .code(status)
-    .headers({ 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', ...headers })
-    .type('application/json; charset=utf-8')
-    .send(JSON.stringify({ error: { code, message } }));
-}
-
 function fromError(reply: FastifyReply, err: FastifyError | HttpError): FastifyReply {
-  if (err instanceof HttpError) return sendError(reply, err.status, err.code, err.message, err.headers);
+  if (err instanceof HttpError) return sendError(reply, err);
   const status = err.statusCode ?? 500;
-  if (status >= 500) return sendError(reply, 500, 'internal', `internal error: ${err.message}`);
-  return sendError(reply, status, err.code?.toLowerCase() ?? 'bad_request', err.message);
+  if (status >= 500)
+    return sendError(reply, new HttpError(500, 'internal', `internal error: ${err.message}`));
+  return sendError(reply, new HttpError(status, err.code?.toLowerCase() ?? 'bad_request', err.message));
 }
 
 /**
@@ -86,7 +73,10 @@ export function createApp(opts: AppOptions = {}): {
     },
     frameworkErrors: (err, _req, reply) => {
       if (err.code === 'FST_ERR_BAD_URL')
-        return void sendError(reply, 400, 'invalid_query', 'the path is not valid percent-encoding');
+        return void sendError(
+          reply,
+          new HttpError(400, 'invalid_query', 'the path is not valid percent-encoding'),
+        );
       return void fromError(reply, err);
     },
   });
@@ -119,7 +109,7 @@ export function createApp(opts: AppOptions = {}): {
         ) + '\n',
       );
     }
-    return sendError(reply, 404, 'not_found', `no such endpoint ${path}`);
+    return sendError(reply, new HttpError(404, 'not_found', `no such endpoint ${path}`));
   });
   return { app, connections: () => connections!() };
 }
@@ -140,7 +130,7 @@ export interface ServerExtras {
 }
 
 const onlyGet = (reply: FastifyReply) =>
-  sendError(reply, 405, 'method_not_allowed', 'use GET', { allow: 'GET, HEAD' });
+  sendError(reply, new HttpError(405, 'method_not_allowed', 'use GET', { allow: 'GET, HEAD' }));
 
 /**
  * The agent's endpoints besides /api/v1: GET /metrics, GET /healthz, POST /check[?target=NAME]. /check
@@ -181,7 +171,8 @@ function agentRoutes(app: FastifyInstance, agent: Agent, extras: ServerExtras, b
   app.route({
     method: ['GET', 'HEAD', 'PUT', 'DELETE', 'PATCH'],
     url: '/check',
-    handler: (_req, reply) => sendError(reply, 405, 'method_not_allowed', 'use POST', { allow: 'POST' }),
+    handler: (_req, reply) =>
+      sendError(reply, new HttpError(405, 'method_not_allowed', 'use POST', { allow: 'POST' })),
   });
   app.register(async (scope) => {
     // Bodies are never needed: read and dropped, whatever their type.
@@ -197,24 +188,19 @@ function agentRoutes(app: FastifyInstance, agent: Agent, extras: ServerExtras, b
         if (!who.ok)
           return sendError(
             reply,
-            401,
-            'unauthorized',
-            `a token with the write scope is needed (${who.reason})`,
-            {
+            new HttpError(401, 'unauthorized', `a token with the write scope is needed (${who.reason})`, {
               'www-authenticate': 'Bearer',
-            },
+            }),
           );
         if (!who.scopes.has('write'))
-          return sendError(reply, 403, 'forbidden', 'this token lacks the write scope');
+          return sendError(reply, new HttpError(403, 'forbidden', 'this token lacks the write scope'));
       }
       const params = new URL(`http://agent.invalid${req.url}`).searchParams;
       for (const key of params.keys()) {
         if (key !== 'target')
           return sendError(
             reply,
-            400,
-            'unknown_parameter',
-            `unknown query parameter "${key}" (only target=NAME)`,
+            new HttpError(400, 'unknown_parameter', `unknown query parameter "${key}" (only target=NAME)`),
           );
       }
       const names = params.getAll('target');
@@ -222,9 +208,11 @@ function agentRoutes(app: FastifyInstance, agent: Agent, extras: ServerExtras, b
       if (unknown.length > 0) {
         return sendError(
           reply,
-          404,
-          'not_found',
-          `no configured target named ${unknown.map((n) => JSON.stringify(n)).join(', ')}`,
+          new HttpError(
+            404,
+            'not_found',
+            `no configured target named ${unknown.map((n) => JSON.stringify(n)).join(', ')}`,
+          ),
         );
       }
       const wanted = [...new Set(names)];
@@ -233,10 +221,12 @@ function agentRoutes(app: FastifyInstance, agent: Agent, extras: ServerExtras, b
         const seconds = Math.max(1, Math.ceil(d.retryAfterMs / 1000));
         return sendError(
           reply,
-          429,
-          'check_budget_spent',
-          `too many checks on demand; the next is possible in ${seconds} s (scheduled probes go on)`,
-          { 'retry-after': String(seconds) },
+          new HttpError(
+            429,
+            'check_budget_spent',
+            `too many checks on demand; the next is possible in ${seconds} s (scheduled probes go on)`,
+            { 'retry-after': String(seconds) },
+          ),
         );
       }
       const observations = await agent.check(wanted.length > 0 ? wanted : undefined);

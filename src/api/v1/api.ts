@@ -4,7 +4,7 @@ import type { z } from 'zod';
 import { tokenCookie, type Auth } from '../auth.js';
 import type { Scope } from './config.js';
 import type { ApiContext } from './context.js';
-import { HttpError, tooLarge } from './http.js';
+import { HttpError, sendError, tooLarge } from './http.js';
 import { CheckBudget, DEFAULT_CHECK_BUDGET, RateLimiter } from './rate-limit.js';
 import type { ApiDeps, ApiRoute, ApiV1Stats, Call } from './route.js';
 import { apiV1Routes } from './routes/index.js';
@@ -160,14 +160,6 @@ export function createApiV1(ctx: ApiContext, auth: Auth, opts: ApiV1Options = {}
   }
 
   return { plugin, close: () => hub.close(), stats };
-}
-
-function sendError(reply: FastifyReply, e: HttpError): FastifyReply {
-  return reply
-    .code(e.status)
-    .headers(e.headers)
-    .type('application/json; charset=utf-8')
-    .send(JSON.stringify({ error: { code: e.code, message: e.message } }));
 }
 
 /** A 404, or a 405 with Allow when another method has this path. */

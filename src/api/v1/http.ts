@@ -1,4 +1,4 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { FastifyReply } from 'fastify';
 
 /** An error the API answers with `{ error: { code, message } }` and this status. */
 export class HttpError extends Error {
@@ -18,32 +18,16 @@ const COMMON_HEADERS = {
   'x-content-type-options': 'nosniff',
 } as const;
 
-export function sendJson(
-  res: ServerResponse,
-  status: number,
-  body: unknown,
-  headers: Record<string, string> = {},
-): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    ...COMMON_HEADERS,
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': String(Buffer.byteLength(text)),
-    ...headers,
-  });
-  res.end(text);
+/** The one error shape of every route, the API's and the agent's. */
+export function sendError(reply: FastifyReply, e: HttpError): FastifyReply {
+  return reply
+    .code(e.status)
+    .headers({ ...COMMON_HEADERS, ...e.headers })
+    .type('application/json; charset=utf-8')
+    .send(JSON.stringify({ error: { code: e.code, message: e.message } }));
 }
 
-/** 204: the change was made and there is nothing to say. */
-export function sendNoContent(res: ServerResponse): void {
-  res.writeHead(204, COMMON_HEADERS);
-  res.end();
-}
-
-export function sendError(res: ServerResponse, e: HttpError): void {
-  sendJson(res, e.status, { error: { code: e.code, message: e.message } }, e.headers);
-}
-
+/** Headers of an answer written as a stream (its length unknown). */
 export function streamHeaders(
   contentType: string,
   extra: Record<string, string> = {},
@@ -51,42 +35,9 @@ export function streamHeaders(
   return { ...COMMON_HEADERS, 'content-type': contentType, ...extra };
 }
 
-/**
- * Reads the request body up to limit bytes. A declared or actual size over the limit is a 413; the
- * rest of an oversized upload is not read (the connection is closed after the answer).
- */
-export async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  const declared = req.headers['content-length'];
-  if (declared !== undefined && Number(declared) > limit) throw tooLarge(limit);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) throw tooLarge(limit);
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks, size);
-}
-
+/** The answer to a declared or actual body over the limit; the connection is closed after it. */
 export function tooLarge(limit: number): HttpError {
   return new HttpError(413, 'payload_too_large', `request body is larger than ${limit} bytes`, {
     connection: 'close',
-  });
-}
-
-/** Writes a chunk, waiting for the socket to drain when its buffer is full; false if the client left. */
-export function writeWithBackpressure(res: ServerResponse, chunk: string): Promise<boolean> {
-  if (res.destroyed) return Promise.resolve(false);
-  if (res.write(chunk)) return Promise.resolve(true);
-  return new Promise<boolean>((resolve) => {
-    const done = (ok: boolean) => {
-      res.off('drain', onDrain);
-      res.off('close', onClose);
-      resolve(ok);
-    };
-    const onDrain = () => done(true);
-    const onClose = () => done(false);
-    res.on('drain', onDrain);
-    res.on('close', onClose);
   });
 }
