@@ -46,7 +46,11 @@ export interface ProbeWorkerPlan {
 }
 
 const rate = (t: { intervalMs: number }) => 1000 / t.intervalMs;
-const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
+/**
+ * 5,000 from 5000. Not toLocaleString: the first Intl call makes ICU's data resident, about 6 MB of RSS
+ * an agent would hold for one log line.
+ */
+const fmt = (n: number) => String(Math.round(n)).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
 
 /** Why a kind cannot run in a worker thread, or undefined when it can. */
 export function mainThreadOnly(kind: ProbeKind): string | undefined {
@@ -83,7 +87,7 @@ export function planProbeWorkers(
       reason = `probes.workers auto: ${fmt(perSecond)} probes/s is at most ${fmt(AUTO_WORKERS_MIN_RATE)}, one thread does`;
     } else if (parallelism < AUTO_WORKERS_MIN_CPUS) {
       count = 0;
-      reason = `probes.workers auto: ${fmt(perSecond)} probes/s, but ${parallelism} CPU${parallelism === 1 ? '' : 's'} (threads start from ${AUTO_WORKERS_MIN_CPUS}: on 2 they cost more CPU a probe for no gain; set probes.workers: 1 to have one)`;
+      reason = `probes.workers auto: ${fmt(perSecond)} probes/s, but ${parallelism} CPU${parallelism === 1 ? '' : 's'}; threads start from ${AUTO_WORKERS_MIN_CPUS}, as on 2 they cost more CPU a probe for no gain; probes.workers: 1 starts one`;
     } else {
       count = Math.min(parallelism - 1, Math.ceil(perSecond / PROBES_PER_AUTO_WORKER));
       reason = `probes.workers auto: ${fmt(perSecond)} probes/s is above ${fmt(AUTO_WORKERS_MIN_RATE)}, ${parallelism} CPUs: one worker per ${fmt(PROBES_PER_AUTO_WORKER)} probes/s, at most one less than the CPUs`;

@@ -2,12 +2,16 @@ import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { lazyBuiltin } from '../../core/builtin.js';
 import type { Logger } from '../../core/log.js';
 import type { SchedulerEvents } from '../../core/scheduler.js';
 import type { Observation } from '../../core/types.js';
 import { planProbeWorkers, type ProbeTarget, type ProbeWorkersSetting } from './plan.js';
 import { SKIP_REASONS, type FromWorker, type ToWorker, type WorkerInit } from './protocol.js';
+
+/** Loaded when the first worker starts: an agent without probe workers does not hold the module. */
+const workerThreads = lazyBuiltin<typeof import('node:worker_threads')>('node:worker_threads');
 
 /** Where a pool's results and scheduler events go: the agent's observation path and its counters. */
 export interface ProbeWorkerSink extends Required<SchedulerEvents> {
@@ -182,7 +186,10 @@ export class ProbeWorkerPool {
       batchMs: this.opts.batchMs ?? 20,
       maxBatch: this.opts.maxBatch ?? 256,
     };
-    const w = new Worker(this.script, { workerData: init, name: `coalmine probes ${slot.index}` });
+    const w = new (workerThreads().Worker)(this.script, {
+      workerData: init,
+      name: `coalmine probes ${slot.index}`,
+    });
     slot.worker = w;
     slot.startedAt = Date.now();
     slot.lastError = undefined;
