@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { planProbeWorkers, shardByRate, type ProbeTarget } from './plan.js';
+import { describeProbeWorkers, planProbeWorkers, shardByRate, type ProbeTarget } from './plan.js';
 
 const targets = (n: number, intervalMs: number, kind: ProbeTarget['kind'] = 'tcp'): ProbeTarget[] =>
   Array.from({ length: n }, (_, i) => ({
@@ -49,6 +49,20 @@ describe('planProbeWorkers', () => {
     expect(plan.onMain).toEqual([{ kind: 'icmp', targets: 5, why: 'not worker-safe' }]);
     expect(plan.shards.flat().every((i) => list[i]!.kind === 'tcp')).toBe(true);
     expect(plan.shards.flat().length).toBe(3000);
+  });
+});
+
+describe('describeProbeWorkers', () => {
+  it('says in config check what this machine would start, and why', () => {
+    expect(describeProbeWorkers(undefined, targets(200, 1000, 'http'), 8)).toBe(
+      'probes on the main thread (probes.workers auto: 200 probes/s is at most 2,000, one thread does)',
+    );
+    expect(describeProbeWorkers(1, targets(10, 1000), 2)).toBe(
+      'probes in 1 worker thread (probes.workers is 1)',
+    );
+    expect(describeProbeWorkers('auto', targets(10_000, 1000), 2)).toBe(
+      'probes on the main thread (probes.workers auto: 10,000 probes/s, but 2 CPUs; threads start from 4, as on 2 they cost more CPU a probe for no gain; probes.workers: 1 starts one)',
+    );
   });
 });
 
