@@ -13,4 +13,24 @@ export default tseslint.config(
       '@typescript-eslint/no-explicit-any': 'error',
     },
   },
+  {
+    // The agent holds what it touches for months: the first Intl call makes ICU's data resident, about
+    // 6 MB of RSS (src/probes/workers/plan.ts). The dashboard (web/) formats for people and may use it.
+    files: ['src/**/*.ts'],
+    rules: {
+      'no-restricted-globals': [
+        'error',
+        { name: 'Intl', message: 'Intl costs the agent ~6 MB RSS; format by hand' },
+      ],
+      'no-restricted-properties': [
+        'error',
+        ...['toLocaleString', 'toLocaleDateString', 'toLocaleTimeString', 'localeCompare'].map(
+          (property) => ({
+            property,
+            message: 'locale formatting loads ICU (~6 MB RSS in the agent); format by hand',
+          }),
+        ),
+      ],
+    },
+  },
 );
