@@ -114,6 +114,34 @@ describe('ProbeWorkerPool', () => {
     }
   });
 
+  it('logs the error a worker thread died of, and restarts it', async () => {
+    const rec = recorder();
+    const { log, lines } = memoryLog();
+    const workers: Worker[] = [];
+    const pool = new ProbeWorkerPool([targets(2, 100)], rec.sink, {
+      log,
+      restartDelayMs: 100,
+      onWorker: (i, w) => (workers[i] = w),
+    });
+    pool.start();
+    try {
+      await until(() => rec.observed.length >= 2, 10_000, 'runs');
+      const first = workers[0]!;
+      // A message the worker does not know is a bug between the two files: it throws, uncaught.
+      first.postMessage({ type: 'no-such-message' });
+      await until(() => workers[0] !== first, 5000, 'the restart');
+      const error = lines.find((l) => l.level === 'error');
+      expect(error?.msg).toMatch(
+        /^probe worker 0 stopped \(probe worker: unknown message .*no-such-message.*\): its 2 targets/,
+      );
+      expect(error?.fields?.err).toBeInstanceOf(Error);
+      const n = rec.observed.length;
+      await until(() => rec.observed.length >= n + 2, 10_000, 'runs after the restart');
+    } finally {
+      await pool.close();
+    }
+  });
+
   it('check-now answers after the fresh result has reached the sink', async () => {
     const rec = recorder();
     const pool = new ProbeWorkerPool([targets(3, 60_000)], rec.sink);
