@@ -1,13 +1,14 @@
 // @ts-check
 /**
- * GET /api/v1/targets with 1,000 and 10,000 targets, over HTTP, side by side in one run: ours (the
- * store's probeOverview: one query for the 1-minute rollups of every target, plus what was written
- * since the last rollup) against the per-target path it replaced (probeWindow + probeSeries for each
- * target from raw rows, 16 at a time, as src/api/v1/router.ts did), on SQLite and PostgreSQL. See
- * bench/README.md ("overview.mjs").
+ * GET /api/v1/targets with 1,000 and 10,000 targets and GET /api/v1/flows with 100 and 1,000 flows,
+ * over HTTP, side by side in one run: ours (the real /api/v1 handlers: the store's probeOverview, which
+ * answers the last hour from memory, and flowOverview, one read for every flow) against the per-target
+ * and per-flow paths they replaced (probeWindow + probeSeries for each target, flowWindow + flowSeries
+ * for each flow, 16 at a time, as the router did), on SQLite and PostgreSQL. See bench/README.md
+ * ("overview.mjs").
  *
  *   npm run build && node bench/overview.mjs [--quick] [--only sqlite,postgres] [--sizes 1000,10000]
- *     [--no-build] [--pg URL]
+ *     [--flows 100,1000] [--no-build] [--pg URL]   (--sizes 0 or --flows 0: leave that part out)
  *
  * Each size fills a fresh store with the last hour of its targets through the BatchedWriter (1,000
  * targets every 1 s, 10,000 every 10 s: 3.6 M runs either way; --quick: every 10 s and 100 s), rolls it
@@ -34,13 +35,22 @@ import { flag, value } from './lib/args.mjs';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 if (flag('help')) {
   process.stdout.write(
-    'usage: node bench/overview.mjs [--quick] [--only sqlite,postgres] [--sizes 1000,10000] [--no-build] [--pg URL]\n',
+    'usage: node bench/overview.mjs [--quick] [--only sqlite,postgres] [--sizes 1000,10000] [--flows 100,1000] [--no-build] [--pg URL]\n',
   );
   process.exit(0);
 }
 const quick = flag('quick');
 const only = (value('only') ?? 'sqlite,postgres').split(',');
-const SIZES = (value('sizes') ?? '1000,10000').split(',').map(Number);
+const SIZES = (value('sizes') ?? '1000,10000')
+  .split(',')
+  .map(Number)
+  .filter((n) => n > 0);
+const FLOW_SIZES = (value('flows') ?? '100,1000')
+  .split(',')
+  .map(Number)
+  .filter((n) => n > 0);
+/** A flow's sampling interval (the agent's FlowSampler default). */
+const FLOW_EVERY_MS = 10_000;
 const PG_URL = value('pg') ?? 'postgres://postgres@127.0.0.1:5432/test';
 /** Probe interval (ms) of each size: 3.6 M runs an hour either way (a tenth with --quick). */
 const everyMs = (/** @type {number} */ n) => n * (quick ? 10 : 1);
@@ -62,7 +72,31 @@ if (!flag('no-build')) {
 const dist = new URL('../dist/', import.meta.url);
 const { openStore } = await import(new URL('store/open.js', dist).href);
 const { BatchedWriter } = await import(new URL('store/writer.js', dist).href);
-const { createApiV1 } = await import(new URL('api/v1/router.js', dist).href);
+// The fastify rewrite's entry point when it is built, else the router it replaces.
+const { createApiV1 } = await import(new URL('api/v1/api.js', dist).href).catch(
+  () => import(new URL('api/v1/router.js', dist).href),
+);
+// The fastify app as a request listener; before it, the router was one.
+const { requestListener } = await import(new URL('api/server.js', dist).href)
+  .then(
+    (m) => (m.requestListener ? m : { requestListener: undefined }),
+    () => ({ requestListener: undefined }),
+  )
+  .then((m) => ({
+    requestListener:
+      m.requestListener ??
+      (async ({ api }) => ({
+        handle: (req, res) =>
+          void api(req, res).then((handled) => {
+            if (!handled) {
+              res.writeHead(404);
+              res.end();
+            }
+          }),
+        close: async () => api.close(),
+      })),
+  }));
+const { LatencyHistogram } = await import(new URL('stats/histogram.js', dist).href);
 const { resolveAuth } = await import(new URL('api/auth.js', dist).href);
 const { apiConfigSchema } = await import(new URL('api/v1/config.js', dist).href);
 
@@ -116,6 +150,89 @@ async function write(store, n, every, from, to) {
   return pushed;
 }
 
+/**
+ * Every flow's 10 s intervals with from <= time < to, through the writer as the agent's FlowSampler pushes
+ * them: 20 pings an interval with latencies 0.2-6 ms, about one interval in five losing one to three.
+ * @param {any} store @param {any[]} flows @param {number} from @param {number} to
+ */
+async function writeFlowIntervals(store, flows, from, to) {
+  const w = new BatchedWriter(store, { batchSize: 5000, flushIntervalMs: 1000, maxQueue: 200_000 });
+  let pushed = 0;
+  for (let slot = Math.ceil(from / FLOW_EVERY_MS) * FLOW_EVERY_MS; slot < to; slot += FLOW_EVERY_MS) {
+    for (const [i, f] of flows.entries()) {
+      const time = slot + Math.floor((i / flows.length) * FLOW_EVERY_MS);
+      if (time >= to) continue;
+      const h = new LatencyHistogram();
+      for (let k = 0; k < 20; k++) h.record(Math.round(2e5 * Math.exp(random() * 3.4)));
+      w.pushFlow({
+        time,
+        intervalMs: FLOW_EVERY_MS,
+        canary: f.canary,
+        coalminer: f.coalminer,
+        transport: f.transport,
+        region: f.region,
+        runId: 'bench',
+        received: 20,
+        lost: random() < 0.2 ? 1 + Math.floor(random() * 3) : 0,
+        duplicated: 0,
+        reordered: 0,
+        late: 0,
+        sendFailed: 0,
+        inFlight: Math.floor(random() * 3),
+        droppedLocally: 0,
+        latency: h.toJSON(),
+      });
+      pushed++;
+    }
+    while (w.stats().queued > 150_000) await new Promise((r) => setTimeout(r, 1));
+    if (pushed % 20_000 < flows.length) await new Promise((r) => setImmediate(r));
+  }
+  while (w.stats().queued > 0) await new Promise((r) => setTimeout(r, 2));
+  const stats = await w.close();
+  if (stats.dropped > 0 || stats.written !== pushed)
+    throw new Error(
+      `the writer wrote ${stats.written} of ${pushed} flow intervals (${stats.dropped} dropped)`,
+    );
+  return pushed;
+}
+
+/** Flows as the agent's context lists them: ten canaries, each to n / 10 coalminers. @param {number} n */
+const flowList = (n) =>
+  Array.from({ length: n }, (_, i) => ({
+    canary: `canary-${i % 10}`,
+    coalminer: `miner-${Math.floor(i / 10)}`,
+    transport: 'redis',
+    region: `region-${Math.floor(i / 10) % 7}`,
+    status: 'up',
+    counts: { received: 0, lost: 0, duplicated: 0, reordered: 0, late: 0, sendFailed: 0 },
+  }));
+
+/** The per-flow path as src/api/v1/router.ts had it before flowOverview (its store part). */
+async function perFlowSummaries(store, flows, now) {
+  const to = Math.floor(now / MINUTE) * MINUTE + MINUTE;
+  const from = to - HOUR;
+  const out = new Array(flows.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < flows.length) {
+      const i = next++;
+      const f = flows[i];
+      const [w, s] = await Promise.all([
+        store.flowWindow(f.canary, f.coalminer, from, to),
+        store.flowSeries(f.canary, f.coalminer, from, to, MINUTE),
+      ]);
+      out[i] = {
+        canary: f.canary,
+        coalminer: f.coalminer,
+        window: { p50: w.p50, p95: w.p95, p99: w.p99, lossRatio: w.lossRatio, received: w.received },
+        sparkline: s.points.map((p) => [p.time, p.p50, p.failures]),
+      };
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(16, flows.length) }, worker));
+  return out;
+}
+
 /** @param {number} n */
 const targetList = (n) =>
   Array.from({ length: n }, (_, i) => ({
@@ -154,11 +271,11 @@ async function perTargetSummaries(store, targets, now) {
  * Ours (the real /api/v1 handler) at /api/v1/targets and the peer at /peer/targets, on one loopback
  * server, both at the clock `clock.now`.
  */
-async function serve(store, targets, clock) {
+async function serve(store, targets, clock, flows = []) {
   const ctx = {
     version: 'bench',
     targets: () => targets,
-    flows: () => [],
+    flows: () => flows,
     check: async () => [],
     events: { subscribe: () => () => undefined },
     store,
@@ -169,12 +286,17 @@ async function serve(store, targets, clock) {
     {},
   );
   const api = createApiV1(ctx, auth, { now: () => clock.now, rateLimit: false });
+  const app = await requestListener({ api });
   const server = createServer((req, res) => {
-    if (req.url === '/peer/targets') {
-      perTargetSummaries(store, targets, clock.now).then(
+    if (req.url === '/peer/targets' || req.url === '/peer/flows') {
+      const flowsAsked = req.url === '/peer/flows';
+      (flowsAsked
+        ? perFlowSummaries(store, flows, clock.now)
+        : perTargetSummaries(store, targets, clock.now)
+      ).then(
         (body) => {
           res.writeHead(200, { 'content-type': 'application/json' });
-          res.end(JSON.stringify({ targets: body }));
+          res.end(JSON.stringify(flowsAsked ? { flows: body } : { targets: body }));
         },
         (err) => {
           res.writeHead(500);
@@ -183,19 +305,14 @@ async function serve(store, targets, clock) {
       );
       return;
     }
-    void api(req, res).then((handled) => {
-      if (!handled) {
-        res.writeHead(404);
-        res.end();
-      }
-    });
+    app.handle(req, res);
   });
   await new Promise((r) => server.listen(0, '127.0.0.1', () => r(undefined)));
   const addr = /** @type {import('node:net').AddressInfo} */ (server.address());
   return {
     origin: `http://127.0.0.1:${addr.port}`,
     close: () => {
-      api.close();
+      void app.close();
       server.closeAllConnections();
       return new Promise((r) => server.close(() => r(undefined)));
     },
@@ -227,7 +344,7 @@ function ask(m) {
 async function timedGet(url, keep) {
   const h = monitorEventLoopDelay({ resolution: 1 });
   h.enable();
-  const { ms } = await ask({ url, token: TOKEN, keep });
+  const { ms } = await ask({ url, token: TOKEN, keep, list: url.endsWith('/flows') ? 'flows' : 'targets' });
   // One more timer turn, so a block at the very end is seen too.
   await new Promise((r) => setTimeout(r, 5));
   h.disable();
@@ -254,6 +371,7 @@ async function freshStore(engine) {
 }
 
 const results = [];
+const flowResults = [];
 for (const engine of only) {
   for (const n of SIZES) {
     const every = everyMs(n);
@@ -283,18 +401,29 @@ for (const engine of only) {
           now = later + 10_000;
           clock.now = now;
           const ours = await timedGet(`${server.origin}/api/v1/targets`, 'ours');
+          // The store's part alone, on this thread, at the range the handler asks for.
+          const to = Math.floor(now / MINUTE) * MINUTE + MINUTE;
+          const s0 = performance.now();
+          await store.probeOverview(
+            targets.map((t) => t.name),
+            to - HOUR,
+            to,
+          );
+          const storeMs = performance.now() - s0;
           const oursAgain = await timedGet(`${server.origin}/api/v1/targets`, null);
           const peer = await timedGet(`${server.origin}/peer/targets`, 'peer');
           const { wrong, windowRuns } = await ask({ compare: n });
           log(
-            `  round ${r + 1}: ours ${ours.ms.toFixed(0)} ms (block ${ours.blockMs.toFixed(1)} ms), again ${oursAgain.ms.toFixed(0)} ms, peer ${peer.ms.toFixed(0)} ms (block ${peer.blockMs.toFixed(1)} ms), ${windowRuns} runs in the window${wrong ? `; MISMATCH ${wrong}` : ''}`,
+            `  round ${r + 1}: ours ${ours.ms.toFixed(0)} ms (block ${ours.blockMs.toFixed(1)} ms; probeOverview alone ${storeMs.toFixed(1)} ms), again ${oursAgain.ms.toFixed(0)} ms, peer ${peer.ms.toFixed(0)} ms (block ${peer.blockMs.toFixed(1)} ms), ${windowRuns} runs in the window${wrong ? `; MISMATCH ${wrong}` : ''}`,
           );
-          rounds.push({ ours, oursAgain, peer, wrong, windowRuns });
+          rounds.push({ ours, oursAgain, peer, wrong, windowRuns, storeMs });
         }
         const oursMs = median(rounds.map((x) => x.ours.ms));
         const peerMs = median(rounds.map((x) => x.peer.ms));
         const goal = GOAL_MS[n];
+        const memory = store.overviewMemory?.();
         results.push({
+          memoryBytesPerTarget: memory && memory.targets > 0 ? memory.bytes / memory.targets : null,
           engine,
           targets: n,
           everyMs: every,
@@ -304,6 +433,7 @@ for (const engine of only) {
           oursMs,
           oursBlockMs: Math.max(...rounds.map((x) => x.ours.blockMs)),
           oursAgainMs: median(rounds.map((x) => x.oursAgain.ms)),
+          storeMs: median(rounds.map((x) => x.storeMs)),
           peerMs,
           peerBlockMs: Math.max(...rounds.map((x) => x.peer.blockMs)),
           windowRuns: rounds.at(-1)?.windowRuns,
@@ -319,12 +449,60 @@ for (const engine of only) {
       await drop();
     }
   }
+  for (const n of FLOW_SIZES) {
+    log(`${engine}, ${n} flows every ${FLOW_EVERY_MS / 1000} s: filling the last hour through the writer`);
+    const { store, drop } = await freshStore(engine);
+    try {
+      let now = Date.now();
+      const flows = flowList(n);
+      const t0 = performance.now();
+      let written = await writeFlowIntervals(store, flows, now - HOUR - MINUTE, now);
+      log(`  ${written} intervals in ${((performance.now() - t0) / 1000).toFixed(1)} s; rolling up`);
+      await store.rollup(Date.now());
+      const clock = { now };
+      const server = await serve(store, [], clock, flows);
+      try {
+        const rounds = [];
+        for (let r = 0; r < ROUNDS; r++) {
+          const later = Date.now();
+          written += await writeFlowIntervals(store, flows, now, later);
+          await store.rollup(later);
+          written += await writeFlowIntervals(store, flows, later, later + 10_000);
+          now = later + 10_000;
+          clock.now = now;
+          const ours = await timedGet(`${server.origin}/api/v1/flows`, 'ours');
+          const peer = await timedGet(`${server.origin}/peer/flows`, 'peer');
+          const { wrong, windowRuns } = await ask({ compare: n, list: 'flows' });
+          log(
+            `  round ${r + 1}: ours ${ours.ms.toFixed(0)} ms (block ${ours.blockMs.toFixed(1)} ms), peer ${peer.ms.toFixed(0)} ms (block ${peer.blockMs.toFixed(1)} ms), ${windowRuns} pings in the window${wrong ? `; MISMATCH ${wrong}` : ''}`,
+          );
+          rounds.push({ ours, peer, wrong, windowRuns });
+        }
+        flowResults.push({
+          engine,
+          flows: n,
+          written,
+          oursMs: median(rounds.map((x) => x.ours.ms)),
+          oursBlockMs: Math.max(...rounds.map((x) => x.ours.blockMs)),
+          peerMs: median(rounds.map((x) => x.peer.ms)),
+          peerBlockMs: Math.max(...rounds.map((x) => x.peer.blockMs)),
+          windowPings: rounds.at(-1)?.windowRuns,
+          mismatch: rounds.map((x) => x.wrong).find((x) => x) ?? null,
+        });
+      } finally {
+        await server.close();
+      }
+    } finally {
+      await store.close();
+      await drop();
+    }
+  }
 }
 
 const f = (/** @type {number} */ ms) => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(1)} ms`);
 const lines = [
   'GET /api/v1/targets over HTTP: ours (probeOverview) vs the per-target path (probeWindow + probeSeries each)',
-  'engine    targets  every  runs/h   ours(after rollup)  ours(again)  first call  peer        peer/ours  longest block ours / peer  goal',
+  'engine    targets  every  runs/h   ours(after rollup)  ours(again)  first call  probeOverview alone  peer        peer/ours  longest block ours / peer  memory/target  goal',
 ];
 for (const r of results) {
   lines.push(
@@ -336,17 +514,41 @@ for (const r of results) {
       f(r.oursMs).padStart(19),
       f(r.oursAgainMs).padStart(12),
       f(r.firstMs).padStart(11),
+      f(r.storeMs).padStart(20),
       f(r.peerMs).padStart(11),
       fmtRatio(r.peerMs / r.oursMs).padStart(10),
       `${f(r.oursBlockMs)} / ${f(r.peerBlockMs)}`.padStart(27),
+      (r.memoryBytesPerTarget === null ? '-' : `${(r.memoryBytesPerTarget / 1024).toFixed(1)} KB`).padStart(
+        14,
+      ),
       `${r.goalMs === undefined ? '' : `< ${r.goalMs} ms`} ${r.pass ? 'ok' : 'FAIL'}${r.mismatch ? ` (${r.mismatch})` : ''}`,
     ].join(' '),
   );
+}
+if (flowResults.length > 0) {
+  lines.push(
+    '',
+    'GET /api/v1/flows over HTTP: ours (flowOverview) vs the per-flow path (flowWindow + flowSeries each)',
+    'engine      flows  intervals/h  ours        peer        peer/ours  longest block ours / peer  check',
+  );
+  for (const r of flowResults)
+    lines.push(
+      [
+        r.engine.padEnd(9),
+        String(r.flows).padStart(7),
+        String(Math.round((r.flows * HOUR) / FLOW_EVERY_MS)).padStart(12),
+        f(r.oursMs).padStart(10),
+        f(r.peerMs).padStart(11),
+        fmtRatio(r.peerMs / r.oursMs).padStart(10),
+        `${f(r.oursBlockMs)} / ${f(r.peerBlockMs)}`.padStart(27),
+        ` ${r.mismatch ? `FAIL (${r.mismatch})` : 'ok'}`,
+      ].join(' '),
+    );
 }
 process.stdout.write(`${lines.join('\n')}\n`);
 const out = new URL('out/', import.meta.url);
 mkdirSync(out, { recursive: true });
 const file = new URL(`overview-${new Date().toISOString().replace(/[:.]/g, '-')}.json`, out);
-writeFileSync(file, JSON.stringify({ quick, results }, null, 2));
+writeFileSync(file, JSON.stringify({ quick, results, flowResults }, null, 2));
 log(`wrote ${fileURLToPath(file)}`);
 await client.terminate();

@@ -33,12 +33,40 @@ function compare(ours, peer, n) {
   return null;
 }
 
+/** The same for flows: received, loss ratio and sparkline failures exactly, percentiles within 0.1 %. */
+function compareFlows(ours, peer, n) {
+  if (ours.length !== n || peer.length !== n)
+    return `flows listed: ours ${ours.length}, peer ${peer.length}, of ${n}`;
+  for (let i = 0; i < n; i++) {
+    const a = ours[i];
+    const b = peer[i];
+    const name = `${a.canary}/${a.coalminer}`;
+    if (a.canary !== b.canary || a.coalminer !== b.coalminer)
+      return `flow ${i}: ${name} against ${b.canary}/${b.coalminer}`;
+    for (const k of ['received', 'lossRatio'])
+      if (a.window[k] !== b.window[k]) return `${name}: ${k} ${a.window[k]} against ${b.window[k]}`;
+    for (const k of ['p50', 'p95', 'p99']) {
+      const x = a.window[k];
+      const y = b.window[k];
+      if ((x === null) !== (y === null) || (y !== null && Math.abs(x - y) / y > 1e-3))
+        return `${name}: ${k} ${x} against ${y}`;
+    }
+    if (a.sparkline.length !== b.sparkline.length) return `${name}: sparkline length`;
+    for (let k = 0; k < a.sparkline.length; k++)
+      if (a.sparkline[k][0] !== b.sparkline[k][0] || a.sparkline[k][2] !== b.sparkline[k][2])
+        return `${name}: sparkline point ${k} ${JSON.stringify(a.sparkline[k])} against ${JSON.stringify(b.sparkline[k])}`;
+  }
+  return null;
+}
+
 parentPort?.on('message', async (m) => {
   if (m.compare !== undefined) {
     const ours = kept.ours ?? [];
-    const windowRuns = ours.reduce((s, t) => s + t.window.runs, 0);
+    const flows = m.list === 'flows';
+    const windowRuns = ours.reduce((s, t) => s + (flows ? t.window.received : t.window.runs), 0);
     const wrong =
-      compare(ours, kept.peer ?? [], m.compare) ?? (windowRuns > 0 ? null : 'no runs in the window');
+      (flows ? compareFlows : compare)(ours, kept.peer ?? [], m.compare) ??
+      (windowRuns > 0 ? null : 'no runs in the window');
     parentPort?.postMessage({ id: m.id, wrong, windowRuns });
     return;
   }
@@ -48,6 +76,6 @@ parentPort?.on('message', async (m) => {
   const ms = performance.now() - t0;
   if (res.status !== 200)
     return parentPort?.postMessage({ id: m.id, ms, status: res.status, error: text.slice(0, 200) });
-  if (m.keep) kept[m.keep] = JSON.parse(text).targets;
+  if (m.keep) kept[m.keep] = JSON.parse(text)[m.list ?? 'targets'];
   parentPort?.postMessage({ id: m.id, ms, status: res.status });
 });
