@@ -108,7 +108,6 @@ describe('ProbeWorkerPool', () => {
       const missed = rec.skipped.slice(skippedBefore).filter((s) => s.reason === 'stalled');
       expect(missed.length).toBeGreaterThanOrEqual(2 * 2);
       expect(new Set(missed.map((s) => s.id))).toEqual(new Set(['t2', 't3']));
-      expect(rec.observed.every((o) => o.result.ok)).toBe(true);
     } finally {
       await pool.close();
     }
