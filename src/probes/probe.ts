@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import type { ProbeContext, ProbeResult } from '../core/types.js';
+import type { Phase, ProbeContext, ProbeResult } from '../core/types.js';
 
 /**
  * One probe kind: its option schema and a function that runs it once against one target.
@@ -12,6 +12,18 @@ export interface ProbeDefinition<S extends z.ZodRawShape = z.ZodRawShape> {
   readonly summary: string;
   /** What a target looks like, for --help and error messages (e.g. `https://host/path`). */
   readonly targetForm: string;
+  /** The phases a run reports, in order (ProbeResult.phases): the dashboard charts a kind with several. */
+  readonly phases: readonly Phase[];
+  /**
+   * What each value a run reports means (ProbeResult.values), by name: blackbox_exporter's `probe_*`
+   * gauge names where it has the value. The Prometheus and OTLP sinks describe the values with it.
+   */
+  readonly values: Readonly<Record<string, string>>;
+  /**
+   * The prefix of this kind's latency404-compatible families (`metrics.compat: [latency404]`): `http`
+   * gives http_health_check_total and http_response_time_seconds. Unset: the kind has none.
+   */
+  readonly compatPrefix?: string;
   /** Kind-specific options, a strict object whose fields all have defaults or are optional. */
   readonly options: z.ZodObject<S>;
   /**

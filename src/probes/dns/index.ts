@@ -13,6 +13,7 @@ import { RCODE_NAMES, RECORD_TYPES, rcodeName, recordToText, reverseName } from 
 import { formatSocketAddress, parseServerAddress } from './server-address.js';
 import { querySystem } from './system.js';
 import { checkRecords, recordValidationOption, type RecordValidation } from './validate.js';
+import { IP_PROTOCOL } from '../shared-values.js';
 
 const options = z
   .strictObject({
@@ -236,6 +237,20 @@ export default defineProbe({
   summary:
     'Queries a DNS server (UDP with TCP fallback, or TCP) or the system resolver and checks the answer',
   targetForm: 'a DNS name to query, e.g. example.example-corp.internal',
+  phases: ['resolve', 'connect', 'request'],
+  values: {
+    ...IP_PROTOCOL,
+    dns_lookup_time_seconds:
+      'Seconds spent resolving the host name of what was probed (as blackbox_exporter)',
+    dns_answer_rrs: 'Resource records in the answer section',
+    dns_authority_rrs: 'Resource records in the authority section',
+    dns_additional_rrs: 'Resource records in the additional section',
+    dns_rcode: 'DNS response code',
+    dns_query_succeeded: 'Whether the query got an answer that passed the checks (1) or not (0)',
+    dns_serial: 'Serial number of the SOA record in the answer',
+    dns_tcp_fallback: 'Whether a truncated UDP answer made the probe ask again over TCP (1) or not (0)',
+  },
+  compatPrefix: 'dns',
   options,
   validateTarget: checkName,
   run(target, o, ctx) {

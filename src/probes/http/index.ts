@@ -23,6 +23,7 @@ import {
   type ResponseHead,
 } from './exchange.js';
 import { httpOptions, normalizeVersion, type HttpOptions } from './options.js';
+import { IP_PROTOCOL, TLS_CHAIN } from '../shared-values.js';
 
 const TARGET_FORM = 'http://host[:port][/path] or https://host[:port][/path]';
 
@@ -318,6 +319,19 @@ export default defineProbe({
   kind: 'http',
   summary: 'HTTP(S) request with blackbox-style phase timings, status, body, JSON and certificate checks',
   targetForm: TARGET_FORM,
+  phases: ['resolve', 'connect', 'tls', 'processing', 'transfer'],
+  values: {
+    ...IP_PROTOCOL,
+    ...TLS_CHAIN,
+    http_status_code: 'HTTP status code of the last response',
+    http_version: 'HTTP version of the last response',
+    http_ssl: 'Whether the final request used TLS (1) or not (0)',
+    http_redirects: 'Number of redirects followed',
+    http_content_length: 'Content-Length of the response, -1 if absent',
+    http_uncompressed_body_length: 'Bytes of response body read',
+    http_last_modified_timestamp_seconds: "Unix time in seconds of the response's Last-Modified header",
+  },
+  compatPrefix: 'http',
   options: httpOptions,
   validateTarget: validateHttpTarget,
   run(target, opts, ctx) {

@@ -8,6 +8,7 @@ import { defineProbe } from '../probe.js';
 import { ipProtocolOption, resolveHost } from '../resolve.js';
 import { loadIcmpAddon, socketOpenError, type IcmpNativeSocket } from './native.js';
 import { EchoRound, rttStats, type RoundSummary } from './round.js';
+import { IP_PROTOCOL } from '../shared-values.js';
 
 const options = z.strictObject({
   packets: z
@@ -64,6 +65,21 @@ export default defineProbe({
   kind: 'icmp',
   summary: 'ICMP echo (ping): loss, round-trip time and jitter over a few packets',
   targetForm: 'host name, IPv4 or IPv6 address (no port)',
+  phases: ['resolve', 'setup', 'rtt'],
+  values: {
+    ...IP_PROTOCOL,
+    icmp_packets_sent: 'ICMP echo requests sent in the last round',
+    icmp_packets_received: 'ICMP echo replies received in the last round',
+    icmp_packet_loss_ratio: 'Fraction of ICMP echo requests of the last round left unanswered',
+    icmp_rtt_min_seconds: 'Smallest ICMP round-trip time of the last round',
+    icmp_rtt_mean_seconds: 'Mean ICMP round-trip time of the last round',
+    icmp_rtt_max_seconds: 'Largest ICMP round-trip time of the last round',
+    icmp_rtt_median_seconds: 'Median ICMP round-trip time of the last round',
+    icmp_rtt_stddev_seconds: 'Standard deviation of ICMP round-trip times of the last round',
+    icmp_rtt_jitter_seconds: 'Mean difference between consecutive ICMP round-trip times of the last round',
+    icmp_reply_hop_limit: 'Hop limit (TTL) of the ICMP reply',
+  },
+  compatPrefix: 'ping',
   options,
   validateTarget(target) {
     const host = bareHost(target);

@@ -10,6 +10,7 @@ import { toProbeError } from '../net-errors.js';
 import { defineProbe } from '../probe.js';
 import { ipProtocolOption, resolveHost } from '../resolve.js';
 import { tlsOptions } from '../tls-options.js';
+import { IP_PROTOCOL, TLS_CHAIN } from '../shared-values.js';
 
 /** Why `source` is not a JavaScript regular expression (V8's words, e.g. "Unterminated group"), if it is not. */
 function regexProblem(source: string): string | undefined {
@@ -63,6 +64,9 @@ export default defineProbe({
   kind: 'tcp',
   summary: 'TCP connect time, optional TLS and a send/expect exchange',
   targetForm: 'host:port or [ipv6]:port',
+  phases: ['resolve', 'connect', 'tls', 'exchange'],
+  values: { ...IP_PROTOCOL, ...TLS_CHAIN },
+  compatPrefix: 'tcp',
   options,
   validateTarget(target) {
     return splitHostPort(target) ? undefined : `expected host:port or [ipv6]:port with a port 1-65535`;

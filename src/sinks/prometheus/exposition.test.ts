@@ -102,7 +102,7 @@ async function promClientExposition(runs: readonly Observation[]): Promise<strin
     registers,
   });
   const compat = new Map<string, { checks: Counter<string>; time: Histogram<string> }>();
-  for (const [kind, prefix] of Object.entries({ http: 'http', tcp: 'tcp', icmp: 'ping', dns: 'dns' })) {
+  for (const [kind, prefix] of Object.entries({ http: 'http', tcp: 'tcp', dns: 'dns', icmp: 'ping' })) {
     compat.set(kind, {
       checks: new Counter({
         name: `${prefix}_health_check_total`,

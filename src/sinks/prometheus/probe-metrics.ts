@@ -2,12 +2,12 @@ import type { Registry } from 'prom-client';
 import { nsToSeconds } from '../../core/clock.js';
 import type { Observation } from '../../core/types.js';
 import { LATENCY404_BUCKETS } from '../../config/schema.js';
+import { probes } from '../../probes/registry.js';
 import { VALUE_HELP } from '../../probes/value-help.js';
 import { formatValue, labelPair, registerTextFamily, type TextFamily } from './exposition.js';
 import { HistogramBounds, HistogramCell } from './histogram-cells.js';
 
 /** Seed 001 (latency404) metric prefix for each probe kind. */
-const LATENCY404_PREFIX: Record<string, string> = { http: 'http', tcp: 'tcp', icmp: 'ping', dns: 'dns' };
 
 /** A gauge's value from one run, kept in place: `run` says which run last set it. */
 interface Slot {
@@ -134,7 +134,8 @@ export class ProbeMetrics {
       },
     });
     if (opts.compat.includes('latency404')) {
-      for (const [kind, prefix] of Object.entries(LATENCY404_PREFIX)) this.compatFamilies(kind, prefix);
+      for (const p of Object.values(probes))
+        if (p.compatPrefix !== undefined) this.compatFamilies(p.kind, p.compatPrefix);
     }
   }
 
