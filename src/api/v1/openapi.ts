@@ -4,7 +4,7 @@
  * what the routes check and answer. Built on the first request for it, not at start.
  */
 import { z } from 'zod';
-import { errorSchema } from './schemas.js';
+import { responseSchemas } from './schemas.js';
 import type { ApiRoute, StreamedBody } from './route.js';
 import { eventSchemas } from './routes/events.js';
 import { apiV1Routes } from './routes/index.js';
@@ -52,12 +52,13 @@ function relink(json: Json): Json {
 
 const errorBody = (out: SchemaWriter, description: string): Json => ({
   description,
-  content: { 'application/json': { schema: out.write(errorSchema) } },
+  content: { 'application/json': { schema: out.write(responseSchemas().error) } },
 });
 
 function responses(r: ApiRoute, out: SchemaWriter): Json {
   const answers: Json = {};
-  for (const [status, body] of Object.entries(r.schema.response)) {
+  for (const [status, lazy] of Object.entries(r.schema.response)) {
+    const body = lazy?.() ?? null;
     if (body === null) answers[status] = { description: 'Done; no body' };
     else if (body instanceof z.ZodType)
       answers[status] = { description: 'OK', content: { 'application/json': { schema: out.write(body) } } };
@@ -126,7 +127,7 @@ export function openApiDocument(version: string, routes: readonly ApiRoute[] = a
     op.responses = responses(r, output);
     if (r.operationId === 'events') {
       op['x-events'] = Object.fromEntries(
-        Object.entries(eventSchemas).map(([name, s]) => [name, output.write(s)]),
+        Object.entries(eventSchemas()).map(([name, s]) => [name, output.write(s)]),
       );
     }
     (paths[r.path] ??= {})[r.method.toLowerCase()] = op;

@@ -37,9 +37,9 @@ export interface RouteSchema {
   body?: z.ZodType;
   /**
    * Status to its JSON body's schema; for bodies of other media types, each type with its schema (null:
-   * text); null for no body.
+   * text); null for no body. Functions, so the schemas are built only for the document.
    */
-  response: Record<number, z.ZodType | StreamedBody | null>;
+  response: Record<number, (() => z.ZodType | StreamedBody) | null>;
 }
 
 export interface StreamedBody {

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { notFound, NO_ALERTING, query, requireAlerts, route } from '../route.js';
-import { alertHistoryEntrySchema, alertRuleStatusSchema } from '../schemas.js';
+import { responseSchemas } from '../schemas.js';
 
 const HISTORY_DEFAULT_LIMIT = 100;
 const HISTORY_MAX_LIMIT = 1000;
@@ -17,7 +17,7 @@ export const alertRoutes = [
     summary: 'Every configured alert rule with its state, last value and the silences muting it',
     schema: {
       querystring: query({}),
-      response: { 200: z.object({ alerts: z.array(alertRuleStatusSchema) }) },
+      response: { 200: () => z.object({ alerts: z.array(responseSchemas().alertRuleStatus) }) },
     },
     errors: { 404: NO_ALERTING },
     handle: ({ deps }) => ({ alerts: requireAlerts(deps.ctx).rules() }),
@@ -40,7 +40,7 @@ export const alertRoutes = [
           .optional()
           .describe(`At most this many, 1 to ${HISTORY_MAX_LIMIT}; default ${HISTORY_DEFAULT_LIMIT}`),
       }),
-      response: { 200: z.object({ history: z.array(alertHistoryEntrySchema) }) },
+      response: { 200: () => z.object({ history: z.array(responseSchemas().alertHistoryEntry) }) },
     },
     errors: { 404: 'No rule has that name, or alerting is not configured' },
     handle: ({ query: q, deps }) => {

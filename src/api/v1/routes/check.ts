@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { HttpError } from '../http.js';
 import { notFound, query, route } from '../route.js';
-import { probeReportSchema } from '../schemas.js';
+import { responseSchemas } from '../schemas.js';
 
 export const checkRoutes = [
   route({
@@ -19,7 +19,7 @@ export const checkRoutes = [
           .describe('A configured target name; repeat for several'),
       }),
       body: z.strictObject({ targets: z.array(z.string().max(256)).max(1000).optional() }).optional(),
-      response: { 200: z.object({ results: z.array(probeReportSchema) }) },
+      response: { 200: () => z.object({ results: z.array(responseSchemas().probeReport) }) },
     },
     errors: {
       404: 'A name is not a configured target; the message lists the configured ones',

@@ -1,12 +1,7 @@
-import { z } from 'zod';
+import type { z } from 'zod';
 import { HttpError } from '../http.js';
 import { query, route } from '../route.js';
-import {
-  alertHistoryEntrySchema,
-  flowSummarySchema,
-  helloEventSchema,
-  probeReportSchema,
-} from '../schemas.js';
+import { responseSchemas } from '../schemas.js';
 
 export const eventRoutes = [
   route({
@@ -20,12 +15,12 @@ export const eventRoutes = [
     schema: {
       querystring: query({}),
       response: {
-        200: {
+        200: () => ({
           description:
             'An event stream. A client that falls behind is disconnected and should reconnect. Each ' +
             '`data:` line is the JSON of its event: hello, probe, flow or alert (see x-events)',
           content: { 'text/event-stream': null },
-        },
+        }),
       },
     },
     errors: { 503: 'Too many streams open' },
@@ -44,9 +39,7 @@ export const eventRoutes = [
 ];
 
 /** The event payloads, documented beside the stream (OpenAPI has no schema for SSE frames). */
-export const eventSchemas = {
-  hello: helloEventSchema,
-  probe: probeReportSchema,
-  flow: flowSummarySchema,
-  alert: alertHistoryEntrySchema,
-} satisfies Record<string, z.ZodType>;
+export function eventSchemas(): Record<'hello' | 'probe' | 'flow' | 'alert', z.ZodType> {
+  const s = responseSchemas();
+  return { hello: s.helloEvent, probe: s.probeReport, flow: s.flowSummary, alert: s.alertHistoryEntry };
+}

@@ -5,7 +5,7 @@ import { exportCsvHeader, exportCsvLine, exportJsonLine } from '../export.js';
 import { streamHeaders } from '../http.js';
 import { badQuery, parseRange } from '../query.js';
 import { NO_STORE, query, requireStore, requireTarget, route, searchParams, timeParam } from '../route.js';
-import { exportRecordSchema } from '../schemas.js';
+import { responseSchemas } from '../schemas.js';
 
 const HOUR_MS = 3_600_000;
 
@@ -30,11 +30,11 @@ export const exportRoutes = [
           .describe('Default jsonl'),
       }),
       response: {
-        200: {
+        200: () => ({
           description:
             "CSV with a header row (time, time_ms, name, kind, target, ok, duration_seconds, error_code, error_message, one <phase>_seconds column per phase, other_phases, values; the same as `coalmine export`; text that would start a spreadsheet formula is prefixed with '), or one ExportRecord JSON object per line",
-          content: { 'text/csv': null, 'application/x-ndjson': exportRecordSchema },
-        },
+          content: { 'text/csv': null, 'application/x-ndjson': responseSchemas().exportRecord },
+        }),
       },
     },
     errors: { 404: 'No such target', 503: NO_STORE },

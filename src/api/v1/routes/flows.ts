@@ -14,7 +14,7 @@ import {
   seriesQuery,
   type ApiDeps,
 } from '../route.js';
-import { flowSummarySchema, scheduleSeriesSchema, seriesSchema } from '../schemas.js';
+import { responseSchemas } from '../schemas.js';
 
 /** CanarySchedule's coalminer for the summed counts of long-retired coalminers (canary.ts PRUNED). */
 const PRUNED_COALMINERS = '(pruned)';
@@ -33,7 +33,7 @@ export const flowRoutes = [
     summary: 'Every canary -> coalminer flow with counts, last-hour window and sparkline',
     schema: {
       querystring: query({}),
-      response: { 200: z.object({ flows: z.array(flowSummarySchema) }) },
+      response: { 200: () => z.object({ flows: z.array(responseSchemas().flowSummary) }) },
     },
     handle: async ({ deps, now }) => ({ flows: await flowSummaries(deps, now) }),
   }),
@@ -43,7 +43,11 @@ export const flowRoutes = [
     scope: 'read',
     operationId: 'flowSeries',
     summary: "A flow's latency percentiles, loss, duplicates and reordering per step",
-    schema: { params: flowParams, querystring: seriesQuery, response: { 200: seriesSchema } },
+    schema: {
+      params: flowParams,
+      querystring: seriesQuery,
+      response: { 200: () => responseSchemas().series },
+    },
     errors: { 404: 'No such flow', 503: NO_STORE },
     handle: async ({ params: { canary, coalminer }, query: q, deps, now }) => {
       const range = parseSeriesQuery(searchParams(q), now);
@@ -66,7 +70,11 @@ export const flowRoutes = [
     summary:
       "The canary's side of a flow per step: pings due, attempted, and how far behind schedule " +
       '(due = attempted + behind schedule); recorded by the agent that runs the canary',
-    schema: { params: flowParams, querystring: seriesQuery, response: { 200: scheduleSeriesSchema } },
+    schema: {
+      params: flowParams,
+      querystring: seriesQuery,
+      response: { 200: () => responseSchemas().scheduleSeries },
+    },
     errors: { 404: 'Neither a flow this agent receives nor one its canaries ping', 503: NO_STORE },
     /**
      * The agent that runs the canary records the schedule, so besides the flows this agent's coalminers

@@ -1,6 +1,6 @@
 import type { Matrix } from '../contract.js';
 import { query, route } from '../route.js';
-import { matrixSchema } from '../schemas.js';
+import { responseSchemas } from '../schemas.js';
 import { flowSummaries } from './flows.js';
 
 export const matrixRoutes = [
@@ -10,7 +10,7 @@ export const matrixRoutes = [
     scope: 'read',
     operationId: 'matrix',
     summary: 'Canaries by coalminers: p95 and loss of each flow over the last hour',
-    schema: { querystring: query({}), response: { 200: matrixSchema } },
+    schema: { querystring: query({}), response: { 200: () => responseSchemas().matrix } },
     handle: async ({ deps, now }): Promise<Matrix> => {
       const flows = await flowSummaries(deps, now);
       const canaries = [...new Set(flows.map((f) => f.canary))].sort();

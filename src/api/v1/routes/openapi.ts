@@ -8,7 +8,7 @@ export const openApiRoutes = [
     scope: null,
     operationId: 'openapi',
     summary: 'This document',
-    schema: { response: { 200: z.object({ openapi: z.literal('3.1.0') }).loose() } },
+    schema: { response: { 200: () => z.object({ openapi: z.literal('3.1.0') }).loose() } },
     handle: ({ deps }) => deps.openapi(),
   }),
 ];

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { HttpError } from '../http.js';
 import { NO_ALERTING, pathName, query, requireAlerts, route } from '../route.js';
-import { silenceSchema } from '../schemas.js';
+import { responseSchemas } from '../schemas.js';
 import { checkedSilence, newSilenceSchema } from '../silence-body.js';
 
 export const silenceRoutes = [
@@ -11,7 +11,10 @@ export const silenceRoutes = [
     scope: 'read',
     operationId: 'listSilences',
     summary: 'Active silences and those that ended in the last 24 h, newest first',
-    schema: { querystring: query({}), response: { 200: z.object({ silences: z.array(silenceSchema) }) } },
+    schema: {
+      querystring: query({}),
+      response: { 200: () => z.object({ silences: z.array(responseSchemas().silence) }) },
+    },
     errors: { 404: NO_ALERTING },
     handle: ({ deps }) => ({ silences: requireAlerts(deps.ctx).silences() }),
   }),
@@ -23,7 +26,11 @@ export const silenceRoutes = [
     summary: 'Mute the notifications (not the evaluation) of matching rules until endsAt',
     bodyShape: '{"matchers": {NAME: VALUE, ...}, "durationSeconds": N}',
     ownBodyMessages: true,
-    schema: { querystring: query({}), body: newSilenceSchema, response: { 201: silenceSchema } },
+    schema: {
+      querystring: query({}),
+      body: newSilenceSchema,
+      response: { 201: () => responseSchemas().silence },
+    },
     errors: {
       404: NO_ALERTING,
       413: 'Body over the size limit',

@@ -1,5 +1,5 @@
 import { query, route } from '../route.js';
-import { agentStatusSchema, whoAmISchema } from '../schemas.js';
+import { responseSchemas } from '../schemas.js';
 
 export const statusRoutes = [
   route({
@@ -8,7 +8,7 @@ export const statusRoutes = [
     scope: 'read',
     operationId: 'status',
     summary: 'Agent version, uptime, counts, store writer and API statistics',
-    schema: { querystring: query({}), response: { 200: agentStatusSchema } },
+    schema: { querystring: query({}), response: { 200: () => responseSchemas().agentStatus } },
     handle: ({ deps }) => {
       const s = deps.stats();
       return {
@@ -29,7 +29,7 @@ export const statusRoutes = [
     scope: 'read',
     operationId: 'whoami',
     summary: 'The name and scopes of the token this request used',
-    schema: { querystring: query({}), response: { 200: whoAmISchema } },
+    schema: { querystring: query({}), response: { 200: () => responseSchemas().whoAmI } },
     handle: ({ who }) => ({ name: who!.name, scopes: [...who!.scopes].sort() }),
   }),
 ];

@@ -15,7 +15,7 @@ import {
   seriesQuery,
   type ApiDeps,
 } from '../route.js';
-import { seriesSchema, targetSummarySchema } from '../schemas.js';
+import { responseSchemas } from '../schemas.js';
 
 export const targetRoutes = [
   route({
@@ -26,7 +26,7 @@ export const targetRoutes = [
     summary: 'Every probe target with its status, last run, last-hour window and sparkline',
     schema: {
       querystring: query({}),
-      response: { 200: z.object({ targets: z.array(targetSummarySchema) }) },
+      response: { 200: () => z.object({ targets: z.array(responseSchemas().targetSummary) }) },
     },
     handle: ({ reply, deps, now }) => sendJsonList(reply, 'targets', targetSummaries(deps, now)),
   }),
@@ -39,7 +39,7 @@ export const targetRoutes = [
     schema: {
       params: z.object({ name: pathName('A configured target name') }),
       querystring: seriesQuery,
-      response: { 200: seriesSchema },
+      response: { 200: () => responseSchemas().series },
     },
     errors: { 404: 'No such target', 503: NO_STORE },
     handle: async ({ params, query: q, deps, now }) => {
