@@ -16,8 +16,9 @@ import type { ProbeRecord, TargetOverview } from './types.js';
  * next minute begins. The percentiles are LatencyHistogram's over the same runs (bucket midpoints
  * clamped to the exact min and max), so they equal what probeWindow and probeSeries give from raw runs.
  *
- * Memory: 36 bytes per target-minute (64 of them) and 4 bytes per successful run of the hour; at 10,000
- * targets every 10 s about 3.8 KB a target, at 1,000 every 1 s about 17 KB. bytes() says what it holds.
+ * Memory: 36 bytes per target-minute (64 of them, arrays sized to the next power of two of targets) and 4
+ * bytes per successful run of the hour (with up to 2x room): bench/overview.mjs measured 5.7 KB a target at
+ * 10,000 targets every 10 s and 18.3 KB at 1,000 every 1 s. bytes() says what it holds.
  */
 
 /** Minutes a target keeps: the hour a call asks for, ending with the current minute. */
