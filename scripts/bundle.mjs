@@ -21,10 +21,50 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const out = join(root, 'dist/bundle');
 
 /** Packages inlined into the bundle: what every command loads. Anything else in node_modules stays external. */
-const INLINE = new Set(['zod', 'yaml', 'commander', 'prom-client', 'tdigest', 'bintrees']);
+const INLINE = new Set([
+  ...['zod', 'yaml', 'commander', 'prom-client', 'tdigest', 'bintrees'],
+  // fastify and what it loads to serve (its validators, serializers and logger load only when used and
+  // stay outside: the agent gives its routes zod's and no logger).
+  ...['fastify', 'avvio', 'find-my-way', 'ret', 'semver', 'fast-querystring', 'fast-json-stringify', 'fastq'],
+  ...['reusify', '@fastify/error', 'process-warning', 'toad-cache', 'rfdc', '@fastify/proxy-addr'],
+  ...['@fastify/forwarded', 'ipaddr.js', 'secure-json-parse', 'fast-decode-uri-component', 'safe-regex2'],
+  ...['fast-deep-equal', 'abstract-logging'],
+]);
 
-/** @param {string} id */
-function external(id) {
+/**
+ * Modules a package requires at load but uses only for features coalmine never turns on, handed a
+ * stand-in that loads the real module on first use (the same object if anything ever asks):
+ * - prom-client requires @opentelemetry/api (51 modules, 2-4 MB of an agent's RSS) for exemplars;
+ * - fastify requires node:http2 (about 2.3 MB) for HTTP/2 servers; ours serves HTTP/1.1.
+ * @type {Record<string, (importer: string) => boolean>}
+ */
+const LAZY = {
+  '@opentelemetry/api': () => true,
+  'node:http2': (importer) => importer.includes('/node_modules/fastify/'),
+};
+const LAZY_PREFIX = '\0lazy:';
+
+/** Whether `importer`'s require of `id` gets the stand-in (never the stand-in's own require). */
+const lazyFor = (/** @type {string} */ id, /** @type {string | undefined} */ importer) =>
+  importer !== undefined && !importer.startsWith(LAZY_PREFIX) && (LAZY[id]?.(importer) ?? false);
+
+/** @type {import('rolldown').Plugin} */
+const lazyRequires = {
+  name: 'lazy-requires',
+  resolveId(id, importer) {
+    return lazyFor(id, importer) ? LAZY_PREFIX + id : undefined;
+  },
+  load(id) {
+    if (!id.startsWith(LAZY_PREFIX)) return undefined;
+    const real = JSON.stringify(id.slice(LAZY_PREFIX.length));
+    return `let real;\nmodule.exports = new Proxy({}, { get(_, key) { real ??= require(${real}); return real[key]; } });\n`;
+  },
+};
+
+/** @param {string} id @param {string | undefined} importer */
+function external(id, importer) {
+  // A lazy module's stand-in is bundled; the stand-in's own require of it stays outside.
+  if (lazyFor(id, importer)) return false;
   if (id.startsWith('node:') || id.startsWith('.') || id.startsWith('/')) return id.startsWith('node:');
   const name = id.startsWith('@') ? id.split('/').slice(0, 2).join('/') : id.split('/')[0];
   return !INLINE.has(/** @type {string} */ (name));
@@ -41,6 +81,7 @@ const bundle = await rolldown({
   },
   platform: 'node',
   external,
+  plugins: [lazyRequires],
   logLevel: 'warn',
 });
 await bundle.write({

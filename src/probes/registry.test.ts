@@ -60,8 +60,9 @@ describe('a real run reports only what its definition declares', () => {
     const r = await runProbe(kind, target(), options, { clock: systemClock, timeoutMs: 5000 });
     expect(r.ok).toBe(true);
     const def = probes[kind];
-    expect(Object.keys(r.values).length).toBeGreaterThan(0);
-    for (const name of Object.keys(r.values)) expect(def.values).toHaveProperty(name);
-    for (const phase of Object.keys(r.phases)) expect(def.phases).toContain(phase);
+    const values = Object.keys(r.values ?? {});
+    expect(values.length).toBeGreaterThan(0);
+    for (const name of values) expect(def.values).toHaveProperty(name);
+    for (const phase of Object.keys(r.phases ?? {})) expect(def.phases).toContain(phase);
   });
 });
