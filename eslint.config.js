@@ -14,6 +14,21 @@ export default tseslint.config(
     },
   },
   {
+    // Type-checked: a promise nobody awaits or handles loses its rejection (an unhandled rejection takes
+    // an agent down), and one passed where a callback's result is ignored hides its failure.
+    files: ['**/*.ts', '**/*.tsx'],
+    languageOptions: {
+      parserOptions: {
+        projectService: { allowDefaultProject: ['vitest.config.ts'] },
+        tsconfigRootDir: import.meta.dirname,
+      },
+    },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-misused-promises': 'error',
+    },
+  },
+  {
     // The agent holds what it touches for months: the first Intl call makes ICU's data resident, about
     // 6 MB of RSS (src/probes/workers/plan.ts). The dashboard (web/) formats for people and may use it.
     files: ['src/**/*.ts'],

@@ -42,8 +42,20 @@ async function listen<S extends Server>(server: S, host = '127.0.0.1'): Promise<
   return addr.port;
 }
 
-async function httpServer(handler: RequestListener, host = '127.0.0.1'): Promise<string> {
-  const port = await listen(createHttpServer(handler), host);
+/** A test server; a handler whose promise rejects ends its response with a 500. */
+async function httpServer(
+  handler: (...args: Parameters<RequestListener>) => unknown,
+  host = '127.0.0.1',
+): Promise<string> {
+  const server = createHttpServer((req, res) => {
+    const done = handler(req, res);
+    if (done instanceof Promise)
+      done.catch((err: unknown) => {
+        res.statusCode = 500;
+        res.end(String(err));
+      });
+  });
+  const port = await listen(server, host);
   return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 

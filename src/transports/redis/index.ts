@@ -223,7 +223,7 @@ export class RedisTransport implements Transport {
   private sendBatch(b: PendingBatch): void {
     if (b.size === 1) {
       // A ping on its own (every ping at the rates a canary usually runs) is the PUBLISH users' clients send.
-      this.publishNow(b.channel, b.bodies[0]!, b.timeoutMs).then(b.resolves[0], b.rejects[0]);
+      this.publishNow(b.channel, b.bodies[0]!, b.timeoutMs).then(b.resolves[0], b.rejects[0]!);
       return;
     }
     const main = this.main;
@@ -251,7 +251,7 @@ export class RedisTransport implements Transport {
             // batch went out. From now on one PUBLISH per message, this batch included.
             this.scripted = false;
             for (let i = 0; i < b.size; i++)
-              this.publishNow(b.channel, b.bodies[i]!, b.timeoutMs).then(b.resolves[i], b.rejects[i]);
+              this.publishNow(b.channel, b.bodies[i]!, b.timeoutMs).then(b.resolves[i], b.rejects[i]!);
             return;
           }
           b.settle(0, b.size, undefined, this.publishError(err));

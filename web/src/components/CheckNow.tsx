@@ -39,7 +39,7 @@ export function CheckNow({
       <button
         type="button"
         class="primary"
-        onClick={run}
+        onClick={() => void run()}
         disabled={state.phase === 'running'}
         data-testid="check-now"
       >

@@ -85,7 +85,12 @@ export function SilenceForm({
   };
 
   return (
-    <form class="silence-form" aria-label="New silence" data-testid="silence-form" onSubmit={submit}>
+    <form
+      class="silence-form"
+      aria-label="New silence"
+      data-testid="silence-form"
+      onSubmit={(e) => void submit(e)}
+    >
       <fieldset>
         <legend>Matchers: a rule is muted when its labels equal all of these</legend>
         {rows.map((r, i) => (
