@@ -6,12 +6,9 @@ import { systemClock, type Clock } from '../core/clock.js';
 import type { Logger } from '../core/log.js';
 import { Scheduler, type SchedulerEvents } from '../core/scheduler.js';
 import type { Observation } from '../core/types.js';
-import { teeMessagingSinks } from '../messaging/observer.js';
 import { runProbe } from '../probes/run.js';
 import { startProbeWorkers, type ProbeWorkerPool } from '../probes/workers/pool.js';
-import { OtlpSink } from '../sinks/otlp/sink.js';
-import { MessagingMetrics } from '../sinks/prometheus/messaging-metrics.js';
-import { ProbeMetrics } from '../sinks/prometheus/probe-metrics.js';
+import { createSinks, teeSinks, type ObservationSink } from '../sinks/index.js';
 import { MessagingRuntime } from './messaging.js';
 
 export interface AgentOptions {
@@ -45,7 +42,8 @@ export class Agent {
   readonly registry = new Registry();
   readonly scheduler: Scheduler;
   private readonly clock: Clock;
-  private readonly metrics: ProbeMetrics;
+  /** Where measurements go: /metrics, and OTLP when configured. */
+  private readonly sinks: Required<ObservationSink>;
   private readonly targets = new Map<string, TargetConfig>();
   private readonly latestByName = new Map<string, Observation>();
   private readonly loopProbe: () => () => void;
@@ -57,15 +55,15 @@ export class Agent {
   readonly messaging: MessagingRuntime;
   /** Alert rules and notifiers; undefined without an alerting: section. */
   readonly alerts: AlertEngine | undefined;
-  /** OTLP export, when the config has an otlp section. */
-  readonly otlp: OtlpSink | undefined;
 
   constructor(
     readonly config: AgentConfig,
     private readonly opts: AgentOptions = {},
   ) {
     this.clock = opts.clock ?? systemClock;
-    this.metrics = new ProbeMetrics(this.registry, config.metrics);
+    this.sinks = teeSinks(
+      createSinks(config, { registry: this.registry, clock: this.clock, version: VERSION, log: opts.log }),
+    );
     if (opts.processMetrics !== false) {
       collectDefaultMetrics({ register: this.registry, prefix: 'coalmine_' });
       for (const name of MISNAMED_DEFAULT_METRICS)
@@ -139,18 +137,9 @@ export class Agent {
     targetCount.set(config.targets.length);
 
     for (const t of config.targets) this.targets.set(t.name, t);
-    this.otlp =
-      config.otlp &&
-      new OtlpSink(config.otlp, {
-        registry: this.registry,
-        clock: this.clock,
-        version: VERSION,
-        ...(opts.log && { log: opts.log.child({ component: 'otlp' }) }),
-      });
-    const messagingMetrics = new MessagingMetrics(this.registry, config.metrics.buckets);
     const messaging = (this.messaging = new MessagingRuntime(
       config.messaging,
-      this.otlp ? teeMessagingSinks(messagingMetrics, this.otlp.messaging) : messagingMetrics,
+      this.sinks.messaging,
       opts.log,
       config.alerting?.rules.some((r) => r.flow)
         ? (coalminer) => ({
@@ -192,7 +181,7 @@ export class Agent {
     this.scheduler.start();
     void this.messaging.start();
     this.alerts?.start();
-    this.otlp?.start();
+    this.sinks.start();
   }
 
   targetNames(): string[] {
@@ -237,9 +226,8 @@ export class Agent {
   /** A finished run, from this thread or a probe worker (whose last batch arrives while it closes). */
   private observe(o: Observation): void {
     this.latestByName.set(o.name, o);
-    this.metrics.observe(o);
+    this.sinks.observeProbe(o);
     this.alerts?.observeProbe(o);
-    this.otlp?.observeProbe(o);
     try {
       this.opts.onObservation?.(o);
     } catch {
@@ -255,6 +243,6 @@ export class Agent {
     await Promise.all([this.scheduler.idle(), this.probeWorkers?.close(), this.messaging.close()]);
     await this.alerts?.close();
     // Last, so the final export carries every measurement.
-    await this.otlp?.close();
+    await this.sinks.close();
   }
 }

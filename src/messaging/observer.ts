@@ -1,6 +1,7 @@
 import type { Transport } from '../transports/transport.js';
 import type { FlowStats } from './canary.js';
 import type { Coalminer, ForeignReason } from './coalminer.js';
+import type { Arrival } from './sequence.js';
 
 /** What the canary and coalminer report as they work; a metrics sink implements it. All optional. */
 export interface CanaryObserver {
@@ -26,6 +27,15 @@ export interface CanaryObserver {
   pruned?(coalminer: string): void;
 }
 
+/**
+ * Whether an arrival counts the ping as received: each sequence number once, whether it came in order,
+ * after a later one (reordered) or after it had been declared lost (late). Duplicates and stale copies
+ * do not. Every sink counts received pings by this rule.
+ */
+export function countsAsReceived(kind: Arrival): boolean {
+  return kind === 'new' || kind === 'reordered' || kind === 'late';
+}
+
 export interface CoalminerObserver {
   /** One-way latency of a ping, from its intended and its actual send time, clock-corrected. */
   latency?(canary: string, fromIntendedSeconds: number, fromSentSeconds: number): void;
@@ -37,7 +47,7 @@ export interface CoalminerObserver {
    */
   hops?(canary: string, toBrokerSeconds: number, fromBrokerSeconds: number): void;
   /** How a ping arrived: new, reordered, duplicate, late (after being declared lost) or stale. */
-  arrival?(canary: string, kind: 'new' | 'reordered' | 'duplicate' | 'late' | 'stale'): void;
+  arrival?(canary: string, kind: Arrival): void;
   /** Pings newly declared lost. */
   lost?(canary: string, count: number): void;
   /** Pings the canary said it failed to publish that arrived anyway (an in-doubt publish). */

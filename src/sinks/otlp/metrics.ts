@@ -2,7 +2,12 @@ import { nsToSeconds } from '../../core/clock.js';
 import type { Observation } from '../../core/types.js';
 import { PRUNED, type FlowStats } from '../../messaging/canary.js';
 import { FOREIGN_REASONS, type Coalminer, type ForeignReason } from '../../messaging/coalminer.js';
-import type { CanaryObserver, CoalminerObserver, MessagingSink } from '../../messaging/observer.js';
+import {
+  countsAsReceived,
+  type CanaryObserver,
+  type CoalminerObserver,
+  type MessagingSink,
+} from '../../messaging/observer.js';
 import { VALUE_HELP } from '../../probes/value-help.js';
 import type { Transport } from '../../transports/transport.js';
 import { Meter, type CounterSeries, type HistogramSeries, type MeterOptions } from './instruments.js';
@@ -346,7 +351,7 @@ export class OtlpMetrics implements MessagingSink {
   coalminerObserver(coalminer: string, transport: string, region: string): CoalminerObserver {
     type Children = Record<'fromIntended' | 'fromSent' | 'toBroker' | 'fromBroker', HistogramSeries> &
       Record<
-        | 'new'
+        | 'received'
         | 'reordered'
         | 'duplicate'
         | 'late'
@@ -367,7 +372,7 @@ export class OtlpMetrics implements MessagingSink {
           fromSent: this.latency({ ...l, from: 'sent' }),
           toBroker: this.hops({ ...l, segment: 'to_broker' }),
           fromBroker: this.hops({ ...l, segment: 'from_broker' }),
-          new: this.counts.received(l),
+          received: this.counts.received(l),
           reordered: this.counts.reordered(l),
           duplicate: this.counts.duplicated(l),
           late: this.counts.late(l),
@@ -392,9 +397,8 @@ export class OtlpMetrics implements MessagingSink {
       },
       arrival: (canary, kind) => {
         const c = children(canary);
-        // Reordered and late pings are received too (as in the Prometheus sink).
-        if (kind === 'reordered' || kind === 'late') c.new.add(1);
-        c[kind].add(1);
+        if (countsAsReceived(kind)) c.received.add(1);
+        if (kind !== 'new') c[kind].add(1);
       },
       lost: (canary, n) => children(canary).lost.add(n),
       sendFailedArrived: (canary, n) => children(canary).sendFailedArrived.add(n),

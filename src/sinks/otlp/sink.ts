@@ -4,6 +4,7 @@ import type { Registry } from 'prom-client';
 import type { Clock } from '../../core/clock.js';
 import type { Observation } from '../../core/types.js';
 import type { MessagingSink } from '../../messaging/observer.js';
+import type { ObservationSink } from '../sink.js';
 import type { OtlpConfig } from './config.js';
 import { OtlpExporter, type ExportOutcome } from './exporter.js';
 import { OtlpMetrics } from './metrics.js';
@@ -24,7 +25,7 @@ export interface OtlpSinkOptions {
  * out every interval to the configured endpoint, as one resource (service.name=coalmine unless
  * configured, service.version, host.name, service.instance.id) with one instrumentation scope.
  */
-export class OtlpSink {
+export class OtlpSink implements ObservationSink {
   readonly messaging: MessagingSink;
   readonly resource: Attributes;
   private readonly metrics: OtlpMetrics;

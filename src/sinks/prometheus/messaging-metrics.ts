@@ -1,7 +1,7 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { FOREIGN_REASONS, type Coalminer, type ForeignReason } from '../../messaging/coalminer.js';
 import { PRUNED, type FlowStats } from '../../messaging/canary.js';
-import type { CanaryObserver, CoalminerObserver } from '../../messaging/observer.js';
+import { countsAsReceived, type CanaryObserver, type CoalminerObserver } from '../../messaging/observer.js';
 import type { Transport } from '../../transports/transport.js';
 
 type FlowLabels = 'canary' | 'coalminer' | 'transport' | 'region';
@@ -285,7 +285,7 @@ export class MessagingMetrics {
       Histogram.Internal<string>
     > &
       Record<
-        | 'new'
+        | 'received'
         | 'reordered'
         | 'duplicate'
         | 'late'
@@ -306,7 +306,7 @@ export class MessagingMetrics {
           fromSent: this.latency.labels({ ...l, from: 'sent' }),
           toBroker: this.hops.labels({ ...l, segment: 'to_broker' }),
           fromBroker: this.hops.labels({ ...l, segment: 'from_broker' }),
-          new: this.received.labels(l),
+          received: this.received.labels(l),
           reordered: this.reordered.labels(l),
           duplicate: this.duplicated.labels(l),
           late: this.late.labels(l),
@@ -331,9 +331,8 @@ export class MessagingMetrics {
       },
       arrival: (canary, kind) => {
         const c = children(canary);
-        // Reordered and late pings are received too.
-        if (kind === 'reordered' || kind === 'late') c.new.inc();
-        c[kind].inc();
+        if (countsAsReceived(kind)) c.received.inc();
+        if (kind !== 'new') c[kind].inc();
       },
       lost: (canary, n) => children(canary).lost.inc(n),
       sendFailedArrived: (canary, n) => children(canary).sendFailedArrived.inc(n),
