@@ -8,7 +8,8 @@
  * ("overview.mjs").
  *
  *   npm run build && node bench/overview.mjs [--quick] [--only sqlite,postgres] [--sizes 1000,10000]
- *     [--flows 100,1000] [--no-build] [--pg URL]   (--sizes 0 or --flows 0: leave that part out)
+ *     [--flows 100,1000] [--no-build] [--pg URL] [--profile DIR]   (--sizes 0 or --flows 0: leave that
+ *     part out; --profile: a .cpuprofile of the server's thread during each of ours' calls, in DIR)
  *
  * Each size fills a fresh store with the last hour of its targets through the BatchedWriter (1,000
  * targets every 1 s, 10,000 every 10 s: 3.6 M runs either way; --quick: every 10 s and 100 s), rolls it
@@ -26,6 +27,7 @@ import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { Session } from 'node:inspector/promises';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { log } from './lib/procs.mjs';
@@ -60,6 +62,7 @@ const HOUR = 3_600_000;
 const TOKEN = 'bench-overview-token-0123456789';
 /** Goals (issue 11 item 5): whole call, by size. */
 const GOAL_MS = { 1000: 50, 10000: 300 };
+const PROFILE_DIR = value('profile');
 
 if (!flag('no-build')) {
   log('npm run build');
@@ -96,6 +99,8 @@ const { requestListener } = await import(new URL('api/server.js', dist).href)
         close: async () => api.close(),
       })),
   }));
+// The summaries as objects, which the handler stringified whole before it wrote their JSON by hand.
+const { targetSummary } = await import(new URL('api/v1/routes/targets.js', dist).href);
 const { LatencyHistogram } = await import(new URL('stats/histogram.js', dist).href);
 const { resolveAuth } = await import(new URL('api/auth.js', dist).href);
 const { apiConfigSchema } = await import(new URL('api/v1/config.js', dist).href);
@@ -288,6 +293,27 @@ async function serve(store, targets, clock, flows = []) {
   const api = createApiV1(ctx, auth, { now: () => clock.now, rateLimit: false });
   const app = await requestListener({ api });
   const server = createServer((req, res) => {
+    if (req.url === '/old/targets') {
+      const to = Math.floor(clock.now / MINUTE) * MINUTE + MINUTE;
+      store
+        .probeOverview(
+          targets.map((t) => t.name),
+          to - HOUR,
+          to,
+        )
+        .then(
+          (/** @type {any[]} */ overview) => {
+            const body = JSON.stringify({ targets: targets.map((t, i) => targetSummary(t, overview[i])) });
+            res.writeHead(200, { 'content-type': 'application/json; charset=utf-8' });
+            res.end(body);
+          },
+          (/** @type {unknown} */ err) => {
+            res.writeHead(500);
+            res.end(String(err));
+          },
+        );
+      return;
+    }
     if (req.url === '/peer/targets' || req.url === '/peer/flows') {
       const flowsAsked = req.url === '/peer/flows';
       (flowsAsked
@@ -341,14 +367,42 @@ function ask(m) {
  * this thread (the server's) while it ran. `keep` has the client keep the answer for compare().
  * @param {string} url @param {'ours' | 'peer' | null} keep
  */
-async function timedGet(url, keep) {
+async function timedGet(url, keep, keepText = null) {
+  const profiling = PROFILE_DIR !== undefined && url.includes('/api/v1/') ? await startProfile() : undefined;
   const h = monitorEventLoopDelay({ resolution: 1 });
   h.enable();
-  const { ms } = await ask({ url, token: TOKEN, keep, list: url.endsWith('/flows') ? 'flows' : 'targets' });
+  const { ms } = await ask({
+    url,
+    token: TOKEN,
+    keep,
+    keepText,
+    list: url.endsWith('/flows') ? 'flows' : 'targets',
+  });
   // One more timer turn, so a block at the very end is seen too.
   await new Promise((r) => setTimeout(r, 5));
   h.disable();
+  await profiling?.(url);
   return { ms, blockMs: h.max / 1e6 };
+}
+
+let profiled = 0;
+/** Starts the server thread's CPU profiler; the function it gives stops it and writes the profile. */
+async function startProfile() {
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.setSamplingInterval', { interval: 200 });
+  await session.post('Profiler.start');
+  return async (/** @type {string} */ url) => {
+    const { profile } = await session.post('Profiler.stop');
+    session.disconnect();
+    mkdirSync(/** @type {string} */ (PROFILE_DIR), { recursive: true });
+    const file = join(
+      /** @type {string} */ (PROFILE_DIR),
+      `ours-${++profiled}-${url.split('/').pop()}.cpuprofile`,
+    );
+    writeFileSync(file, JSON.stringify(profile));
+  };
 }
 
 async function freshStore(engine) {
@@ -410,13 +464,18 @@ for (const engine of only) {
             to,
           );
           const storeMs = performance.now() - s0;
-          const oursAgain = await timedGet(`${server.origin}/api/v1/targets`, null);
+          const oursAgain = await timedGet(`${server.origin}/api/v1/targets`, null, 'ours');
+          // The same answer the way the handler wrote it before: the summaries as objects, one JSON.stringify.
+          const old = await timedGet(`${server.origin}/old/targets`, null, 'old');
+          const { differ } = await ask({ compareText: true });
           const peer = await timedGet(`${server.origin}/peer/targets`, 'peer');
-          const { wrong, windowRuns } = await ask({ compare: n });
+          const compared = await ask({ compare: n });
+          const wrong = differ ?? compared.wrong;
+          const { windowRuns } = compared;
           log(
-            `  round ${r + 1}: ours ${ours.ms.toFixed(0)} ms (block ${ours.blockMs.toFixed(1)} ms; probeOverview alone ${storeMs.toFixed(1)} ms), again ${oursAgain.ms.toFixed(0)} ms, peer ${peer.ms.toFixed(0)} ms (block ${peer.blockMs.toFixed(1)} ms), ${windowRuns} runs in the window${wrong ? `; MISMATCH ${wrong}` : ''}`,
+            `  round ${r + 1}: ours ${ours.ms.toFixed(0)} ms (block ${ours.blockMs.toFixed(1)} ms; probeOverview alone ${storeMs.toFixed(1)} ms), again ${oursAgain.ms.toFixed(0)} ms (block ${oursAgain.blockMs.toFixed(1)} ms), old path ${old.ms.toFixed(0)} ms (block ${old.blockMs.toFixed(1)} ms), peer ${peer.ms.toFixed(0)} ms (block ${peer.blockMs.toFixed(1)} ms), ${windowRuns} runs in the window${wrong ? `; MISMATCH ${wrong}` : ''}`,
           );
-          rounds.push({ ours, oursAgain, peer, wrong, windowRuns, storeMs });
+          rounds.push({ ours, oursAgain, old, peer, wrong, windowRuns, storeMs });
         }
         const oursMs = median(rounds.map((x) => x.ours.ms));
         const peerMs = median(rounds.map((x) => x.peer.ms));
@@ -433,6 +492,9 @@ for (const engine of only) {
           oursMs,
           oursBlockMs: Math.max(...rounds.map((x) => x.ours.blockMs)),
           oursAgainMs: median(rounds.map((x) => x.oursAgain.ms)),
+          oursAgainBlockMs: Math.max(...rounds.map((x) => x.oursAgain.blockMs)),
+          oldMs: median(rounds.map((x) => x.old.ms)),
+          oldBlockMs: Math.max(...rounds.map((x) => x.old.blockMs)),
           storeMs: median(rounds.map((x) => x.storeMs)),
           peerMs,
           peerBlockMs: Math.max(...rounds.map((x) => x.peer.blockMs)),
@@ -502,7 +564,7 @@ for (const engine of only) {
 const f = (/** @type {number} */ ms) => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(1)} ms`);
 const lines = [
   'GET /api/v1/targets over HTTP: ours (probeOverview) vs the per-target path (probeWindow + probeSeries each)',
-  'engine    targets  every  runs/h   ours(after rollup)  ours(again)  first call  probeOverview alone  peer        peer/ours  longest block ours / peer  memory/target  goal',
+  'engine    targets  every  runs/h   ours(after rollup)  ours(again)  first call  probeOverview alone  old path    old/ours(again)  peer        peer/ours  longest block ours / again / old / peer  memory/target  goal',
 ];
 for (const r of results) {
   lines.push(
@@ -515,9 +577,13 @@ for (const r of results) {
       f(r.oursAgainMs).padStart(12),
       f(r.firstMs).padStart(11),
       f(r.storeMs).padStart(20),
+      f(r.oldMs).padStart(11),
+      fmtRatio(r.oldMs / r.oursAgainMs).padStart(16),
       f(r.peerMs).padStart(11),
       fmtRatio(r.peerMs / r.oursMs).padStart(10),
-      `${f(r.oursBlockMs)} / ${f(r.peerBlockMs)}`.padStart(27),
+      `${f(r.oursBlockMs)} / ${f(r.oursAgainBlockMs)} / ${f(r.oldBlockMs)} / ${f(r.peerBlockMs)}`.padStart(
+        41,
+      ),
       (r.memoryBytesPerTarget === null ? '-' : `${(r.memoryBytesPerTarget / 1024).toFixed(1)} KB`).padStart(
         14,
       ),

@@ -3,12 +3,24 @@
  * The HTTP client of bench/overview.mjs, in a worker thread: reading and parsing a 20 MB answer on the
  * server's own thread would count as the server's event-loop block. Messages: { id, url, token, keep }
  * fetches url (keep: 'ours' | 'peer' keeps the parsed targets) and answers { id, ms, status }, ms until
- * the last byte arrived; { id, compare: n } answers { id, wrong, windowRuns } for the kept pair.
+ * the last byte arrived (keepText: 'ours' | 'old' keeps the body as received); { id, compare: n } answers
+ * { id, wrong, windowRuns } for the kept pair; { id, compareText: true } answers { id, differ }: null when
+ * the kept bodies of ours and the old path are the same bytes, else where they part.
  */
 import { parentPort } from 'node:worker_threads';
 
 /** @type {Record<string, any[]>} */
 const kept = {};
+/** Answers' bodies as received (keepText), for the byte-for-byte comparison. @type {Record<string, string>} */
+const keptText = {};
+
+/** Where two bodies first differ, or null when they are the same bytes. */
+function differ(a = '', b = '') {
+  if (a === b) return a.length > 0 ? null : 'no body kept';
+  let i = 0;
+  while (i < a.length && a[i] === b[i]) i++;
+  return `bodies differ at byte ${i} of ${a.length} / ${b.length}: ${JSON.stringify(a.slice(i, i + 60))} against ${JSON.stringify(b.slice(i, i + 60))}`;
+}
 
 /** Where ours and the peer disagree, if anywhere (runs and failures exactly, percentiles within 0.1 %). */
 function compare(ours, peer, n) {
@@ -60,6 +72,10 @@ function compareFlows(ours, peer, n) {
 }
 
 parentPort?.on('message', async (m) => {
+  if (m.compareText) {
+    parentPort?.postMessage({ id: m.id, differ: differ(keptText.ours, keptText.old) });
+    return;
+  }
   if (m.compare !== undefined) {
     const ours = kept.ours ?? [];
     const flows = m.list === 'flows';
@@ -76,6 +92,7 @@ parentPort?.on('message', async (m) => {
   const ms = performance.now() - t0;
   if (res.status !== 200)
     return parentPort?.postMessage({ id: m.id, ms, status: res.status, error: text.slice(0, 200) });
+  if (m.keepText) keptText[m.keepText] = text;
   if (m.keep) kept[m.keep] = JSON.parse(text)[m.list ?? 'targets'];
   parentPort?.postMessage({ id: m.id, ms, status: res.status });
 });
