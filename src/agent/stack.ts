@@ -10,7 +10,7 @@ import type { Logger } from '../core/log.js';
 import type { Observation } from '../core/types.js';
 import { registerStoreMetrics } from '../sinks/prometheus/store-metrics.js';
 import { DEFAULT_STORE_URL } from '../store/config.js';
-import { openCheckedStore, parseStoreSpec, writeBatchOf } from '../store/open.js';
+import { openCheckedStore, writeBatchOf } from '../store/open.js';
 import { toProbeRecord, type ResultStore } from '../store/types.js';
 import { BatchedWriter } from '../store/writer.js';
 import { Agent, VERSION } from './agent.js';
@@ -53,7 +53,7 @@ export async function startStack(config: AgentConfig, opts: StackOptions): Promi
     // An engine that writes on the event loop (SQLite) asks for small batches: a second of 1,000-1,333
     // results in one transaction held the loop up to 49 ms (bench/scale.mjs); 100 at a time, with a turn
     // of the loop between, 21 ms at most. PostgreSQL's writes wait on the network: the writer's default.
-    const batchSize = writeBatchOf(parseStoreSpec(spec));
+    const batchSize = writeBatchOf(store.engine);
     writer = new BatchedWriter(store, {
       ...(batchSize !== undefined && { batchSize }),
       onError: (err) => opts.log.error('store write failed', { component: 'store', err }),

@@ -12,7 +12,6 @@ import { describeRange, DURATION_RANGES } from './duration.js';
 import { MIN_SECRET_LENGTH, type MessagingConfig } from './messaging.js';
 import { referenceProblems } from './references.js';
 import { transportUrlProblems } from './transport-urls.js';
-import { storeUrlProblem } from './store-url.js';
 import {
   bucketBounds,
   configSchema,
@@ -24,6 +23,7 @@ import {
   type RawConfig,
   type TargetConfig,
 } from './schema.js';
+import { storeSpecProblem } from '../store/open.js';
 
 type PathKey = string | number;
 
@@ -224,7 +224,7 @@ export function parseConfig(
     });
   });
   if (raw.store) {
-    const why = storeUrlProblem(raw.store.url);
+    const why = storeSpecProblem(raw.store.url);
     if (why) problem(['store', 'url'], why);
   }
   const messaging = resolveMessaging(raw, problem, env);

@@ -1,6 +1,6 @@
 import { redactText } from '../core/log.js';
 import type { Retention } from './config.js';
-import { engineOf, storeEngines, type StoreSpec } from './engines.js';
+import { engineOf, storeEngines, type StoreEngine, type StoreSpec } from './engines.js';
 import { StoreError } from './errors.js';
 import { Store } from './store.js';
 import type { ResultStore } from './types.js';
@@ -111,7 +111,7 @@ export function storeExists(spec: StoreSpec): boolean | undefined {
   return engineOf(spec).exists?.(spec);
 }
 
-/** Results the writer should hand the spec's engine per batch, if it asks for a size. */
-export function writeBatchOf(spec: StoreSpec): number | undefined {
-  return engineOf(spec).writeBatch;
+/** Results the writer should hand an open store's engine per batch, if it asks for a size. */
+export function writeBatchOf(engine: StoreEngine): number | undefined {
+  return storeEngines.find((e) => e.engine === engine)?.writeBatch;
 }
